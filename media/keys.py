@@ -1,0 +1,27 @@
+"""Storage key layout: the one place that knows where a title's objects live."""
+from __future__ import annotations
+
+TITLES = "titles"
+MODEL_NAME = "model.json"
+POSTER_NAME = "poster.jpg"
+
+
+def title_prefix(title_id: str) -> str:
+    return f"{TITLES}/{title_id}/"
+
+
+def version_prefix(title_id: str, version: str) -> str:
+    return f"{TITLES}/{title_id}/{version}/"
+
+
+def model_key(title_id: str, version: str) -> str:
+    return version_prefix(title_id, version) + MODEL_NAME
+
+
+def object_key(title_id: str, version: str, name: str) -> str:
+    """`name` is relative to the version, e.g. "v720/init.mp4" or "v720/3.m4s"."""
+    return version_prefix(title_id, version) + name
+
+
+def poster_key(title_id: str, version: str) -> str:
+    return version_prefix(title_id, version) + POSTER_NAME

@@ -1,0 +1,87 @@
+"""The async storage interface. Backends: `media.storage_file` (file://) and
+`media.storage_s3` (s3://bucket/prefix). Open one with `open_storage(url, endpoint_url)`.
+
+Keys are relative, "/"-separated, validated by `validate_key` (no "..", no absolute paths,
+no NUL, no empty parts).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import AsyncIterator, Protocol
+
+
+class StorageError(Exception):
+    code = "storage_error"
+
+
+class InvalidKey(StorageError):
+    code = "invalid_key"
+
+
+class ObjectNotFound(StorageError):
+    code = "not_found"
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    etag: str  # strong validator, without quotes
+    mtime: datetime
+    content_type: str | None = None
+
+
+class Storage(Protocol):
+    url: str
+
+    async def put_file(self, key: str, path: Path, content_type: str | None = None) -> ObjectInfo:
+        """Upload a local file, streamed (multipart on S3 for large files)."""
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo: ...
+
+    async def get_bytes(self, key: str) -> bytes:
+        """Whole object; for small objects only (models, playlists)."""
+
+    def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes [start, end] inclusive (end None = to the last byte), in chunks."""
+
+    async def head(self, key: str) -> ObjectInfo:
+        """Raises ObjectNotFound."""
+
+    async def list(self, prefix: str) -> list[ObjectInfo]: ...
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Deletes every object under prefix; returns how many."""
+
+    def local_path(self, key: str) -> Path | None:
+        """A filesystem path for sendfile, or None when the backend is remote."""
+
+    async def ping(self) -> None:
+        """Raises StorageError when the backend does not answer (readiness)."""
+
+    async def close(self) -> None: ...
+
+
+def validate_key(key: str) -> str:
+    if not key or "\x00" in key or key.startswith("/") or "\\" in key:
+        raise InvalidKey(f"invalid storage key: {key!r}")
+    parts = key.split("/")
+    # a trailing "/" is allowed for prefixes
+    for part in parts[:-1] if key.endswith("/") else parts:
+        if part in ("", ".", ".."):
+            raise InvalidKey(f"invalid storage key: {key!r}")
+    return key
+
+
+def open_storage(url: str, endpoint_url: str | None = None) -> Storage:
+    if url.startswith("file://"):
+        from media.storage_file import FileStorage
+
+        return FileStorage(url)
+    if url.startswith("s3://"):
+        from media.storage_s3 import S3Storage
+
+        return S3Storage(url, endpoint_url=endpoint_url)
+    raise StorageError(f"unsupported storage URL {url!r}: use file:///abs/dir or s3://bucket/prefix")

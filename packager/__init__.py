@@ -1,0 +1,1 @@
+"""HLS playlists and DASH MPDs rendered from the rendition model. Pure: no I/O."""

@@ -1,0 +1,111 @@
+"""The rendition model: everything the packager needs to describe one title version.
+
+Written by the transcoder as JSON (the last object of a version, so its presence means the
+version is complete), read by the server, rendered by `packager.hls` / `packager.dash`.
+
+Storage layout of a version (keys relative to the version prefix, see `media.keys`):
+    model.json
+    {rendition.id}/init.mp4
+    {rendition.id}/{number}.m4s        number = start_number, start_number + 1, ...
+
+Segment timing is kept in integer ticks of each rendition's timescale so DASH timelines are
+exact and EXTINF values are derived, never accumulated floats. Segment start times are the sum
+of the preceding durations from `start_time` (derived from the model, not from one ffmpeg
+process's counters, so a title can later be stitched from chunks).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+MODEL_VERSION = 1
+INIT_NAME = "init.mp4"
+SEGMENT_EXT = ".m4s"
+
+
+@dataclass(frozen=True)
+class Segment:
+    duration: int  # ticks of the rendition's timescale
+    size: int  # bytes
+
+
+@dataclass(frozen=True)
+class Rendition:
+    id: str  # path-safe: [a-z0-9_-]+, e.g. "v1080", "a0"
+    kind: Literal["video", "audio"]
+    codecs: str  # RFC 6381: "avc1.640028", "mp4a.40.2"
+    bandwidth_peak: int  # bits/s, the highest per-segment rate measured from segment sizes
+    bandwidth_avg: int  # bits/s, total bits / total duration
+    timescale: int
+    segments: tuple[Segment, ...]
+    start_number: int = 1
+    start_time: int = 0  # ticks; presentation time of the first segment
+    # video
+    width: int | None = None
+    height: int | None = None
+    frame_rate: str | None = None  # "30", "30000/1001"
+    # audio
+    language: str | None = None  # BCP 47 ("en", "und")
+    name: str | None = None
+    channels: int | None = None
+    sample_rate: int | None = None
+    default: bool = False
+
+    @property
+    def init_name(self) -> str:
+        return f"{self.id}/{INIT_NAME}"
+
+    def segment_name(self, number: int) -> str:
+        return f"{self.id}/{number}{SEGMENT_EXT}"
+
+    @property
+    def duration_s(self) -> float:
+        return sum(s.duration for s in self.segments) / self.timescale
+
+    def segment_seconds(self) -> list[float]:
+        return [s.duration / self.timescale for s in self.segments]
+
+
+@dataclass(frozen=True)
+class Presentation:
+    title_id: str
+    version: str
+    duration_s: float
+    segment_target_s: int  # the nominal segment duration the encoder was asked for
+    renditions: tuple[Rendition, ...]
+    # False while a title is still being published segment by segment (an EVENT playlist);
+    # True once the last segment is in (VOD, EXT-X-ENDLIST, static MPD).
+    complete: bool = True
+    model_version: int = MODEL_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def video(self) -> tuple[Rendition, ...]:
+        return tuple(r for r in self.renditions if r.kind == "video")
+
+    @property
+    def audio(self) -> tuple[Rendition, ...]:
+        return tuple(r for r in self.renditions if r.kind == "audio")
+
+    def rendition(self, rendition_id: str) -> Rendition | None:
+        for r in self.renditions:
+            if r.id == rendition_id:
+                return r
+        return None
+
+    # ---- JSON ---------------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Presentation":
+        data = json.loads(text)
+        if data.get("model_version") != MODEL_VERSION:
+            raise ValueError(f"unsupported rendition model version {data.get('model_version')!r}")
+        renditions = tuple(
+            Rendition(**{**r, "segments": tuple(Segment(**s) for s in r["segments"])})
+            for r in data["renditions"]
+        )
+        return cls(**{**data, "renditions": renditions})

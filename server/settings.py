@@ -1,0 +1,164 @@
+"""One settings object, built once from flags, the environment and a TOML file.
+
+Precedence (CONTRACT.md): flags beat the environment, the environment beats the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+ENV_PREFIX = "STREAMFLIX_"
+
+
+def _default_database_url() -> str:
+    return "postgresql://postgres@127.0.0.1:5432/streamflix"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=_default_database_url)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Every Redis key starts with this, so two deployments (or two test runs) can share a server.
+    redis_prefix: str = "sf:"
+    storage_url: str = ""  # resolved in __post_init__ from data_dir
+    s3_endpoint_url: str | None = None
+    data_dir: str = "./var"
+    secret_key: str = ""  # resolved from the data dir when empty
+    previous_secret_keys: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    smtp_url: str | None = None
+    # Playback URLs stay valid until the end of the window their expiry is rounded up to.
+    playback_window_s: int = 6 * 3600
+    access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    # Largest source `ingest` will download from a URL or accept from disk.
+    max_source_bytes: int = 20 * 1024**3
+    job_max_attempts: int = 3
+    job_lease_s: int = 60
+    transcode_timeout_s: int = 6 * 3600
+    segment_duration_s: int = 4
+    x264_preset: str = "veryfast"
+    rate_limit_login_per_min: int = 10
+    rate_limit_register_per_min: int = 5
+    rate_limit_api_per_min: int = 600
+    max_body_bytes: int = 1024 * 1024
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        data_dir = str(Path(self.data_dir).resolve())
+        object.__setattr__(self, "data_dir", data_dir)
+        if not self.storage_url:
+            object.__setattr__(self, "storage_url", "file://" + str(Path(data_dir) / "media"))
+
+    # ---- construction -------------------------------------------------------------------
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        config_file: str | os.PathLike[str] | None = None,
+        env: Mapping[str, str] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> "Settings":
+        """Merge file < environment < flags (`overrides`, None values ignored)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        if config_file:
+            values.update(_from_toml(Path(config_file)))
+        values.update(_from_env(env))
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        settings = cls(**values)
+        if not settings.secret_key:
+            settings = dataclasses.replace(settings, secret_key=_dev_secret(Path(settings.data_dir)))
+        return settings
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        return cls.load(env=env)
+
+    @property
+    def work_dir(self) -> Path:
+        return Path(self.data_dir) / "work"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    f = _FIELDS[name]
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if isinstance(raw, str):
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        if kind.startswith("tuple"):
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+        if "None" in kind and raw == "":
+            return None
+    if kind.startswith("tuple") and isinstance(raw, list):
+        return tuple(raw)
+    return raw
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in _FIELDS:
+        key = ENV_PREFIX + name.upper()
+        if key in env:
+            out[name] = _coerce(name, env[key])
+    return out
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    section = data.get("streamflix", data)
+    out: dict[str, Any] = {}
+    for key, raw in section.items():
+        name = key.lower().removeprefix("streamflix_")
+        if name not in _FIELDS:
+            raise ConfigError(f"unknown setting {key!r} in {path}")
+        out[name] = _coerce(name, raw)
+    return out
+
+
+def _dev_secret(data_dir: Path) -> str:
+    path = data_dir / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    try:
+        os.link(tmp, path)  # first writer wins when two processes start at once
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    print(
+        f"warning: STREAMFLIX_SECRET_KEY is not set; using a generated key stored in {path}",
+        file=sys.stderr,
+    )
+    return path.read_text().strip()
+
+
+class ConfigError(Exception):
+    code = "bad_config"
