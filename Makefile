@@ -1,0 +1,21 @@
+# The two commands of the README: `make demo` (a server with a playable title) and
+# `make test` (the whole suite). Both do their own set-up and are safe to run again.
+.PHONY: setup demo test bench lint
+
+setup:
+	scripts/setup.sh
+
+demo:
+	scripts/setup.sh
+	.venv/bin/streamflix demo
+
+test:
+	scripts/setup.sh --browser
+	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench:
+	scripts/setup.sh --bench
+	.venv/bin/python bench/transcode.py
+	.venv/bin/python bench/serve.py
+	.venv/bin/python bench/auth.py
+	.venv/bin/python bench/catalog.py

@@ -1,0 +1,1 @@
+"""Users, passwords, access/refresh tokens, sessions, playback tokens, rate limits."""

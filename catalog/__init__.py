@@ -1,0 +1,1 @@
+"""Titles, series, search, favorites, watch history, recommendations (schema `catalog`)."""

@@ -1,0 +1,1 @@
+"""The aiohttp application, its routes and middlewares, and the `streamflix` CLI."""

@@ -1,0 +1,1 @@
+"""One module per CLI command: `async def run(settings, args) -> int` (the exit code)."""

@@ -1,0 +1,115 @@
+"""Domain errors -> HTTP, in one middleware, with one JSON error shape:
+
+    {"error": {"code": "snake_case_code", "message": "human text"}}
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from media.storage import InvalidKey, ObjectNotFound, StorageError
+from server.settings import ConfigError
+
+log = logging.getLogger("streamflix.server")
+
+
+class ApiError(Exception):
+    """An HTTP-level error raised by a handler (bad query, missing header, ...)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        details: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+        self.details = details
+
+
+# Exception type -> HTTP status. Looked up along the MRO, so a subclass inherits its base's
+# status unless listed itself. Packages add their errors here.
+STATUS_BY_ERROR: dict[type[BaseException], int] = {
+    InvalidKey: 404,
+    ObjectNotFound: 404,
+    StorageError: 503,
+    ConfigError: 500,
+}
+
+
+def status_for(exc: BaseException) -> int | None:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return None
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    details: Any = None,
+) -> web.Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return web.Response(
+        status=status,
+        text=json.dumps({"error": body}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, headers=exc.headers, details=exc.details)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        message = exc.reason if exc.text is None or exc.text.startswith(f"{exc.status}:") else exc.text
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after", "content-range")}
+        return error_response(exc.status, code, message, headers=headers)
+    except Exception as exc:
+        status = status_for(exc)
+        if status is None:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(500, "internal_error", "internal server error")
+        headers = {}
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
+        elif status == 503:
+            headers["Retry-After"] = "5"
+        code = getattr(exc, "code", None) or _HTTP_CODES.get(status, "error")
+        return error_response(status, code, str(exc) or code.replace("_", " "), headers=headers)

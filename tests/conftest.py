@@ -1,0 +1,146 @@
+"""Shared fixtures: a fresh migrated Postgres database per test session, a random Redis key
+prefix, the full aiohttp app, and generated media clips. Real services, no fakes."""
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+import asyncpg
+import pytest
+
+from server.migrate import migrate
+from server.settings import Settings
+
+ADMIN_DSN = os.environ.get("STREAMFLIX_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("STREAMFLIX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _dsn_for(dbname: str) -> str:
+    return ADMIN_DSN.rsplit("/", 1)[0] + "/" + dbname
+
+
+async def _drop(dbname: str) -> None:
+    conn = await asyncpg.connect(ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Any:
+    """A database of our own for this test session, created by `migrate` and dropped after."""
+    dbname = f"sf_test_{os.getpid()}_{secrets.token_hex(3)}"
+    dsn = _dsn_for(dbname)
+    asyncio.run(migrate(dsn))
+    yield dsn
+    asyncio.run(_drop(dbname))
+
+
+@pytest.fixture(scope="session")
+def redis_prefix() -> str:
+    return f"sftest:{secrets.token_hex(4)}:"
+
+
+@pytest.fixture(scope="session")
+def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("streamflix")
+
+
+@pytest.fixture
+def settings(database_url: str, redis_prefix: str, tmp_path: Path) -> Settings:
+    """Settings for one test: its own data dir and file storage, the session's database."""
+    data_dir = tmp_path / "var"
+    return Settings.load(
+        env={},
+        overrides={
+            "database_url": database_url,
+            "redis_url": REDIS_URL,
+            "redis_prefix": redis_prefix,
+            "data_dir": str(data_dir),
+            "secret_key": "test-secret-" + redis_prefix,
+            "x264_preset": "ultrafast",
+        },
+    )
+
+
+@pytest.fixture
+async def app_client(aiohttp_client: Any, settings: Settings) -> Any:
+    from server.app import create_app
+
+    return await aiohttp_client(create_app(settings))
+
+
+@pytest.fixture
+async def pg(database_url: str) -> Any:
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def user_token(app_client: Any) -> dict[str, str]:
+    """A registered, logged-in viewer: {"email", "password", "access_token", ...}."""
+    email = f"viewer-{secrets.token_hex(4)}@example.com"
+    password = "correct horse battery"
+    r = await app_client.post("/api/v1/auth/register", json={"email": email, "password": password})
+    assert r.status == 201, await r.text()
+    r = await app_client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert r.status == 200, await r.text()
+    body = await r.json()
+    return {"email": email, "password": password, **body}
+
+
+def _ffmpeg() -> str:
+    path = shutil.which("ffmpeg")
+    if not path:
+        pytest.fail("ffmpeg is not installed: run `make test`, which installs it")
+    return path
+
+
+@pytest.fixture(scope="session")
+def clip_factory(session_tmp: Path) -> Callable[..., Path]:
+    """Make (once per session) a small generated clip:
+
+        clip_factory(seconds=4, width=640, height=360, fps=25, audio=True, video=True,
+                     pix_fmt="yuv420p", extra=[...], suffix=".mp4")
+    """
+    cache: dict[tuple, Path] = {}
+    clips = session_tmp / "clips"
+    clips.mkdir(exist_ok=True)
+
+    def make(
+        seconds: float = 4,
+        width: int = 640,
+        height: int = 360,
+        fps: float = 25,
+        audio: bool = True,
+        video: bool = True,
+        pix_fmt: str = "yuv420p",
+        extra: list[str] | tuple[str, ...] = (),
+        suffix: str = ".mp4",
+    ) -> Path:
+        key = (seconds, width, height, fps, audio, video, pix_fmt, tuple(extra), suffix)
+        if key in cache:
+            return cache[key]
+        out = clips / f"clip_{len(cache)}_{width}x{height}_{seconds}s{suffix}"
+        args = [_ffmpeg(), "-v", "error", "-y"]
+        if video:
+            args += ["-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"]
+        if audio:
+            args += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+        if video:
+            args += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", pix_fmt, "-g", str(int(fps * 2))]
+        if audio:
+            args += ["-c:a", "aac", "-b:a", "96k"]
+        args += list(extra) + [str(out)]
+        subprocess.run(args, check=True, capture_output=True)
+        cache[key] = out
+        return out
+
+    return make
