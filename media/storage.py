@@ -11,17 +11,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import AsyncIterator, Protocol
 
+# Re-exported: media.errors is the one list of media errors; existing imports keep working.
+from media.errors import InvalidKey, ObjectNotFound, StorageError
 
-class StorageError(Exception):
-    code = "storage_error"
-
-
-class InvalidKey(StorageError):
-    code = "invalid_key"
-
-
-class ObjectNotFound(StorageError):
-    code = "not_found"
+__all__ = [
+    "InvalidKey",
+    "ObjectInfo",
+    "ObjectNotFound",
+    "Storage",
+    "StorageError",
+    "open_storage",
+    "validate_key",
+]
 
 
 @dataclass(frozen=True)

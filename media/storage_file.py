@@ -1,0 +1,242 @@
+"""`file:///abs/dir` storage: objects are files under one root directory.
+
+Writes are atomic (a temp file in the same directory, fsynced, then `os.replace`), so a
+reader sees the old object or the new one, never half of one. Blocking calls run in threads.
+"""
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import os
+import shutil
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import AsyncIterator, BinaryIO, Callable
+
+from media.errors import InvalidKey, ObjectNotFound, StorageError
+from media.storage import ObjectInfo, validate_key
+
+CHUNK_SIZE = 256 * 1024
+# Temp files start with this; `list` skips them so a write in progress is never visible.
+TMP_PREFIX = ".sf-tmp-"
+
+# mimetypes does not know the streaming types on every platform.
+_CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".mpd": "application/dash+xml",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".m4a": "audio/mp4",
+    ".json": "application/json",
+    ".jpg": "image/jpeg",
+}
+
+
+def guess_content_type(key: str) -> str | None:
+    """The file backend keeps no metadata, so the content type comes from the extension."""
+    ext = os.path.splitext(key)[1].lower()
+    return _CONTENT_TYPES.get(ext) or mimetypes.guess_type(key)[0]
+
+
+class FileStorage:
+    """Storage under a local directory; `local_path` lets the server use sendfile."""
+
+    def __init__(self, url: str) -> None:
+        if not url.startswith("file://"):
+            raise StorageError(f"not a file:// URL: {url!r}")
+        path = url[len("file://") :]
+        if not path.startswith("/"):
+            raise StorageError(f"file storage URL needs an absolute path (file:///abs/dir): {url!r}")
+        self.url = url
+        # resolve() once, so the containment check below compares real paths.
+        self.root = Path(path).resolve()
+
+    # ---- paths ---------------------------------------------------------------------------
+
+    def _path(self, key: str) -> Path:
+        validate_key(key)
+        if key.endswith("/"):
+            raise InvalidKey(f"invalid storage key: {key!r} (an object key cannot end with '/')")
+        path = self.root / key
+        # validate_key already refuses "..": this catches a symlink that points out of the root.
+        if not path.resolve().is_relative_to(self.root):
+            raise InvalidKey(f"storage key {key!r} resolves outside the storage root")
+        return path
+
+    def local_path(self, key: str) -> Path | None:
+        """The file for `key` (it may not exist: `head` first)."""
+        return self._path(key)
+
+    def _info(self, key: str, path: Path) -> ObjectInfo:
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ObjectNotFound(f"no object {key!r}") from exc
+        if not path.is_file():
+            raise ObjectNotFound(f"no object {key!r}")
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            # Changes whenever the file is replaced (new inode) or rewritten (size, mtime), and is
+            # the same across processes and restarts: a strong validator (RFC 9110 8.8.3).
+            etag=f"{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ino:x}",
+            mtime=datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=timezone.utc),
+            content_type=guess_content_type(key),
+        )
+
+    # ---- writes --------------------------------------------------------------------------
+
+    def _write_atomic(self, key: str, fill: Callable[[BinaryIO], None]) -> ObjectInfo:
+        path = self._path(key)
+        for attempt in range(3):
+            # A concurrent delete_prefix may remove the (empty) parent between mkdir and open.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.parent / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+            try:
+                fh = open(tmp, "xb")
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                continue
+            try:
+                with fh:
+                    fill(fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
+            return self._info(key, path)
+        raise AssertionError("unreachable")
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
+        return await asyncio.to_thread(self._write_atomic, key, lambda fh: fh.write(data))
+
+    async def put_file(self, key: str, path: Path, content_type: str | None = None) -> ObjectInfo:
+        """Copy a local file in chunks (never the whole file in memory)."""
+
+        def copy(dst: BinaryIO) -> None:
+            with open(path, "rb") as src:
+                shutil.copyfileobj(src, dst, CHUNK_SIZE)
+
+        return await asyncio.to_thread(self._write_atomic, key, copy)
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    async def head(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        return await asyncio.to_thread(self._info, key, path)
+
+    async def get_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+
+        def read() -> bytes:
+            try:
+                return path.read_bytes()
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+                raise ObjectNotFound(f"no object {key!r}") from exc
+
+        return await asyncio.to_thread(read)
+
+    async def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes [start, end] inclusive; `end` past the last byte is clamped, `start` past it
+        yields nothing (the server answers 416 before it gets here)."""
+        if start < 0 or (end is not None and end < start):
+            raise ValueError(f"bad byte range {start}-{end}")
+        path = self._path(key)
+        try:
+            fh = await asyncio.to_thread(open, path, "rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+            raise ObjectNotFound(f"no object {key!r}") from exc
+        try:
+            await asyncio.to_thread(fh.seek, start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                n = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
+                chunk = await asyncio.to_thread(fh.read, n)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            fh.close()
+
+    def _walk(self, prefix: str) -> list[tuple[str, Path]]:
+        # S3 semantics: a prefix is a string prefix, not a directory ("a/b" matches "a/bc").
+        base = self.root / prefix.rpartition("/")[0] if prefix else self.root
+        if not base.resolve().is_relative_to(self.root):
+            raise InvalidKey(f"storage prefix {prefix!r} resolves outside the storage root")
+        found = []
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if name.startswith(TMP_PREFIX):
+                    continue
+                path = Path(dirpath) / name
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    found.append((key, path))
+        found.sort()
+        return found
+
+    async def list(self, prefix: str) -> list[ObjectInfo]:
+        """Objects whose key starts with `prefix` ("" lists everything), sorted by key."""
+        if prefix:
+            validate_key(prefix)
+
+        def run() -> list[ObjectInfo]:
+            out = []
+            for key, path in self._walk(prefix):
+                try:
+                    out.append(self._info(key, path))
+                except ObjectNotFound:
+                    pass  # deleted while we walked
+            return out
+
+        return await asyncio.to_thread(run)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix` (which may not be empty) and the directories that
+        become empty; returns how many objects went."""
+        validate_key(prefix)
+
+        def run() -> int:
+            count = 0
+            dirs: set[Path] = set()
+            for _key, path in self._walk(prefix):
+                try:
+                    path.unlink()
+                    count += 1
+                except FileNotFoundError:
+                    pass
+                dirs.add(path.parent)
+            # Deepest first, walking up to (never including) the root.
+            todo = set()
+            for d in dirs:
+                while d != self.root and d.is_relative_to(self.root):
+                    todo.add(d)
+                    d = d.parent
+            for d in sorted(todo, key=lambda p: len(p.parts), reverse=True):
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass  # not empty (other objects, or a write in progress)
+            return count
+
+        return await asyncio.to_thread(run)
+
+    async def ping(self) -> None:
+        def run() -> None:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"storage root {self.root} is not usable: {exc.strerror}") from exc
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise StorageError(f"storage root {self.root} is not writable")
+
+        await asyncio.to_thread(run)
+
+    async def close(self) -> None:
+        return None
