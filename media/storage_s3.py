@@ -1,0 +1,254 @@
+"""`s3://bucket/prefix` storage on any S3-compatible store (AWS, MinIO, R2, moto).
+
+boto3 is blocking, so every call runs in a thread (`asyncio.to_thread`); its clients are
+thread-safe, so one client per instance serves all of them. Credentials and region come
+from the usual AWS_* variables (boto3's default chain).
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, TypeVar
+
+import boto3
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from media.errors import InvalidKey, ObjectNotFound, StorageError
+from media.storage import ObjectInfo, validate_key
+
+CHUNK_SIZE = 256 * 1024
+# S3 allows at most 1000 keys per DeleteObjects call.
+DELETE_BATCH = 1000
+# Sources and segments above this go multipart, in parts of this size, streamed from disk.
+DEFAULT_TRANSFER = TransferConfig(
+    multipart_threshold=16 * 1024 * 1024,
+    multipart_chunksize=16 * 1024 * 1024,
+    max_concurrency=4,
+)
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+
+T = TypeVar("T")
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = err.get("Code", "?")
+        message = err.get("Message") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+        return f"{code} {message}".strip()
+    return " ".join(str(exc).split())
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _NOT_FOUND
+
+
+class S3Storage:
+    """Storage in one bucket under an optional key prefix."""
+
+    def __init__(
+        self,
+        url: str,
+        endpoint_url: str | None = None,
+        *,
+        transfer_config: TransferConfig | None = None,
+    ) -> None:
+        if not url.startswith("s3://"):
+            raise StorageError(f"not an s3:// URL: {url!r}")
+        bucket, _, prefix = url[len("s3://") :].partition("/")
+        if not bucket:
+            raise StorageError(f"S3 storage URL needs a bucket (s3://bucket/prefix): {url!r}")
+        prefix = prefix.strip("/")
+        if prefix:
+            validate_key(prefix)
+        self.url = url
+        self.bucket = bucket
+        self.prefix = prefix + "/" if prefix else ""
+        self.endpoint_url = endpoint_url
+        self.transfer_config = transfer_config or DEFAULT_TRANSFER
+        config = Config(
+            retries={"mode": "standard", "max_attempts": 3},
+            max_pool_connections=32,
+            # MinIO and moto behind a plain host name need path-style addressing.
+            s3={"addressing_style": "path"} if endpoint_url else {},
+        )
+        self._client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+
+    # ---- helpers -------------------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        validate_key(key)
+        if key.endswith("/"):
+            raise InvalidKey(f"invalid storage key: {key!r} (an object key cannot end with '/')")
+        return self.prefix + key
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one blocking boto3 call in a thread, mapping its errors to ours."""
+        try:
+            return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+        except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
+            raise self._error(what, exc) from exc
+
+    def _error(self, what: str, exc: BaseException) -> StorageError:
+        if _is_not_found(exc):
+            return ObjectNotFound(f"no object {what}")
+        return StorageError(f"s3 {what}: {_one_line(exc)}")
+
+    def _to_info(self, key: str, size: int, etag: str, mtime: Any, content_type: str | None = None) -> ObjectInfo:
+        # A multipart ETag ("abc-3") is not an MD5 but still changes with the content: strong.
+        return ObjectInfo(key=key, size=size, etag=etag.strip('"'), mtime=mtime, content_type=content_type)
+
+    # ---- writes --------------------------------------------------------------------------
+
+    async def put_file(self, key: str, path: Path, content_type: str | None = None) -> ObjectInfo:
+        """Managed transfer: multipart above the threshold, parts read from disk as sent."""
+        full = self._key(key)
+        extra = {"ContentType": content_type} if content_type else None
+        await self._call(
+            f"put {key!r}",
+            self._client.upload_file,
+            str(path),
+            self.bucket,
+            full,
+            ExtraArgs=extra,
+            Config=self.transfer_config,
+        )
+        return await self.head(key)
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
+        full = self._key(key)
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": full, "Body": data}
+        if content_type:
+            kwargs["ContentType"] = content_type
+        await self._call(f"put {key!r}", self._client.put_object, **kwargs)
+        return await self.head(key)
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    async def head(self, key: str) -> ObjectInfo:
+        full = self._key(key)
+        r = await self._call(repr(key), self._client.head_object, Bucket=self.bucket, Key=full)
+        return self._to_info(key, r["ContentLength"], r["ETag"], r["LastModified"], r.get("ContentType"))
+
+    async def get_bytes(self, key: str) -> bytes:
+        full = self._key(key)
+        r = await self._call(repr(key), self._client.get_object, Bucket=self.bucket, Key=full)
+        body = r["Body"]
+        try:
+            return await self._call(repr(key), body.read)
+        finally:
+            body.close()
+
+    async def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes [start, end] inclusive via one ranged GetObject, read in chunks; `end` past the
+        last byte is clamped, `start` past it yields nothing (as the file backend does)."""
+        if start < 0 or (end is not None and end < start):
+            raise ValueError(f"bad byte range {start}-{end}")
+        full = self._key(key)
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": full}
+        # No Range for the whole object: S3 answers 416 to "bytes=0-" on an empty object.
+        if start or end is not None:
+            kwargs["Range"] = f"bytes={start}-{'' if end is None else end}"  # RFC 9110 14.1.2
+        try:
+            r = await asyncio.to_thread(functools.partial(self._client.get_object, **kwargs))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                # Unsatisfiable means start is past the end: nothing to send. Still a 404 when
+                # the object is missing, which S3 reports before the range.
+                return
+            raise self._error(repr(key), exc) from exc
+        except BotoCoreError as exc:
+            raise self._error(repr(key), exc) from exc
+        body = r["Body"]
+        try:
+            while True:
+                chunk = await self._call(repr(key), body.read, CHUNK_SIZE)
+                if not chunk:
+                    break
+                yield chunk
+        finally:
+            body.close()
+
+    async def list(self, prefix: str) -> list[ObjectInfo]:
+        """Objects whose key starts with `prefix` ("" lists everything), sorted by key."""
+        if prefix:
+            validate_key(prefix)
+
+        def run() -> list[ObjectInfo]:
+            out = []
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for obj in page.get("Contents", ()):
+                    key = obj["Key"][len(self.prefix) :]
+                    out.append(self._to_info(key, obj["Size"], obj["ETag"], obj["LastModified"]))
+            return out
+
+        return await self._call(f"list {prefix!r}", run)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix` (which may not be empty); returns how many."""
+        validate_key(prefix)
+
+        def run() -> int:
+            count = 0
+            batch: list[dict[str, str]] = []
+
+            def flush() -> None:
+                nonlocal count
+                r = self._client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+                if r.get("Errors"):
+                    e = r["Errors"][0]
+                    raise StorageError(
+                        f"s3 delete {e.get('Key')!r}: {e.get('Code')} {e.get('Message', '')}".strip()
+                    )
+                count += len(batch)
+                batch.clear()
+
+            paginator = self._client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for obj in page.get("Contents", ()):
+                    batch.append({"Key": obj["Key"]})
+                    if len(batch) == DELETE_BATCH:
+                        flush()
+            if batch:
+                flush()
+            return count
+
+        return await self._call(f"delete {prefix!r}", run)
+
+    def local_path(self, key: str) -> Path | None:
+        return None
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self._call(f"bucket {self.bucket!r}", self._client.head_bucket, Bucket=self.bucket)
+
+    async def create_bucket(self) -> None:
+        """Create the bucket if it does not exist (tests and `streamflix demo`)."""
+
+        def run() -> None:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket}
+            region = self._client.meta.region_name
+            # us-east-1 is the one region that refuses an explicit LocationConstraint.
+            if region and region != "us-east-1":
+                kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            try:
+                self._client.create_bucket(**kwargs)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in (
+                    "BucketAlreadyOwnedByYou",
+                    "BucketAlreadyExists",
+                ):
+                    raise
+
+        await self._call(f"create bucket {self.bucket!r}", run)
+
+    async def close(self) -> None:
+        self._client.close()
