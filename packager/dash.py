@@ -1,0 +1,214 @@
+"""DASH MPD (ISO/IEC 23009-1) rendered from the rendition model. Pure: values in, text out.
+
+One static Period; SegmentTemplate + SegmentTimeline addressing (`$RepresentationID$`,
+`$Number$`) over the same CMAF segments the HLS playlists list. Built with ElementTree so
+every attribute value (a token query's `&`, a name) is XML-escaped.
+"""
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from fractions import Fraction
+from itertools import accumulate
+
+from packager.checks import check_presentation
+from packager.errors import InvalidUri, PresentationIncomplete
+from packager.model import Presentation, Rendition
+from packager.timing import parse_frame_rate, seconds, xs_duration
+from packager.uris import UriBuilder
+
+MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
+PROFILE_LIVE = "urn:mpeg:dash:profile:isoff-live:2011"
+# ISO/IEC 23009-1 4th edition's CMAF profile. Only claimed when the caller
+# says the segments are CMAF-conformant (`cmfc` brand), which the model cannot tell.
+PROFILE_CMAF = "urn:mpeg:dash:profile:cmaf:2019"
+ROLE_SCHEME = "urn:mpeg:dash:role:2011"
+CHANNELS_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+
+
+def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
+    """A static MPD: a video AdaptationSet (one Representation per rung) and one audio
+    AdaptationSet per language.
+
+    Raises `PresentationIncomplete` while `p.complete` is False: a static MPD promises the
+    whole presentation (ISO/IEC 23009-1 5.3.1.2, @type), and a growing one needs a dynamic MPD with
+    wall-clock availability times that the model does not carry. HLS serves that phase.
+    """
+    check_presentation(p)
+    if not p.complete:
+        raise PresentationIncomplete(f"title {p.title_id} version {p.version} is still publishing")
+    init_template, media_template = uri.dash_init_template(), uri.dash_media_template()
+    for template in (init_template, media_template):
+        # 5.3.9.4.4: '$' opens an identifier; our ids and tokens are [A-Za-z0-9_-], so the only
+        # '$' must be the two identifiers we wrote (UriBuilder refuses '$' in base and query).
+        stripped = template.replace("$RepresentationID$", "").replace("$Number$", "")
+        if "$" in stripped:
+            raise InvalidUri(f"stray '$' in DASH template {template!r}")
+
+    ends = [_boundaries(r)[-1] for r in p.renditions]
+    longest_segment = max(
+        seconds(s.duration, r.timescale) for r in p.renditions for s in r.segments
+    )
+    mpd = ET.Element(
+        "MPD",
+        {
+            "xmlns": MPD_NS,
+            "type": "static",
+            "profiles": ",".join([PROFILE_LIVE, PROFILE_CMAF] if cmaf else [PROFILE_LIVE]),
+            "mediaPresentationDuration": xs_duration(max(ends)),
+            # 5.3.1.2: with @bandwidth as each Representation's peak per-segment rate, one
+            # longest segment of buffer is enough to play on at that rate without stalling.
+            "minBufferTime": xs_duration(longest_segment),
+        },
+    )
+    period = ET.SubElement(mpd, "Period", {"id": "0", "start": "PT0S"})
+    templates = (init_template, media_template)
+    set_id = 0
+    if p.video:
+        _video_set(period, set_id, p.video, templates)
+        set_id += 1
+    default = next((a for a in p.audio if a.default), p.audio[0] if p.audio else None)
+    for lang, group in _by_language(p.audio).items():
+        _audio_set(period, set_id, lang, group, any(a is default for a in group), templates)
+        set_id += 1
+    ET.indent(mpd, "  ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(mpd, encoding="unicode") + "\n"
+
+
+def _video_set(
+    period: ET.Element, set_id: int, video: tuple[Rendition, ...], templates: tuple[str, str]
+) -> None:
+    reps = sorted(video, key=lambda r: (r.bandwidth_peak, r.height or 0, r.id))
+    attrs = _set_attrs(set_id, "video", "video/mp4", reps)
+    widths = [r.width for r in reps if r.width]
+    heights = [r.height for r in reps if r.height]
+    rates = [r.frame_rate for r in reps if r.frame_rate]
+    if widths:
+        attrs["maxWidth"] = str(max(widths))
+    if heights:
+        attrs["maxHeight"] = str(max(heights))
+    if rates:
+        attrs["maxFrameRate"] = _frame_rate(max(rates, key=parse_frame_rate))
+    aset = ET.SubElement(period, "AdaptationSet", attrs)
+    shared = _shared_timeline(reps)
+    if shared:
+        _segment_template(aset, reps[0], templates)
+    for r in reps:
+        rep_attrs = {"id": r.id, "codecs": r.codecs, "bandwidth": str(r.bandwidth_peak)}
+        if r.width and r.height:
+            rep_attrs |= {"width": str(r.width), "height": str(r.height)}
+        if r.frame_rate:
+            rep_attrs["frameRate"] = _frame_rate(r.frame_rate)
+        # The transcoder scales every rung to square pixels (setsar=1).
+        rep_attrs["sar"] = "1:1"
+        rep = ET.SubElement(aset, "Representation", rep_attrs)
+        if not shared:
+            _segment_template(rep, r, templates)
+
+
+def _audio_set(
+    period: ET.Element,
+    set_id: int,
+    lang: str,
+    group: list[Rendition],
+    is_default: bool,
+    templates: tuple[str, str],
+) -> None:
+    reps = sorted(group, key=lambda r: (r.bandwidth_peak, r.id))
+    attrs = _set_attrs(set_id, "audio", "audio/mp4", reps)
+    attrs["lang"] = lang
+    aset = ET.SubElement(period, "AdaptationSet", attrs)
+    if is_default:
+        # 5.8.5.5: Role "main" marks the language a player picks when nothing else decides,
+        # the DASH twin of HLS DEFAULT=YES.
+        ET.SubElement(aset, "Role", {"schemeIdUri": ROLE_SCHEME, "value": "main"})
+    shared = _shared_timeline(reps)
+    if shared:
+        _segment_template(aset, reps[0], templates)
+    for r in reps:
+        rep_attrs = {"id": r.id, "codecs": r.codecs, "bandwidth": str(r.bandwidth_peak)}
+        if r.sample_rate:
+            rep_attrs["audioSamplingRate"] = str(r.sample_rate)
+        rep = ET.SubElement(aset, "Representation", rep_attrs)
+        if r.channels:
+            # Schema order: RepresentationBase descriptors come before SegmentTemplate.
+            ET.SubElement(
+                rep, "AudioChannelConfiguration", {"schemeIdUri": CHANNELS_SCHEME, "value": str(r.channels)}
+            )
+        if not shared:
+            _segment_template(rep, r, templates)
+
+
+def _set_attrs(set_id: int, content_type: str, mime: str, reps: list[Rendition]) -> dict[str, str]:
+    return {
+        "id": str(set_id),
+        "contentType": content_type,
+        "mimeType": mime,
+        # 5.3.3.2: true only if segment boundaries line up in time across Representations
+        # (the transcoder aligns keyframes; this checks the model instead of trusting it).
+        "segmentAlignment": "true" if _aligned(reps) else "false",
+        # Every segment starts with an IDR / a sync sample (SAP type 1).
+        "startWithSAP": "1",
+    }
+
+
+def _segment_template(parent: ET.Element, r: Rendition, templates: tuple[str, str]) -> None:
+    init_template, media_template = templates
+    tmpl = ET.SubElement(
+        parent,
+        "SegmentTemplate",
+        {
+            "timescale": str(r.timescale),
+            "initialization": init_template,
+            "media": media_template,
+            "startNumber": str(r.start_number),
+        },
+    )
+    timeline = ET.SubElement(tmpl, "SegmentTimeline")
+    for i, (duration, repeat) in enumerate(_runs([s.duration for s in r.segments])):
+        s_attrs = {"t": str(r.start_time)} if i == 0 else {}
+        s_attrs["d"] = str(duration)
+        if repeat:
+            s_attrs["r"] = str(repeat)
+        ET.SubElement(timeline, "S", s_attrs)
+
+
+def _runs(durations: list[int]) -> list[tuple[int, int]]:
+    """Run-length compression for <S d r>: r counts repeats after the first (5.3.9.6)."""
+    runs: list[tuple[int, int]] = []
+    for d in durations:
+        if runs and runs[-1][0] == d:
+            runs[-1] = (d, runs[-1][1] + 1)
+        else:
+            runs.append((d, 0))
+    return runs
+
+
+def _shared_timeline(reps: list[Rendition]) -> bool:
+    """One SegmentTemplate on the AdaptationSet serves all when their timelines are identical."""
+    def key(r: Rendition) -> tuple:
+        return (r.timescale, r.start_number, r.start_time, tuple(s.duration for s in r.segments))
+
+    return all(key(r) == key(reps[0]) for r in reps[1:])
+
+
+def _boundaries(r: Rendition) -> list[Fraction]:
+    start = seconds(r.start_time, r.timescale)
+    return [start + seconds(t, r.timescale) for t in accumulate([0] + [s.duration for s in r.segments])]
+
+
+def _aligned(reps: list[Rendition]) -> bool:
+    first = reps[0]
+    return all(r.start_number == first.start_number and _boundaries(r) == _boundaries(first) for r in reps[1:])
+
+
+def _frame_rate(text: str) -> str:
+    """The MPD schema's FrameRateType is "N" or "N/D": "29.97" becomes "2997/100", exactly."""
+    rate = parse_frame_rate(text)
+    return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
+
+
+def _by_language(audio: tuple[Rendition, ...]) -> dict[str, list[Rendition]]:
+    groups: dict[str, list[Rendition]] = {}
+    for a in audio:
+        groups.setdefault(a.language or "und", []).append(a)
+    return groups
