@@ -36,7 +36,7 @@ apt_install() {
 }
 
 # --- system packages --------------------------------------------------------------------
-apt_install ffmpeg postgresql redis-server nginx-light curl
+apt_install ffmpeg postgresql redis-server nginx curl
 if [ $want_browser -eq 1 ]; then apt_install chromium nodejs npm fonts-dejavu-core; fi
 if [ $want_bench -eq 1 ]; then apt_install wrk; fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then apt_install nodejs npm; fi
