@@ -110,7 +110,7 @@ def audio(
 
 
 def presentation(*renditions: Rendition, complete: bool = True, segment_target_s: int = 4) -> Presentation:
-    longest = max((r.duration_s for r in renditions), default=0.0)
+    longest = max((r.duration_s for r in renditions if r.timescale > 0), default=0.0)
     return Presentation(
         title_id="t1",
         version="v1",
