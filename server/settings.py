@@ -76,6 +76,11 @@ class Settings:
         values.update(_from_env(env))
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         settings = cls(**values)
+        if "database_url" not in values:
+            # scripts/setup.sh leaves a DSN here when the local Postgres needs a password.
+            saved = Path(settings.data_dir) / "database_url"
+            if saved.is_file():
+                settings = dataclasses.replace(settings, database_url=saved.read_text().strip())
         if not settings.secret_key:
             settings = dataclasses.replace(settings, secret_key=_dev_secret(Path(settings.data_dir)))
         return settings

@@ -16,7 +16,17 @@ import pytest
 from server.migrate import migrate
 from server.settings import Settings
 
-ADMIN_DSN = os.environ.get("STREAMFLIX_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+def _admin_dsn() -> str:
+    if "STREAMFLIX_TEST_ADMIN_DSN" in os.environ:
+        return os.environ["STREAMFLIX_TEST_ADMIN_DSN"]
+    # scripts/setup.sh leaves a DSN here when the local Postgres needs a password
+    saved = Path(__file__).resolve().parent.parent / "var" / "database_url"
+    if saved.is_file():
+        return saved.read_text().strip().rsplit("/", 1)[0] + "/postgres"
+    return "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+ADMIN_DSN = _admin_dsn()
 REDIS_URL = os.environ.get("STREAMFLIX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
