@@ -1,0 +1,111 @@
+"""The ffmpeg argv for one title: pure, built with ffmpeg-python, run by `transcoder.runner`.
+
+One process decodes the source once; the video goes through `fps` (the frame-rate cap and
+VFR -> CFR, once, before the split, so every rung gets the very same frames and timestamps)
+and is `split` into one branch per rung, each `scale`d to its size with square pixels and
+converted to 8-bit 4:2:0, then encoded by its own libx264 with a fixed GOP and no scene-cut
+keyframes. Audio is encoded once to AAC-LC.
+
+Rotation: ffmpeg applies the source's display matrix on decode (autorotate, on by default,
+also for `-filter_complex` inputs), so the scale targets are display sizes. Encoded streams
+fed from a filter graph get no display matrix, so the output carries no rotation and the
+matrix is applied exactly once.
+
+Muxer: the HLS muxer in fMP4 mode rather than the DASH muxer, because it names each variant
+(`var_stream_map ... name:v1080`) and so writes our storage layout directly:
+`out_dir/{rendition_id}/init.mp4` and `out_dir/{rendition_id}/{n}.m4s` with n from 1, each
+rendition (audio too) its own variant with separate segments; the DASH muxer can only name
+files by numeric representation id. Both cut only on keyframes once `hls_time` has elapsed
+since the start, and with a GOP that divides the segment duration that is exactly every
+`segment_s` seconds. Its `{id}.m3u8` playlists in out_dir are a by-product: the packager
+renders playlists from the rendition model.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import ffmpeg
+
+from transcoder.ladder import PIX_FMT, Ladder
+
+INIT_NAME = "init.mp4"
+
+
+def build_ffmpeg_args(source: str, ladder: Ladder, out_dir: Path, *, preset: str = "veryfast",
+                      threads: int = 0, ffmpeg_bin: str = "ffmpeg") -> list[str]:
+    """The argv (program first) that encodes `source` to `ladder` under `out_dir`."""
+    inp = ffmpeg.input(source)
+    streams = []
+    opts: dict[str, object] = {}
+    variants: list[str] = []
+
+    if ladder.rungs:
+        if ladder.video_source_index is None or not ladder.fps:
+            raise ValueError("a ladder with rungs needs a video stream index and fps")
+        video = inp[str(ladder.video_source_index)].filter("fps", fps=ladder.fps)
+        n = len(ladder.rungs)
+        branches = video.filter_multi_output("split", n) if n > 1 else None
+        gop = ladder.gop_frames
+        for i, rung in enumerate(ladder.rungs):
+            branch = branches.stream(i) if branches is not None else video
+            streams.append(
+                branch.filter("scale", w=rung.width, h=rung.height)
+                .filter("setsar", "1")
+                .filter("format", PIX_FMT)
+            )
+            opts[f"b:v:{i}"] = rung.video_bitrate
+            opts[f"maxrate:v:{i}"] = rung.maxrate
+            opts[f"bufsize:v:{i}"] = rung.bufsize
+            opts[f"profile:v:{i}"] = rung.profile
+            opts[f"level:v:{i}"] = rung.level_name
+            variants.append(f"v:{i},name:{rung.id}")
+        opts.update({
+            "c:v": "libx264",
+            "preset:v": preset,
+            "pix_fmt:v": PIX_FMT,
+            # Fixed GOP, no scene-cut IDRs: keyframes at the same instants in every rung.
+            "g:v": gop,
+            "keyint_min:v": gop,
+            "sc_threshold:v": 0,
+            "x264-params:v": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+        })
+
+    if ladder.audio:
+        a = ladder.audio
+        streams.append(inp[str(a.source_index)])
+        opts.update({
+            "c:a": a.codec,
+            "b:a": a.bitrate,
+            "ac": a.channels,
+            "ar": a.sample_rate,
+        })
+        if len(a.language) == 3 and a.language.isalpha():
+            opts["metadata:s:a:0"] = f"language={a.language}"  # mdhd wants ISO 639-2
+        variants.append(f"a:0,name:{a.id}")
+
+    if not streams:
+        raise ValueError("ladder has neither video rungs nor audio")
+
+    ids = ladder.rendition_ids
+    # hlsenc substitutes %v in the init name only when there are several variants.
+    init_name = f"%v/{INIT_NAME}" if len(ids) > 1 else f"{ids[0]}/{INIT_NAME}"
+    opts.update({
+        "threads": threads,
+        "map_metadata": -1,
+        "map_chapters": -1,
+        "f": "hls",
+        "hls_time": ladder.segment_s,
+        "hls_playlist_type": "vod",
+        "hls_segment_type": "fmp4",
+        "hls_flags": "independent_segments",
+        # init.mp4 is written relative to the playlist's folder (out_dir).
+        "hls_fmp4_init_filename": init_name,
+        "hls_segment_filename": str(out_dir / "%v" / "%d.m4s"),
+        "hls_start_number_source": "generic",
+        "start_number": 1,
+        "var_stream_map": " ".join(variants),
+    })
+    out = ffmpeg.output(*streams, str(out_dir / "%v.m3u8"), **opts)
+    head = [ffmpeg_bin, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning",
+            "-nostats", "-progress", "pipe:1"]
+    return head + out.get_args()

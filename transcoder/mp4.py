@@ -1,0 +1,317 @@
+"""ISO BMFF (fMP4/CMAF) box parsing for the read-back: pure functions over bytes.
+
+Only what the rendition model needs, read straight from the boxes (ISO/IEC 14496-12), which is
+exact where ffprobe reports rounded values: the RFC 6381 codec string from the sample entry
+(avcC / esds), the track timescale (mdhd), and per media segment the decode start (tfdt),
+the duration (sum of trun sample durations, falling back to tfhd then trex defaults) and
+whether the first sample is a sync sample.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+# Boxes whose payload is a list of child boxes.
+_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"mvex", b"moof", b"traf",
+               b"edts", b"dinf", b"udta"}
+# ISO/IEC 14496-12 8.8.3.1: sample_is_non_sync_sample is bit 16 of the sample flags.
+SAMPLE_IS_NON_SYNC = 0x0001_0000
+
+
+class Mp4Error(ValueError):
+    """Malformed or unexpected box structure."""
+
+
+@dataclass(frozen=True)
+class Box:
+    type: bytes
+    start: int  # offset of the box header
+    payload: int  # offset of the payload (after size/type/largesize)
+    end: int  # offset just past the box
+
+
+@dataclass(frozen=True)
+class TrackDefaults:
+    """trex defaults (moov/mvex/trex), used when a fragment leaves a field out."""
+
+    sample_duration: int = 0
+    sample_flags: int = 0
+
+
+@dataclass(frozen=True)
+class InitInfo:
+    handler: str  # "vide" / "soun"
+    codec: str  # RFC 6381, "avc1.64001f" / "mp4a.40.2"
+    timescale: int
+    track_id: int
+    defaults: TrackDefaults
+    width: int | None = None
+    height: int | None = None
+    channels: int | None = None
+    sample_rate: int | None = None
+
+
+@dataclass(frozen=True)
+class SegmentInfo:
+    base_decode_time: int  # tfdt of the first fragment, in timescale ticks
+    duration: int  # ticks, sum over every fragment's samples
+    sample_count: int
+    first_sample_is_sync: bool
+
+
+def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[Box]:
+    """The boxes laid end to end in data[start:end]."""
+    end = len(data) if end is None else end
+    pos = start
+    while pos + 8 <= end:
+        size, btype = struct.unpack_from(">I4s", data, pos)
+        header = 8
+        if size == 1:
+            if pos + 16 > end:
+                raise Mp4Error("truncated largesize box header")
+            (size,) = struct.unpack_from(">Q", data, pos + 8)
+            header = 16
+        elif size == 0:  # box extends to the end of its container
+            size = end - pos
+        if size < header or pos + size > end:
+            raise Mp4Error(f"box {btype!r} at {pos} has bad size {size}")
+        yield Box(btype, pos, pos + header, pos + size)
+        pos += size
+    if pos != end:
+        raise Mp4Error(f"{end - pos} trailing bytes at {pos}")
+
+
+def find(data: bytes, path: str, start: int = 0, end: int | None = None) -> Box | None:
+    """The first box at a slash-separated path, e.g. "moov/trak/mdia/mdhd"."""
+    boxes = find_all(data, path, start, end)
+    return next(iter(boxes), None)
+
+
+def find_all(data: bytes, path: str, start: int = 0, end: int | None = None) -> list[Box]:
+    first, _, rest = path.partition("/")
+    found = []
+    for box in iter_boxes(data, start, end):
+        if box.type != first.encode():
+            continue
+        if not rest:
+            found.append(box)
+        else:
+            found.extend(find_all(data, rest, box.payload, box.end))
+    return found
+
+
+def _require(data: bytes, path: str, start: int = 0, end: int | None = None) -> Box:
+    box = find(data, path, start, end)
+    if box is None:
+        raise Mp4Error(f"no {path} box")
+    return box
+
+
+def _full_box(data: bytes, box: Box) -> tuple[int, int, int]:
+    """(version, flags, offset of the body) of a FullBox."""
+    (vf,) = struct.unpack_from(">I", data, box.payload)
+    return vf >> 24, vf & 0xFFFFFF, box.payload + 4
+
+
+# ---- init segment ------------------------------------------------------------------------
+
+def parse_init(data: bytes) -> InitInfo:
+    """The single track of a CMAF init segment."""
+    trak = _require(data, "moov/trak")
+    mdia = _require(data, "mdia", trak.payload, trak.end)
+    handler = _handler(data, _require(data, "hdlr", mdia.payload, mdia.end))
+    timescale = _mdhd_timescale(data, _require(data, "mdhd", mdia.payload, mdia.end))
+    track_id = _tkhd_track_id(data, _require(data, "tkhd", trak.payload, trak.end))
+    stsd = _require(data, "minf/stbl/stsd", mdia.payload, mdia.end)
+    _, _, body = _full_box(data, stsd)
+    entries = list(iter_boxes(data, body + 4, stsd.end))  # skip entry_count
+    if not entries:
+        raise Mp4Error("empty stsd")
+    entry = entries[0]
+
+    defaults = TrackDefaults()
+    for trex in find_all(data, "moov/mvex/trex"):
+        _, _, b = _full_box(data, trex)
+        tid, _desc, dur, _size, flags = struct.unpack_from(">IIIII", data, b)
+        if tid == track_id:
+            defaults = TrackDefaults(sample_duration=dur, sample_flags=flags)
+
+    if entry.type in (b"avc1", b"avc3"):
+        # VisualSampleEntry: 6 reserved, 2 data_reference_index, 16 pre_defined/reserved,
+        # width, height, then 50 more bytes before the child boxes (14496-12 12.1.3).
+        width, height = struct.unpack_from(">HH", data, entry.payload + 24)
+        avcc = _require(data, "avcC", entry.payload + 78, entry.end)
+        return InitInfo(handler=handler, codec=avc_codec_string(data[avcc.payload:avcc.end],
+                                                               entry.type.decode()),
+                        timescale=timescale, track_id=track_id, defaults=defaults,
+                        width=width, height=height)
+    if entry.type == b"mp4a":
+        # AudioSampleEntry: 6 reserved, 2 data_reference_index, 8 reserved, channelcount,
+        # samplesize, 4 reserved, samplerate 16.16, then child boxes (14496-12 12.2.3).
+        channels = struct.unpack_from(">H", data, entry.payload + 16)[0]
+        sample_rate = struct.unpack_from(">I", data, entry.payload + 24)[0] >> 16
+        esds = _require(data, "esds", entry.payload + 28, entry.end)
+        return InitInfo(handler=handler, codec=mp4a_codec_string(data[esds.payload + 4:esds.end]),
+                        timescale=timescale, track_id=track_id, defaults=defaults,
+                        channels=channels, sample_rate=sample_rate)
+    raise Mp4Error(f"unsupported sample entry {entry.type!r}")
+
+
+def avc_codec_string(avcc: bytes, fourcc: str = "avc1") -> str:
+    """RFC 6381 3.3: avc1.PPCCLL from AVCDecoderConfigurationRecord (ISO/IEC 14496-15 5.3.3):
+    AVCProfileIndication, profile_compatibility (the constraint flags), AVCLevelIndication."""
+    if len(avcc) < 4 or avcc[0] != 1:
+        raise Mp4Error("bad avcC")
+    return f"{fourcc}.{avcc[1]:02x}{avcc[2]:02x}{avcc[3]:02x}"
+
+
+def mp4a_codec_string(es_descriptor: bytes) -> str:
+    """RFC 6381 3.3: mp4a.OO.A, OO the objectTypeIndication (hex), A the audio object type
+    from the AudioSpecificConfig (ISO/IEC 14496-3 1.6.2.1); AAC-LC is mp4a.40.2."""
+    oti = None
+    aot = None
+    for tag, body in _descriptors(es_descriptor, 0, len(es_descriptor)):
+        if tag != 0x03:  # ES_DescrTag
+            continue
+        es_id_flags = body[2]
+        pos = 3
+        if es_id_flags & 0x80:
+            pos += 2
+        if es_id_flags & 0x40:
+            pos += 1 + body[pos]
+        if es_id_flags & 0x20:
+            pos += 2
+        for tag2, dcd in _descriptors(body, pos, len(body)):
+            if tag2 != 0x04:  # DecoderConfigDescrTag
+                continue
+            oti = dcd[0]
+            for tag3, dsi in _descriptors(dcd, 13, len(dcd)):
+                if tag3 == 0x05 and dsi:  # DecSpecificInfoTag
+                    aot = dsi[0] >> 3
+                    if aot == 31 and len(dsi) >= 2:  # escape: 6 more bits
+                        aot = 32 + (((dsi[0] & 0x07) << 3) | (dsi[1] >> 5))
+    if oti is None:
+        raise Mp4Error("esds without a DecoderConfigDescriptor")
+    return f"mp4a.{oti:02x}" + (f".{aot}" if aot else "")
+
+
+def _descriptors(data: bytes, pos: int, end: int) -> Iterator[tuple[int, bytes]]:
+    while pos + 2 <= end:
+        tag = data[pos]
+        pos += 1
+        size = 0
+        for _ in range(4):  # expandable size: 7 bits per byte, high bit = more
+            b = data[pos]
+            pos += 1
+            size = (size << 7) | (b & 0x7F)
+            if not b & 0x80:
+                break
+        yield tag, data[pos:pos + size]
+        pos += size
+
+
+def _handler(data: bytes, hdlr: Box) -> str:
+    _, _, body = _full_box(data, hdlr)
+    return data[body + 4:body + 8].decode("latin-1")
+
+
+def _mdhd_timescale(data: bytes, mdhd: Box) -> int:
+    version, _, body = _full_box(data, mdhd)
+    return struct.unpack_from(">I", data, body + (16 if version == 1 else 8))[0]
+
+
+def _tkhd_track_id(data: bytes, tkhd: Box) -> int:
+    version, _, body = _full_box(data, tkhd)
+    return struct.unpack_from(">I", data, body + (16 if version == 1 else 8))[0]
+
+
+# ---- media segments ----------------------------------------------------------------------
+
+def parse_segment(data: bytes, defaults: TrackDefaults = TrackDefaults()) -> SegmentInfo:
+    """Timing of one media segment (one or more moof+mdat pairs of a single track)."""
+    moofs = [b for b in iter_boxes(data) if b.type == b"moof"]
+    if not moofs:
+        raise Mp4Error("media segment without a moof")
+    base_time: int | None = None
+    duration = 0
+    count = 0
+    first_sync: bool | None = None
+    for moof in moofs:
+        for traf in find_all(data, "traf", moof.payload, moof.end):
+            tfhd = _require(data, "tfhd", traf.payload, traf.end)
+            def_dur, def_flags = _tfhd_defaults(data, tfhd, defaults)
+            tfdt = find(data, "tfdt", traf.payload, traf.end)
+            if base_time is None and tfdt is not None:
+                version, _, body = _full_box(data, tfdt)
+                fmt = ">Q" if version == 1 else ">I"
+                base_time = struct.unpack_from(fmt, data, body)[0]
+            for trun in find_all(data, "trun", traf.payload, traf.end):
+                d, n, sync = _trun(data, trun, def_dur, def_flags)
+                duration += d
+                count += n
+                if first_sync is None and n:
+                    first_sync = sync
+    return SegmentInfo(base_decode_time=base_time or 0, duration=duration, sample_count=count,
+                       first_sample_is_sync=bool(first_sync))
+
+
+def _tfhd_defaults(data: bytes, tfhd: Box, defaults: TrackDefaults) -> tuple[int, int]:
+    _, flags, pos = _full_box(data, tfhd)
+    pos += 4  # track_ID
+    if flags & 0x01:
+        pos += 8  # base_data_offset
+    if flags & 0x02:
+        pos += 4  # sample_description_index
+    dur, sample_flags = defaults.sample_duration, defaults.sample_flags
+    if flags & 0x08:
+        (dur,) = struct.unpack_from(">I", data, pos)
+        pos += 4
+    if flags & 0x10:
+        pos += 4  # default_sample_size
+    if flags & 0x20:
+        (sample_flags,) = struct.unpack_from(">I", data, pos)
+    return dur, sample_flags
+
+
+def _trun(data: bytes, trun: Box, def_dur: int, def_flags: int) -> tuple[int, int, bool]:
+    """(total duration, sample count, first sample is a sync sample) of one trun."""
+    _, flags, pos = _full_box(data, trun)
+    (count,) = struct.unpack_from(">I", data, pos)
+    pos += 4
+    if flags & 0x01:
+        pos += 4  # data_offset
+    first_flags = None
+    if flags & 0x04:
+        (first_flags,) = struct.unpack_from(">I", data, pos)
+        pos += 4
+    has_dur, has_size, has_flags, has_cto = (bool(flags & f) for f in (0x100, 0x200, 0x400, 0x800))
+    per_sample = 4 * (has_dur + has_size + has_flags + has_cto)
+    if pos + per_sample * count > trun.end:
+        raise Mp4Error("truncated trun")
+    total = 0
+    first_sample_flags = def_flags
+    for i in range(count):
+        p = pos + i * per_sample
+        total += struct.unpack_from(">I", data, p)[0] if has_dur else def_dur
+        if i == 0:
+            if first_flags is not None:
+                first_sample_flags = first_flags
+            elif has_flags:
+                first_sample_flags = struct.unpack_from(">I", data, p + 4 * (has_dur + has_size))[0]
+    return total, count, not (first_sample_flags & SAMPLE_IS_NON_SYNC)
+
+
+# ---- files -------------------------------------------------------------------------------
+
+def segment_starts_with_keyframe(path: str | Path, init_path: str | Path | None = None) -> bool:
+    """True when the segment's first sample is a sync sample (an IDR frame for H.264).
+
+    `init_path` supplies trex defaults for segments whose fragments leave the flags out; by
+    default the `init.mp4` beside the segment is used when it exists.
+    """
+    path = Path(path)
+    init = Path(init_path) if init_path else path.with_name("init.mp4")
+    defaults = parse_init(init.read_bytes()).defaults if init.exists() else TrackDefaults()
+    return parse_segment(path.read_bytes(), defaults).first_sample_is_sync

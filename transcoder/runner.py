@@ -1,0 +1,150 @@
+"""Runs one ffmpeg argv: progress, a wall-clock limit, and no orphan process.
+
+The only module of the package that starts a process. ffmpeg must have been given
+`-progress pipe:1 -nostats` (as `transcoder.command` does): stdout then carries key=value
+blocks ending in `progress=continue|end`, and stderr only log lines, of which the tail is kept
+for a one-line failure reason.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import signal
+from collections import deque
+from typing import Awaitable, Callable
+
+from transcoder.errors import TranscodeError, TranscodeTimeout
+
+ProgressCallback = Callable[[float], "Awaitable[None] | None"]
+
+STDERR_TAIL_LINES = 50
+TERM_GRACE_S = 3.0
+# Generic last words of ffmpeg that say nothing about the cause.
+_GENERIC = ("conversion failed", "exiting normally", "received signal", "press [q]")
+
+
+async def run_ffmpeg(args: list[str], *, duration_s: float,
+                     on_progress: ProgressCallback | None = None,
+                     timeout_s: float | None = None) -> None:
+    """Run ffmpeg to completion, reporting 0..100 % through `on_progress` (sync or async).
+
+    Raises `TranscodeTimeout` after `timeout_s` of wall-clock time and `TranscodeError` (with
+    the most telling of ffmpeg's last stderr lines) on a non-zero exit. On timeout or
+    cancellation ffmpeg gets SIGTERM, then SIGKILL after a short grace, and is awaited before
+    this returns or re-raises. (Should this process itself die, ffmpeg's next progress write to
+    the closed stdout pipe kills it with SIGPIPE.)
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+    try:
+        async with asyncio.timeout(timeout_s):
+            await asyncio.gather(
+                _read_progress(proc.stdout, duration_s, on_progress),
+                _read_stderr(proc.stderr, tail),
+            )
+            returncode = await proc.wait()
+    except TimeoutError:
+        await _stop(proc)
+        raise TranscodeTimeout(f"ffmpeg ran longer than {timeout_s:g} s and was stopped") from None
+    except BaseException:  # cancellation, or an exception from on_progress
+        await _stop(proc)
+        raise
+    if returncode != 0:
+        raise TranscodeError(f"ffmpeg failed ({_exit_status(returncode)}): {failure_reason(tail)}")
+    await _report(on_progress, 100.0)
+
+
+def parse_progress_time_s(key: str, value: str) -> float | None:
+    """Seconds of output written, from one `-progress` line, or None if it says nothing."""
+    # out_time_ms is microseconds too (a long-standing ffmpeg misnomer), kept as a fallback.
+    if key in ("out_time_us", "out_time_ms"):
+        try:
+            return max(0.0, int(value) / 1_000_000)
+        except ValueError:  # "N/A" before the first frame
+            return None
+    return None
+
+
+def failure_reason(lines: "deque[str] | list[str]") -> str:
+    """The most telling of ffmpeg's last stderr lines, as one line."""
+    cleaned = [" ".join(line.split()) for line in lines]
+    cleaned = [line for line in cleaned if line]
+    telling = [line for line in cleaned if not line.lower().startswith(_GENERIC)]
+    for line in reversed(telling):
+        if "error" in line.lower() or "invalid" in line.lower() or "no such" in line.lower():
+            return line
+    if telling:
+        return telling[-1]
+    return cleaned[-1] if cleaned else "no error output"
+
+
+async def _read_progress(stream: asyncio.StreamReader | None, duration_s: float,
+                         on_progress: ProgressCallback | None) -> None:
+    if stream is None:
+        return
+    last = -1.0
+    async for raw in stream:
+        key, sep, value = raw.decode("utf-8", "replace").strip().partition("=")
+        if not sep:
+            continue
+        if key == "progress" and value == "end":
+            t = duration_s
+        else:
+            t = parse_progress_time_s(key, value)
+        if t is None or duration_s <= 0:
+            continue
+        percent = min(99.9, 100.0 * t / duration_s)  # 100 only once ffmpeg has exited 0
+        if percent >= last + 0.1:
+            last = percent
+            await _report(on_progress, percent)
+
+
+async def _read_stderr(stream: asyncio.StreamReader | None, tail: deque[str]) -> None:
+    if stream is None:
+        return
+    while True:
+        try:
+            raw = await stream.readline()
+        except ValueError:  # a line over the reader's limit: drop what was buffered
+            continue
+        if not raw:
+            return
+        tail.append(raw.decode("utf-8", "replace").rstrip())
+
+
+async def _report(on_progress: ProgressCallback | None, percent: float) -> None:
+    if on_progress is None:
+        return
+    result = on_progress(percent)
+    if inspect.isawaitable(result):
+        await result
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM, SIGKILL after a grace, then reap: never leave ffmpeg running or a zombie."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.shield(asyncio.wait_for(proc.wait(), TERM_GRACE_S))
+        except (TimeoutError, asyncio.CancelledError):
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+    # Shielded so that a second cancellation cannot leave the child unreaped.
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(proc.wait())
+
+
+def _exit_status(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit {returncode}"
