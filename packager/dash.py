@@ -38,8 +38,8 @@ def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
         raise PresentationIncomplete(f"title {p.title_id} version {p.version} is still publishing")
     init_template, media_template = uri.dash_init_template(), uri.dash_media_template()
     for template in (init_template, media_template):
-        # 5.3.9.4.4: '$' opens an identifier; our ids and tokens are [A-Za-z0-9_-], so the only
-        # '$' must be the two identifiers we wrote (UriBuilder refuses '$' in base and query).
+        # 5.3.9.4.4: '$' opens an identifier. Ids are [a-z0-9_-] and UriBuilder refuses '$' in
+        # base and query (tokens are base64url/hex), so any other '$' is a bug: fail loudly.
         stripped = template.replace("$RepresentationID$", "").replace("$Number$", "")
         if "$" in stripped:
             raise InvalidUri(f"stray '$' in DASH template {template!r}")
@@ -131,9 +131,8 @@ def _audio_set(
         rep = ET.SubElement(aset, "Representation", rep_attrs)
         if r.channels:
             # Schema order: RepresentationBase descriptors come before SegmentTemplate.
-            ET.SubElement(
-                rep, "AudioChannelConfiguration", {"schemeIdUri": CHANNELS_SCHEME, "value": str(r.channels)}
-            )
+            channels = {"schemeIdUri": CHANNELS_SCHEME, "value": str(r.channels)}
+            ET.SubElement(rep, "AudioChannelConfiguration", channels)
         if not shared:
             _segment_template(rep, r, templates)
 
@@ -192,13 +191,14 @@ def _shared_timeline(reps: list[Rendition]) -> bool:
 
 
 def _boundaries(r: Rendition) -> list[Fraction]:
-    start = seconds(r.start_time, r.timescale)
-    return [start + seconds(t, r.timescale) for t in accumulate([0] + [s.duration for s in r.segments])]
+    edges = accumulate([r.start_time] + [s.duration for s in r.segments])
+    return [seconds(t, r.timescale) for t in edges]
 
 
 def _aligned(reps: list[Rendition]) -> bool:
-    first = reps[0]
-    return all(r.start_number == first.start_number and _boundaries(r) == _boundaries(first) for r in reps[1:])
+    # Alignment is in time, not numbering (a rendition may start at another number).
+    first = _boundaries(reps[0])
+    return all(_boundaries(r) == first for r in reps[1:])
 
 
 def _frame_rate(text: str) -> str:

@@ -150,7 +150,9 @@ def _by_bandwidth(renditions: tuple[Rendition, ...]) -> list[Rendition]:
     # Ascending and fully ordered so the text is deterministic (cacheable, golden-testable).
     # Players choose by measured bandwidth; those that start on the first listed variant
     # (AVPlayer before iOS 13, or with startsOnFirstEligibleVariant) start low and fast.
-    return sorted(renditions, key=lambda r: (r.bandwidth_peak, r.bandwidth_avg, r.height or 0, r.id))
+    return sorted(
+        renditions, key=lambda r: (r.bandwidth_peak, r.bandwidth_avg, r.height or 0, r.id)
+    )
 
 
 def _unique(items) -> list[str]:
