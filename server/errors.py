@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from media.storage import InvalidKey, ObjectNotFound, StorageError
+from packager.errors import InvalidPresentation, InvalidUri, PresentationIncomplete, RenditionNotFound
 from server.settings import ConfigError
 
 log = logging.getLogger("streamflix.server")
@@ -43,6 +44,10 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     ObjectNotFound: 404,
     StorageError: 503,
     ConfigError: 500,
+    RenditionNotFound: 404,
+    PresentationIncomplete: 409,
+    InvalidPresentation: 500,
+    InvalidUri: 500,
 }
 
 
