@@ -1,0 +1,40 @@
+# One image for every StreamFlix role: `streamflix serve`, `streamflix worker`, `streamflix migrate`.
+# docker-compose.yml shows the whole deployment.
+
+# The web client's player libraries (hls.js, dash.js) come from npm, without a build step.
+FROM node:20-slim AS web
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
+FROM python:3.11-slim
+
+# ffmpeg/ffprobe for probing and transcoding; nothing else from apt.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    STREAMFLIX_DATA_DIR=/var/lib/streamflix
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY server ./server
+COPY transcoder ./transcoder
+COPY catalog ./catalog
+COPY auth ./auth
+COPY packager ./packager
+COPY media ./media
+RUN pip install .
+COPY --from=web /app/node_modules ./node_modules
+
+# Not root: the server and worker need write access to their data dir only.
+RUN useradd --system --uid 10001 --home-dir /var/lib/streamflix --create-home streamflix
+USER streamflix
+VOLUME ["/var/lib/streamflix"]
+
+EXPOSE 8080
+CMD ["streamflix", "serve", "--host", "0.0.0.0", "--port", "8080"]
