@@ -89,6 +89,7 @@ async def create_title(
     episode_number: int | None = None,
     source: str | None = None,
     status: str = "pending",
+    title_id: str | None = None,
 ) -> Title:
     if kind not in KINDS:
         raise InvalidTitle(f"kind must be one of {', '.join(KINDS)}")
@@ -100,9 +101,10 @@ async def create_title(
     try:
         row = await conn.fetchrow(
             f"""INSERT INTO catalog.titles
-                  (kind, title, year, genres, description, series_id, season_number, episode_number,
-                   source, status)
-                VALUES ($1, $2, $3, $4, $5, $6::uuid, $7, $8, $9, $10)
+                  (id, kind, title, year, genres, description, series_id, season_number,
+                   episode_number, source, status)
+                VALUES (coalesce($11::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $6::uuid, $7, $8,
+                        $9, $10)
                 RETURNING {COLUMNS}""",
             kind,
             title.strip(),
@@ -114,6 +116,8 @@ async def create_title(
             episode_number,
             source,
             status,
+            # a caller may choose the id, e.g. to upload the source under it first (ingest)
+            parse_id(title_id) if title_id else None,
         )
     except asyncpg.UniqueViolationError as exc:
         raise DuplicateEpisode(

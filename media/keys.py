@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 TITLES = "titles"
+SOURCES = "sources"
 MODEL_NAME = "model.json"
 POSTER_NAME = "poster.jpg"
 
@@ -25,3 +26,12 @@ def object_key(title_id: str, version: str, name: str) -> str:
 
 def poster_key(title_id: str, version: str) -> str:
     return version_prefix(title_id, version) + POSTER_NAME
+
+
+def source_key(title_id: str, ext: str) -> str:
+    """Where ingest puts a title's original file, so any worker can fetch it; `ext` like ".mp4"."""
+    return f"{SOURCES}/{title_id}/original{ext}"
+
+
+def source_prefix(title_id: str) -> str:
+    return f"{SOURCES}/{title_id}/"

@@ -1,0 +1,303 @@
+"""The transcode job queue in Postgres (`jobs.transcode_jobs`): pure SQL, no policy.
+
+A job is `queued` until a worker claims it (`FOR UPDATE SKIP LOCKED`, so claimers never wait
+on each other and never take the same row), then `running` under a lease the worker renews by
+heartbeat. A lease that runs out means the worker died: the next `claim` takes the job over
+(the dead attempt counts). Every write a worker makes to its job is fenced on
+(worker_id, attempts), so a worker that lost its lease cannot complete, fail or release a job
+that another worker now holds.
+
+Retries: `fail` requeues with exponential backoff while attempts remain, else the job ends
+`failed`; the caller then marks the title failed. `release` gives a job back without counting
+the attempt (a graceful shutdown is not the job's fault).
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable
+
+import asyncpg
+
+BACKOFF_BASE_S = 10.0
+BACKOFF_CAP_S = 600.0
+ERROR_MAX_CHARS = 500
+
+_COLUMNS = (
+    "id, title_id, source, status, attempts, max_attempts, run_after, lease_until, worker_id,"
+    " progress, error, created_at, updated_at, finished_at"
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    title_id: str
+    source: str  # storage key of the uploaded source
+    status: str
+    attempts: int  # including the current one once claimed; the fencing token
+    max_attempts: int
+    run_after: datetime
+    lease_until: datetime | None
+    worker_id: str | None
+    progress: float
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title_id": self.title_id,
+            "status": self.status,
+            "progress": round(self.progress, 1),
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "error": self.error,
+            "worker_id": self.worker_id,
+            "run_after": self.run_after.isoformat(),
+            "lease_until": self.lease_until.isoformat() if self.lease_until else None,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+
+def _job(row: asyncpg.Record) -> Job:
+    data = dict(row)
+    data["title_id"] = str(data["title_id"])
+    return Job(**data)
+
+
+def backoff_s(attempts: int, base_s: float = BACKOFF_BASE_S, cap_s: float = BACKOFF_CAP_S) -> float:
+    """Delay before the next try after `attempts` failed ones: base, 2x base, 4x base, ..."""
+    return min(cap_s, base_s * 2 ** max(0, attempts - 1))
+
+
+def _one_line(reason: str) -> str:
+    line = " ".join(str(reason).split()) or "unknown error"
+    return line if len(line) <= ERROR_MAX_CHARS else line[: ERROR_MAX_CHARS - 1] + "…"
+
+
+async def enqueue(conn: asyncpg.Connection, title_id: str, source: str, max_attempts: int) -> Job:
+    row = await conn.fetchrow(
+        f"""INSERT INTO jobs.transcode_jobs (title_id, source, max_attempts)
+            VALUES ($1, $2, $3) RETURNING {_COLUMNS}""",
+        uuid.UUID(str(title_id)),
+        source,
+        max_attempts,
+    )
+    return _job(row)
+
+
+async def claim(
+    conn: asyncpg.Connection, worker_id: str, lease_s: float, *, title_id: str | None = None
+) -> Job | None:
+    """Take the oldest runnable job: queued and due, or running with an expired lease (its
+    worker died). Counts the attempt. `title_id` restricts the claim to one title (`ingest
+    --wait`). Jobs out of attempts are left to `reap_exhausted`."""
+    row = await conn.fetchrow(
+        f"""UPDATE jobs.transcode_jobs j
+               SET status = 'running', attempts = j.attempts + 1, worker_id = $1,
+                   lease_until = now() + make_interval(secs => $2), progress = 0,
+                   updated_at = now()
+              FROM (SELECT id FROM jobs.transcode_jobs
+                     WHERE ((status = 'queued' AND run_after <= now())
+                            OR (status = 'running' AND lease_until < now()
+                                AND attempts < max_attempts))
+                       AND ($3::uuid IS NULL OR title_id = $3::uuid)
+                     ORDER BY run_after, id
+                     LIMIT 1
+                     FOR UPDATE SKIP LOCKED) c
+             WHERE j.id = c.id
+         RETURNING {", ".join("j." + c.strip() for c in _COLUMNS.split(","))}""",
+        worker_id,
+        float(lease_s),
+        uuid.UUID(str(title_id)) if title_id else None,
+    )
+    return _job(row) if row else None
+
+
+async def reap_exhausted(conn: asyncpg.Connection) -> list[Job]:
+    """Fail running jobs whose lease expired on their last attempt (the worker died every
+    time: a source that crashes or starves workers must not loop forever). Returns them so
+    the caller marks their titles failed."""
+    rows = await conn.fetch(
+        f"""UPDATE jobs.transcode_jobs j
+               SET status = 'failed', finished_at = now(), updated_at = now(), lease_until = NULL,
+                   error = coalesce(j.error || '; ', '') || 'the worker running it stopped responding '
+                           || j.attempts || ' times'
+              FROM (SELECT id FROM jobs.transcode_jobs
+                     WHERE status = 'running' AND lease_until < now() AND attempts >= max_attempts
+                     FOR UPDATE SKIP LOCKED) c
+             WHERE j.id = c.id
+         RETURNING {", ".join("j." + c.strip() for c in _COLUMNS.split(","))}"""
+    )
+    return [_job(r) for r in rows]
+
+
+async def heartbeat(
+    conn: asyncpg.Connection, job: Job, lease_s: float, progress: float | None = None
+) -> bool:
+    """Renew our lease (and record progress, 0..100); False when the job is no longer ours
+    (lease expired and taken over, cancelled, or deleted)."""
+    result = await conn.execute(
+        """UPDATE jobs.transcode_jobs
+              SET lease_until = now() + make_interval(secs => $4),
+                  progress = coalesce($5, progress), updated_at = now()
+            WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'""",
+        job.id,
+        job.worker_id,
+        job.attempts,
+        float(lease_s),
+        None if progress is None else float(max(0.0, min(100.0, progress))),
+    )
+    return result == "UPDATE 1"
+
+
+async def still_ours(conn: asyncpg.Connection, job: Job, *, lock: bool = False) -> bool:
+    """True while the job is running under this attempt; with `lock`, keeps the row locked
+    until the transaction ends (the publish fence)."""
+    row = await conn.fetchval(
+        f"""SELECT 1 FROM jobs.transcode_jobs
+             WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'
+             {"FOR UPDATE" if lock else ""}""",
+        job.id,
+        job.worker_id,
+        job.attempts,
+    )
+    return row is not None
+
+
+async def complete(conn: asyncpg.Connection, job: Job) -> bool:
+    result = await conn.execute(
+        """UPDATE jobs.transcode_jobs
+              SET status = 'done', progress = 100, lease_until = NULL, error = NULL,
+                  finished_at = now(), updated_at = now()
+            WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'""",
+        job.id,
+        job.worker_id,
+        job.attempts,
+    )
+    return result == "UPDATE 1"
+
+
+async def fail(
+    conn: asyncpg.Connection,
+    job: Job,
+    reason: str,
+    *,
+    retryable: bool = True,
+    base_s: float = BACKOFF_BASE_S,
+    cap_s: float = BACKOFF_CAP_S,
+) -> str | None:
+    """Record a failed attempt. Returns "queued" (retry after backoff), "failed" (terminal:
+    mark the title failed) or None when the job was not ours any more."""
+    terminal = not retryable or job.attempts >= job.max_attempts
+    status = "failed" if terminal else "queued"
+    return await conn.fetchval(
+        """UPDATE jobs.transcode_jobs
+              SET status = $4, error = $5, lease_until = NULL, worker_id = NULL,
+                  run_after = CASE WHEN $4 = 'queued' THEN now() + make_interval(secs => $6)
+                                   ELSE run_after END,
+                  finished_at = CASE WHEN $4 = 'failed' THEN now() END,
+                  updated_at = now()
+            WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'
+        RETURNING status""",
+        job.id,
+        job.worker_id,
+        job.attempts,
+        status,
+        _one_line(reason),
+        backoff_s(job.attempts, base_s, cap_s),
+    )
+
+
+async def release(conn: asyncpg.Connection, job: Job) -> bool:
+    """Give a job back at once without counting this attempt (worker shutting down)."""
+    result = await conn.execute(
+        """UPDATE jobs.transcode_jobs
+              SET status = 'queued', attempts = attempts - 1, worker_id = NULL,
+                  lease_until = NULL, run_after = now(), progress = 0, updated_at = now()
+            WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'""",
+        job.id,
+        job.worker_id,
+        job.attempts,
+    )
+    return result == "UPDATE 1"
+
+
+async def cancel_for_title(conn: asyncpg.Connection, title_id: str, reason: str = "title deleted") -> int:
+    """End the title's live jobs (its worker notices at the next heartbeat and stops)."""
+    result = await conn.execute(
+        """UPDATE jobs.transcode_jobs
+              SET status = 'cancelled', error = $2, lease_until = NULL, finished_at = now(),
+                  updated_at = now()
+            WHERE title_id = $1 AND status IN ('queued', 'running')""",
+        uuid.UUID(str(title_id)),
+        reason,
+    )
+    return int(result.split()[-1])
+
+
+async def cancel(conn: asyncpg.Connection, job: Job, reason: str) -> bool:
+    """End our own job quietly (its title is gone)."""
+    result = await conn.execute(
+        """UPDATE jobs.transcode_jobs
+              SET status = 'cancelled', error = $4, lease_until = NULL, finished_at = now(),
+                  updated_at = now()
+            WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'""",
+        job.id,
+        job.worker_id,
+        job.attempts,
+        _one_line(reason),
+    )
+    return result == "UPDATE 1"
+
+
+async def get(conn: asyncpg.Connection, job_id: int) -> Job | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM jobs.transcode_jobs WHERE id = $1", job_id)
+    return _job(row) if row else None
+
+
+async def queue_depth(conn: asyncpg.Connection) -> int:
+    """Jobs waiting for a worker (due now or later)."""
+    return await conn.fetchval("SELECT count(*) FROM jobs.transcode_jobs WHERE status = 'queued'")
+
+
+async def next_due_s(conn: asyncpg.Connection, title_id: str | None = None) -> float | None:
+    """Seconds until the next queued job is due (0 when one is due now); None when none is
+    queued. Lets `worker --once` wait out a retry backoff instead of exiting."""
+    return await conn.fetchval(
+        """SELECT greatest(0, extract(epoch FROM min(run_after) - now()))::float8
+             FROM jobs.transcode_jobs
+            WHERE status = 'queued' AND ($1::uuid IS NULL OR title_id = $1::uuid)""",
+        uuid.UUID(str(title_id)) if title_id else None,
+    )
+
+
+async def list_jobs(conn: asyncpg.Connection, *, title_id: str | None = None, limit: int = 100) -> list[Job]:
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM jobs.transcode_jobs
+             WHERE ($1::uuid IS NULL OR title_id = $1::uuid)
+             ORDER BY id DESC LIMIT $2""",
+        uuid.UUID(str(title_id)) if title_id else None,
+        limit,
+    )
+    return [_job(r) for r in rows]
+
+
+async def progress_for(conn: asyncpg.Connection, title_ids: Iterable[str]) -> dict[str, Job]:
+    """The latest job of each title (status, progress, attempts, error), keyed by title id."""
+    ids = [uuid.UUID(str(t)) for t in title_ids]
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        f"""SELECT DISTINCT ON (title_id) {_COLUMNS} FROM jobs.transcode_jobs
+             WHERE title_id = ANY($1::uuid[])
+             ORDER BY title_id, id DESC""",
+        ids,
+    )
+    return {str(r["title_id"]): _job(r) for r in rows}
