@@ -22,6 +22,7 @@ renders playlists from the rendition model.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import ffmpeg
@@ -29,12 +30,14 @@ import ffmpeg
 from transcoder.ladder import PIX_FMT, Ladder
 
 INIT_NAME = "init.mp4"
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
 def build_ffmpeg_args(source: str, ladder: Ladder, out_dir: Path, *, preset: str = "veryfast",
                       threads: int = 0, ffmpeg_bin: str = "ffmpeg") -> list[str]:
     """The argv (program first) that encodes `source` to `ladder` under `out_dir`."""
-    inp = ffmpeg.input(source)
+    # "file:" stops a local name like "a:b.mp4" being read as a protocol.
+    inp = ffmpeg.input(source if _URL.match(source) else "file:" + source)
     streams = []
     opts: dict[str, object] = {}
     variants: list[str] = []

@@ -178,8 +178,10 @@ def plan_rungs(display_width: int, display_height: int, fps: Fraction) -> tuple[
         sizes.append((f"v{box_h}", _even_at_most(dw * scale, dw), _even_at_most(dh * scale, dh)))
 
     native_w, native_h = _even_at_most(dw, dw), _even_at_most(dh, dh)
+    top_box_filled = bool(sizes) and sizes[0][0] == f"v{STANDARD_RUNGS[0][0]}"
     if not sizes or (
-        sizes[0][1] * sizes[0][2] * NATIVE_RUNG_MIN_PIXEL_RATIO <= native_w * native_h
+        not top_box_filled
+        and sizes[0][1] * sizes[0][2] * NATIVE_RUNG_MIN_PIXEL_RATIO <= native_w * native_h
     ):
         sizes.insert(0, (f"v{min(native_w, native_h)}", native_w, native_h))
 
