@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from media.storage import InvalidKey, ObjectNotFound, StorageError
+from media.errors import InvalidKey, MediaError, ObjectNotFound, ProbeError, StorageError
 from packager.errors import InvalidPresentation, InvalidUri, PresentationIncomplete, RenditionNotFound
 from server.settings import ConfigError
 
@@ -43,6 +43,8 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     InvalidKey: 404,
     ObjectNotFound: 404,
     StorageError: 503,
+    ProbeError: 400,
+    MediaError: 500,
     ConfigError: 500,
     RenditionNotFound: 404,
     PresentationIncomplete: 409,
