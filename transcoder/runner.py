@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import inspect
 import signal
+import sys
 from collections import deque
 from typing import Awaitable, Callable
 
@@ -32,14 +34,15 @@ async def run_ffmpeg(args: list[str], *, duration_s: float,
     Raises `TranscodeTimeout` after `timeout_s` of wall-clock time and `TranscodeError` (with
     the most telling of ffmpeg's last stderr lines) on a non-zero exit. On timeout or
     cancellation ffmpeg gets SIGTERM, then SIGKILL after a short grace, and is awaited before
-    this returns or re-raises. (Should this process itself die, ffmpeg's next progress write to
-    the closed stdout pipe kills it with SIGPIPE.)
+    this returns or re-raises. Should this process itself die, the kernel kills ffmpeg
+    (`die_with_parent`).
     """
     proc = await asyncio.create_subprocess_exec(
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=die_with_parent,
     )
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     try:
@@ -58,6 +61,19 @@ async def run_ffmpeg(args: list[str], *, duration_s: float,
     if returncode != 0:
         raise TranscodeError(f"ffmpeg failed ({_exit_status(returncode)}): {failure_reason(tail)}")
     await _report(on_progress, 100.0)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# Looked up once here: dlopen in a forked child of a threaded process can deadlock.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def die_with_parent() -> None:
+    """preexec_fn: the kernel sends ffmpeg SIGKILL when the worker dies, even by SIGKILL
+    (prctl(2) PR_SET_PDEATHSIG). ffmpeg ignores SIGPIPE, so a closed progress pipe alone
+    would not stop it. Linux only; elsewhere a no-op."""
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 def parse_progress_time_s(key: str, value: str) -> float | None:

@@ -1,0 +1,65 @@
+"""The poster: one JPEG frame at about 10% of the duration (past black intros and fades),
+written as `poster.jpg` beside the renditions and published with the version
+(`media.keys.poster_key`). No poster for an audio-only title."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from media.keys import POSTER_NAME
+from media.probe_model import Probe
+from transcoder.runner import die_with_parent
+
+log = logging.getLogger("streamflix.poster")
+
+POSTER_AT = 0.10
+POSTER_MAX_WIDTH = 1280
+POSTER_TIMEOUT_S = 60.0
+
+
+def poster_time_s(duration_s: float) -> float:
+    return max(0.0, duration_s * POSTER_AT)
+
+
+def poster_argv(source: str, out: Path, at_s: float, *, ffmpeg: str = "ffmpeg") -> list[str]:
+    """Seek before the input (fast, keyframe then decode to the exact time), one frame,
+    scaled down to at most POSTER_MAX_WIDTH with square pixels, full-range 4:2:0 (what JPEG
+    decoders expect, whatever the source's bit depth or chroma)."""
+    vf = f"scale='min({POSTER_MAX_WIDTH},iw*sar)':-2,setsar=1,format=yuvj420p"
+    return [
+        ffmpeg, "-nostdin", "-v", "error", "-y",
+        "-ss", f"{at_s:.3f}", "-i", "file:" + source,
+        "-map", "0:v:0", "-frames:v", "1", "-vf", vf, "-q:v", "3",
+        "-f", "image2", "file:" + str(out),
+    ]  # fmt: skip
+
+
+async def make_poster(source: str, probe: Probe, out_dir: Path, *, ffmpeg: str = "ffmpeg") -> Path | None:
+    """Write out_dir/poster.jpg; None (and a log line) for audio-only sources or when ffmpeg
+    cannot produce a frame: a missing poster must not fail a title that plays."""
+    if probe.video is None:
+        return None
+    out = out_dir / POSTER_NAME
+    at = poster_time_s(probe.duration_s)
+    for seek in (at, 0.0):  # a frame at 10% may not exist in a broken tail: fall back to 0
+        proc = await asyncio.create_subprocess_exec(
+            *poster_argv(source, out, seek, ffmpeg=ffmpeg),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            preexec_fn=die_with_parent,
+        )
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), POSTER_TIMEOUT_S)
+        except TimeoutError:
+            err = b"timed out"
+        finally:
+            if proc.returncode is None:  # timed out or cancelled: never leave ffmpeg behind
+                proc.kill()
+                await asyncio.shield(proc.wait())
+        if proc.returncode == 0 and out.is_file() and out.stat().st_size > 0:
+            return out
+        log.warning("poster at %.1f s failed: %s", seek, (err or b"").decode(errors="replace").strip()[-200:])
+    out.unlink(missing_ok=True)
+    return None
