@@ -1,0 +1,127 @@
+"""Box parsing: on real ffmpeg output, and on hand-built boxes for the paths ffmpeg does not
+take (defaults from tfhd/trex, 64-bit sizes, a non-keyframe start)."""
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from tests.transcoder.conftest import Encoded, ffprobe_json
+from transcoder import mp4
+
+
+def box(btype: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), btype) + payload
+
+
+def full(btype: bytes, version: int, flags: int, body: bytes) -> bytes:
+    return box(btype, struct.pack(">I", (version << 24) | flags) + body)
+
+
+def test_init_segments_of_a_real_encode(ladder720: Encoded) -> None:
+    out = ladder720.out_dir
+    video = mp4.parse_init((out / "v720" / "init.mp4").read_bytes())
+    assert video.handler == "vide"
+    assert video.codec.startswith("avc1.")
+    assert (video.width, video.height) == (1280, 720)
+    (stream,) = ffprobe_json(out / "v720" / "init.mp4", "-show_streams")["streams"]
+    assert stream["time_base"] == f"1/{video.timescale}"
+
+    audio = mp4.parse_init((out / "a0" / "init.mp4").read_bytes())
+    assert (audio.handler, audio.codec, audio.timescale) == ("soun", "mp4a.40.2", 48000)
+    assert (audio.channels, audio.sample_rate) == (2, 48000)
+
+
+def test_media_segments_of_a_real_encode(ladder720: Encoded) -> None:
+    folder = ladder720.out_dir / "v480"
+    init = mp4.parse_init((folder / "init.mp4").read_bytes())
+    first = mp4.parse_segment((folder / "1.m4s").read_bytes(), init.defaults)
+    second = mp4.parse_segment((folder / "2.m4s").read_bytes(), init.defaults)
+    assert (first.sample_count, second.sample_count) == (120, 60)  # 4 s + 2 s at 30 fps
+    assert first.duration == 4 * init.timescale and second.duration == 2 * init.timescale
+    assert second.base_decode_time == first.base_decode_time + first.duration
+    assert first.first_sample_is_sync and second.first_sample_is_sync
+    assert mp4.segment_starts_with_keyframe(folder / "2.m4s")
+
+
+def test_avc_codec_string() -> None:
+    assert mp4.avc_codec_string(bytes([1, 0x64, 0x00, 0x28, 0xFF])) == "avc1.640028"
+    assert mp4.avc_codec_string(bytes([1, 0x42, 0xC0, 0x1E, 0xFF])) == "avc1.42c01e"
+    with pytest.raises(mp4.Mp4Error):
+        mp4.avc_codec_string(b"\x00")
+
+
+@pytest.mark.parametrize(
+    "asc, expected",
+    [
+        pytest.param(bytes([0x11, 0x90]), "mp4a.40.2", id="aac-lc"),
+        pytest.param(bytes([0x2B, 0x8A, 0x08, 0x00]), "mp4a.40.5", id="he-aac"),
+    ],
+)
+def test_mp4a_codec_string(asc: bytes, expected: str) -> None:
+    dsi = bytes([0x05, len(asc)]) + asc
+    dcd_body = bytes([0x40, 0x15]) + bytes(11) + dsi
+    dcd = bytes([0x04, len(dcd_body)]) + dcd_body
+    es_body = b"\x00\x01\x00" + dcd + bytes([0x06, 0x01, 0x02])
+    es = bytes([0x03, 0x80, 0x80, 0x80, len(es_body)]) + es_body  # 4-byte expandable size
+    assert mp4.mp4a_codec_string(es) == expected
+
+
+def _segment(*, tfhd_flags: int, tfhd_body: bytes, trun_flags: int, trun_body: bytes,
+             tfdt_version: int = 1, base: int = 90_000) -> bytes:
+    tfdt_body = struct.pack(">Q" if tfdt_version else ">I", base)
+    traf = box(b"traf", full(b"tfhd", 0, tfhd_flags, struct.pack(">I", 1) + tfhd_body)
+               + full(b"tfdt", tfdt_version, 0, tfdt_body)
+               + full(b"trun", 0, trun_flags, trun_body))
+    return box(b"styp", b"msdh\x00\x00\x00\x00") + box(b"moof", traf) + box(b"mdat", b"xx")
+
+
+def test_segment_with_per_sample_durations_and_first_sample_flags() -> None:
+    # trun: sample-duration present (0x100), first-sample-flags present (0x04).
+    body = struct.pack(">II", 3, 0) + struct.pack(">III", 1000, 1001, 999)
+    seg = _segment(tfhd_flags=0, tfhd_body=b"", trun_flags=0x104, trun_body=body)
+    info = mp4.parse_segment(seg)
+    assert (info.base_decode_time, info.duration, info.sample_count) == (90_000, 3000, 3)
+    assert info.first_sample_is_sync
+
+
+def test_segment_durations_from_tfhd_defaults_and_non_sync_start() -> None:
+    # tfhd: default-sample-duration (0x08) and default-sample-flags (0x20) = non-sync.
+    tfhd = struct.pack(">II", 512, mp4.SAMPLE_IS_NON_SYNC)
+    seg = _segment(tfhd_flags=0x28, tfhd_body=tfhd, trun_flags=0, trun_body=struct.pack(">I", 4),
+                   tfdt_version=0, base=7)
+    info = mp4.parse_segment(seg)
+    assert (info.base_decode_time, info.duration, info.sample_count) == (7, 2048, 4)
+    assert not info.first_sample_is_sync
+
+
+def test_segment_durations_from_trex_defaults() -> None:
+    seg = _segment(tfhd_flags=0, tfhd_body=b"", trun_flags=0, trun_body=struct.pack(">I", 10))
+    info = mp4.parse_segment(seg, mp4.TrackDefaults(sample_duration=1024, sample_flags=0))
+    assert info.duration == 10240 and info.first_sample_is_sync
+
+
+def test_largesize_and_size_zero_boxes() -> None:
+    large = struct.pack(">I4sQ", 1, b"free", 16 + 3) + b"abc"
+    last = struct.pack(">I4s", 0, b"mdat") + b"rest"
+    boxes = list(mp4.iter_boxes(large + last))
+    assert [(b.type, b.payload - b.start, b.end - b.start) for b in boxes] == [
+        (b"free", 16, 19), (b"mdat", 8, 12)]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(struct.pack(">I4s", 100, b"moof"), id="overlong"),
+        pytest.param(struct.pack(">I4s", 4, b"moof"), id="shorter-than-header"),
+        pytest.param(box(b"free", b"") + b"\x00\x00", id="trailing-bytes"),
+    ],
+)
+def test_malformed_boxes(data: bytes) -> None:
+    with pytest.raises(mp4.Mp4Error):
+        list(mp4.iter_boxes(data))
+
+
+def test_segment_without_moof_is_an_error() -> None:
+    with pytest.raises(mp4.Mp4Error):
+        mp4.parse_segment(box(b"mdat", b"x"))
