@@ -63,4 +63,5 @@ def _register_routes(app: web.Application) -> None:
 
 ROUTE_MODULES = (
     "server.api_auth",
+    "server.api_jobs",
 )

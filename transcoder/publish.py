@@ -23,6 +23,7 @@ import logging
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Awaitable, Callable
 
 import asyncpg
 
@@ -125,13 +126,18 @@ async def publish(
     out_dir: Path,
     *,
     concurrency: int = UPLOAD_CONCURRENCY,
+    before_commit: Callable[[], Awaitable[None]] | None = None,
 ) -> str | None:
     """Upload, write the model, commit, delete the previous version. Returns the previous
     version. On any failure before the commit, the new prefix is removed (best effort; the
-    next attempt's `gc_versions` catches what this misses) and the error re-raised."""
+    next attempt's `gc_versions` catches what this misses) and the error re-raised.
+    `before_commit` runs between upload and commit (the worker stops its heartbeat there:
+    the commit is fenced anyway, and a finished job must not look like a lost lease)."""
     title_id, version = presentation.title_id, presentation.version
     try:
         await upload_version(storage, presentation, out_dir, concurrency=concurrency)
+        if before_commit is not None:
+            await before_commit()
         old = await commit_version(pool, job, presentation)
     except BaseException:
         with contextlib.suppress(Exception):

@@ -1,0 +1,43 @@
+"""`GET /api/v1/admin/jobs?title_id=&limit=`: transcode jobs with status, progress, attempts
+and last error, newest first (admins only)."""
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from server import keys
+from server.authn import require_admin
+from server.errors import STATUS_BY_ERROR, ApiError
+from transcoder import jobs
+from transcoder.ingest import SourceTooLarge, SourceUnavailable
+
+STATUS_BY_ERROR.update({SourceUnavailable: 400, SourceTooLarge: 413})
+
+MAX_LIMIT = 500
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/admin/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    await require_admin(request)
+    title_id = request.query.get("title_id") or None
+    if title_id is not None:
+        try:
+            title_id = str(uuid.UUID(title_id))
+        except ValueError:
+            raise ApiError(400, "invalid_query", "title_id must be a title id (a UUID)") from None
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError:
+        raise ApiError(400, "invalid_query", "limit must be a number") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, "invalid_query", f"limit must be between 1 and {MAX_LIMIT}")
+    async with request.app[keys.PG].acquire() as conn:
+        items = await jobs.list_jobs(conn, title_id=title_id, limit=limit)
+        depth = await jobs.queue_depth(conn)
+    return web.json_response({"items": [j.to_json() for j in items], "queue_depth": depth})
+
+
+def setup(app: web.Application) -> None:
+    app.add_routes(routes)

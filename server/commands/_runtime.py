@@ -1,0 +1,35 @@
+"""The Postgres pool and storage a CLI command needs, opened and closed together."""
+from __future__ import annotations
+
+import contextlib
+from typing import AsyncIterator
+
+import asyncpg
+
+from media.storage import Storage, open_storage
+from server.settings import Settings
+
+
+class DatabaseUnavailable(Exception):
+    code = "database_unavailable"
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(settings: Settings, *, pool_size: int = 4) -> AsyncIterator[tuple[asyncpg.Pool, Storage]]:
+    try:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=max(2, pool_size))
+    except (OSError, asyncpg.PostgresError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise DatabaseUnavailable(f"cannot connect to the database ({detail}); is Postgres running?") from exc
+    try:
+        if await pool.fetchval("SELECT to_regclass('jobs.transcode_jobs')") is None:
+            raise DatabaseUnavailable("the database has no StreamFlix tables yet: run `streamflix migrate`")
+    except BaseException:
+        await pool.close()
+        raise
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    try:
+        yield pool, storage
+    finally:
+        await storage.close()
+        await pool.close()

@@ -1,0 +1,109 @@
+"""`streamflix ingest SOURCE --title T ... [--wait] [--json]`.
+
+Prints the new title's id (its JSON with `--json`). With `--wait` it returns only when the
+title is ready (exit 0) or failed (exit 1, the reason on stderr), running a worker in-process
+that claims this title's job: SKIP LOCKED lets it share the queue safely with real workers,
+so whichever gets there first transcodes, and if a worker already has it this just waits.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from typing import Any, TextIO
+
+import asyncpg
+
+from catalog import titles
+from catalog.titles import Title
+from media.storage import Storage
+from server.commands._runtime import open_runtime
+from server.commands.worker import make_worker, stop_on_signals
+from server.settings import Settings
+from transcoder import jobs
+from transcoder.ingest import ingest
+
+POLL_S = 0.5
+BAR_WIDTH = 30
+
+
+class TitleFailed(Exception):
+    code = "title_failed"
+
+
+def title_json(title: Title) -> dict[str, Any]:
+    return {**title.to_json(), "version": title.current_version}
+
+
+def progress_line(percent: float, status: str, attempts: int = 0) -> str:
+    filled = int(BAR_WIDTH * max(0.0, min(100.0, percent)) / 100)
+    retry = f" (attempt {attempts})" if attempts > 1 else ""
+    return f"\r[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {percent:5.1f}% {status}{retry}\x1b[K"
+
+
+async def wait_for_title(
+    settings: Settings, pool: asyncpg.Pool, storage: Storage, title_id: str, *, bar: TextIO | None = None
+) -> Title:
+    """Transcode in-process (or watch another worker do it) until the title is ready or failed."""
+    worker = make_worker(settings, pool, storage, title_id=title_id)
+    runner = asyncio.create_task(worker.run())
+    try:
+        with stop_on_signals(worker.stop):
+            while True:
+                async with pool.acquire() as conn:
+                    title = await titles.get_title(conn, title_id)
+                    job = (await jobs.progress_for(conn, [title_id])).get(title_id)
+                live = job is not None and job.status in ("queued", "running")
+                if title.status in ("ready", "failed") and not live:
+                    return title
+                if runner.done():
+                    runner.result()  # a crash of the in-process worker surfaces here
+                    raise KeyboardInterrupt  # stopped by a signal
+                if bar is not None and job is not None:
+                    status = "queued" if job.status == "queued" else title.status
+                    bar.write(progress_line(job.progress, status, job.attempts))
+                    bar.flush()
+                await asyncio.sleep(POLL_S)
+    finally:
+        worker.stop()
+        await asyncio.wait({runner})
+        if bar is not None:
+            bar.write("\n")
+            bar.flush()
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    if not getattr(args, "debug", False):
+        # stdout/stderr carry the result (and a bar on a terminal), not the worker's log
+        logging.getLogger("streamflix").setLevel(logging.WARNING)
+    async with open_runtime(settings) as (pool, storage):
+        title = await ingest(
+            pool,
+            storage,
+            source=args.source,
+            title=args.title,
+            kind=args.kind,
+            series=args.series,
+            season=args.season,
+            episode=args.episode,
+            year=args.year,
+            genres=args.genre,
+            description=args.description,
+            max_source_bytes=settings.max_source_bytes,
+            work_dir=settings.work_dir,
+            max_attempts=settings.job_max_attempts,
+            s3_endpoint_url=settings.s3_endpoint_url,
+        )
+        if not args.json:
+            print(title.id, flush=True)
+        if args.wait:
+            # A bar only for a person watching; logs and pipes get just the result.
+            bar = sys.stderr if sys.stderr.isatty() else None
+            title = await wait_for_title(settings, pool, storage, title.id, bar=bar)
+        if args.json:
+            print(json.dumps(title_json(title), indent=2), flush=True)
+        if title.status == "failed":
+            raise TitleFailed(f"title {title.id} failed: {title.failure_reason or 'unknown reason'}")
+    return 0

@@ -1,0 +1,119 @@
+"""`streamflix titles list|show|delete`: the catalog from the shell."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+import asyncpg
+
+from catalog import titles
+from catalog.titles import COLUMNS, Title, title_from_row
+from media import keys
+from media.storage import Storage
+from server.commands._runtime import open_runtime
+from server.settings import Settings
+from transcoder import jobs
+
+log = logging.getLogger("streamflix.titles")
+
+
+def _json(title: Title, job: jobs.Job | None) -> dict[str, Any]:
+    out = {**title.to_json(), "version": title.current_version}
+    if job is not None:
+        out["job"] = {k: job.to_json()[k] for k in ("id", "status", "progress", "attempts", "error")}
+    return out
+
+
+def _status(title: Title, job: jobs.Job | None) -> str:
+    if title.status in ("pending", "processing") and job is not None and job.status in ("queued", "running"):
+        return f"{title.status} {job.progress:.0f}%"
+    if title.status == "failed" and title.failure_reason:
+        return f"failed: {title.failure_reason}"
+    return title.status
+
+
+async def _all_titles(conn: asyncpg.Connection) -> list[Title]:
+    rows = await conn.fetch(f"SELECT {COLUMNS} FROM catalog.titles ORDER BY created_at, id")
+    return [title_from_row(r) for r in rows]
+
+
+async def list_titles(pool: asyncpg.Pool, as_json: bool) -> int:
+    async with pool.acquire() as conn:
+        items = await _all_titles(conn)
+        progress = await jobs.progress_for(conn, [t.id for t in items if t.kind != "series"])
+    if as_json:
+        print(json.dumps({"items": [_json(t, progress.get(t.id)) for t in items]}, indent=2))
+        return 0
+    for t in items:
+        label = t.title
+        if t.kind == "episode":
+            label = f"{t.title} (S{t.season_number:02d}E{t.episode_number:02d})"
+        year = f" ({t.year})" if t.year and t.kind != "episode" else ""
+        print(f"{t.id}  {t.kind:<7}  {_status(t, progress.get(t.id)):<14}  {label}{year}")
+    return 0
+
+
+async def show_title(pool: asyncpg.Pool, title_id: str, as_json: bool) -> int:
+    async with pool.acquire() as conn:
+        t = await titles.get_title(conn, title_id)
+        job = (await jobs.progress_for(conn, [t.id])).get(t.id)
+    if as_json:
+        print(json.dumps(_json(t, job), indent=2))
+        return 0
+    rows = [
+        ("id", t.id),
+        ("kind", t.kind),
+        ("title", t.title),
+        ("year", t.year),
+        ("genres", ", ".join(t.genres)),
+        ("status", _status(t, job)),
+        ("duration", f"{t.duration_s:.1f} s" if t.duration_s else None),
+        ("version", t.current_version),
+        ("series", t.series_id),
+        ("season", t.season_number),
+        ("episode", t.episode_number),
+        ("description", t.description),
+    ]
+    if job is not None:
+        rows.append(("job", f"#{job.id} {job.status}, attempt {job.attempts}/{job.max_attempts}"
+                     + (f", last error: {job.error}" if job.error else "")))
+    for name, value in rows:
+        if value not in (None, ""):
+            print(f"{name:<12}{value}")
+    return 0
+
+
+async def delete_title(pool: asyncpg.Pool, storage: Storage, title_id: str) -> list[str]:
+    """Cancel its jobs, delete the row (a series takes its episodes along), then every stored
+    object: all version prefixes and the source. Returns the ids removed."""
+    async with pool.acquire() as conn, conn.transaction():
+        title = await titles.get_title(conn, title_id)
+        ids = [title.id]
+        if title.kind == "series":
+            ids += [str(r["id"]) for r in await conn.fetch(
+                "SELECT id FROM catalog.titles WHERE series_id = $1", titles.parse_id(title.id))]
+        for tid in ids:
+            # a worker on it notices at its next heartbeat and stops; its commit is fenced
+            await jobs.cancel_for_title(conn, tid)
+        await titles.delete_title(conn, title.id)
+    for tid in ids:
+        await storage.delete_prefix(keys.title_prefix(tid))
+        await storage.delete_prefix(keys.source_prefix(tid))
+    return ids
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_runtime(settings) as (pool, storage):
+        if args.titles_command == "list":
+            return await list_titles(pool, args.json)
+        if args.titles_command == "show":
+            return await show_title(pool, args.id, args.json)
+        if args.titles_command == "delete":
+            ids = await delete_title(pool, storage, args.id)
+            extra = f" and {len(ids) - 1} episode(s)" if len(ids) > 1 else ""
+            print(f"deleted {ids[0]}{extra}", file=sys.stdout)
+            return 0
+    raise AssertionError(args.titles_command)

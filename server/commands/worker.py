@@ -1,0 +1,51 @@
+"""`streamflix worker [--once] [--concurrency N]`: run transcode jobs until stopped.
+
+SIGTERM / SIGINT: stop claiming, cancel in-flight encodes and give their jobs back (another
+worker takes them at once); a second signal is not needed.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from server.settings import Settings
+from server.commands._runtime import open_runtime
+from transcoder.worker import Worker
+
+
+def make_worker(settings: Settings, pool, storage, *, concurrency: int = 1, title_id: str | None = None) -> Worker:  # type: ignore[no-untyped-def]
+    return Worker(
+        pool,
+        storage,
+        work_dir=settings.work_dir,
+        concurrency=concurrency,
+        lease_s=settings.job_lease_s,
+        segment_s=settings.segment_duration_s,
+        preset=settings.x264_preset,
+        timeout_s=settings.transcode_timeout_s,
+        max_attempts=settings.job_max_attempts,
+        title_id=title_id,
+    )
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop):  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    sigs = (signal.SIGTERM, signal.SIGINT)
+    for sig in sigs:
+        loop.add_signal_handler(sig, stop)
+    try:
+        yield
+    finally:
+        for sig in sigs:
+            loop.remove_signal_handler(sig)
+
+
+async def run(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_runtime(settings, pool_size=2 * args.concurrency + 2) as (pool, storage):
+        worker = make_worker(settings, pool, storage, concurrency=args.concurrency)
+        with stop_on_signals(worker.stop):
+            await worker.run(once=args.once)
+    return 0

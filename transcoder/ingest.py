@@ -1,0 +1,242 @@
+"""Ingest: take a source (local file, `http(s)://` or `s3://` URL), put it into storage under
+`sources/{title_id}/original{ext}` so a worker on any machine can fetch it, then create the
+catalog row and its transcode job in one transaction.
+
+The source is only checked for existence and size here; whether it is media at all is the
+worker's call (it probes, and stores the probe with the title so nothing probes twice).
+A source that is rejected later leaves a `failed` title with a one-line reason.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import mimetypes
+import os
+import re
+import shutil
+import stat
+import uuid
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+import asyncpg
+
+from catalog import titles
+from catalog.errors import InvalidTitle
+from catalog.titles import Title
+from media import keys
+from media.storage import Storage
+from transcoder import jobs
+from transcoder.errors import TranscoderError
+
+DOWNLOAD_CHUNK = 1024 * 1024
+CONNECT_TIMEOUT_S = 30.0
+READ_TIMEOUT_S = 120.0  # between two chunks: a stalled server, not a slow one
+_EXT = re.compile(r"^\.[a-z0-9]{1,10}$")
+DEFAULT_EXT = ".bin"
+
+
+class SourceUnavailable(TranscoderError):
+    """The source cannot be read (missing, not a file, download failed)."""
+
+    code = "source_unavailable"
+
+
+class SourceTooLarge(TranscoderError):
+    code = "source_too_large"
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _too_large(size: int, cap: int) -> SourceTooLarge:
+    return SourceTooLarge(
+        f"source is {human_bytes(size)}, over the {human_bytes(cap)} limit (max_source_bytes)"
+        if size >= 0
+        else f"source is over the {human_bytes(cap)} limit (max_source_bytes)"
+    )
+
+
+def source_extension(source: str) -> str:
+    """".mp4" from a path or URL, lower case; DEFAULT_EXT when it has none we can use."""
+    path = urlsplit(source).path if "://" in source else source
+    ext = os.path.splitext(unquote(path))[1].lower()
+    return ext if _EXT.match(ext) else DEFAULT_EXT
+
+
+def plan_kind(kind: str | None, series: str | None, season: int | None, episode: int | None) -> str:
+    """`--kind` defaults to episode when a series is named, else movie."""
+    kind = kind or ("episode" if series else "movie")
+    if kind == "episode" and (not series or season is None or episode is None):
+        raise InvalidTitle("an episode needs --series, --season and --episode")
+    if kind == "movie" and (series or season is not None or episode is not None):
+        raise InvalidTitle("--series/--season/--episode only apply to --kind episode")
+    return kind
+
+
+# ---- getting the bytes to a local file ------------------------------------------------------
+
+
+def check_local(path: Path, max_bytes: int) -> int:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise SourceUnavailable(f"source not found: {path}") from None
+    except OSError as exc:
+        raise SourceUnavailable(f"cannot read source {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceUnavailable(f"source is not a regular file: {path}")
+    if not os.access(path, os.R_OK):
+        raise SourceUnavailable(f"source is not readable: {path}")
+    if st.st_size > max_bytes:
+        raise _too_large(st.st_size, max_bytes)
+    return st.st_size
+
+
+async def download_http(url: str, dest: Path, max_bytes: int) -> int:
+    """Stream `url` to `dest`, aborting as soon as it passes `max_bytes`."""
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=READ_TIMEOUT_S)
+    written = 0
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(url) as resp:
+                if resp.status != 200:
+                    raise SourceUnavailable(f"download failed: {url} answered HTTP {resp.status} {resp.reason}")
+                if resp.content_length is not None and resp.content_length > max_bytes:
+                    raise _too_large(resp.content_length, max_bytes)
+                with open(dest, "wb") as fh:
+                    async for chunk in resp.content.iter_chunked(DOWNLOAD_CHUNK):
+                        written += len(chunk)
+                        if written > max_bytes:
+                            raise _too_large(-1, max_bytes)
+                        await asyncio.to_thread(fh.write, chunk)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise SourceUnavailable(f"download failed: {url}: {detail}") from None
+    return written
+
+
+def _download_s3(url: str, dest: Path, max_bytes: int, endpoint_url: str | None) -> int:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    parts = urlsplit(url)
+    bucket, key = parts.netloc, parts.path.lstrip("/")
+    if not bucket or not key:
+        raise SourceUnavailable(f"not an s3://bucket/key URL: {url}")
+    config = Config(s3={"addressing_style": "path"} if endpoint_url else {})
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+    try:
+        size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        if size > max_bytes:
+            raise _too_large(size, max_bytes)
+        client.download_file(bucket, key, str(dest))
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+            raise SourceUnavailable(f"source not found: {url}") from None
+        raise SourceUnavailable(f"cannot read {url}: {code or exc}") from None
+    except BotoCoreError as exc:
+        raise SourceUnavailable(f"cannot read {url}: {exc}") from None
+    return size
+
+
+async def fetch_to_local(
+    source: str, scratch: Path, max_bytes: int, *, s3_endpoint_url: str | None = None
+) -> Path:
+    """A local file holding the source: the path itself, or a download into `scratch`."""
+    scheme = urlsplit(source).scheme.lower() if "://" in source else ""
+    if not scheme:
+        path = Path(source).expanduser().absolute()
+        check_local(path, max_bytes)
+        return path
+    scratch.mkdir(parents=True, exist_ok=True)
+    dest = scratch / ("download" + source_extension(source))
+    if scheme in ("http", "https"):
+        await download_http(source, dest, max_bytes)
+    elif scheme == "s3":
+        await asyncio.to_thread(_download_s3, source, dest, max_bytes, s3_endpoint_url)
+    else:
+        raise SourceUnavailable(f"unsupported source {source!r}: use a local path, http(s):// or s3://")
+    return dest
+
+
+# ---- the transaction ------------------------------------------------------------------------
+
+
+async def _series(conn: asyncpg.Connection, name: str, genres: Sequence[str]) -> Title:
+    # Two ingests naming the same new series at once must not create it twice.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('streamflix:series:' || lower($1)))", name.strip())
+    found = await titles.find_series(conn, name)
+    if found:
+        return found
+    # series carry no media of their own: ready at once (catalog/migrations/0001)
+    return await titles.create_title(conn, kind="series", title=name, genres=list(genres), status="ready")
+
+
+async def ingest(
+    pool: asyncpg.Pool,
+    storage: Storage,
+    *,
+    source: str,
+    title: str,
+    kind: str | None = None,
+    series: str | None = None,
+    season: int | None = None,
+    episode: int | None = None,
+    year: int | None = None,
+    genres: Sequence[str] = (),
+    description: str = "",
+    max_source_bytes: int,
+    work_dir: Path,
+    max_attempts: int = 3,
+    s3_endpoint_url: str | None = None,
+) -> Title:
+    """Register a title from `source` and queue its transcode; returns the `pending` title.
+
+    Raises SourceUnavailable / SourceTooLarge before anything is written, InvalidTitle for
+    bad fields, DuplicateEpisode when the series already has that season and episode (the
+    uploaded source is then removed again)."""
+    kind = plan_kind(kind, series, season, episode)
+    if not title.strip():
+        raise InvalidTitle("--title must not be empty")
+    title_id = str(uuid.uuid4())
+    scratch = Path(work_dir) / f"ingest-{title_id}"
+    key = keys.source_key(title_id, source_extension(source))
+    try:
+        local = await fetch_to_local(source, scratch, max_source_bytes, s3_endpoint_url=s3_endpoint_url)
+        content_type = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
+        await storage.put_file(key, local, content_type)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                series_id = (await _series(conn, series, genres)).id if kind == "episode" else None
+                created = await titles.create_title(
+                    conn,
+                    title_id=title_id,
+                    kind=kind,
+                    title=title,
+                    year=year,
+                    genres=list(genres),
+                    description=description,
+                    series_id=series_id,
+                    season_number=season if kind == "episode" else None,
+                    episode_number=episode if kind == "episode" else None,
+                    source=source,
+                )
+                await jobs.enqueue(conn, title_id, key, max_attempts)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(storage.delete_prefix(keys.source_prefix(title_id)))
+            raise
+    finally:
+        await asyncio.to_thread(shutil.rmtree, scratch, True)
+    return created

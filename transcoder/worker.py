@@ -1,0 +1,336 @@
+"""The transcode worker: claim a job, fetch the source, probe, encode, publish, complete.
+
+Crash safety comes from the pieces: a lease renewed every couple of seconds (a dead worker's
+job is taken over once it expires), every job write fenced on (worker, attempt), publishing
+that only becomes visible in one final transaction, and cleanup at the start of the next
+attempt (stale version prefixes, the dead attempt's work dir). So a job may run twice, and
+running it twice is harmless (STYLE 8).
+
+Shutdown (SIGTERM/SIGINT -> `stop()`): no new claims; in-flight encodes are cancelled (the
+runner kills ffmpeg) and their jobs released, not failed, so another worker starts them at
+once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from secrets import token_hex
+
+import aiofiles
+import asyncpg
+
+from catalog import titles
+from catalog.errors import TitleNotFound
+from media.errors import ObjectNotFound, ProbeError, StorageError
+from media.probe import probe as run_probe
+from media.probe_model import Probe
+from media.storage import Storage
+from transcoder import jobs
+from transcoder.errors import SourceRejected, TranscoderError
+from transcoder.pipeline import transcode
+from transcoder.poster import make_poster
+from transcoder.publish import LeaseLost, gc_versions, new_version, publish
+
+log = logging.getLogger("streamflix.worker")
+
+POLL_S = 1.0
+HEARTBEAT_MAX_S = 2.0
+# Progress: the encode is 0..90 %, poster and upload the rest.
+ENCODE_SHARE = 90.0
+PUBLISH_AT = 92.0
+
+
+def make_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{token_hex(3)}"
+
+
+def classify(exc: BaseException) -> tuple[str, bool]:
+    """(one-line reason, retryable). A source that is not media, or that the ladder cannot
+    use, fails at once: trying again gives the same answer."""
+    if isinstance(exc, ProbeError):
+        return f"source rejected: {exc.reason}", False
+    if isinstance(exc, SourceRejected):
+        return f"source rejected: {exc.reason}", False
+    if isinstance(exc, ObjectNotFound):
+        return "the uploaded source is missing from storage", False
+    if isinstance(exc, TranscoderError):
+        return exc.reason, True
+    if isinstance(exc, StorageError):
+        return f"storage: {exc}", True
+    return f"{type(exc).__name__}: {exc}", True
+
+
+class Worker:
+    """Runs up to `concurrency` jobs at once until `stop()` (or, with `once`, until nothing is
+    left to do). `title_id` restricts it to one title's jobs (`ingest --wait`)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        storage: Storage,
+        *,
+        work_dir: Path,
+        concurrency: int = 1,
+        lease_s: float = 60,
+        segment_s: int = 4,
+        preset: str = "veryfast",
+        timeout_s: float | None = None,
+        max_attempts: int = 3,
+        title_id: str | None = None,
+        poll_s: float = POLL_S,
+        backoff_base_s: float = jobs.BACKOFF_BASE_S,
+        worker_id: str | None = None,
+    ) -> None:
+        self.pool = pool
+        self.storage = storage
+        self.work_dir = Path(work_dir)
+        self.concurrency = max(1, concurrency)
+        self.lease_s = float(lease_s)
+        self.segment_s = segment_s
+        self.preset = preset
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts  # jobs carry their own; kept for the record
+        self.title_id = title_id
+        self.poll_s = poll_s
+        self.backoff_base_s = backoff_base_s
+        self.worker_id = worker_id or make_worker_id()
+        self.heartbeat_s = max(0.2, min(HEARTBEAT_MAX_S, self.lease_s / 3))
+        self.processed = 0
+        self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._progress: dict[int, float] = {}
+        self._lost: set[int] = set()
+
+    # ---- the loop -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming; cancel and release what is in flight. Safe from a signal handler."""
+        if not self._stopping.is_set():
+            log.info("worker %s stopping: releasing %d job(s)", self.worker_id, len(self._tasks))
+            self._stopping.set()
+            for task in self._tasks.values():
+                task.cancel()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def run(self, *, once: bool = False) -> int:
+        """Returns how many jobs this worker finished (ready, failed or retried)."""
+        await asyncio.to_thread(self.work_dir.mkdir, parents=True, exist_ok=True)
+        try:
+            while not self._stopping.is_set():
+                await self._reap()
+                while len(self._tasks) < self.concurrency and not self._stopping.is_set():
+                    async with self.pool.acquire() as conn:
+                        job = await jobs.claim(conn, self.worker_id, self.lease_s, title_id=self.title_id)
+                    if job is None:
+                        break
+                    self._start(job)
+                wait_s = self.poll_s
+                if once and not self._tasks:
+                    async with self.pool.acquire() as conn:
+                        due = await jobs.next_due_s(conn, self.title_id)
+                    if due is None:
+                        break  # queue empty: --once is done
+                    wait_s = max(0.05, min(self.poll_s, due))
+                await self._sleep(wait_s)
+        finally:
+            self._stopping.set()
+            for task in self._tasks.values():
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        return self.processed
+
+    def _start(self, job: jobs.Job) -> None:
+        task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
+        self._tasks[job.id] = task
+
+        def done(_t: asyncio.Task[None]) -> None:
+            self._tasks.pop(job.id, None)
+            self._wake.set()
+
+        task.add_done_callback(done)
+
+    async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
+        stop = asyncio.create_task(self._stopping.wait())
+        wake = asyncio.create_task(self._wake.wait())
+        try:
+            await asyncio.wait({stop, wake}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            wake.cancel()
+
+    async def _reap(self) -> None:
+        """Jobs whose worker died on their last attempt end failed, and so do their titles."""
+        async with self.pool.acquire() as conn:
+            for job in await jobs.reap_exhausted(conn):
+                log.warning("job %s (title %s) failed: %s", job.id, job.title_id, job.error)
+                await self._mark_failed(conn, job.title_id, job.error or "worker died")
+
+    # ---- one job --------------------------------------------------------------------------
+
+    async def _run_job(self, job: jobs.Job) -> None:
+        attempt_dir = self.work_dir / f"job-{job.id}-{job.attempts}"
+        started = time.monotonic()
+        heartbeat: asyncio.Task[None] | None = None
+        self._progress[job.id] = 0.0
+        log.info("job %s title %s: attempt %d/%d", job.id, job.title_id, job.attempts, job.max_attempts)
+        try:
+            await asyncio.to_thread(self._clean_work_dirs, job.id)
+            async with self.pool.acquire() as conn:
+                try:
+                    title = await titles.get_title(conn, job.title_id)
+                except TitleNotFound:
+                    await jobs.cancel(conn, job, "title deleted")
+                    log.info("job %s: title %s is gone; nothing to do", job.id, job.title_id)
+                    return
+                if title.status != "ready":  # a ready title keeps serving while it is redone
+                    await titles.set_status(conn, title.id, "processing")
+            heartbeat = asyncio.create_task(self._heartbeat(job, asyncio.current_task()))
+            await gc_versions(self.storage, job.title_id, title.current_version)
+            source = await self._fetch_source(job, attempt_dir)
+            probe = await self._probe(job, source)
+            out_dir = attempt_dir / "out"
+            presentation = await transcode(
+                str(source),
+                probe,
+                out_dir,
+                title_id=job.title_id,
+                version=new_version(),
+                segment_s=self.segment_s,
+                preset=self.preset,
+                timeout_s=self.timeout_s,
+                on_progress=lambda pct: self._set_progress(job, pct * ENCODE_SHARE / 100),
+            )
+            await make_poster(str(source), probe, out_dir)
+            self._set_progress(job, PUBLISH_AT)
+
+            async def stop_heartbeat() -> None:
+                await _stop_task(heartbeat)
+
+            await publish(self.pool, self.storage, job, presentation, out_dir, before_commit=stop_heartbeat)
+            self.processed += 1
+            log.info(
+                "job %s title %s: ready as %s in %.1f s",
+                job.id, job.title_id, presentation.version, time.monotonic() - started,
+            )
+        except asyncio.CancelledError:
+            if job.id in self._lost:
+                log.warning("job %s: lease lost, another worker has it; stopped", job.id)
+                return
+            if self._stopping.is_set():
+                async with self.pool.acquire() as conn:
+                    await asyncio.shield(jobs.release(conn, job))
+                log.info("job %s released for another worker", job.id)
+            raise
+        except LeaseLost:
+            log.warning("job %s: lease lost before publishing; another worker has it", job.id)
+        except TitleNotFound:
+            async with self.pool.acquire() as conn:
+                await jobs.cancel(conn, job, "title deleted")
+            log.info("job %s: title %s was deleted while it ran", job.id, job.title_id)
+        except Exception as exc:
+            await self._failed(job, exc)
+        finally:
+            await _stop_task(heartbeat)
+            self._progress.pop(job.id, None)
+            self._lost.discard(job.id)
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, attempt_dir, True))
+
+    async def _failed(self, job: jobs.Job, exc: Exception) -> None:
+        reason, retryable = classify(exc)
+        log.log(
+            logging.DEBUG if not retryable else logging.WARNING,
+            "job %s failure detail", job.id, exc_info=exc,
+        )
+        async with self.pool.acquire() as conn:
+            status = await jobs.fail(conn, job, reason, retryable=retryable, base_s=self.backoff_base_s)
+            if status == "failed":
+                await self._mark_failed(conn, job.title_id, reason)
+                log.warning("job %s title %s failed: %s", job.id, job.title_id, reason)
+            elif status == "queued":
+                log.warning("job %s title %s: attempt %d failed, will retry: %s",
+                            job.id, job.title_id, job.attempts, reason)
+        self.processed += 1
+
+    async def _mark_failed(self, conn: asyncpg.Connection, title_id: str, reason: str) -> None:
+        try:
+            title = await titles.get_title(conn, title_id)
+        except TitleNotFound:
+            return
+        if title.current_version:  # an older version still plays: keep it ready
+            return
+        await titles.set_status(conn, title_id, "failed", failure_reason=reason)
+
+    def _set_progress(self, job: jobs.Job, percent: float) -> None:
+        self._progress[job.id] = percent
+
+    async def _heartbeat(self, job: jobs.Job, main: asyncio.Task[None] | None) -> None:
+        """Renew the lease with the latest progress; when the job stops being ours, cancel
+        the job's task (which stops ffmpeg)."""
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                async with self.pool.acquire() as conn:
+                    ours = await jobs.heartbeat(conn, job, self.lease_s, self._progress.get(job.id))
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("job %s: heartbeat failed (%s); retrying", job.id, exc)
+                continue
+            if not ours:
+                self._lost.add(job.id)
+                if main is not None:
+                    main.cancel()
+                return
+
+    # ---- source and probe -----------------------------------------------------------------
+
+    async def _fetch_source(self, job: jobs.Job, attempt_dir: Path) -> Path:
+        """The source as a local file: in place on file storage, else streamed down."""
+        local = self.storage.local_path(job.source)
+        if local is not None:
+            if not await asyncio.to_thread(local.is_file):
+                raise ObjectNotFound(f"no object {job.source!r}")
+            return local
+        await self.storage.head(job.source)
+        await asyncio.to_thread(attempt_dir.mkdir, parents=True, exist_ok=True)
+        dest = attempt_dir / ("source" + Path(job.source).suffix)
+        async with aiofiles.open(dest, "wb") as fh:
+            async for chunk in self.storage.stream(job.source):
+                await fh.write(chunk)
+        return dest
+
+    async def _probe(self, job: jobs.Job, source: Path) -> Probe:
+        """The stored probe when an earlier attempt made one, else ffprobe (and store it)."""
+        async with self.pool.acquire() as conn:
+            stored = await titles.get_probe(conn, job.title_id)
+        if stored:
+            try:
+                return Probe.from_dict(stored)
+            except (TypeError, KeyError, ValueError):
+                log.info("job %s: stored probe is from an older model; probing again", job.id)
+        probe = await run_probe(str(source))
+        async with self.pool.acquire() as conn:
+            await titles.set_probe(conn, job.title_id, probe.to_dict())
+        return probe
+
+    def _clean_work_dirs(self, job_id: int) -> None:
+        """A dead attempt of this job on this machine may have left its work dir."""
+        if self.work_dir.is_dir():
+            for stale in self.work_dir.glob(f"job-{job_id}-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+async def _stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel and wait for `task` without swallowing a cancellation of the caller."""
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait({task})
