@@ -57,24 +57,19 @@ def verify_access_token(ring: KeyRing, token: str, *, now: float | None = None) 
     key = ring.get(str(header.get("kid", "")))
     if key is None:
         raise InvalidToken("unknown signing key")
-    options = {"require": REQUIRED_CLAIMS}
+    # With an explicit `now` (tests, clock-injected callers) expiry is judged against it.
+    options = {"require": REQUIRED_CLAIMS, "verify_exp": now is None}
     try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[ALGORITHM],
-            audience=AUDIENCE,
-            issuer=ISSUER,
-            options=options,
-            leeway=0,
-            **({} if now is None else {}),
-        )
+        claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
+                            options=options, leeway=0)
     except jwt.ExpiredSignatureError as exc:
         raise TokenExpired("access token expired") from exc
     except jwt.PyJWTError as exc:
         raise InvalidToken(f"invalid access token: {exc}") from exc
     if now is not None and claims["exp"] <= now:
         raise TokenExpired("access token expired")
+    if not isinstance(claims.get("sid"), str) or not isinstance(claims.get("sub"), str):
+        raise InvalidToken("invalid access token: malformed sub or sid")
     return AccessClaims(
         user_id=str(claims["sub"]),
         session_id=str(claims["sid"]),

@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from auth.errors import EmailTaken, InvalidCredentials, UserNotFound
+from auth.emails import InvalidEmail, clean_email, email_key
+from auth.errors import EmailTaken, InvalidCredentials, InvalidField, LastAdmin, UserNotFound, WrongPassword
 from auth.passwords import check_policy, hash_password, needs_rehash, verify_password
 
 ROLES = ("viewer", "admin")
+MAX_DISPLAY_NAME_LEN = 100
 
 
 @dataclass(frozen=True)
@@ -32,18 +36,23 @@ class User:
             "role": self.role,
             "email_verified": self.email_verified,
             "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
         }
 
 
 _COLUMNS = "id, email, display_name, role, email_verified, created_at, updated_at"
 
 
-def _user(row: asyncpg.Record) -> User:
-    return User(**{**dict(row), "id": str(row["id"])})
+def _user(row: asyncpg.Record | dict[str, Any]) -> User:
+    return User(**{k: row[k] for k in ("email", "display_name", "role", "email_verified", "created_at", "updated_at")},
+                id=str(row["id"]))
 
 
 def normalize_email(email: str) -> str:
-    return email.strip()
+    try:
+        return clean_email(email)
+    except InvalidEmail as exc:
+        raise InvalidField(str(exc), field="email") from exc
 
 
 async def create_user(
@@ -54,15 +63,19 @@ async def create_user(
     display_name: str = "",
     role: str = "viewer",
 ) -> User:
+    email = normalize_email(email)
     check_policy(password)
+    if role not in ROLES:
+        raise InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
     # argon2 is CPU-bound (~20-50 ms): keep the event loop free.
     password_hash = await asyncio.to_thread(hash_password, password)
     try:
         row = await conn.fetchrow(
-            f"""INSERT INTO auth.users (email, display_name, password_hash, role)
-                VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}""",
-            normalize_email(email),
-            display_name,
+            f"""INSERT INTO auth.users (email, email_key, display_name, password_hash, role)
+                VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}""",
+            email,
+            email_key(email),
+            display_name[:MAX_DISPLAY_NAME_LEN],
             password_hash,
             role,
         )
@@ -71,11 +84,16 @@ async def create_user(
     return _user(row)
 
 
+async def find_by_email(conn: asyncpg.Connection, email: str) -> User | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM auth.users WHERE email_key = $1", email_key(email))
+    return _user(row) if row else None
+
+
 async def authenticate(conn: asyncpg.Connection, *, email: str, password: str) -> User:
-    """Unknown email and wrong password fail alike, in about the same time."""
+    """Unknown email and wrong password fail alike, in about the same time: an unknown email
+    is verified against a dummy hash (auth.passwords)."""
     row = await conn.fetchrow(
-        f"SELECT {_COLUMNS}, password_hash FROM auth.users WHERE lower(email) = lower($1)",
-        normalize_email(email),
+        f"SELECT {_COLUMNS}, password_hash FROM auth.users WHERE email_key = $1", email_key(email)
     )
     stored = row["password_hash"] if row else None
     ok = await asyncio.to_thread(verify_password, stored, password)
@@ -83,10 +101,28 @@ async def authenticate(conn: asyncpg.Connection, *, email: str, password: str) -
         raise InvalidCredentials("wrong email or password")
     if needs_rehash(stored):
         new_hash = await asyncio.to_thread(hash_password, password)
-        await conn.execute(
-            "UPDATE auth.users SET password_hash = $2, updated_at = now() WHERE id = $1", row["id"], new_hash
-        )
-    return _user({k: row[k] for k in row.keys() if k != "password_hash"})
+        await conn.execute("UPDATE auth.users SET password_hash = $2 WHERE id = $1", row["id"], new_hash)
+    return _user(row)
+
+
+async def check_password(conn: asyncpg.Connection, user_id: str, password: str) -> None:
+    stored = await conn.fetchval("SELECT password_hash FROM auth.users WHERE id = $1::uuid", user_id)
+    if not await asyncio.to_thread(verify_password, stored, password) or stored is None:
+        raise WrongPassword("the current password is wrong")
+
+
+async def set_password(conn: asyncpg.Connection, user_id: str, password: str) -> None:
+    check_policy(password)
+    new_hash = await asyncio.to_thread(hash_password, password)
+    done = await conn.execute(
+        "UPDATE auth.users SET password_hash = $2, updated_at = now() WHERE id = $1::uuid", user_id, new_hash
+    )
+    if done.endswith(" 0"):
+        raise UserNotFound("no such user")
+
+
+async def get_role(conn: asyncpg.Connection, user_id: str) -> str | None:
+    return await conn.fetchval("SELECT role FROM auth.users WHERE id = $1::uuid", user_id)
 
 
 async def get_user(conn: asyncpg.Connection, user_id: str) -> User:
@@ -94,3 +130,88 @@ async def get_user(conn: asyncpg.Connection, user_id: str) -> User:
     if row is None:
         raise UserNotFound("no such user")
     return _user(row)
+
+
+async def update_profile(conn: asyncpg.Connection, user_id: str, *, display_name: str) -> User:
+    row = await conn.fetchrow(
+        f"""UPDATE auth.users SET display_name = $2, updated_at = now()
+            WHERE id = $1::uuid RETURNING {_COLUMNS}""",
+        user_id,
+        display_name[:MAX_DISPLAY_NAME_LEN],
+    )
+    if row is None:
+        raise UserNotFound("no such user")
+    return _user(row)
+
+
+async def mark_verified(conn: asyncpg.Connection, user_id: str, email: str) -> bool:
+    """Verify the account only while its address is still the one the link was sent to."""
+    done = await conn.execute(
+        "UPDATE auth.users SET email_verified = true, updated_at = now() WHERE id = $1::uuid AND email = $2",
+        user_id,
+        email,
+    )
+    return not done.endswith(" 0")
+
+
+async def set_role(conn: asyncpg.Connection, user_id: str, role: str) -> User:
+    """Change a role; refuses to demote the last admin (nobody could undo it from the API)."""
+    if role not in ROLES:
+        raise InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
+    async with conn.transaction():
+        # Serialise role changes so two admins demoting each other cannot leave none.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('auth.users.role'))")
+        current = await conn.fetchval("SELECT role FROM auth.users WHERE id = $1::uuid", user_id)
+        if current is None:
+            raise UserNotFound("no such user")
+        if current == "admin" and role != "admin":
+            admins = await conn.fetchval("SELECT count(*) FROM auth.users WHERE role = 'admin'")
+            if admins <= 1:
+                raise LastAdmin("cannot demote the last admin")
+        row = await conn.fetchrow(
+            f"UPDATE auth.users SET role = $2, updated_at = now() WHERE id = $1::uuid RETURNING {_COLUMNS}",
+            user_id,
+            role,
+        )
+    return _user(row)
+
+
+async def delete_user(conn: asyncpg.Connection, user_id: str) -> None:
+    """Deletes the row; sessions, refresh and email tokens go with it (ON DELETE CASCADE)."""
+    done = await conn.execute("DELETE FROM auth.users WHERE id = $1::uuid", user_id)
+    if done.endswith(" 0"):
+        raise UserNotFound("no such user")
+
+
+def encode_cursor(user: User) -> str:
+    raw = json.dumps([user.created_at.isoformat(), user.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created, uid = json.loads(raw)
+        return datetime.fromisoformat(created), str(uid)
+    except (ValueError, TypeError) as exc:
+        raise InvalidField("cursor is not valid", field="cursor") from exc
+
+
+async def list_users(conn: asyncpg.Connection, *, limit: int, cursor: str | None = None) -> tuple[list[User], str | None]:
+    """Oldest first, keyset-paginated on (created_at, id): stable while users sign up."""
+    if cursor:
+        created, uid = decode_cursor(cursor)
+        try:
+            rows = await conn.fetch(
+                f"""SELECT {_COLUMNS} FROM auth.users WHERE (created_at, id) > ($1, $2::uuid)
+                    ORDER BY created_at, id LIMIT $3""",
+                created,
+                uid,
+                limit + 1,
+            )
+        except (asyncpg.DataError, ValueError) as exc:
+            raise InvalidField("cursor is not valid", field="cursor") from exc
+    else:
+        rows = await conn.fetch(f"SELECT {_COLUMNS} FROM auth.users ORDER BY created_at, id LIMIT $1", limit + 1)
+    items = [_user(r) for r in rows[:limit]]
+    return items, (encode_cursor(items[-1]) if len(rows) > limit else None)

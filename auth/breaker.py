@@ -1,0 +1,25 @@
+"""A minimal circuit breaker: after a failure, skip the dependency for `open_s` seconds,
+then let one call through to probe it again (half-open)."""
+from __future__ import annotations
+
+import time
+
+
+class Breaker:
+    def __init__(self, open_s: float = 5.0, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+        self.open_s = open_s
+        self._clock = clock
+        self._open_until = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return self._clock() < self._open_until
+
+    def allow(self) -> bool:
+        return not self.is_open
+
+    def trip(self) -> None:
+        self._open_until = self._clock() + self.open_s
+
+    def reset(self) -> None:
+        self._open_until = 0.0
