@@ -1,24 +1,43 @@
-"""`/api/v1/auth/*` and `/api/v1/me`."""
+"""`/api/v1/auth/*`: register, login, refresh, logout, email verification, password reset.
+
+Also wires the accounts machinery into the app (`setup`): the revocation list, the mailer,
+the per-IP API rate limit, and the `/me` and admin user routes of `server.api_account`.
+"""
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from typing import AsyncIterator, Awaitable
 
 from aiohttp import web
 
-from auth import sessions, users
+from auth import email_tokens, mail, sessions, users
+from auth.emails import email_key
 from auth.errors import (
     AuthError,
     EmailTaken,
     Forbidden,
     InvalidCredentials,
+    InvalidEmailToken,
+    InvalidField,
     InvalidToken,
+    LastAdmin,
+    RefreshTokenReused,
+    SessionNotFound,
     UserNotFound,
     WeakPassword,
+    WrongPassword,
 )
+from auth.mailer import Mailer, open_mailer
+from auth.revocation import RevocationList
 from auth.tokens import issue_access_token
-from server import keys
-from server.authn import access_keyring, require_user
-from server.errors import STATUS_BY_ERROR, ApiError
+from server import keys, ratelimit
+from server.auth_models import LoginBody, RefreshBody, RegisterBody, ResetBody, ResetRequestBody, VerifyEmailBody
+from server.authn import REVOCATIONS, access_keyring, install_keyring, require_user
+from server.errors import STATUS_BY_ERROR
+from server.validation import json_body, parse_body  # noqa: F401  (json_body re-exported)
+
+log = logging.getLogger("streamflix.accounts")
 
 STATUS_BY_ERROR.update(
     {
@@ -29,86 +48,251 @@ STATUS_BY_ERROR.update(
         WeakPassword: 400,
         Forbidden: 403,
         UserNotFound: 404,
+        InvalidField: 400,
+        LastAdmin: 409,
+        SessionNotFound: 404,
+        InvalidEmailToken: 400,
+        WrongPassword: 403,
     }
 )
+
+MAILER = web.AppKey("mailer", Mailer)
+BACKGROUND = web.AppKey("accounts_background", set)
+MAIL_DRAIN_S = 10.0
 
 routes = web.RouteTableDef()
 
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    if request.content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send a JSON body (Content-Type: application/json)")
-    try:
-        data = await request.json()
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", "the body is not valid JSON") from exc
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    return data
+# ---- wiring -----------------------------------------------------------------------------
 
 
-def _str_field(data: dict[str, Any], name: str, *, required: bool = True) -> str:
-    value = data.get(name)
-    if value is None and not required:
-        return ""
-    if not isinstance(value, str) or (required and not value):
-        raise ApiError(400, "invalid_field", f"{name} is required and must be a string")
-    return value
+async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    revocations = RevocationList(
+        app[keys.REDIS], app[keys.PG], prefix=settings.redis_prefix, access_ttl_s=settings.access_token_ttl_s
+    )
+    app[REVOCATIONS] = revocations
+    install_keyring(app)
+    ratelimit.install(app)
+    app[MAILER] = open_mailer(settings.smtp_url)
+    app[BACKGROUND] = set()
+    if not settings.public_url:
+        log.warning("STREAMFLIX_PUBLIC_URL is not set: email links use the request's host when it is "
+                    "this server's own, else http://%s:%s", settings.host, settings.port)
+    yield
+    pending = app[BACKGROUND]
+    if pending:
+        await asyncio.wait(pending, timeout=MAIL_DRAIN_S)
+    await revocations.close()
+
+
+def background(app: web.Application, coro: Awaitable[None]) -> None:
+    """Run after the response (mail): tracked so shutdown lets it finish, errors logged."""
+
+    async def run() -> None:
+        try:
+            await coro
+        except Exception:
+            log.exception("background accounts task failed")
+
+    task = asyncio.get_running_loop().create_task(run())
+    app[BACKGROUND].add(task)
+    task.add_done_callback(app[BACKGROUND].discard)
+
+
+def setup(app: web.Application) -> None:
+    from server import api_account
+
+    app.cleanup_ctx.append(_accounts_ctx)
+    app.middlewares.append(ratelimit.api_rate_limit)
+    app.add_routes(routes)
+    api_account.setup(app)
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+
+def public_base(request: web.Request) -> str:
+    """Base URL for links in mail. The Host header is the client's to choose, so it is used
+    only when it names this server (else a forged Host would mail a victim a reset link to
+    the attacker's site: "password reset poisoning")."""
+    s = request.app[keys.SETTINGS]
+    if s.public_url:
+        return s.public_url.rstrip("/")
+    if request.url.host in {s.host, "localhost", "127.0.0.1", "::1"}:
+        return str(request.url.origin())
+    return f"http://{s.host}:{s.port}"
+
+
+async def revoke_sessions(app: web.Application, session_ids: list[str]) -> None:
+    """After Postgres has the revocation: make access tokens of these sessions stop now."""
+    await app[REVOCATIONS].mark(session_ids)
+
+
+def token_pair(request: web.Request, *, user_id: str, role: str, session_id: str, refresh_token: str) -> dict:
+    settings = request.app[keys.SETTINGS]
+    token, _exp = issue_access_token(
+        access_keyring(request.app),
+        user_id=user_id,
+        session_id=session_id,
+        role=role,
+        ttl_s=settings.access_token_ttl_s,
+    )
+    return {
+        "access_token": token,
+        "refresh_token": refresh_token,
+        "token_type": "bearer",
+        "expires_in": settings.access_token_ttl_s,
+    }
+
+
+async def send_verification(app: web.Application, base_url: str, user: users.User) -> None:
+    settings = app[keys.SETTINGS]
+    async with app[keys.PG].acquire() as conn:
+        token = await email_tokens.issue(
+            conn, user_id=user.id, purpose=email_tokens.VERIFY_EMAIL, email=user.email
+        )
+    hours = email_tokens.TTL_S[email_tokens.VERIFY_EMAIL] // 3600
+    await app[MAILER].send(
+        mail.verification_mail(sender=settings.mail_from, to=user.email, base_url=base_url, token=token, hours=hours)
+    )
+
+
+async def send_reset(app: web.Application, base_url: str, typed_email: str) -> None:
+    settings = app[keys.SETTINGS]
+    async with app[keys.PG].acquire() as conn:
+        user = await users.find_by_email(conn, typed_email)
+        if user is None:
+            return
+        token = await email_tokens.issue(
+            conn, user_id=user.id, purpose=email_tokens.PASSWORD_RESET, email=user.email
+        )
+    minutes = email_tokens.TTL_S[email_tokens.PASSWORD_RESET] // 60
+    # To the stored address, never the typed one (see auth/emails.py).
+    await app[MAILER].send(
+        mail.reset_mail(sender=settings.mail_from, to=user.email, base_url=base_url, token=token, minutes=minutes)
+    )
+
+
+# ---- routes -----------------------------------------------------------------------------
 
 
 @routes.post("/api/v1/auth/register")
 async def register(request: web.Request) -> web.Response:
-    data = await json_body(request)
-    email = _str_field(data, "email")
-    if "@" not in email or len(email) > 254:
-        raise ApiError(400, "invalid_field", "email is not a valid address")
+    await ratelimit.hit(request, "register_ip", ratelimit.client_ip(request))
+    body = await parse_body(request, RegisterBody)
+    await ratelimit.hit(request, "register_account", ratelimit.account_ident(email_key(body.email)))
     async with request.app[keys.PG].acquire() as conn:
         user = await users.create_user(
-            conn,
-            email=email,
-            password=_str_field(data, "password"),
-            display_name=_str_field(data, "display_name", required=False)[:100],
+            conn, email=body.email, password=body.password, display_name=body.display_name
         )
+    background(request.app, send_verification(request.app, public_base(request), user))
     return web.json_response(user.to_json(), status=201)
 
 
 @routes.post("/api/v1/auth/login")
 async def login(request: web.Request) -> web.Response:
-    data = await json_body(request)
+    await ratelimit.hit(request, "login_ip", ratelimit.client_ip(request))
+    body = await parse_body(request, LoginBody)
+    # Counted before the password is checked: a guesser pays for every try, right or wrong.
+    await ratelimit.hit(request, "login_account", ratelimit.account_ident(email_key(body.email)))
     settings = request.app[keys.SETTINGS]
     async with request.app[keys.PG].acquire() as conn:
-        user = await users.authenticate(conn, email=_str_field(data, "email"), password=_str_field(data, "password"))
+        user = await users.authenticate(conn, email=body.email, password=body.password)
         new = await sessions.create_session(
             conn,
             user_id=user.id,
             refresh_ttl_s=settings.refresh_token_ttl_s,
             user_agent=request.headers.get("User-Agent", ""),
-            ip=request.remote or "",
+            ip=ratelimit.client_ip(request),
         )
-    token, _exp = issue_access_token(
-        access_keyring(request.app),
-        user_id=user.id,
-        session_id=new.session_id,
-        role=user.role,
-        ttl_s=settings.access_token_ttl_s,
-    )
     return web.json_response(
-        {
-            "access_token": token,
-            "refresh_token": new.refresh_token,
-            "token_type": "bearer",
-            "expires_in": settings.access_token_ttl_s,
-        }
+        token_pair(request, user_id=user.id, role=user.role, session_id=new.session_id, refresh_token=new.refresh_token)
     )
 
 
-@routes.get("/api/v1/me")
-async def me(request: web.Request) -> web.Response:
+@routes.post("/api/v1/auth/refresh")
+async def refresh(request: web.Request) -> web.Response:
+    body = await parse_body(request, RefreshBody)
+    settings = request.app[keys.SETTINGS]
+    async with request.app[keys.PG].acquire() as conn:
+        try:
+            rotated = await sessions.rotate(conn, body.refresh_token, refresh_ttl_s=settings.refresh_token_ttl_s)
+        except RefreshTokenReused as exc:
+            log.warning("refresh token reuse on session %s: session revoked", exc.session_id)
+            await revoke_sessions(request.app, [exc.session_id])
+            raise
+        role = await users.get_role(conn, rotated.user_id)
+    if role is None:
+        raise InvalidToken("the account no longer exists")
+    # The role is read afresh: a role change reaches the access token at the next refresh.
+    return web.json_response(
+        token_pair(
+            request,
+            user_id=rotated.user_id,
+            role=role,
+            session_id=rotated.session_id,
+            refresh_token=rotated.refresh_token,
+        )
+    )
+
+
+@routes.post("/api/v1/auth/logout")
+async def logout(request: web.Request) -> web.Response:
     principal = await require_user(request)
     async with request.app[keys.PG].acquire() as conn:
+        try:
+            await sessions.revoke(conn, principal.session_id, user_id=principal.user_id)
+        except SessionNotFound:
+            pass  # revoked in a race with another request: the outcome is the same
+    await revoke_sessions(request.app, [principal.session_id])
+    return web.Response(status=204)
+
+
+@routes.post("/api/v1/auth/verify-email/request")
+async def verify_email_request(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    await ratelimit.hit(request, "verify_account", principal.user_id)
+    async with request.app[keys.PG].acquire() as conn:
         user = await users.get_user(conn, principal.user_id)
-    return web.json_response(user.to_json())
+    if not user.email_verified:
+        background(request.app, send_verification(request.app, public_base(request), user))
+    return web.json_response({"status": "accepted"}, status=202)
 
 
-def setup(app: web.Application) -> None:
-    app.add_routes(routes)
+@routes.post("/api/v1/auth/verify-email")
+async def verify_email(request: web.Request) -> web.Response:
+    body = await parse_body(request, VerifyEmailBody)
+    async with request.app[keys.PG].acquire() as conn:
+        async with conn.transaction():
+            used = await email_tokens.consume(conn, body.token, purpose=email_tokens.VERIFY_EMAIL)
+            if not await users.mark_verified(conn, used.user_id, used.email):
+                raise InvalidEmailToken("this link is for an address the account no longer has")
+    return web.json_response({"email_verified": True})
+
+
+@routes.post("/api/v1/auth/password-reset/request")
+async def password_reset_request(request: web.Request) -> web.Response:
+    """Always 202, whether the address has an account or not, and in the same time: the
+    lookup and the mail happen after the response (no account enumeration)."""
+    await ratelimit.hit(request, "reset_ip", ratelimit.client_ip(request))
+    body = await parse_body(request, ResetRequestBody)
+    # Keyed on the typed address whether or not it exists, so a 429 reveals nothing either.
+    await ratelimit.hit(request, "reset_account", ratelimit.account_ident(email_key(body.email)))
+    background(request.app, send_reset(request.app, public_base(request), body.email))
+    return web.json_response({"status": "accepted"}, status=202)
+
+
+@routes.post("/api/v1/auth/password-reset")
+async def password_reset(request: web.Request) -> web.Response:
+    await ratelimit.hit(request, "reset_ip", ratelimit.client_ip(request))
+    body = await parse_body(request, ResetBody)
+    async with request.app[keys.PG].acquire() as conn:
+        async with conn.transaction():
+            used = await email_tokens.consume(conn, body.token, purpose=email_tokens.PASSWORD_RESET)
+            await users.set_password(conn, used.user_id, body.password)
+            # The link proved control of the mailbox.
+            await users.mark_verified(conn, used.user_id, used.email)
+            revoked = await sessions.revoke_all(conn, used.user_id)
+    await revoke_sessions(request.app, revoked)
+    return web.Response(status=204)

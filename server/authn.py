@@ -5,12 +5,16 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from auth.errors import Forbidden, InvalidToken
+from auth import users
+from auth.errors import Forbidden, InvalidToken, SessionRevoked
 from auth.keyring import KeyRing
+from auth.revocation import RevocationList
 from auth.tokens import AccessClaims, verify_access_token
 from server import keys
 
 ACCESS_KEYRING = web.AppKey("access_keyring", KeyRing)
+# Set up by server.api_auth (a cleanup context): revoked sessions, Redis with Postgres behind.
+REVOCATIONS = web.AppKey("revocations", RevocationList)
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,15 @@ class Principal:
 
 def access_keyring(app: web.Application) -> KeyRing:
     ring = app.get(ACCESS_KEYRING)
-    if ring is None:
+    if ring is None:  # an app without server.api_auth's setup (a unit test's bare app)
         s = app[keys.SETTINGS]
         ring = KeyRing.from_secrets(s.secret_key, s.previous_secret_keys, purpose="access")
-        app[ACCESS_KEYRING] = ring
     return ring
+
+
+def install_keyring(app: web.Application) -> None:
+    s = app[keys.SETTINGS]
+    app[ACCESS_KEYRING] = KeyRing.from_secrets(s.secret_key, s.previous_secret_keys, purpose="access")
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -42,17 +50,22 @@ def bearer_token(request: web.Request) -> str | None:
 
 
 async def verify_claims(request: web.Request, claims: AccessClaims) -> None:
-    """Hook for session checks (revocation); replaced as the accounts work lands."""
+    """A valid signature is not enough: the session must not have been signed out
+    (logout, password change or reset, account deletion, sign-out-device, refresh reuse)."""
+    revocations = request.app.get(REVOCATIONS)
+    if revocations is not None and await revocations.is_revoked(claims.session_id):
+        raise SessionRevoked("this session has been signed out")
     checker = request.app.get(SESSION_CHECK)
     if checker is not None:
         await checker(request, claims)
 
 
 SESSION_CHECK = web.AppKey("session_check", object)
+PRINCIPAL = web.RequestKey("principal", Principal)
 
 
 async def require_user(request: web.Request) -> Principal:
-    cached = request.get("principal")
+    cached = request.get(PRINCIPAL)
     if cached is not None:
         return cached
     token = bearer_token(request)
@@ -61,7 +74,7 @@ async def require_user(request: web.Request) -> Principal:
     claims = verify_access_token(access_keyring(request.app), token)
     await verify_claims(request, claims)
     principal = Principal(claims.user_id, claims.session_id, claims.role)
-    request["principal"] = principal
+    request[PRINCIPAL] = principal
     return principal
 
 
@@ -72,7 +85,13 @@ async def optional_user(request: web.Request) -> Principal | None:
 
 
 async def require_admin(request: web.Request) -> Principal:
+    """An admin by token *and* by the database: a demotion takes effect at once, not when
+    the access token carrying the old role expires."""
     principal = await require_user(request)
     if not principal.is_admin:
+        raise Forbidden("admin role required")
+    async with request.app[keys.PG].acquire() as conn:
+        role = await users.get_role(conn, principal.user_id)
+    if role != "admin":
         raise Forbidden("admin role required")
     return principal

@@ -46,9 +46,19 @@ class Settings:
     transcode_timeout_s: int = 6 * 3600
     segment_duration_s: int = 4
     x264_preset: str = "veryfast"
+    # Rate limits (accounts, issue 4): N requests per `rate_limit_window_s` (60 s: "per min").
+    # Per client IP, and per account (the email's uniqueness key) on login, register, reset.
     rate_limit_login_per_min: int = 10
+    rate_limit_login_account_per_min: int = 10
     rate_limit_register_per_min: int = 5
+    rate_limit_register_account_per_min: int = 3
+    rate_limit_reset_per_min: int = 5
+    rate_limit_reset_account_per_min: int = 3
+    rate_limit_verify_account_per_min: int = 3
     rate_limit_api_per_min: int = 600
+    rate_limit_window_s: int = 60
+    # Sender of verification and reset mail (smtp_url: smtp://user:pass@host:port, smtps://).
+    mail_from: str = "StreamFlix <no-reply@localhost>"
     max_body_bytes: int = 1024 * 1024
     debug: bool = False
 

@@ -81,6 +81,12 @@ def settings(database_url: str, redis_prefix: str, tmp_path: Path) -> Settings:
             "data_dir": str(data_dir),
             "secret_key": "test-secret-" + redis_prefix,
             "x264_preset": "ultrafast",
+            # Every test connects from 127.0.0.1 and shares the session's Redis prefix: per-IP
+            # limits would trip across unrelated tests. Rate-limit tests set their own.
+            "rate_limit_api_per_min": 0,
+            "rate_limit_login_per_min": 0,
+            "rate_limit_register_per_min": 0,
+            "rate_limit_reset_per_min": 0,
         },
     )
 

@@ -1,0 +1,131 @@
+"""`/api/v1/me` (profile, password, deletion), `/api/v1/me/sessions` (signed-in devices) and
+`/api/v1/admin/users` (listing, role changes)."""
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+
+from auth import sessions, users
+from auth.errors import SessionNotFound, UserNotFound
+from server import keys, ratelimit
+from server.auth_models import DeleteAccountBody, ProfilePatch, RoleBody
+from server.authn import require_admin, require_user
+from server.errors import ApiError
+from server.validation import parse_body
+
+routes = web.RouteTableDef()
+
+ADMIN_PAGE_DEFAULT = 50
+ADMIN_PAGE_MAX = 100
+
+
+def _uuid(text: str, error: Exception) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise error from None
+
+
+async def _confirm_password(request: web.Request, user_id: str, password: str) -> None:
+    # Guessing the password through a stolen access token is limited like login.
+    await ratelimit.hit(request, "login_account", "user:" + user_id)
+    async with request.app[keys.PG].acquire() as conn:
+        await users.check_password(conn, user_id, password)
+
+
+@routes.get("/api/v1/me")
+async def me(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    async with request.app[keys.PG].acquire() as conn:
+        user = await users.get_user(conn, principal.user_id)
+    return web.json_response(user.to_json())
+
+
+@routes.patch("/api/v1/me")
+async def update_me(request: web.Request) -> web.Response:
+    """Display name and/or password. A new password signs out every other session."""
+    from server.api_auth import revoke_sessions
+
+    principal = await require_user(request)
+    body = await parse_body(request, ProfilePatch)
+    revoked: list[str] = []
+    if body.password is not None:
+        await _confirm_password(request, principal.user_id, body.current_password or "")
+    async with request.app[keys.PG].acquire() as conn:
+        async with conn.transaction():
+            if body.password is not None:
+                await users.set_password(conn, principal.user_id, body.password)
+                revoked = await sessions.revoke_all(conn, principal.user_id, except_session=principal.session_id)
+            if body.display_name is not None:
+                await users.update_profile(conn, principal.user_id, display_name=body.display_name)
+            user = await users.get_user(conn, principal.user_id)
+    await revoke_sessions(request.app, revoked)
+    return web.json_response(user.to_json())
+
+
+@routes.delete("/api/v1/me")
+async def delete_me(request: web.Request) -> web.Response:
+    """Delete the account, its sessions, and (through catalog's interface) its favorites and
+    watch history, in one transaction; requires the password."""
+    from catalog.library import erase_viewer  # catalog's interface, not its tables
+
+    from server.api_auth import revoke_sessions
+
+    principal = await require_user(request)
+    body = await parse_body(request, DeleteAccountBody)
+    await _confirm_password(request, principal.user_id, body.password)
+    async with request.app[keys.PG].acquire() as conn:
+        async with conn.transaction():
+            revoked = await sessions.revoke_all(conn, principal.user_id)
+            await erase_viewer(conn, principal.user_id)
+            await users.delete_user(conn, principal.user_id)
+    await revoke_sessions(request.app, revoked)
+    return web.Response(status=204)
+
+
+@routes.get("/api/v1/me/sessions")
+async def my_sessions(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    settings = request.app[keys.SETTINGS]
+    async with request.app[keys.PG].acquire() as conn:
+        items = await sessions.list_active(conn, principal.user_id, refresh_ttl_s=settings.refresh_token_ttl_s)
+    return web.json_response({"items": [s.to_json(current_session_id=principal.session_id) for s in items]})
+
+
+@routes.delete("/api/v1/me/sessions/{session_id}")
+async def sign_out_device(request: web.Request) -> web.Response:
+    from server.api_auth import revoke_sessions
+
+    principal = await require_user(request)
+    sid = _uuid(request.match_info["session_id"], SessionNotFound("no such session"))
+    async with request.app[keys.PG].acquire() as conn:
+        await sessions.revoke(conn, sid, user_id=principal.user_id)
+    await revoke_sessions(request.app, [sid])
+    return web.Response(status=204)
+
+
+@routes.get("/api/v1/admin/users")
+async def admin_list_users(request: web.Request) -> web.Response:
+    await require_admin(request)
+    raw = request.query.get("limit", str(ADMIN_PAGE_DEFAULT))
+    if not raw.isdigit() or not 1 <= int(raw) <= ADMIN_PAGE_MAX:
+        raise ApiError(400, "invalid_query", f"limit must be an integer from 1 to {ADMIN_PAGE_MAX}")
+    cursor = request.query.get("cursor") or None
+    async with request.app[keys.PG].acquire() as conn:
+        items, nxt = await users.list_users(conn, limit=int(raw), cursor=cursor)
+    return web.json_response({"items": [u.to_json() for u in items], "next": nxt})
+
+
+@routes.patch("/api/v1/admin/users/{user_id}")
+async def admin_update_user(request: web.Request) -> web.Response:
+    await require_admin(request)
+    uid = _uuid(request.match_info["user_id"], UserNotFound("no such user"))
+    body = await parse_body(request, RoleBody)
+    async with request.app[keys.PG].acquire() as conn:
+        user = await users.set_role(conn, uid, body.role)
+    return web.json_response(user.to_json())
+
+
+def setup(app: web.Application) -> None:
+    app.add_routes(routes)
