@@ -44,7 +44,14 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    from server import middlewares
+
+    app = web.Application(
+        # Outermost first: access log and metrics see the final status; CORS answers preflights.
+        middlewares=[middlewares.observe_middleware, middlewares.cors_middleware, error_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    middlewares.setup(app)
     app[keys.SETTINGS] = settings
     app.cleanup_ctx.extend([_pg_ctx, _redis_ctx, _storage_ctx])
     _register_routes(app)
@@ -63,5 +70,11 @@ def _register_routes(app: web.Application) -> None:
 
 ROUTE_MODULES = (
     "server.api_auth",
+    "server.api_catalog",
+    "server.api_me",
     "server.api_jobs",
+    "server.api_playback",
+    "server.stream",
+    "server.ops",
+    "server.web",
 )

@@ -10,6 +10,19 @@ from typing import Any
 
 from aiohttp import web
 
+from auth.errors import PlaybackTokenError
+from catalog.errors import (
+    CatalogError,
+    DuplicateEpisode,
+    InvalidHistory,
+    InvalidPoster,
+    InvalidQuery,
+    InvalidTitle,
+    PosterNotFound,
+    PosterTooLarge,
+    TitleNotFound,
+    TitleNotReady,
+)
 from media.errors import InvalidKey, MediaError, ObjectNotFound, ProbeError, StorageError
 from packager.errors import InvalidPresentation, InvalidUri, PresentationIncomplete, RenditionNotFound
 from server.settings import ConfigError
@@ -50,6 +63,20 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     PresentationIncomplete: 409,
     InvalidPresentation: 500,
     InvalidUri: 500,
+    # A stream URL whose token is missing, malformed, forged, expired or for another title: 403
+    # (ARCHITECTURE "Tokens and CDN caching"); each subclass has its own code.
+    PlaybackTokenError: 403,
+    # catalog: not ready is a 409 (CONTRACT: "409 conflict or not ready")
+    CatalogError: 400,
+    TitleNotFound: 404,
+    TitleNotReady: 409,
+    DuplicateEpisode: 409,
+    InvalidTitle: 400,
+    InvalidQuery: 400,
+    InvalidHistory: 400,
+    InvalidPoster: 400,
+    PosterTooLarge: 413,
+    PosterNotFound: 404,
 }
 
 

@@ -1,0 +1,69 @@
+"""`POST /api/v1/titles/{id}/playback`: a logged-in viewer trades a bearer token for stream URLs.
+
+The URLs carry a playback token for the title's current version that expires at a window
+boundary (auth/playback.py), so everyone who presses play in the same window gets the same
+URLs and a CDN keeps one copy of each segment for all of them.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from aiohttp import web
+
+from auth import playback
+from auth.keyring import KeyRing
+from catalog import titles
+from catalog.errors import TitleNotFound, TitleNotReady
+from packager.uris import UriBuilder
+from server import keys
+from server.authn import require_user
+from server.errors import STATUS_BY_ERROR
+from server.stream import PREFIX
+
+STATUS_BY_ERROR.setdefault(TitleNotFound, 404)
+STATUS_BY_ERROR.setdefault(TitleNotReady, 409)
+
+PLAYBACK_KEYRING = web.AppKey("playback_keyring", KeyRing)
+
+routes = web.RouteTableDef()
+
+
+def playback_keyring(app: web.Application) -> KeyRing:
+    return app[PLAYBACK_KEYRING]
+
+
+def version_base(public_url: str | None, title_id: str, version: str) -> str:
+    """Absolute under STREAMFLIX_PUBLIC_URL (a CDN in front), else root-relative (CONTRACT)."""
+    path = f"{PREFIX}/{title_id}/{version}/"
+    return public_url.rstrip("/") + path if public_url else path
+
+
+@routes.post("/api/v1/titles/{title_id}/playback")
+async def start_playback(request: web.Request) -> web.Response:
+    await require_user(request)
+    settings = request.app[keys.SETTINGS]
+    async with request.app[keys.PG].acquire() as conn:
+        title = await titles.get_title(conn, request.match_info["title_id"])  # 404, malformed id too
+    if title.status != "ready" or not title.current_version:
+        if title.kind == "series":
+            raise TitleNotReady("a series has no media of its own: play one of its episodes")
+        raise TitleNotReady(f"title {title.id} is {title.status}, not ready to play yet")
+    token, expires_at = playback.sign(
+        playback_keyring(request.app), title.id, title.current_version, time.time(), settings.playback_window_s
+    )
+    uri = UriBuilder(version_base(settings.public_url, title.id, title.current_version), f"token={token}")
+    return web.json_response(
+        {
+            "hls_url": uri.master(),
+            "dash_url": uri.mpd(),
+            "expires_at": datetime.fromtimestamp(expires_at, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def setup(app: web.Application) -> None:
+    s = app[keys.SETTINGS]
+    app[PLAYBACK_KEYRING] = playback.keyring(s.secret_key, s.previous_secret_keys)
+    app.add_routes(routes)

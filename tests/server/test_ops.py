@@ -1,0 +1,89 @@
+"""/healthz, /readyz, /metrics and the JSON access log."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+
+from auth import playback
+from media.storage import open_storage
+from server.app import create_app
+from tests.server.origin_support import new_title_id, presentation, store_version
+
+
+async def test_healthz(app_client):
+    r = await app_client.get("/healthz")
+    assert r.status == 200
+    body = await r.json()
+    assert body["status"] == "ok" and isinstance(body["pid"], int)
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_readyz_ok(app_client):
+    r = await app_client.get("/readyz")
+    assert r.status == 200, await r.text()
+    assert (await r.json())["checks"] == {"postgres": "ok", "redis": "ok", "storage": "ok"}
+
+
+async def test_readyz_lists_a_dead_redis(aiohttp_client, settings):
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, redis_url="redis://127.0.0.1:1/0")))
+    started = time.monotonic()
+    r = await client.get("/readyz")
+    assert time.monotonic() - started < 5
+    assert r.status == 503
+    assert r.headers["Retry-After"]
+    body = await r.json()
+    assert body["down"] == ["redis"]
+    assert body["checks"]["postgres"] == "ok"
+    # /healthz does not care.
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_metrics(app_client, settings):
+    storage = open_storage(settings.storage_url)
+    sv = await store_version(storage, presentation(new_title_id(), "v1"))
+    await storage.close()
+    token = playback.sign(playback.keyring(settings.secret_key), sv.title_id, "v1", time.time(), 3600)[0]
+    for _ in range(3):
+        assert (await app_client.get(sv.url("v360/1.m4s", token))).status == 200
+    assert (await app_client.get(sv.url("v360/1.m4s", "bad"))).status == 403
+    r = await app_client.get("/metrics")
+    assert r.status == 200
+    assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = await r.text()
+    seg_route = "/stream/{title_id}/{version}/{rendition}/{number}.m4s"
+    assert f'streamflix_http_requests_total{{method="GET",route="{seg_route}",status="200"' in text
+    assert f'route="{seg_route}",status="403"' in text
+    assert "streamflix_http_request_duration_seconds_bucket{" in text
+    size = len(sv.objects["v360/1.m4s"])
+    line = next(line for line in text.splitlines()
+                if line.startswith("streamflix_http_response_bytes_total") and seg_route in line)
+    # three segments plus the 403's small JSON error body
+    assert 3 * size < int(line.rsplit(" ", 1)[1]) < 3 * size + 500
+    assert "streamflix_transcode_jobs_queued " in text
+    assert token not in text
+
+
+async def test_access_log_is_json_without_tokens(app_client, settings, caplog, user_token):
+    storage = open_storage(settings.storage_url)
+    sv = await store_version(storage, presentation(new_title_id(), "v1"))
+    await storage.close()
+    token = playback.sign(playback.keyring(settings.secret_key), sv.title_id, "v1", time.time(), 3600)[0]
+    with caplog.at_level(logging.INFO, logger="streamflix.access"):
+        await app_client.get(sv.url("v360/1.m4s", token))
+        await app_client.get(sv.url("master.m3u8", token))
+        await app_client.get(sv.url("v360/1.m4s", "forged" + token))
+        await app_client.post("/api/v1/auth/login", json={"email": user_token["email"], "password": user_token["password"]})
+    lines = [r.getMessage() for r in caplog.records if r.name == "streamflix.access"]
+    assert len(lines) >= 4
+    for line in lines:
+        entry = json.loads(line)
+        assert {"method", "route", "status", "bytes", "duration_ms", "path"} <= set(entry)
+        assert "token" not in entry["path"]
+    everything = "\n".join(lines) + caplog.text
+    assert token not in everything
+    assert user_token["password"] not in everything
+    first = json.loads(lines[0])
+    assert first["status"] == 200 and first["bytes"] == len(sv.objects["v360/1.m4s"])
+    assert first["route"] == "/stream/{title_id}/{version}/{rendition}/{number}.m4s"
