@@ -20,3 +20,29 @@ class DuplicateEpisode(CatalogError):
 
 class InvalidTitle(CatalogError):
     code = "invalid_title"
+
+
+class InvalidQuery(CatalogError):
+    """A bad browse or search parameter (limit, genre, year, q too long...)."""
+
+    code = "invalid_query"
+
+
+class InvalidCursor(InvalidQuery):
+    code = "invalid_cursor"
+
+
+class InvalidHistory(CatalogError):
+    code = "invalid_history"
+
+
+class InvalidPoster(CatalogError):
+    code = "invalid_poster"
+
+
+class PosterTooLarge(InvalidPoster):
+    code = "poster_too_large"
+
+
+class PosterNotFound(CatalogError):
+    code = "poster_not_found"

@@ -13,6 +13,9 @@ from catalog.errors import DuplicateEpisode, InvalidTitle, TitleNotFound
 
 KINDS = ("movie", "series", "episode")
 STATUSES = ("pending", "processing", "ready", "failed")
+API_PREFIX = "/api/v1"
+MAX_CREDITS = 200
+CREDIT_FIELDS = ("name", "role", "character")
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,31 @@ class Title:
     current_version: str | None
     created_at: datetime
     updated_at: datetime
+    credits: list[dict[str, str]] = field(default_factory=list)
+    poster_etag: str | None = None
+    poster_content_type: str | None = None
+    visible: bool = False
+    popularity: int = 0
+    added_at: datetime | None = None
+    published_at: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def playable(self) -> bool:
+        return self.kind != "series" and self.status == "ready" and self.current_version is not None
+
+    @property
+    def poster_url(self) -> str | None:
+        """Versioned so a new poster is a new URL (the poster route may then cache for long)."""
+        if self.poster_etag:
+            tag = "u" + self.poster_etag[:16]
+        elif self.current_version:
+            tag = self.current_version
+        elif self.kind == "series" and self.visible:
+            tag = "s"  # the first ready episode's poster, resolved by the route
+        else:
+            return None
+        return f"{API_PREFIX}/titles/{self.id}/poster?v={tag}"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -45,7 +72,11 @@ class Title:
             "status": self.status,
             "failure_reason": self.failure_reason,
             "duration_s": self.duration_s,
+            "credits": [dict(c) for c in self.credits],
+            "poster_url": self.poster_url,
+            "popularity": self.popularity,
             "created_at": self.created_at.isoformat(),
+            "published_at": self.published_at.isoformat() if self.published_at else None,
         }
         if self.kind == "episode":
             out.update(
@@ -57,16 +88,56 @@ class Title:
 
 COLUMNS = (
     "id, kind, title, year, genres, description, status, failure_reason, duration_s, series_id,"
-    " season_number, episode_number, current_version, created_at, updated_at"
+    " season_number, episode_number, current_version, created_at, updated_at, credits, poster_etag,"
+    " poster_content_type, visible, popularity, added_at, published_at"
 )
+_COLUMN_NAMES = tuple(COLUMNS.replace(" ", "").split(","))
+
+
+def columns(alias: str) -> str:
+    """COLUMNS qualified by a table alias, for joins within the schema."""
+    return ", ".join(f"{alias}.{c}" for c in _COLUMN_NAMES)
 
 
 def title_from_row(row: asyncpg.Record) -> Title:
-    data = {k: row[k] for k in COLUMNS.replace(" ", "").split(",")}
+    data = {k: row[k] for k in _COLUMN_NAMES}
     data["id"] = str(data["id"])
     data["series_id"] = str(data["series_id"]) if data["series_id"] else None
     data["genres"] = list(data["genres"] or [])
+    raw = data["credits"]
+    data["credits"] = json.loads(raw) if isinstance(raw, str) else list(raw or [])
     return Title(**data)
+
+
+def normalize_genres(genres: list[str] | tuple[str, ...]) -> list[str]:
+    return sorted({g.strip().lower() for g in genres if g and g.strip()})
+
+
+def normalize_credits(credits: Any) -> list[dict[str, str]]:
+    """[{"name", "role"?, "character"?}] with non-empty string names; anything else is invalid."""
+    if credits is None:
+        return []
+    if not isinstance(credits, (list, tuple)) or len(credits) > MAX_CREDITS:
+        raise InvalidTitle(f"credits must be a list of at most {MAX_CREDITS} people")
+    out = []
+    for entry in credits:
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict) or set(entry) - set(CREDIT_FIELDS):
+            raise InvalidTitle(f"each credit is an object with {', '.join(CREDIT_FIELDS)}")
+        clean = {}
+        for key in CREDIT_FIELDS:
+            value = entry.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, str) or len(value) > 200:
+                raise InvalidTitle(f"credit {key} must be a string of at most 200 characters")
+            if value.strip():
+                clean[key] = value.strip()
+        if "name" not in clean:
+            raise InvalidTitle("each credit needs a name")
+        out.append(clean)
+    return out
 
 
 def parse_id(title_id: str) -> uuid.UUID:
@@ -88,23 +159,37 @@ async def create_title(
     season_number: int | None = None,
     episode_number: int | None = None,
     source: str | None = None,
-    status: str = "pending",
+    status: str | None = None,
     title_id: str | None = None,
+    credits: Any = None,
 ) -> Title:
+    """A new title. A series has no media of its own, so it starts `ready` unless told; a
+    movie or episode starts `pending` until a version is published."""
+    if status is None:
+        status = "ready" if kind == "series" else "pending"
+    if status not in STATUSES:
+        raise InvalidTitle(f"status must be one of {', '.join(STATUSES)}")
     if kind not in KINDS:
         raise InvalidTitle(f"kind must be one of {', '.join(KINDS)}")
     if not title.strip():
         raise InvalidTitle("title must not be empty")
     if kind == "episode" and (series_id is None or season_number is None or episode_number is None):
         raise InvalidTitle("an episode needs a series, a season and an episode number")
-    genres = sorted({g.strip().lower() for g in genres if g.strip()})
+    if kind != "episode" and series_id is not None:
+        raise InvalidTitle("only an episode belongs to a series")
+    genres = normalize_genres(genres)
+    credits_json = json.dumps(normalize_credits(credits))
+    if series_id is not None:
+        parent = await conn.fetchval("SELECT kind FROM catalog.titles WHERE id = $1", parse_id(series_id))
+        if parent != "series":
+            raise InvalidTitle("series_id must name a series")
     try:
         row = await conn.fetchrow(
             f"""INSERT INTO catalog.titles
                   (id, kind, title, year, genres, description, series_id, season_number,
-                   episode_number, source, status)
+                   episode_number, source, status, credits)
                 VALUES (coalesce($11::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $6::uuid, $7, $8,
-                        $9, $10)
+                        $9, $10, $12::jsonb)
                 RETURNING {COLUMNS}""",
             kind,
             title.strip(),
@@ -118,6 +203,7 @@ async def create_title(
             status,
             # a caller may choose the id, e.g. to upload the source under it first (ingest)
             parse_id(title_id) if title_id else None,
+            credits_json,
         )
     except asyncpg.UniqueViolationError as exc:
         raise DuplicateEpisode(
@@ -193,3 +279,107 @@ async def delete_title(conn: asyncpg.Connection, title_id: str) -> None:
     result = await conn.execute("DELETE FROM catalog.titles WHERE id = $1", parse_id(title_id))
     if result.endswith(" 0"):
         raise TitleNotFound(f"no title {title_id}")
+
+
+# Fields an admin may change with PATCH; status moves only through publishing (or set_status).
+EDITABLE = ("title", "year", "genres", "description", "credits", "season_number", "episode_number")
+
+
+async def update_title(conn: asyncpg.Connection, title_id: str, changes: dict[str, Any]) -> Title:
+    unknown = set(changes) - set(EDITABLE)
+    if unknown:
+        raise InvalidTitle(f"cannot change {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = dict(changes)
+    if "title" in values:
+        if not isinstance(values["title"], str) or not values["title"].strip():
+            raise InvalidTitle("title must not be empty")
+        values["title"] = values["title"].strip()
+    if "genres" in values:
+        values["genres"] = normalize_genres(values["genres"] or [])
+    if "credits" in values:
+        values["credits"] = json.dumps(normalize_credits(values["credits"]))
+    if not values:
+        return await get_title(conn, title_id)
+    sets = []
+    args: list[Any] = [parse_id(title_id)]
+    for name, value in values.items():
+        args.append(value)
+        cast = "::jsonb" if name == "credits" else ""
+        sets.append(f"{name} = ${len(args)}{cast}")
+    try:
+        row = await conn.fetchrow(
+            f"UPDATE catalog.titles SET {', '.join(sets)}, updated_at = now() WHERE id = $1 RETURNING {COLUMNS}",
+            *args,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise DuplicateEpisode("that season and episode already exist in this series") from exc
+    except asyncpg.CheckViolationError as exc:
+        raise InvalidTitle(f"invalid title fields ({exc.constraint_name})") from exc
+    if row is None:
+        raise TitleNotFound(f"no title {title_id}")
+    return title_from_row(row)
+
+
+async def list_episodes(conn: asyncpg.Connection, series_id: str, *, visible_only: bool) -> list[Title]:
+    """A series' episodes in (season, episode) order."""
+    rows = await conn.fetch(
+        f"""SELECT {COLUMNS} FROM catalog.titles
+             WHERE series_id = $1 AND kind = 'episode' AND (visible OR NOT $2)
+             ORDER BY season_number, episode_number, id""",
+        parse_id(series_id),
+        visible_only,
+    )
+    return [title_from_row(r) for r in rows]
+
+
+def seasons_json(episodes: list[Title]) -> list[dict[str, Any]]:
+    """[{"season_number", "episodes": [title, ...]}], both levels ordered."""
+    seasons: dict[int, list[dict[str, Any]]] = {}
+    for ep in sorted(episodes, key=lambda e: (e.season_number or 0, e.episode_number or 0, e.id)):
+        seasons.setdefault(ep.season_number or 0, []).append(ep.to_json())
+    return [{"season_number": n, "episodes": eps} for n, eps in sorted(seasons.items())]
+
+
+async def get_titles(conn: asyncpg.Connection, ids: list[str]) -> dict[str, Title]:
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM catalog.titles WHERE id = ANY($1::uuid[])", [parse_id(i) for i in ids]
+    )
+    return {str(r["id"]): title_from_row(r) for r in rows}
+
+
+async def delete_title_tree(conn: asyncpg.Connection, title_id: str) -> list[str]:
+    """Delete a title (a series with its episodes); returns every deleted id, so the caller
+    can remove their stored objects."""
+    rows = await conn.fetch(
+        "DELETE FROM catalog.titles WHERE id = $1 OR series_id = $1 RETURNING id", parse_id(title_id)
+    )
+    if not rows:
+        raise TitleNotFound(f"no title {title_id}")
+    return [str(r["id"]) for r in rows]
+
+
+async def set_uploaded_poster(
+    conn: asyncpg.Connection, title_id: str, *, etag: str | None, content_type: str | None
+) -> Title:
+    row = await conn.fetchrow(
+        f"""UPDATE catalog.titles SET poster_etag = $2, poster_content_type = $3, updated_at = now()
+             WHERE id = $1 RETURNING {COLUMNS}""",
+        parse_id(title_id),
+        etag,
+        content_type,
+    )
+    if row is None:
+        raise TitleNotFound(f"no title {title_id}")
+    return title_from_row(row)
+
+
+async def first_playable_episode(conn: asyncpg.Connection, series_id: str) -> Title | None:
+    row = await conn.fetchrow(
+        f"""SELECT {COLUMNS} FROM catalog.titles
+             WHERE series_id = $1 AND kind = 'episode' AND visible AND current_version IS NOT NULL
+             ORDER BY season_number, episode_number LIMIT 1""",
+        parse_id(series_id),
+    )
+    return title_from_row(row) if row else None

@@ -35,3 +35,9 @@ def source_key(title_id: str, ext: str) -> str:
 
 def source_prefix(title_id: str) -> str:
     return f"{SOURCES}/{title_id}/"
+
+
+def uploaded_poster_key(title_id: str) -> str:
+    """An admin-uploaded poster: beside the versions (not inside one), so publishing a new
+    version or collecting stale ones leaves it alone; `title_prefix` still covers it."""
+    return f"{TITLES}/{title_id}/uploaded-poster"

@@ -1,0 +1,150 @@
+"""Search and search-as-you-type.
+
+`search`: full-text over a weighted tsvector (title A, credits B, description C; see
+migration 0002) OR trigram word similarity on the folded title, so "matirx" still finds
+"The Matrix". User text only ever reaches Postgres as a bound parameter of
+`plainto_tsquery` (which treats `&`, `|`, `!`, `:*`, quotes and backslashes as plain
+text) and of `<%` (trigrams have no syntax at all).
+
+`suggest`: titles with a word starting with each typed word (a prefix tsquery built here
+from `\\w+` tokens only, so nothing the user types is tsquery syntax).
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from catalog.errors import InvalidQuery
+from catalog.titles import COLUMNS, Title, get_titles, title_from_row
+
+MAX_QUERY_CHARS = 200
+DEFAULT_SEARCH_LIMIT = 20
+MAX_SEARCH_LIMIT = 50
+SUGGEST_LIMIT = 10
+# Trigram word similarity above which a title counts as a fuzzy match. pg_trgm's default
+# (0.6) misses one transposition in a six-letter word ("matirx" vs "matrix" is 0.43).
+WORD_SIMILARITY_THRESHOLD = 0.3
+# Rows scored before grouping episodes under their series.
+CANDIDATES = 200
+EPISODES_PER_SERIES = 3
+_WORD = re.compile(r"\w+")
+
+
+def normalize_query(raw: str | None) -> str:
+    """NFKC, whitespace collapsed, control characters dropped; empty means "no query".
+    Longer than MAX_QUERY_CHARS is a 400: nobody types that, and trigram extraction over
+    a 10,000-character string is work for nothing."""
+    if raw is None:
+        return ""
+    text = unicodedata.normalize("NFKC", raw)
+    text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C" or ch in "\t\n ")
+    text = " ".join(text.split())
+    if len(text) > MAX_QUERY_CHARS:
+        raise InvalidQuery(f"q must be at most {MAX_QUERY_CHARS} characters")
+    return text
+
+
+def analytics_key(query: str) -> str:
+    """How a query is counted: case-folded and whitespace-collapsed."""
+    return query.casefold()
+
+
+def prefix_tsquery(query: str) -> str | None:
+    """'the ma' -> "'the':* & 'ma':*" (None when there is no word). Tokens are `\\w+`, which
+    contain no quote, backslash or operator, so quoting them is enough."""
+    words = _WORD.findall(query.casefold())[:8]
+    if not words:
+        return None
+    return " & ".join(f"'{w}':*" for w in words)
+
+
+def like_prefix(query: str) -> str:
+    escaped = query.casefold().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+@dataclass(frozen=True)
+class Hit:
+    title: Title
+    score: float
+
+
+async def _candidates(conn: asyncpg.Connection, query: str) -> list[Hit]:
+    async with conn.transaction():
+        # SET LOCAL: the threshold applies to this query only, not to the pooled connection.
+        await conn.execute(f"SET LOCAL pg_trgm.word_similarity_threshold = {WORD_SIMILARITY_THRESHOLD}")
+        rows = await conn.fetch(
+            f"""SELECT {COLUMNS},
+                       ts_rank(search_doc, tsq) * 2
+                       + word_similarity(catalog.fold($1), search_title)
+                       + ln(1 + popularity) * 0.01 AS score
+                  FROM catalog.titles, plainto_tsquery('catalog.search', $1) AS tsq
+                 WHERE visible AND (search_doc @@ tsq OR catalog.fold($1) <% search_title)
+                 ORDER BY score DESC, id
+                 LIMIT {CANDIDATES}""",
+            query,
+        )
+    return [Hit(title_from_row(r), float(r["score"])) for r in rows]
+
+
+async def search(conn: asyncpg.Connection, query: str, *, limit: int = DEFAULT_SEARCH_LIMIT) -> list[dict[str, Any]]:
+    """Ranked results as title JSON. An episode that matches is shown under its series (the
+    series once, at its best episode's rank, with `matched_episodes`)."""
+    if not query:
+        return []
+    hits = await _candidates(conn, query)
+    order: list[str] = []  # movie or series ids, best first
+    best: dict[str, float] = {}
+    episodes: dict[str, list[Title]] = {}
+    for hit in hits:
+        t = hit.title
+        key = t.series_id if t.kind == "episode" and t.series_id else t.id
+        if key not in best:
+            order.append(key)
+            best[key] = hit.score
+        if t.kind == "episode":
+            episodes.setdefault(key, []).append(t)
+    order = order[:limit]
+    known = {h.title.id: h.title for h in hits if h.title.kind != "episode"}
+    missing = [k for k in order if k not in known]
+    known.update(await get_titles(conn, missing))
+    out = []
+    for key in order:
+        title = known.get(key)
+        if title is None:  # deleted between the two queries
+            continue
+        item = title.to_json()
+        if key in episodes:
+            eps = sorted(episodes[key], key=lambda e: (e.season_number or 0, e.episode_number or 0))
+            item["matched_episodes"] = [e.to_json() for e in eps[:EPISODES_PER_SERIES]]
+        out.append(item)
+    return out
+
+
+async def suggest(conn: asyncpg.Connection, query: str, *, limit: int = SUGGEST_LIMIT) -> list[str]:
+    """Titles (movies and series) starting with the query first, then titles with a word
+    starting with each typed word; the more watched first."""
+    tsq = prefix_tsquery(query)
+    if tsq is None:
+        return []
+    rows = await conn.fetch(
+        """SELECT title FROM catalog.titles
+            WHERE visible AND kind <> 'episode'
+              AND prefix_doc @@ to_tsquery('catalog.prefix', $1)
+            ORDER BY (search_title LIKE catalog.fold($2)) DESC, popularity DESC, title
+            LIMIT $3""",
+        tsq,
+        like_prefix(query),
+        limit * 2,
+    )
+    seen: set[str] = set()
+    out = []
+    for r in rows:
+        if r["title"].casefold() not in seen:
+            seen.add(r["title"].casefold())
+            out.append(r["title"])
+    return out[:limit]

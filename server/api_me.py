@@ -1,0 +1,125 @@
+"""A viewer's things under /api/v1/me: favorites, watch history, continue watching,
+recommendations. Per-viewer answers: never in the shared cache, but with ETags (304)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+from aiohttp import web
+from pydantic import Field
+
+from catalog import browse, library, recommend
+from catalog.errors import InvalidHistory
+from server import cache, keys
+from server.authn import require_user
+from server.validation import Body, parse_body
+
+routes = web.RouteTableDef()
+
+# 2000-01-01 .. 2200-01-01 in epoch milliseconds: anything outside is a client bug.
+MIN_CLIENT_TS_MS = 946_684_800_000
+MAX_CLIENT_TS_MS = 7_258_118_400_000
+
+
+class HistoryReport(Body):
+    position_s: float | int
+    duration_s: float | int | None = None
+    # epoch milliseconds (JavaScript's Date.now()) or an ISO 8601 timestamp
+    client_ts: int | Annotated[str, Field(max_length=64)] | None = None
+
+
+def parse_client_ts(value: int | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        if not MIN_CLIENT_TS_MS <= value <= MAX_CLIENT_TS_MS:
+            raise InvalidHistory("client_ts must be epoch milliseconds (Date.now()) or an ISO 8601 time")
+        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidHistory("client_ts must be epoch milliseconds (Date.now()) or an ISO 8601 time") from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return ts
+
+
+@routes.put("/api/v1/me/favorites/{title_id}")
+async def put_favorite(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    async with request.app[keys.PG].acquire() as conn:
+        await library.add_favorite(conn, principal.user_id, request.match_info["title_id"])
+    return web.Response(status=204)
+
+
+@routes.delete("/api/v1/me/favorites/{title_id}")
+async def delete_favorite(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    async with request.app[keys.PG].acquire() as conn:
+        await library.remove_favorite(conn, principal.user_id, request.match_info["title_id"])
+    return web.Response(status=204)
+
+
+def _limit(request: web.Request) -> int:
+    return browse.parse_limit(request.query.get("limit"), default=library.LIST_LIMIT, maximum=100)
+
+
+@routes.get("/api/v1/me/favorites")
+async def get_favorites(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    limit = _limit(request)
+    async with request.app[keys.PG].acquire() as conn:
+        items = await library.list_favorites(conn, principal.user_id, limit=limit)
+    return cache.json_etag_response(request, {"items": [t.to_json() for t in items]})
+
+
+@routes.put("/api/v1/me/history/{title_id}")
+async def put_history(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    body = await parse_body(request, HistoryReport)
+    async with request.app[keys.PG].acquire() as conn:
+        await library.record_progress(
+            conn,
+            principal.user_id,
+            request.match_info["title_id"],
+            position_s=body.position_s,
+            duration_s=body.duration_s,
+            client_ts=parse_client_ts(body.client_ts),
+        )
+    # 204 also when the report was older than the stored one: the client did nothing wrong.
+    return web.Response(status=204)
+
+
+def _entries(entries: list[library.HistoryEntry]) -> dict[str, Any]:
+    return {"items": [e.to_json() for e in entries]}
+
+
+@routes.get("/api/v1/me/history")
+async def get_history(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    limit = _limit(request)
+    async with request.app[keys.PG].acquire() as conn:
+        entries = await library.list_history(conn, principal.user_id, limit=limit)
+    return cache.json_etag_response(request, _entries(entries))
+
+
+@routes.get("/api/v1/me/continue-watching")
+async def get_continue_watching(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    async with request.app[keys.PG].acquire() as conn:
+        entries = await library.continue_watching(conn, principal.user_id)
+    return cache.json_etag_response(request, _entries(entries))
+
+
+@routes.get("/api/v1/me/recommendations")
+async def get_recommendations(request: web.Request) -> web.Response:
+    principal = await require_user(request)
+    limit = browse.parse_limit(request.query.get("limit"), default=recommend.DEFAULT_LIMIT, maximum=50)
+    async with request.app[keys.PG].acquire() as conn:
+        picks = await recommend.recommend(conn, principal.user_id, limit=limit)
+    return cache.json_etag_response(request, {"items": [p.to_json() for p in picks]})
+
+
+def setup(app: web.Application) -> None:
+    cache.install(app)
+    app.add_routes(routes)

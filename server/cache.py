@@ -1,0 +1,265 @@
+"""The catalog's response cache in Redis, its circuit breaker, and ETag/304 for API GETs.
+
+- Entries live under `{prefix}catalog:c:{version}:{name}`; every write that changes what a
+  cached page shows bumps `{prefix}catalog:ver` (INCR), so stale entries are simply never
+  read again and expire by TTL: no key scans, no delete races. One Lua call reads the
+  version and the entry in one round trip.
+- Writes made elsewhere (the transcoder worker publishing a title) reach us as a Postgres
+  NOTIFY on `catalog_changed` (a trigger in catalog migration 0002); a listener bumps the
+  version.
+- When Redis fails, a breaker opens for BREAKER_OPEN_S: requests go straight to Postgres
+  without waiting on Redis timeouts, then one request tries Redis again.
+  `redis_state(app)` says "ok" or "degraded" for /readyz.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+
+import asyncpg
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from server import keys
+
+log = logging.getLogger("streamflix.cache")
+
+VERSION_KEY = "catalog:ver"
+ENTRY_PREFIX = "catalog:c:"
+# Entries outlive no more than this even if no write bumps the version (popularity moves
+# without bumping it).
+ENTRY_TTL_S = 120
+BREAKER_OPEN_S = 30.0
+NOTIFY_CHANNEL = "catalog_changed"
+LISTEN_RETRY_S = 5.0
+# Browsers and CDNs may reuse a shared page this long, then revalidate with If-None-Match.
+PUBLIC_CACHE_CONTROL = "public, max-age=10"
+PRIVATE_CACHE_CONTROL = "private, no-cache"
+
+T = TypeVar("T")
+
+_GET_LUA = """
+local v = redis.call('GET', KEYS[1]) or '0'
+return {v, redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])}
+"""
+
+
+class Breaker:
+    """Open for `open_s` after a failure; then lets calls through again (the next failure
+    reopens it)."""
+
+    def __init__(self, open_s: float = BREAKER_OPEN_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.open_s = open_s
+        self.clock = clock
+        self.open_until = 0.0
+        self.failures = 0
+
+    @property
+    def is_open(self) -> bool:
+        return self.clock() < self.open_until
+
+    def trip(self, exc: BaseException) -> None:
+        if not self.is_open:
+            log.warning("redis unavailable (%s); bypassing it for %.0f s", exc, self.open_s)
+        self.failures += 1
+        self.open_until = self.clock() + self.open_s
+
+    def reset(self) -> None:
+        self.open_until = 0.0
+
+
+_REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+class ResponseCache:
+    def __init__(self, redis: Any, prefix: str, breaker: Breaker | None = None) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.breaker = breaker or Breaker()
+        self._get = redis.register_script(_GET_LUA)
+        self.attempts = 0  # Redis calls tried (tests check the breaker stops them)
+
+    async def call(self, fn: Callable[[Any], Awaitable[T]], default: T) -> T:
+        """Run `fn(redis)` unless the breaker is open; any Redis failure trips it."""
+        if self.breaker.is_open:
+            return default
+        self.attempts += 1
+        try:
+            result = await fn(self.redis)
+        except _REDIS_ERRORS as exc:
+            self.breaker.trip(exc)
+            return default
+        return result
+
+    async def lookup(self, name: str) -> tuple[bytes | None, bytes | None]:
+        """(version, entry); (None, None) when Redis is unavailable (do not store then)."""
+
+        async def get(r: Any) -> tuple[bytes | None, bytes | None]:
+            version, entry = await self._get(keys=[self.prefix + VERSION_KEY], args=[self.prefix + ENTRY_PREFIX, name])
+            return version, entry
+
+        return await self.call(get, (None, None))
+
+    async def store(self, version: bytes, name: str, entry: bytes) -> None:
+        key = self.prefix + ENTRY_PREFIX + version.decode() + ":" + name
+        await self.call(lambda r: r.set(key, entry, ex=ENTRY_TTL_S), None)
+
+    async def bump(self) -> None:
+        await self.call(lambda r: r.incr(self.prefix + VERSION_KEY), None)
+
+
+CACHE = web.AppKey("catalog_cache", ResponseCache)
+
+
+def get_cache(app: web.Application) -> ResponseCache:
+    return app[CACHE]
+
+
+def redis_state(app: web.Application) -> str:
+    """"ok", or "degraded" while the breaker bypasses Redis (for /readyz: the API still
+    answers from Postgres, without the cache)."""
+    cache = app.get(CACHE)
+    if cache is None:
+        return "ok"
+    return "degraded" if cache.breaker.is_open else "ok"
+
+
+async def redis_check(app: web.Application) -> str:
+    """Like `redis_state`, but pings Redis when the breaker is closed (a failed ping opens it)."""
+    cache = app.get(CACHE)
+    if cache is None:
+        return "ok"
+    await cache.call(lambda r: r.ping(), None)
+    return redis_state(app)
+
+
+# ---- wiring -------------------------------------------------------------------------------
+
+
+async def _cache_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    cache = ResponseCache(app[keys.REDIS], settings.redis_prefix)
+    app[CACHE] = cache
+    task = asyncio.create_task(_listen(settings.database_url, cache))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _listen(dsn: str, cache: ResponseCache) -> None:
+    """Bump the cache version on every `catalog_changed` notification; reconnects."""
+    pending: asyncio.Event = asyncio.Event()
+
+    def on_notify(*_args: Any) -> None:
+        pending.set()
+
+    while True:
+        conn = None
+        try:
+            conn = await asyncpg.connect(dsn)
+            await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+            while not conn.is_closed():
+                try:
+                    await asyncio.wait_for(pending.wait(), timeout=LISTEN_RETRY_S)
+                except asyncio.TimeoutError:
+                    continue
+                pending.clear()  # several notifications in a burst: one bump
+                await cache.bump()
+        except asyncio.CancelledError:
+            raise
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("catalog change listener: %s; retrying in %.0f s", exc, LISTEN_RETRY_S)
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(conn.close())
+        await asyncio.sleep(LISTEN_RETRY_S)
+
+
+def install(app: web.Application) -> None:
+    """Called by the catalog route modules' `setup`; idempotent. The cache needs the Redis
+    client, so its context runs after the app's own (appended later)."""
+    if _cache_ctx not in app.cleanup_ctx:
+        app.cleanup_ctx.append(_cache_ctx)
+
+
+# ---- responses ----------------------------------------------------------------------------
+
+
+def dumps(data: Any) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def make_etag(body: bytes) -> str:
+    return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """RFC 9110 13.1.2: If-None-Match uses the weak comparison (W/ ignored); "*" matches."""
+    if not header:
+        return False
+    opaque = etag.removeprefix("W/")
+    for candidate in header.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == opaque:
+            return True
+    return False
+
+
+def respond(request: web.Request, body: bytes, etag: str, *, cache_control: str, status: int = 200) -> web.Response:
+    headers = {"ETag": etag, "Cache-Control": cache_control, "Vary": "Authorization"}
+    # RFC 9110 15.4.5: a 304 carries the validators and caching headers, no body.
+    if status == 200 and etag_matches(request.headers.get("If-None-Match"), etag):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
+
+
+def json_etag_response(request: web.Request, data: Any, *, private: bool = True) -> web.Response:
+    body = dumps(data)
+    return respond(request, body, make_etag(body), cache_control=PRIVATE_CACHE_CONTROL if private else PUBLIC_CACHE_CONTROL)
+
+
+async def cached_json(
+    request: web.Request,
+    name: str,
+    compute: Callable[[], Awaitable[Any]],
+    *,
+    shared: bool,
+    observe: Callable[[bytes], Awaitable[None]] | None = None,
+) -> web.Response:
+    """A JSON GET answered from the cache when `shared` (the same for every non-admin
+    viewer), else computed. `name` identifies the page (bounded length: hash it).
+    `observe(body)` sees the body either way (search analytics)."""
+    cache = request.app[CACHE]
+    version = None
+    entry = None
+    if shared:
+        version, entry = await cache.lookup(name)
+    if entry is not None:
+        etag_bytes, _, body = entry.partition(b"\n")
+        etag = etag_bytes.decode()
+    else:
+        body = dumps(await compute())
+        etag = make_etag(body)
+        if version is not None:
+            await cache.store(version, name, etag.encode() + b"\n" + body)
+    if observe is not None:
+        await observe(body)
+    if not shared:
+        cache_control = PRIVATE_CACHE_CONTROL
+    elif "Authorization" in request.headers:
+        cache_control = "private, max-age=10"
+    else:
+        cache_control = PUBLIC_CACHE_CONTROL
+    return respond(request, body, etag, cache_control=cache_control)
+
+
+def page_name(kind: str, *parts: Any) -> str:
+    digest = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode(), digest_size=16).hexdigest()
+    return f"{kind}:{digest}"
