@@ -1,0 +1,179 @@
+"""Rate limits (GCRA in Redis) and the revocation check when Redis misbehaves."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import secrets
+import socket
+
+import pytest
+import redis.asyncio as aioredis
+
+from server.app import create_app
+from server.ratelimit import Limit, RateLimiter
+from tests.conftest import REDIS_URL
+from tests.server.accounts_util import PASSWORD, bearer, error_code, login, new_user, register, unique_email
+
+WINDOW_S = 2
+
+
+@pytest.fixture
+def limited(settings):
+    """Short windows instead of sleeping a minute; a fresh Redis prefix so the per-IP
+    buckets are this test's alone."""
+    return dataclasses.replace(
+        settings,
+        redis_prefix=settings.redis_prefix + secrets.token_hex(3) + ":",
+        rate_limit_window_s=WINDOW_S,
+        rate_limit_login_per_min=0,
+        rate_limit_login_account_per_min=5,
+        rate_limit_register_per_min=0,
+        rate_limit_reset_per_min=0,
+        rate_limit_api_per_min=0,
+    )
+
+
+async def test_fifty_wrong_passwords_then_success_after_the_window(aiohttp_client, limited):
+    client = await aiohttp_client(create_app(limited))
+    user = await register(client)
+    statuses = []
+    for _ in range(50):
+        r = await client.post("/api/v1/auth/login", json={"email": user["email"], "password": "wrong password!"})
+        statuses.append(r.status)
+        if r.status == 429:
+            body = await r.json()
+            assert body["error"]["code"] == "rate_limited"
+            assert int(r.headers["Retry-After"]) >= 1
+            assert body["error"]["details"]["retry_after"] == int(r.headers["Retry-After"])
+    assert statuses[:5] == [401] * 5 and set(statuses[5:]) == {429}
+    # The right password is refused too while limited (it is not checked at all)...
+    r = await client.post("/api/v1/auth/login", json={"email": user["email"], "password": PASSWORD})
+    assert r.status == 429
+    # ...and works once the window has passed.
+    await asyncio.sleep(WINDOW_S + 0.2)
+    await login(client, user["email"])
+
+
+async def test_account_limit_is_per_account_and_case_insensitive(aiohttp_client, limited):
+    client = await aiohttp_client(create_app(limited))
+    a = await register(client)
+    b = await register(client)
+    for i in range(5):
+        email = a["email"].upper() if i % 2 else a["email"]
+        await client.post("/api/v1/auth/login", json={"email": email, "password": "wrong password!"})
+    r = await client.post("/api/v1/auth/login", json={"email": a["email"].upper(), "password": PASSWORD})
+    assert r.status == 429
+    await login(client, b["email"])  # another account is not affected
+
+
+async def test_per_ip_login_limit(aiohttp_client, limited):
+    client = await aiohttp_client(create_app(dataclasses.replace(limited, rate_limit_login_per_min=3)))
+    codes = []
+    for _ in range(5):
+        r = await client.post("/api/v1/auth/login", json={"email": unique_email(), "password": "wrong password!"})
+        codes.append(r.status)
+    assert codes == [401, 401, 401, 429, 429]
+
+
+async def test_register_limits(aiohttp_client, limited):
+    s = dataclasses.replace(limited, rate_limit_register_per_min=3, rate_limit_register_account_per_min=2)
+    client = await aiohttp_client(create_app(s))
+    email = unique_email()
+    codes = [
+        (await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})).status
+        for _ in range(3)
+    ]
+    assert codes == [201, 409, 429]  # per account: 2 per window
+    r = await client.post("/api/v1/auth/register", json={"email": unique_email(), "password": PASSWORD})
+    assert r.status == 429  # per IP: 3 per window
+
+
+async def test_reset_limits(aiohttp_client, limited):
+    s = dataclasses.replace(limited, rate_limit_reset_per_min=4, rate_limit_reset_account_per_min=2)
+    client = await aiohttp_client(create_app(s))
+    email = unique_email()
+    codes = [
+        (await client.post("/api/v1/auth/password-reset/request", json={"email": email})).status for _ in range(3)
+    ]
+    assert codes == [202, 202, 429]
+    codes = [
+        (await client.post("/api/v1/auth/password-reset/request", json={"email": unique_email()})).status
+        for _ in range(2)
+    ]
+    assert codes == [202, 429]
+
+
+async def test_general_api_limit_per_ip(aiohttp_client, limited):
+    client = await aiohttp_client(create_app(dataclasses.replace(limited, rate_limit_api_per_min=5)))
+    codes = [(await client.get("/api/v1/me")).status for _ in range(7)]
+    assert codes == [401] * 5 + [429] * 2
+    r = await client.get("/api/v1/me")
+    assert await error_code(r) == "rate_limited" and "Retry-After" in r.headers
+    await asyncio.sleep(WINDOW_S + 0.1)
+    assert (await client.get("/api/v1/me")).status == 401
+
+
+async def test_gcra_is_atomic_under_concurrency(settings):
+    redis = aioredis.from_url(REDIS_URL)
+    try:
+        rl = RateLimiter(redis, prefix=settings.redis_prefix + secrets.token_hex(3) + ":")
+        limit = Limit("burst", 10, 60)
+        results = await asyncio.gather(*(rl.hit(limit, "x") for _ in range(50)), return_exceptions=True)
+        assert sum(r is None for r in results) == 10
+        ttl = await redis.pttl(rl.key(limit, "x"))
+        assert 0 < ttl <= 60_000
+    finally:
+        await redis.aclose()
+
+
+def _dead_redis_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"  # nothing listens here any more
+
+
+async def test_redis_down_fails_open_and_revocation_falls_back_to_postgres(aiohttp_client, limited, caplog):
+    """Redis down: limits let requests through (logged), and revoked sessions are still
+    refused, from Postgres, with the breaker sparing Redis a connection attempt per call."""
+    down = dataclasses.replace(limited, redis_url=_dead_redis_url(), rate_limit_api_per_min=1)
+    client = await aiohttp_client(create_app(down))
+    u = await new_user(client)
+    other = await login(client, u["email"])
+    for _ in range(3):
+        assert (await client.get("/api/v1/me", headers=bearer(u["access_token"]))).status == 200
+    assert (await client.post("/api/v1/auth/logout", headers=bearer(u["access_token"]))).status == 204
+    r = await client.get("/api/v1/me", headers=bearer(u["access_token"]))
+    assert r.status == 401 and await error_code(r) == "session_revoked"
+    assert (await client.get("/api/v1/me", headers=bearer(other["access_token"]))).status == 200
+    from server.authn import REVOCATIONS
+
+    revocations = client.app[REVOCATIONS]
+    assert revocations.breaker.is_open and revocations.postgres_checks >= 5
+    assert "Redis unavailable" in caplog.text
+
+
+async def test_revocations_survive_redis_losing_its_data(aiohttp_client, limited):
+    """A Redis restart without persistence loses the revocation keys and the marker: the
+    check goes to Postgres, and the keys are reloaded from Postgres."""
+    from server.authn import REVOCATIONS
+
+    client = await aiohttp_client(create_app(limited))
+    u = await new_user(client)
+    assert (await client.post("/api/v1/auth/logout", headers=bearer(u["access_token"]))).status == 204
+    revocations = client.app[REVOCATIONS]
+    redis = revocations.redis
+    sid = next(iter([k for k in await redis.keys(limited.redis_prefix + "auth:revoked:*") if not k.endswith(b"loaded")]))
+    # Simulate the restart on this test's keys only (never FLUSHDB a shared Redis).
+    await redis.delete(revocations.marker, sid)
+    before = revocations.postgres_checks
+    r = await client.get("/api/v1/me", headers=bearer(u["access_token"]))
+    assert r.status == 401 and revocations.postgres_checks == before + 1
+    for _ in range(100):
+        if await redis.exists(revocations.marker, sid) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert await redis.exists(revocations.marker, sid) == 2
+    assert 0 < await redis.ttl(sid) <= limited.access_token_ttl_s + 60
+    r = await client.get("/api/v1/me", headers=bearer(u["access_token"]))
+    assert r.status == 401 and revocations.postgres_checks == before + 1  # Redis answers again
