@@ -232,3 +232,50 @@ def s3_server() -> Iterator[str]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+# ---- a title that went through the real ingest + worker ------------------------------------
+
+
+@pytest.fixture
+async def ready_title(settings: Settings, clip_factory: Callable[..., Path]) -> dict[str, Any]:
+    """A 6 s 640x360 clip with audio, ingested and transcoded by the real ingest and worker
+    code into the test's file storage. Returns {"id", "version", "settings"}."""
+    from catalog.titles import get_title
+    from media.storage import open_storage
+    from transcoder.ingest import ingest
+    from transcoder.worker import Worker
+
+    clip = clip_factory(seconds=6, width=640, height=360)
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    try:
+        title = await ingest(
+            pool,
+            storage,
+            source=str(clip),
+            title=f"Ready {secrets.token_hex(3)}",
+            year=2024,
+            genres=["test"],
+            description="A generated test clip.",
+            max_source_bytes=settings.max_source_bytes,
+            work_dir=settings.work_dir,
+        )
+        # title_id: never take another test's job from the shared session database
+        worker = Worker(
+            pool,
+            storage,
+            work_dir=settings.work_dir,
+            lease_s=settings.job_lease_s,
+            segment_s=settings.segment_duration_s,
+            preset=settings.x264_preset,
+            title_id=title.id,
+        )
+        await worker.run(once=True)
+        async with pool.acquire() as conn:
+            title = await get_title(conn, title.id)
+    finally:
+        await storage.close()
+        await pool.close()
+    assert title.status == "ready", f"ready_title failed: {title.failure_reason}"
+    return {"id": title.id, "version": title.current_version, "settings": settings}

@@ -271,7 +271,9 @@ async def next_due_s(conn: asyncpg.Connection, title_id: str | None = None) -> f
     """Seconds until the next queued job is due (0 when one is due now); None when none is
     queued. Lets `worker --once` wait out a retry backoff instead of exiting."""
     return await conn.fetchval(
-        """SELECT greatest(0, extract(epoch FROM min(run_after) - now()))::float8
+        # greatest() skips NULLs: unguarded, "no queued job" (min() = NULL) would read as 0.
+        """SELECT CASE WHEN min(run_after) IS NULL THEN NULL
+                       ELSE greatest(0, extract(epoch FROM min(run_after) - now()))::float8 END
              FROM jobs.transcode_jobs
             WHERE status = 'queued' AND ($1::uuid IS NULL OR title_id = $1::uuid)""",
         uuid.UUID(str(title_id)) if title_id else None,
