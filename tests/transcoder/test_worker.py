@@ -1,0 +1,180 @@
+"""The worker in-process: retries with backoff reuse the stored probe, a deleted title ends
+its job quietly, concurrency, the poster, and every attempt's work dir is removed."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Callable
+
+import asyncpg
+import pytest
+
+from catalog import titles
+from media import keys
+from media.storage import Storage
+from server.commands.titles import delete_title
+from server.settings import Settings
+from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
+    ingest_and_run,
+    job_of,
+    make_worker,
+    own_database_url,
+    own_settings,
+    pool,
+    storage,
+    stored_keys,
+    work_dirs,
+)
+from transcoder import poster, worker as worker_mod
+from transcoder.errors import TranscodeError
+from transcoder.ingest import ingest
+
+
+async def test_transient_failure_is_retried_and_reuses_the_probe(
+    settings: Settings, pool: asyncpg.Pool, storage: Storage, clip_factory: Callable[..., Path],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_transcode, real_probe = worker_mod.transcode, worker_mod.run_probe
+    calls = {"transcode": 0, "probe": 0}
+
+    async def flaky_transcode(*args: Any, **kw: Any) -> Any:
+        calls["transcode"] += 1
+        if calls["transcode"] == 1:
+            raise TranscodeError("ffmpeg failed (killed by SIGKILL): out of memory?")
+        return await real_transcode(*args, **kw)
+
+    async def counting_probe(path: str) -> Any:
+        calls["probe"] += 1
+        return await real_probe(path)
+
+    monkeypatch.setattr(worker_mod, "transcode", flaky_transcode)
+    monkeypatch.setattr(worker_mod, "run_probe", counting_probe)
+    clip = clip_factory(seconds=2, width=320, height=180)
+    title = await ingest_and_run(pool, storage, settings, clip)
+    assert title.status == "ready" and title.failure_reason is None
+    job = await job_of(pool, title.id)
+    assert (job.status, job.attempts, job.error) == ("done", 2, None)
+    assert calls == {"transcode": 2, "probe": 1}  # the retry used the stored probe
+    assert work_dirs(settings) == []
+
+
+async def test_retries_exhausted_marks_the_title_failed(
+    settings: Settings, pool: asyncpg.Pool, storage: Storage, clip_factory: Callable[..., Path],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(*args: Any, **kw: Any) -> Any:
+        raise TranscodeError("ffmpeg failed (exit 1): Error while decoding stream #0:0")
+
+    monkeypatch.setattr(worker_mod, "transcode", broken)
+    title = await ingest_and_run(pool, storage, settings, clip_factory(seconds=2, width=320, height=180))
+    assert title.status == "failed"
+    assert title.failure_reason == "ffmpeg failed (exit 1): Error while decoding stream #0:0"
+    job = await job_of(pool, title.id)
+    assert (job.status, job.attempts) == ("failed", settings.job_max_attempts)
+    assert await stored_keys(storage, title.id) == []
+    assert work_dirs(settings) == []
+
+
+async def test_title_deleted_before_the_job_runs(
+    settings: Settings, pool: asyncpg.Pool, storage: Storage, clip_factory: Callable[..., Path],  # noqa: F811
+) -> None:
+    clip = clip_factory(seconds=2, width=320, height=180)
+    title = await ingest(pool, storage, source=str(clip), title="Gone", max_source_bytes=10**9,
+                         work_dir=settings.work_dir)
+    async with pool.acquire() as conn:
+        await titles.delete_title(conn, title.id)  # the row only: the job is still queued
+    w = make_worker(pool, storage, settings, title_id=title.id)
+    await asyncio.wait_for(w.run(once=True), 30)
+    job = await job_of(pool, title.id)
+    assert (job.status, job.error) == ("cancelled", "title deleted")
+    assert await stored_keys(storage, title.id) == []
+
+
+async def test_title_deleted_mid_encode_ends_quietly(
+    settings: Settings, pool: asyncpg.Pool, storage: Storage, clip_factory: Callable[..., Path],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_transcode = worker_mod.transcode
+
+    async def delete_then_transcode(*args: Any, **kw: Any) -> Any:
+        await delete_title(pool, storage, kw["title_id"])
+        return await real_transcode(*args, **kw)
+
+    monkeypatch.setattr(worker_mod, "transcode", delete_then_transcode)
+    clip = clip_factory(seconds=2, width=320, height=180)
+    title = await ingest(pool, storage, source=str(clip), title="Deleted midway", max_source_bytes=10**9,
+                         work_dir=settings.work_dir)
+    w = make_worker(pool, storage, settings, title_id=title.id, lease_s=1.5)
+    assert await asyncio.wait_for(w.run(once=True), 60) == 0
+    assert (await job_of(pool, title.id)).status == "cancelled"
+    assert await stored_keys(storage, title.id) == []
+    assert await storage.list(keys.source_prefix(title.id)) == []
+    assert work_dirs(settings) == []
+
+
+async def test_concurrency_runs_jobs_side_by_side(
+    own_settings: Settings, storage: Storage, clip_factory: Callable[..., Path],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its own database, so the unfiltered worker sees only these two jobs."""
+    real_transcode = worker_mod.transcode
+    running, peak = 0, 0
+
+    async def tracked(*args: Any, **kw: Any) -> Any:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(0.3)  # make the overlap certain
+            return await real_transcode(*args, **kw)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(worker_mod, "transcode", tracked)
+    clip = clip_factory(seconds=2, width=320, height=180)
+    own_pool = await asyncpg.create_pool(own_settings.database_url, min_size=1, max_size=8)
+    try:
+        made = [
+            await ingest(own_pool, storage, source=str(clip), title=f"Side {i}", max_source_bytes=10**9,
+                         work_dir=own_settings.work_dir)
+            for i in range(2)
+        ]
+        w = make_worker(own_pool, storage, own_settings, concurrency=2)
+        await asyncio.wait_for(w.run(once=True), 60)
+        async with own_pool.acquire() as conn:
+            for t in made:
+                assert (await titles.get_title(conn, t.id)).status == "ready"
+    finally:
+        await own_pool.close()
+    assert peak == 2
+    assert work_dirs(own_settings) == []
+
+
+async def test_ready_title_has_a_poster_and_only_its_version(
+    ready_title: dict[str, Any], storage: Storage, pool: asyncpg.Pool  # noqa: F811
+) -> None:
+    tid, version = ready_title["id"], ready_title["version"]
+    data = await storage.get_bytes(keys.poster_key(tid, version))
+    assert data[:3] == b"\xff\xd8\xff"  # JPEG SOI
+    assert {k.split("/")[2] for k in await stored_keys(storage, tid)} == {version}
+    async with pool.acquire() as conn:
+        assert await titles.get_probe(conn, tid) is not None  # stored with the title
+
+
+def test_poster_argv_is_pure() -> None:
+    argv = poster.poster_argv("/in/a b.mp4", Path("/out/poster.jpg"), 1.5)
+    assert argv[0] == "ffmpeg"
+    assert argv[argv.index("-ss") + 1] == "1.500"
+    assert argv[argv.index("-i") + 1] == "file:/in/a b.mp4"
+    assert argv[-1] == "file:/out/poster.jpg"
+    assert "-frames:v" in argv and argv[argv.index("-frames:v") + 1] == "1"
+    assert poster.poster_time_s(60) == pytest.approx(6.0)
+
+
+def test_failure_reasons_are_classified() -> None:
+    from media.errors import ProbeError
+    from transcoder.errors import SourceRejected
+
+    assert worker_mod.classify(ProbeError("/w/x.mp4", "zero-length file")) == ("source rejected: zero-length file", False)
+    assert worker_mod.classify(SourceRejected("no duration")) == ("source rejected: no duration", False)
+    assert worker_mod.classify(TranscodeError("ffmpeg failed"))[1] is True
