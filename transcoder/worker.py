@@ -260,6 +260,9 @@ class Worker:
             elif status == "queued":
                 log.warning("job %s title %s: attempt %d failed, will retry: %s",
                             job.id, job.title_id, job.attempts, reason)
+            else:  # cancelled (title deleted) or taken over while it failed: not ours to judge
+                log.info("job %s: no longer ours; dropping the failure (%s)", job.id, reason)
+                return
         self.processed += 1
 
     async def _mark_failed(self, conn: asyncpg.Connection, title_id: str, reason: str) -> None:
