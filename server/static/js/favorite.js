@@ -1,0 +1,37 @@
+// The favourite toggle: a real button with aria-pressed, kept in sync with /me/favorites.
+import { api, isSignedIn } from './api.js';
+import { h } from './dom.js';
+import { flash } from './ui.js';
+
+export async function isFavorite(titleId) {
+  if (!isSignedIn()) return false;
+  const body = await api('GET', '/me/favorites', { auth: 'required' });
+  return (body?.items || []).some((t) => t.id === titleId);
+}
+
+export function favoriteButton(title, initial, { navigate }) {
+  let on = !!initial;
+  const button = h('button', { type: 'button', class: 'button button-ghost favorite', id: 'favorite-toggle' });
+  const paint = () => {
+    button.setAttribute('aria-pressed', String(on));
+    button.textContent = on ? '✓ In my list' : '+ My list';
+  };
+  paint();
+  button.addEventListener('click', async () => {
+    if (!isSignedIn()) {
+      navigate(`/login?next=${encodeURIComponent(location.pathname)}`);
+      return;
+    }
+    button.disabled = true;
+    try {
+      await api(on ? 'DELETE' : 'PUT', `/me/favorites/${encodeURIComponent(title.id)}`, { auth: 'required' });
+      on = !on;
+      paint();
+    } catch (err) {
+      flash(`Could not update your list: ${err.message}`, 'error');
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return button;
+}

@@ -1,0 +1,82 @@
+// Admin: every title with its status, the latest transcode job's progress and the failure
+// reason; refreshes itself while something is still being transcoded.
+import { api } from '../api.js';
+import { h, formatDate } from '../dom.js';
+import { requireSignIn } from '../session.js';
+import { pageTitle, message } from '../ui.js';
+
+const POLL_MS = 3000;
+
+async function titlesById(ids) {
+  const out = new Map();
+  await Promise.all(ids.map(async (id) => {
+    try {
+      out.set(id, await api('GET', `/titles/${encodeURIComponent(id)}`, { auth: 'required' }));
+    } catch {
+      /* deleted since the job ran */
+    }
+  }));
+  return out;
+}
+
+function progressCell(job, status) {
+  const pct = status === 'ready' ? 100 : Math.round(Number(job?.progress) || 0);
+  const bar = h('progress', { max: '100', value: String(pct), 'aria-label': 'Transcode progress' });
+  return h('td', { class: 'progress-cell' }, bar, h('span', {}, `${pct}%`));
+}
+
+export async function render({ main, navigate, isCurrent }) {
+  const user = await requireSignIn(navigate);
+  if (!user || !isCurrent()) return;
+  main.append(pageTitle('Titles and transcodes'));
+  if (user.role !== 'admin') {
+    main.append(message('This page is for administrators.', 'error'));
+    return;
+  }
+  const summary = h('p', { class: 'hint', id: 'queue-summary', role: 'status' });
+  const body = h('tbody');
+  const table = h('table', { class: 'table', id: 'admin-titles' },
+    h('thead', {}, h('tr', {}, ['Title', 'Kind', 'Status', 'Progress', 'Attempts', 'Failure reason', 'Updated'].map((c) => h('th', { scope: 'col' }, c)))),
+    body);
+  main.append(summary, h('div', { class: 'table-wrap' }, table));
+
+  let timer = null;
+  let stopped = false;
+  async function refresh() {
+    let jobs;
+    try {
+      jobs = await api('GET', '/admin/jobs', { query: { limit: 200 }, auth: 'required' });
+    } catch (err) {
+      summary.textContent = `Could not load jobs: ${err.message}`;
+      return;
+    }
+    const latest = new Map(); // newest first: keep the first job seen per title
+    for (const job of jobs.items || []) if (!latest.has(job.title_id)) latest.set(job.title_id, job);
+    const titles = await titlesById([...latest.keys()]);
+    if (stopped || !isCurrent()) return;
+    const rows = [...latest.entries()].map(([id, job]) => {
+      const t = titles.get(id) || { id, title: '(deleted title)', kind: '', status: job.status };
+      const status = t.status || job.status;
+      const reason = t.failure_reason || (job.status === 'failed' || job.error ? job.error : '') || '';
+      return h('tr', { dataset: { titleId: id, status } },
+        h('th', { scope: 'row' }, titles.has(id) ? h('a', { href: `/title/${encodeURIComponent(id)}` }, t.title) : t.title),
+        h('td', {}, t.kind || ''),
+        h('td', {}, h('span', { class: ['badge', `status-${status}`] }, status), job.status && job.status !== status ? h('span', { class: 'card-meta' }, ` job ${job.status}`) : null),
+        progressCell(job, status),
+        h('td', {}, `${job.attempts ?? 0}/${job.max_attempts ?? '—'}`),
+        h('td', { class: 'reason' }, reason),
+        h('td', {}, formatDate(job.updated_at)));
+    });
+    body.replaceChildren(...rows);
+    const active = (jobs.items || []).some((j) => ['queued', 'pending', 'running', 'processing'].includes(j.status));
+    summary.textContent = `${rows.length} title${rows.length === 1 ? '' : 's'} · ${jobs.queue_depth ?? 0} job(s) waiting${active ? ' · refreshing' : ''}`;
+    if (!rows.length) body.replaceChildren(h('tr', {}, h('td', { colspan: '7' }, 'No transcodes yet.')));
+    clearTimeout(timer);
+    if (active && !stopped) timer = setTimeout(refresh, POLL_MS);
+  }
+  await refresh();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}

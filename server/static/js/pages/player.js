@@ -1,0 +1,192 @@
+// The player: hls.js over MediaSource, or native HLS where the browser has it and MSE is
+// missing (Safari on iPhone); a quality menu; resume from history; the position reported
+// every ~10 s, on pause and on leaving; the next episode offered at the end of one.
+import { api, beacon, ApiError } from '../api.js';
+import { h, formatDuration } from '../dom.js';
+import { resumePosition } from '../history.js';
+import { nextEpisode } from '../series.js';
+import { requireSignIn } from '../session.js';
+import { pageTitle, message } from '../ui.js';
+
+const REPORT_EVERY_MS = 10_000;
+const NEXT_EPISODE_COUNTDOWN_S = 8;
+const HLS_MIME = 'application/vnd.apple.mpegurl';
+
+/** Where to start: the saved position, unless it is at the very start or the very end. */
+export function startPosition(saved, duration) {
+  if (!(saved > 5)) return 0;
+  if (duration && saved > duration - 10) return 0;
+  return saved;
+}
+
+export async function render({ main, params, navigate, isCurrent }) {
+  const user = await requireSignIn(navigate);
+  if (!user || !isCurrent()) return;
+  const title = await api('GET', `/titles/${encodeURIComponent(params.id)}`);
+  if (!isCurrent()) return;
+  if (title.kind === 'series') {
+    navigate(`/title/${encodeURIComponent(title.id)}`, { replace: true });
+    return;
+  }
+
+  const back = h('a', { class: 'back-link', href: `/title/${encodeURIComponent(title.id)}` }, '← Details');
+  main.append(back, pageTitle(title.title));
+
+  let playback;
+  try {
+    playback = await api('POST', `/titles/${encodeURIComponent(title.id)}/playback`, { auth: 'required' });
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 409) {
+      main.append(message('This title is still being prepared. Try again in a few minutes.'));
+      return;
+    }
+    throw err;
+  }
+  const saved = await resumePosition(title.id).catch(() => 0);
+  if (!isCurrent()) return;
+  const start = startPosition(saved, title.duration_s);
+
+  const video = h('video', { id: 'video', controls: true, playsinline: true, preload: 'auto', 'aria-label': title.title });
+  video.autoplay = true;
+  const quality = h('select', { id: 'quality', class: 'select' }, h('option', { value: '-1' }, 'Auto'));
+  const status = h('p', { class: 'player-status', id: 'player-status', role: 'status', 'aria-live': 'polite' });
+  const overlay = h('div', { class: 'next-episode', id: 'next-episode', hidden: true });
+  const stage = h('div', { class: 'player-stage' }, video, overlay);
+  main.append(
+    stage,
+    h('div', { class: 'player-bar' },
+      h('label', { for: 'quality' }, 'Quality '), quality, status),
+    start ? h('p', { class: 'hint', id: 'resume-note' }, `Resuming at ${formatDuration(start)}.`) : null,
+  );
+
+  // ---- engine ------------------------------------------------------------------------
+  let hls = null;
+  const { default: Hls } = await import('/vendor/hls.min.mjs');
+  if (!isCurrent()) return;
+  // Prefer hls.js wherever MediaSource exists: recent Chromium answers canPlayType(HLS)
+  // "maybe" without playing fMP4 renditions the way hls.js does, and hls.js gives the quality menu.
+  if (Hls.isSupported()) {
+    hls = new Hls({ startPosition: start || -1, enableWorker: true, capLevelToPlayerSize: false });
+    hls.on(Hls.Events.MANIFEST_PARSED, (_ev, data) => {
+      const levels = data.levels.map((l, i) => ({ ...l, index: i })).sort((a, b) => (b.height || 0) - (a.height || 0));
+      quality.replaceChildren(h('option', { value: '-1' }, 'Auto'),
+        ...levels.map((l) => h('option', { value: String(l.index) },
+          `${l.height ? `${l.height}p` : `Level ${l.index + 1}`} · ${(l.bitrate / 1e6).toFixed(1)} Mbps`)));
+      video.play().catch(() => { /* autoplay refused: the controls are there */ });
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_ev, data) => {
+      const level = hls.levels[data.level];
+      status.textContent = level && level.height ? `Playing ${level.height}p${hls.autoLevelEnabled ? ' (auto)' : ''}` : '';
+    });
+    let recovered = 0;
+    hls.on(Hls.Events.ERROR, (_ev, data) => {
+      if (!data.fatal) return;
+      if (recovered++ < 2 && data.type === Hls.ErrorTypes.MEDIA_ERROR) {
+        hls.recoverMediaError();
+      } else if (recovered < 3 && data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+        hls.startLoad();
+      } else {
+        status.textContent = `Playback failed (${data.details}).`;
+        hls.destroy();
+        hls = null;
+      }
+    });
+    quality.addEventListener('change', () => {
+      if (hls) hls.currentLevel = Number(quality.value); // -1 = automatic
+    });
+    hls.loadSource(playback.hls_url);
+    hls.attachMedia(video);
+  } else if (video.canPlayType(HLS_MIME)) {
+    quality.disabled = true; // Safari picks the rendition itself
+    video.src = playback.hls_url;
+    video.addEventListener('loadedmetadata', () => {
+      if (start) video.currentTime = start;
+      video.play().catch(() => {});
+    }, { once: true });
+  } else {
+    main.append(message('This browser cannot play HLS video.', 'error'));
+    return;
+  }
+  window.streamflixPlayer = { video, get hls() { return hls; } };
+
+  // ---- position reports --------------------------------------------------------------
+  let started = false;
+  let lastReport = 0;
+  const duration = () => (Number.isFinite(video.duration) ? video.duration : title.duration_s || undefined);
+  const body = () => {
+    const out = { position_s: Math.round(video.currentTime * 10) / 10 };
+    const d = duration();
+    if (d) out.duration_s = Math.round(d * 10) / 10;
+    return out;
+  };
+  const path = `/me/history/${encodeURIComponent(title.id)}`;
+  const report = () => {
+    if (!started) return; // never overwrite a saved position with 0 before playback began
+    lastReport = Date.now();
+    api('PUT', path, { body: body(), auth: 'required', keepalive: true }).catch((err) => console.warn('history', err));
+  };
+  const onPlaying = () => {
+    started = true;
+  };
+  const onTime = () => {
+    if (started && !video.paused && Date.now() - lastReport >= REPORT_EVERY_MS) report();
+  };
+  const onPause = () => {
+    if (!video.ended) report();
+  };
+  const onPageHide = () => {
+    if (started) beacon('PUT', path, body());
+  };
+  video.addEventListener('playing', onPlaying);
+  video.addEventListener('timeupdate', onTime);
+  video.addEventListener('pause', onPause);
+  window.addEventListener('pagehide', onPageHide);
+
+  // ---- next episode ------------------------------------------------------------------
+  let countdown = null;
+  const onEnded = async () => {
+    report();
+    if (title.kind !== 'episode' || !title.series_id) return;
+    let next = null;
+    try {
+      next = nextEpisode(await api('GET', `/titles/${encodeURIComponent(title.series_id)}`), title);
+    } catch {
+      return;
+    }
+    if (!next || !isCurrent()) return;
+    let left = NEXT_EPISODE_COUNTDOWN_S;
+    const label = h('span', { class: 'next-countdown' });
+    const go = h('a', { class: 'button button-primary', href: `/watch/${encodeURIComponent(next.id)}`, id: 'play-next' }, 'Play now');
+    const cancel = h('button', { type: 'button', class: 'button button-ghost' }, 'Cancel');
+    const paint = () => { label.textContent = `Next episode in ${left} s`; };
+    paint();
+    overlay.replaceChildren(h('p', {}, 'Up next: ', h('strong', {}, next.title || `Episode ${next.episode_number}`)), label, h('div', { class: 'actions' }, go, cancel));
+    overlay.hidden = false;
+    go.focus();
+    countdown = setInterval(() => {
+      left -= 1;
+      paint();
+      if (left <= 0) {
+        clearInterval(countdown);
+        navigate(`/watch/${encodeURIComponent(next.id)}`);
+      }
+    }, 1000);
+    cancel.addEventListener('click', () => {
+      clearInterval(countdown);
+      overlay.hidden = true;
+    });
+  };
+  video.addEventListener('ended', onEnded);
+
+  return () => {
+    // Leaving the page inside the app: save where we are, then free the decoder.
+    if (started) beacon('PUT', path, body());
+    clearInterval(countdown);
+    window.removeEventListener('pagehide', onPageHide);
+    video.removeEventListener('pause', onPause);
+    if (hls) hls.destroy();
+    video.removeAttribute('src');
+    video.load();
+    delete window.streamflixPlayer;
+  };
+}

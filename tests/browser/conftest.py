@@ -1,0 +1,301 @@
+"""Browser fixtures: the real app on a free port (its own thread and event loop), Debian's
+chromium driven by Playwright (never a downloaded browser), titles ingested through the real
+ingest + worker code, and helpers that call the API like any client would.
+
+Every test here is sync: Playwright's sync API and the server's loop each own a thread's
+loop, so nothing async runs on the test's thread while the browser is up."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import threading
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from server.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO / "test-output" / "screenshots"
+CHROMIUM = os.environ.get("STREAMFLIX_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    # muted test videos start without a click
+    "--autoplay-policy=no-user-gesture-required",
+]
+PASSWORD = "correct horse battery staple"
+
+
+# ---- the app on a free port ---------------------------------------------------------------
+
+
+class LiveServer:
+    """`create_app(settings)` served by an AppRunner on 127.0.0.1:<free port>, in a thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="live-server", daemon=True)
+        self.runner: Any = None
+        self.port = 0
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    async def _start(self) -> int:
+        from aiohttp import web
+
+        from server.app import create_app
+
+        self.runner = web.AppRunner(create_app(self.settings), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)  # port 0: others test at the same time
+        await site.start()
+        return self.runner.addresses[0][1]
+
+    def start(self) -> "LiveServer":
+        self.thread.start()
+        self.port = self.call(self._start(), timeout=60)
+        return self
+
+    def stop(self) -> None:
+        if self.runner is not None:
+            self.call(self.runner.cleanup(), timeout=30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+    def call(self, coro: Any, timeout: float = 300) -> Any:
+        """Run a coroutine on the server's loop (database set-up next to the running app)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- a tiny JSON client, as a script would use the API ------------------------------
+
+    def api(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + "/api/v1" + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                raw = resp.read()
+                return resp.status, (json.loads(raw) if raw else None)
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                return exc.code, json.loads(raw)
+            except ValueError:
+                return exc.code, raw.decode(errors="replace")
+
+    def register_and_login(self, email: str | None = None, password: str = PASSWORD) -> dict[str, str]:
+        email = email or f"web-{secrets.token_hex(4)}@example.com"
+        status, body = self.api("POST", "/auth/register", {"email": email, "password": password})
+        assert status == 201, body
+        return self.login(email, password)
+
+    def login(self, email: str, password: str = PASSWORD) -> dict[str, str]:
+        status, body = self.api("POST", "/auth/login", {"email": email, "password": password})
+        assert status == 200, body
+        return {"email": email, "password": password, **body}
+
+    def create_admin(self) -> dict[str, str]:
+        email = f"admin-{secrets.token_hex(4)}@example.com"
+
+        async def make() -> None:
+            import asyncpg
+
+            from auth import users
+
+            conn = await asyncpg.connect(self.settings.database_url)
+            try:
+                await users.create_user(conn, email=email, password=PASSWORD, display_name="Admin", role="admin")
+            finally:
+                await conn.close()
+
+        self.call(make())
+        return {"email": email, "password": PASSWORD}
+
+    # -- titles through the real pipeline ------------------------------------------------
+
+    def ingest_ready(self, clip: Path, **fields: Any) -> dict[str, Any]:
+        """Ingest `clip` and transcode it with the real worker; returns the title as JSON."""
+        return self.call(_ingest_ready(self.settings, clip, **fields), timeout=600)
+
+    def create_title(self, **fields: Any) -> dict[str, Any]:
+        """A catalog row without media (stays `pending`), e.g. for odd titles."""
+
+        async def make() -> dict[str, Any]:
+            import asyncpg
+
+            from catalog import titles
+
+            conn = await asyncpg.connect(self.settings.database_url)
+            try:
+                return (await titles.create_title(conn, **fields)).to_json()
+            finally:
+                await conn.close()
+
+        return self.call(make())
+
+
+async def _ingest_ready(settings: Settings, clip: Path, **fields: Any) -> dict[str, Any]:
+    import asyncpg
+
+    from catalog.titles import get_title
+    from media.storage import open_storage
+    from transcoder.ingest import ingest
+    from transcoder.worker import Worker
+
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    try:
+        title = await ingest(
+            pool,
+            storage,
+            source=str(clip),
+            max_source_bytes=settings.max_source_bytes,
+            work_dir=settings.work_dir,
+            **fields,
+        )
+        worker = Worker(
+            pool,
+            storage,
+            work_dir=settings.work_dir,
+            lease_s=settings.job_lease_s,
+            segment_s=settings.segment_duration_s,
+            preset=settings.x264_preset,
+            title_id=title.id,  # never take another test's job from the shared database
+        )
+        await worker.run(once=True)
+        async with pool.acquire() as conn:
+            title = await get_title(conn, title.id)
+    finally:
+        await storage.close()
+        await pool.close()
+    assert title.status == "ready", f"ingest failed: {title.failure_reason}"
+    return title.to_json() | {"version": title.current_version}
+
+
+@pytest.fixture
+def live_server(settings: Settings) -> Iterator[LiveServer]:
+    server = LiveServer(settings).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# ---- the browser --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(f"no chromium at {CHROMIUM}: run `make test` (scripts/setup.sh --browser installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        # executable_path: Debian's chromium; Playwright never downloads a browser here.
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@dataclass
+class PageWatch:
+    """What a page did that a test must not ignore: console errors, uncaught exceptions,
+    HTTP answers >= 400, failed requests, and JS dialogs (an XSS would open one)."""
+
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    bad_responses: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    responses: list[tuple[int, str]] = field(default_factory=list)
+    allow_status: Callable[[int, str], bool] = lambda status, url: False
+
+    def attach(self, page: Any) -> None:
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.page_errors.append(str(exc)))
+        page.on("response", self._response)
+        page.on("requestfailed", self._failed)
+        page.on("dialog", self._dialog)
+
+    def _console(self, msg: Any) -> None:
+        if msg.type == "error":
+            self.console_errors.append(f"{msg.text} @ {msg.location}")
+
+    def _response(self, resp: Any) -> None:
+        self.responses.append((resp.status, resp.url))
+        if resp.status >= 400 and not self.allow_status(resp.status, resp.url):
+            self.bad_responses.append(f"{resp.status} {resp.request.method} {resp.url}")
+
+    def _failed(self, req: Any) -> None:
+        failure = req.failure or ""
+        # a navigation or player teardown cancels requests in flight: not an error
+        if "ERR_ABORTED" in failure:
+            return
+        self.failed_requests.append(f"{req.method} {req.url}: {failure}")
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    def assert_clean(self) -> None:
+        problems = {
+            "console errors": self.console_errors,
+            "page errors": self.page_errors,
+            "HTTP errors": self.bad_responses,
+            "failed requests": self.failed_requests,
+            "dialogs": self.dialogs,
+        }
+        assert not any(problems.values()), json.dumps(problems, indent=2)
+
+
+@pytest.fixture
+def new_context(browser: Any) -> Iterator[Callable[..., tuple[Any, Any, PageWatch]]]:
+    """new_context(width=1440, height=900, **opts) -> (context, page, watch)."""
+    contexts: list[Any] = []
+
+    def make(width: int = 1440, height: int = 900, **opts: Any) -> tuple[Any, Any, PageWatch]:
+        ctx = browser.new_context(viewport={"width": width, "height": height}, **opts)
+        ctx.set_default_timeout(20_000)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        watch = PageWatch()
+        watch.attach(page)
+        return ctx, page, watch
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS
