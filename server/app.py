@@ -47,8 +47,8 @@ def create_app(settings: Settings) -> web.Application:
     from server import middlewares
 
     app = web.Application(
-        # Outermost first: access log and metrics see the final status; CORS answers preflights.
-        middlewares=[middlewares.observe_middleware, middlewares.cors_middleware, error_middleware],
+        # Outermost first: preflights, metrics and the access log see the final status.
+        middlewares=[middlewares.edge_middleware, error_middleware],
         client_max_size=settings.max_body_bytes,
     )
     middlewares.setup(app)

@@ -40,7 +40,7 @@ from packager.uris import MASTER_NAME, MEDIA_PLAYLIST_NAME, MPD_NAME, UriBuilder
 from server import keys
 from server.errors import ApiError
 from server.http_range import Decision, Validators, evaluate, http_date
-from server.middlewares import BYTES_SENT
+from server.middlewares import BYTES_SENT, CORS_HEADERS
 
 log = logging.getLogger("streamflix.stream")
 
@@ -106,7 +106,8 @@ class StoredObject:
     key: str
     path: str | None  # local file for sendfile, None on S3
     validators: Validators
-    headers: dict[str, str]  # ETag, Last-Modified, Cache-Control, Content-Type, Accept-Ranges
+    headers: dict[str, str]  # ETag, Last-Modified, Cache-Control, Content-Type, Accept-Ranges, CORS
+    full: Decision  # the plain 200
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class Document:
     body: bytes
     validators: Validators
     headers: dict[str, str]
+    full: Decision
 
 
 class Origin:
@@ -131,7 +133,9 @@ class Origin:
     # ---- tokens ----------------------------------------------------------------------------
 
     def check_token(self, request: web.Request, title_id: str, version: str) -> str:
-        token = request.query.get("token")
+        qs = request.query_string
+        # Our own URLs carry exactly `token=...`: skip building a MultiDict for them.
+        token = qs[6:] if qs.startswith("token=") and "&" not in qs else request.query.get("token")
         if not token:
             raise PlaybackTokenMissing("this URL needs a playback token: ask POST /api/v1/titles/{id}/playback")
         now = time.time()
@@ -204,7 +208,9 @@ class Origin:
                     "Last-Modified": http_date(lm),
                     "Cache-Control": SEGMENT_CACHE_CONTROL,
                     "Accept-Ranges": "bytes",
+                    **CORS_HEADERS,
                 },
+                full=Decision(200, 0, info.size),
             )
             self.objects.put(key, obj)
             return obj
@@ -219,13 +225,13 @@ class Origin:
         self.documents.drop(lambda k: k[0] == title_id and k[1] == version)
 
     def document(
-        self, p: Presentation, lm: int, name: str, token: str, render: Callable[[], str], content_type: str
+        self, p: Presentation, lm: int, name: str, token: str, render: Callable[[UriBuilder], str], content_type: str
     ) -> Document:
         key = (p.title_id, p.version, name, token)
         cached = self.documents.get(key)
         if cached is not None:
             return cached
-        body = render().encode()
+        body = render(UriBuilder(query=f"token={token}")).encode()
         # Strong validator: a hash of the exact bytes (RFC 9110 8.8.3).
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
         # The model is written last and never changes: its mtime is the documents' age.
@@ -235,8 +241,9 @@ class Origin:
             "Last-Modified": http_date(lm),
             "Cache-Control": PLAYLIST_CACHE_CONTROL,
             "Accept-Ranges": "bytes",
+            **CORS_HEADERS,
         }
-        doc = Document(body, Validators(len(body), etag, lm), headers)
+        doc = Document(body, Validators(len(body), etag, lm), headers, Decision(200, 0, len(body)))
         self.documents.put(key, doc)
         return doc
 
@@ -253,11 +260,11 @@ def origin(app: web.Application) -> Origin:
 _CONDITIONAL = ("Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
 
 
-def decide(request: web.Request, v: Validators) -> Decision:
+def decide(request: web.Request, v: Validators, full: Decision) -> Decision:
     h = request.headers
     # Fast path: a plain GET/HEAD (most segment requests) skips the header parsing.
     if not any(name in h for name in _CONDITIONAL):
-        return Decision(200, 0, v.size)
+        return full
     return evaluate(
         request.method,
         v,
@@ -313,7 +320,7 @@ def _rendition(p: Presentation, request: web.Request) -> Rendition:
 
 
 def _send_document(request: web.Request, doc: Document) -> web.Response:
-    d = decide(request, doc.validators)
+    d = decide(request, doc.validators, doc.full)
     if d.status == 304:
         return _not_modified(doc.headers)
     if d.status not in (200, 206):
@@ -328,23 +335,20 @@ def _send_document(request: web.Request, doc: Document) -> web.Response:
 
 async def master(request: web.Request) -> web.Response:
     o, p, lm, token = await _version(request)
-    uri = UriBuilder(query=f"token={token}")
-    doc = o.document(p, lm, MASTER_NAME, token, lambda: render_multivariant(p, uri), CT_HLS)
+    doc = o.document(p, lm, MASTER_NAME, token, lambda uri: render_multivariant(p, uri), CT_HLS)
     return _send_document(request, doc)
 
 
 async def manifest(request: web.Request) -> web.Response:
     o, p, lm, token = await _version(request)
-    uri = UriBuilder(query=f"token={token}")
-    doc = o.document(p, lm, MPD_NAME, token, lambda: render_mpd(p, uri), CT_DASH)
+    doc = o.document(p, lm, MPD_NAME, token, lambda uri: render_mpd(p, uri), CT_DASH)
     return _send_document(request, doc)
 
 
 async def media_playlist(request: web.Request) -> web.Response:
     o, p, lm, token = await _version(request)
     r = _rendition(p, request)
-    uri = UriBuilder(query=f"token={token}")
-    doc = o.document(p, lm, f"{r.id}/{MEDIA_PLAYLIST_NAME}", token, lambda: render_media(p, r.id, uri), CT_HLS)
+    doc = o.document(p, lm, f"{r.id}/{MEDIA_PLAYLIST_NAME}", token, lambda uri: render_media(p, r.id, uri), CT_HLS)
     return _send_document(request, doc)
 
 
@@ -373,7 +377,7 @@ async def _send_object(
     except ObjectNotFound:
         o.forget_version(p.title_id, p.version)
         raise ApiError(404, "segment_not_found", "this segment is not in storage") from None
-    d = decide(request, obj.validators)
+    d = decide(request, obj.validators, obj.full)
     if d.status == 304:
         return _not_modified(obj.headers)
     if d.status not in (200, 206):

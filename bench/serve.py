@@ -1,0 +1,231 @@
+"""Benchmark (not a test): our origin against nginx serving the same stored files.
+
+    .venv/bin/python bench/serve.py [--workers N] [--duration 10] [--connections 32] [--loop asyncio|uvloop]
+
+Stores one title version (file backend, 1 MiB segments) in a temp dir, starts
+`streamflix serve --workers N` (token verification on) and Debian's nginx with
+`worker_processes N` whose root is the same storage directory, then runs wrk against
+127.0.0.1 for a bounded time per case:
+
+    segment   1 MiB media segment: ours (/stream/...?token=) vs nginx (the stored file)
+    playlist  our tokenised media playlist (rendered, cached per token) vs the same text
+              written to disk once and served statically by nginx
+
+and prints req/s and MB/s side by side with ratios. Targets (issue 3): segments >= 0.9x
+nginx, playlists >= 0.5x.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from auth import playback  # noqa: E402
+from media import keys as media_keys  # noqa: E402
+from media.storage import open_storage  # noqa: E402
+from packager.hls import render_media  # noqa: E402
+from packager.model import Presentation, Rendition, Segment  # noqa: E402
+from packager.uris import UriBuilder  # noqa: E402
+from server.migrate import migrate  # noqa: E402
+from server.settings import Settings  # noqa: E402
+
+SEGMENT_BYTES = 1024 * 1024
+SEGMENTS = 4
+SECRET = "bench-secret-key"
+NGINX = "/usr/sbin/nginx"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer within {timeout} s")
+            time.sleep(0.1)
+
+
+async def store(storage_dir: Path, title_id: str, version: str) -> Presentation:
+    storage = open_storage("file://" + str(storage_dir))
+    r = Rendition(
+        id="v1080",
+        kind="video",
+        codecs="avc1.640028",
+        bandwidth_peak=2_200_000,
+        bandwidth_avg=2_000_000,
+        timescale=90000,
+        segments=tuple(Segment(4 * 90000, SEGMENT_BYTES) for _ in range(SEGMENTS)),
+        width=1920,
+        height=1080,
+        frame_rate="25",
+    )
+    p = Presentation(title_id, version, 4.0 * SEGMENTS, 4, (r,))
+    await storage.put_bytes(media_keys.object_key(title_id, version, r.init_name), os.urandom(1000))
+    for i in range(SEGMENTS):
+        await storage.put_bytes(
+            media_keys.object_key(title_id, version, r.segment_name(i + 1)), os.urandom(SEGMENT_BYTES)
+        )
+    await storage.put_bytes(media_keys.model_key(title_id, version), p.to_json().encode())
+    await storage.close()
+    return p
+
+
+def nginx_conf(prefix: Path, root: Path, port: int, workers: int) -> str:
+    # As root, nginx's workers would switch to `nobody` and could not read a 0700 temp dir.
+    user = "user root;" if os.geteuid() == 0 else ""
+    return f"""
+{user}
+worker_processes {workers};
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    types {{ application/vnd.apple.mpegurl m3u8; video/mp4 m4s mp4; }}
+    default_type application/octet-stream;
+    access_log {prefix}/access.log combined buffer=64k;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    client_body_temp_path {prefix}/tmp_body;
+    proxy_temp_path {prefix}/tmp_proxy;
+    fastcgi_temp_path {prefix}/tmp_fcgi;
+    uwsgi_temp_path {prefix}/tmp_uwsgi;
+    scgi_temp_path {prefix}/tmp_scgi;
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        root {root};
+    }}
+}}
+"""
+
+
+def wrk(url: str, duration: int, connections: int, threads: int) -> tuple[float, float]:
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "5s", url],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=duration + 30,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+    assert m is not None
+    scale = {"B": 1 / 1e6, "KB": 1024 / 1e6, "MB": 1024**2 / 1e6, "GB": 1024**3 / 1e6}[m.group(2)]
+    if "Non-2xx" in out or "Socket errors" in out:
+        print(out, file=sys.stderr)
+    return rps, float(m.group(1)) * scale
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--loop", choices=("asyncio", "uvloop"), default=None)
+    ap.add_argument("--only", choices=("segment", "playlist"), default=None)
+    args = ap.parse_args()
+    if not shutil.which("wrk") or not os.path.exists(NGINX):
+        print("bench/serve.py needs wrk and nginx (scripts/setup.sh --bench installs them)", file=sys.stderr)
+        return 1
+
+    tmp = Path(tempfile.mkdtemp(prefix="sf-bench-serve-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        base = Settings.load()
+        settings_env = {
+            **os.environ,
+            "STREAMFLIX_DATA_DIR": str(tmp / "var"),
+            "STREAMFLIX_STORAGE_URL": "file://" + str(tmp / "media"),
+            "STREAMFLIX_SECRET_KEY": SECRET,
+            "STREAMFLIX_DATABASE_URL": base.database_url,
+        }
+        asyncio.run(migrate(base.database_url))
+        title_id, version = str(uuid.uuid4()), "v20240101000000-bench0"
+        p = asyncio.run(store(tmp / "media", title_id, version))
+        ring = playback.keyring(SECRET)
+        token, _ = playback.sign(ring, title_id, version, time.time(), 6 * 3600)
+        # The static twin of our tokenised playlist, written once for nginx.
+        rel = f"titles/{title_id}/{version}/v1080"
+        playlist = render_media(p, "v1080", UriBuilder(query=f"token={token}"))
+        (tmp / "media" / rel / "index.m3u8").write_text(playlist)
+
+        ours_port, nginx_port = free_port(), free_port()
+        cmd = [str(ROOT / ".venv/bin/streamflix"), "serve", "--host", "127.0.0.1", "--port", str(ours_port),
+               "--workers", str(args.workers)]
+        if args.loop:
+            cmd += ["--loop", args.loop]
+        procs.append(subprocess.Popen(cmd, env=settings_env, stdout=subprocess.DEVNULL, stderr=open(tmp / "serve.err", "wb")))
+        prefix = tmp / "nginx"
+        prefix.mkdir()
+        (prefix / "nginx.conf").write_text(nginx_conf(prefix, tmp / "media", nginx_port, args.workers))
+        procs.append(subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
+                                      stderr=open(prefix / "stderr", "wb")))
+        wait_http(f"http://127.0.0.1:{ours_port}/healthz")
+        wait_http(f"http://127.0.0.1:{nginx_port}/{rel}/index.m3u8")
+
+        ours = f"http://127.0.0.1:{ours_port}/stream/{title_id}/{version}/v1080"
+        theirs = f"http://127.0.0.1:{nginx_port}/{rel}"
+        cases = {
+            "segment": (f"{ours}/2.m4s?token={token}", f"{theirs}/2.m4s", 0.9),
+            "playlist": (f"{ours}/index.m3u8?token={token}", f"{theirs}/index.m3u8", 0.5),
+        }
+        # Same bytes from both before measuring anything.
+        for name, (a, b, _target) in cases.items():
+            da, db = urllib.request.urlopen(a).read(), urllib.request.urlopen(b).read()
+            assert da == db, f"{name}: ours and nginx's bodies differ"
+
+        print(f"bench/serve.py: {args.workers} worker(s) each, wrk -t{args.threads} -c{args.connections} "
+              f"-d{args.duration}s, 127.0.0.1, loop={args.loop or 'default'}, cpus={os.cpu_count()}")
+        print(f"{'case':<10} {'server':<8} {'req/s':>10} {'MB/s':>10}   ratio (ours/nginx)  target")
+        ok = True
+        for name, (a, b, target) in cases.items():
+            if args.only and name != args.only:
+                continue
+            wrk(a, 2, args.connections, args.threads)  # warm both (page cache, LRUs)
+            wrk(b, 2, args.connections, args.threads)
+            ra, ma = wrk(a, args.duration, args.connections, args.threads)
+            rb, mb = wrk(b, args.duration, args.connections, args.threads)
+            ratio = ra / rb if rb else 0.0
+            ok &= ratio >= target
+            print(f"{name:<10} {'ours':<8} {ra:>10.0f} {ma:>10.1f}")
+            print(f"{'':<10} {'nginx':<8} {rb:>10.0f} {mb:>10.1f}   {ratio:>6.2f}x             "
+                  f">= {target}x {'ok' if ratio >= target else 'MISSED'}")
+        return 0 if ok else 1
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
