@@ -50,12 +50,15 @@ export function searchBox({ navigate }) {
   function show(suggestions) {
     items = suggestions.slice(0, 8);
     active = -1;
-    list.replaceChildren(...items.map((text, i) => {
-      const li = h('li', { id: `suggestion-${i}`, role: 'option', 'aria-selected': 'false', class: 'suggestion' }, text);
+    const fuzzy = items.length && items.every((it) => it.fuzzy);
+    list.setAttribute('aria-label', fuzzy ? 'Did you mean' : 'Suggestions');
+    list.replaceChildren(...items.map((item, i) => {
+      const li = h('li', { id: `suggestion-${i}`, role: 'option', 'aria-selected': 'false', class: 'suggestion' },
+        fuzzy && i === 0 ? h('span', { class: 'suggestion-hint' }, 'Did you mean ') : null, item.text);
       // mousedown, not click: it fires before the input's blur closes the list
       li.addEventListener('mousedown', (ev) => {
         ev.preventDefault();
-        pick(text);
+        pick(item);
       });
       return li;
     }));
@@ -63,20 +66,29 @@ export function searchBox({ navigate }) {
     input.setAttribute('aria-expanded', String(items.length > 0));
   }
 
-  function pick(text) {
-    input.value = text;
+  /** A title's own page when the suggestion came from search, else the results for it. */
+  function pick(item) {
+    input.value = item.text;
     close();
-    navigate(`/search?q=${encodeURIComponent(text)}`);
+    navigate(item.id ? `/title/${encodeURIComponent(item.id)}` : `/search?q=${encodeURIComponent(item.text)}`);
   }
 
   const suggest = debounce(async (q) => {
     const mine = ++seq;
     if (controller) controller.abort();
     controller = new AbortController();
+    const { signal } = controller;
     try {
-      const body = await api('GET', '/search/suggest', { query: { q }, signal: controller.signal });
+      const body = await api('GET', '/search/suggest', { query: { q }, signal });
+      let found = (Array.isArray(body?.suggestions) ? body.suggestions : []).map((text) => ({ text: String(text) }));
+      // Nothing starts with what was typed: likely a typo. Full search is typo-tolerant
+      // (trigram similarity), so offer its best titles as "did you mean".
+      if (!found.length && q.length >= 3) {
+        const hits = await api('GET', '/search', { query: { q, limit: 5 }, signal });
+        found = (hits?.items || []).map((t) => ({ text: String(t.title), id: t.id, fuzzy: true }));
+      }
       if (mine !== seq || input.value.trim() !== q) return;
-      show(Array.isArray(body?.suggestions) ? body.suggestions.map(String) : []);
+      show(found);
     } catch (err) {
       if (err.name !== 'AbortError' && mine === seq) close();
     }

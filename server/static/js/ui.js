@@ -55,7 +55,10 @@ export function card(title, { progress = null, href = null } = {}) {
     bar.firstChild.style.width = `${pct}%`; // CSSOM, allowed by the CSP (no inline style attribute)
     children.push(bar);
   }
-  return h('li', { class: 'card' }, h('a', { class: 'card-link', href: href || titleHref(title) }, children));
+  const meta = metaLine(title);
+  const label = [title.title || 'Untitled', meta, progress !== null && Number.isFinite(progress) ? `${Math.round(progress * 100)}% watched` : '']
+    .filter(Boolean).join(', ');
+  return h('li', { class: 'card' }, h('a', { class: 'card-link', href: href || titleHref(title), 'aria-label': label }, children));
 }
 
 export function row(heading, cards, { id } = {}) {

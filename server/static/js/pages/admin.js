@@ -7,9 +7,18 @@ import { pageTitle, message } from '../ui.js';
 
 const POLL_MS = 3000;
 
-async function titlesById(ids) {
+/** Every title an admin can see (all statuses), plus episodes that have jobs (browse lists
+ * episodes under their series, not on their own). */
+async function allTitles(jobs) {
   const out = new Map();
-  await Promise.all(ids.map(async (id) => {
+  try {
+    const page = await api('GET', '/titles', { query: { limit: 100 }, auth: 'required' });
+    for (const t of page?.items || []) out.set(t.id, t);
+  } catch (err) {
+    console.warn('admin: titles', err);
+  }
+  const missing = [...new Set(jobs.map((j) => j.title_id))].filter((id) => !out.has(id)).slice(0, 50);
+  await Promise.all(missing.map(async (id) => {
     try {
       out.set(id, await api('GET', `/titles/${encodeURIComponent(id)}`, { auth: 'required' }));
     } catch {
@@ -52,20 +61,25 @@ export async function render({ main, navigate, isCurrent }) {
     }
     const latest = new Map(); // newest first: keep the first job seen per title
     for (const job of jobs.items || []) if (!latest.has(job.title_id)) latest.set(job.title_id, job);
-    const titles = await titlesById([...latest.keys()]);
+    const titles = await allTitles(jobs.items || []);
     if (stopped || !isCurrent()) return;
-    const rows = [...latest.entries()].map(([id, job]) => {
-      const t = titles.get(id) || { id, title: '(deleted title)', kind: '', status: job.status };
-      const status = t.status || job.status;
-      const reason = t.failure_reason || (job.status === 'failed' || job.error ? job.error : '') || '';
+    const ids = [...new Set([...titles.keys(), ...latest.keys()])];
+    const when = (id) => latest.get(id)?.updated_at || titles.get(id)?.created_at || '';
+    ids.sort((a, b) => String(when(b)).localeCompare(String(when(a))));
+    const rows = ids.map((id) => {
+      const job = latest.get(id) || null;
+      const t = titles.get(id) || { id, title: '(deleted title)', kind: '', status: job?.status };
+      const status = t.status || job?.status || '';
+      const reason = t.failure_reason || (job && job.error) || '';
       return h('tr', { dataset: { titleId: id, status } },
         h('th', { scope: 'row' }, titles.has(id) ? h('a', { href: `/title/${encodeURIComponent(id)}` }, t.title) : t.title),
         h('td', {}, t.kind || ''),
-        h('td', {}, h('span', { class: ['badge', `status-${status}`] }, status), job.status && job.status !== status ? h('span', { class: 'card-meta' }, ` job ${job.status}`) : null),
-        progressCell(job, status),
-        h('td', {}, `${job.attempts ?? 0}/${job.max_attempts ?? '—'}`),
+        h('td', {}, h('span', { class: ['badge', `status-${status}`] }, status),
+          job && job.status && job.status !== status ? h('span', { class: 'card-meta' }, ` job ${job.status}`) : null),
+        t.kind === 'series' ? h('td', {}, '—') : progressCell(job, status),
+        h('td', {}, job ? `${job.attempts ?? 0}/${job.max_attempts ?? '—'}` : '—'),
         h('td', { class: 'reason' }, reason),
-        h('td', {}, formatDate(job.updated_at)));
+        h('td', {}, formatDate(job?.updated_at || t.updated_at || t.created_at)));
     });
     body.replaceChildren(...rows);
     const active = (jobs.items || []).some((j) => ['queued', 'pending', 'running', 'processing'].includes(j.status));
