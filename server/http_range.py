@@ -109,9 +109,9 @@ def evaluate(
         date = parse_http_date(if_modified_since)
         if date is not None and v.last_modified <= date:
             return Decision(304)
-    # Step 5, 14.2: Range applies to GET only ("GET is the only method for which range
-    # handling is defined"); HEAD answers as the 200 GET would.
-    if range_header is None or method != "GET":
+    # Step 5, 14.2: range handling is defined for GET; 9.3.2: HEAD gets the header fields the
+    # same GET would, so a HEAD with Range sees the 206's (nginx does the same).
+    if range_header is None or method not in ("GET", "HEAD"):
         return full
     # 13.1.5: If-Range with a non-matching validator means "send me the whole thing". An
     # entity-tag is compared strongly (a weak tag never matches); a date must equal
