@@ -228,9 +228,7 @@ class Worker:
                 log.warning("job %s: lease lost, another worker has it; stopped", job.id)
                 return
             if self._stopping.is_set():
-                async with self.pool.acquire() as conn:
-                    await asyncio.shield(jobs.release(conn, job))
-                log.info("job %s released for another worker", job.id)
+                await asyncio.shield(self._release(job))
             raise
         except LeaseLost:
             log.warning("job %s: lease lost before publishing; another worker has it", job.id)
@@ -245,6 +243,17 @@ class Worker:
             self._progress.pop(job.id, None)
             self._lost.discard(job.id)
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, attempt_dir, True))
+
+    async def _release(self, job: jobs.Job) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await jobs.release(conn, job):
+                try:
+                    t = await titles.get_title(conn, job.title_id)
+                except TitleNotFound:
+                    return
+                if t.status == "processing":
+                    await titles.set_status(conn, job.title_id, "pending")
+                log.info("job %s released for another worker", job.id)
 
     async def _failed(self, job: jobs.Job, exc: Exception) -> None:
         reason, retryable = classify(exc)
