@@ -19,17 +19,18 @@ from typing import Any
 import asyncpg
 
 from catalog.errors import InvalidQuery
-from catalog.titles import COLUMNS, Title, get_titles, title_from_row
+from catalog.titles import get_titles
 
 MAX_QUERY_CHARS = 200
 DEFAULT_SEARCH_LIMIT = 20
 MAX_SEARCH_LIMIT = 50
 SUGGEST_LIMIT = 10
-# Trigram word similarity above which a title counts as a fuzzy match. pg_trgm's default
-# (0.6) misses one transposition in a six-letter word ("matirx" vs "matrix" is 0.43).
+# Trigram word similarity above which a title counts as a fuzzy match: the database default
+# of pg_trgm.word_similarity_threshold, set by migration 0003 (pg_trgm's own 0.6 misses one
+# transposition in a six-letter word: "matirx" vs "matrix" is 0.43).
 WORD_SIMILARITY_THRESHOLD = 0.3
 # Rows scored before grouping episodes under their series.
-CANDIDATES = 200
+CANDIDATES = 100
 EPISODES_PER_SERIES = 3
 _WORD = re.compile(r"\w+")
 
@@ -69,26 +70,30 @@ def like_prefix(query: str) -> str:
 
 @dataclass(frozen=True)
 class Hit:
-    title: Title
+    id: str
+    kind: str
+    series_id: str | None
     score: float
 
 
 async def _candidates(conn: asyncpg.Connection, query: str) -> list[Hit]:
-    async with conn.transaction():
-        # SET LOCAL: the threshold applies to this query only, not to the pooled connection.
-        await conn.execute(f"SET LOCAL pg_trgm.word_similarity_threshold = {WORD_SIMILARITY_THRESHOLD}")
-        rows = await conn.fetch(
-            f"""SELECT {COLUMNS},
-                       ts_rank(search_doc, tsq) * 2
-                       + word_similarity(catalog.fold($1), search_title)
-                       + ln(1 + popularity) * 0.01 AS score
-                  FROM catalog.titles, plainto_tsquery('catalog.search', $1) AS tsq
-                 WHERE visible AND (search_doc @@ tsq OR catalog.fold($1) <% search_title)
-                 ORDER BY score DESC, id
-                 LIMIT {CANDIDATES}""",
-            query,
-        )
-    return [Hit(title_from_row(r), float(r["score"])) for r in rows]
+    """Ids and scores only: full rows are read for the few shown, not for every candidate."""
+    # `<%` uses pg_trgm.word_similarity_threshold, set for the database by migration 0003.
+    rows = await conn.fetch(
+        f"""SELECT id, kind, series_id,
+                   CASE WHEN search_doc @@ tsq THEN ts_rank(search_doc, tsq) * 2 ELSE 0 END
+                   + word_similarity(f, search_title)
+                   + ln(1 + popularity) * 0.01 AS score
+              FROM catalog.titles, plainto_tsquery('catalog.search', $1) AS tsq, catalog.fold($1) AS f
+             WHERE visible AND (search_doc @@ tsq OR f <% search_title)
+             ORDER BY score DESC, id
+             LIMIT {CANDIDATES}""",
+        query,
+    )
+    return [
+        Hit(str(r["id"]), r["kind"], str(r["series_id"]) if r["series_id"] else None, float(r["score"]))
+        for r in rows
+    ]
 
 
 async def search(conn: asyncpg.Connection, query: str, *, limit: int = DEFAULT_SEARCH_LIMIT) -> list[dict[str, Any]]:
@@ -98,20 +103,17 @@ async def search(conn: asyncpg.Connection, query: str, *, limit: int = DEFAULT_S
         return []
     hits = await _candidates(conn, query)
     order: list[str] = []  # movie or series ids, best first
-    best: dict[str, float] = {}
-    episodes: dict[str, list[Title]] = {}
+    episodes: dict[str, list[str]] = {}
     for hit in hits:
-        t = hit.title
-        key = t.series_id if t.kind == "episode" and t.series_id else t.id
-        if key not in best:
+        key = hit.series_id if hit.kind == "episode" and hit.series_id else hit.id
+        if key not in order:
+            if len(order) >= limit:
+                continue
             order.append(key)
-            best[key] = hit.score
-        if t.kind == "episode":
-            episodes.setdefault(key, []).append(t)
-    order = order[:limit]
-    known = {h.title.id: h.title for h in hits if h.title.kind != "episode"}
-    missing = [k for k in order if k not in known]
-    known.update(await get_titles(conn, missing))
+        if hit.kind == "episode":
+            episodes.setdefault(key, []).append(hit.id)
+    wanted = list(order) + [e for key in order for e in episodes.get(key, [])]
+    known = await get_titles(conn, wanted)
     out = []
     for key in order:
         title = known.get(key)
@@ -119,7 +121,10 @@ async def search(conn: asyncpg.Connection, query: str, *, limit: int = DEFAULT_S
             continue
         item = title.to_json()
         if key in episodes:
-            eps = sorted(episodes[key], key=lambda e: (e.season_number or 0, e.episode_number or 0))
+            eps = sorted(
+                (known[e] for e in episodes[key] if e in known),
+                key=lambda e: (e.season_number or 0, e.episode_number or 0),
+            )
             item["matched_episodes"] = [e.to_json() for e in eps[:EPISODES_PER_SERIES]]
         out.append(item)
     return out

@@ -212,8 +212,12 @@ def etag_matches(header: str | None, etag: str) -> bool:
     return False
 
 
-def respond(request: web.Request, body: bytes, etag: str, *, cache_control: str, status: int = 200) -> web.Response:
+def respond(
+    request: web.Request, body: bytes, etag: str, *, cache_control: str, status: int = 200, hit: bool | None = None
+) -> web.Response:
     headers = {"ETag": etag, "Cache-Control": cache_control, "Vary": "Authorization"}
+    if hit is not None:
+        headers["X-Cache"] = "hit" if hit else "miss"  # for benchmarks and debugging
     # RFC 9110 15.4.5: a 304 carries the validators and caching headers, no body.
     if status == 200 and etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
@@ -257,7 +261,7 @@ async def cached_json(
         cache_control = "private, max-age=10"
     else:
         cache_control = PUBLIC_CACHE_CONTROL
-    return respond(request, body, etag, cache_control=cache_control)
+    return respond(request, body, etag, cache_control=cache_control, hit=entry is not None if shared else None)
 
 
 def page_name(kind: str, *parts: Any) -> str:

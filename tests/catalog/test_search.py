@@ -115,3 +115,7 @@ async def test_suggest_prefix_then_word_prefix(pg):
     assert hidden.title not in got
     assert await search.suggest(pg, f"a {tag}") == [contains.title]
     assert len(await search.suggest(pg, "a")) <= search.SUGGEST_LIMIT
+
+
+async def test_trigram_threshold_is_the_database_default(pg):
+    assert float(await pg.fetchval("SHOW pg_trgm.word_similarity_threshold")) == search.WORD_SIMILARITY_THRESHOLD
