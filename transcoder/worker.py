@@ -105,6 +105,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._progress: dict[int, float] = {}
+        self._titles: dict[int, str] = {}  # job id -> title id, for jobs in flight
         self._lost: set[int] = set()
 
     # ---- the loop -------------------------------------------------------------------------
@@ -116,6 +117,14 @@ class Worker:
             self._stopping.set()
             for task in self._tasks.values():
                 task.cancel()
+
+    def local_progress(self, title_id: str) -> float | None:
+        """Progress of this title's job when this worker runs it (fresher than the database,
+        which sees it once per heartbeat)."""
+        for job_id, task_title in self._titles.items():
+            if task_title == title_id and job_id in self._progress:
+                return self._progress[job_id]
+        return None
 
     @property
     def stopping(self) -> bool:
@@ -152,9 +161,11 @@ class Worker:
     def _start(self, job: jobs.Job) -> None:
         task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
         self._tasks[job.id] = task
+        self._titles[job.id] = job.title_id
 
         def done(_t: asyncio.Task[None]) -> None:
             self._tasks.pop(job.id, None)
+            self._titles.pop(job.id, None)
             self._wake.set()
 
         task.add_done_callback(done)

@@ -25,7 +25,7 @@ from server.settings import Settings
 from transcoder import jobs
 from transcoder.ingest import ingest
 
-POLL_S = 0.5
+POLL_S = 0.25
 BAR_WIDTH = 30
 
 
@@ -57,13 +57,17 @@ async def wait_for_title(
                     job = (await jobs.progress_for(conn, [title_id])).get(title_id)
                 live = job is not None and job.status in ("queued", "running")
                 if title.status in ("ready", "failed") and not live:
+                    if bar is not None and title.status == "ready":
+                        bar.write(progress_line(100.0, "ready"))
                     return title
                 if runner.done():
                     runner.result()  # a crash of the in-process worker surfaces here
                     raise KeyboardInterrupt  # stopped by a signal
                 if bar is not None and job is not None:
                     status = "queued" if job.status == "queued" else title.status
-                    bar.write(progress_line(job.progress, status, job.attempts))
+                    local = worker.local_progress(title_id)
+                    percent = local if local is not None else job.progress
+                    bar.write(progress_line(percent, status, job.attempts))
                     bar.flush()
                 await asyncio.sleep(POLL_S)
     finally:

@@ -262,3 +262,11 @@ async def test_ingest_from_http_and_s3_urls(
         await storage.close()
         await pool.close()
     assert not any(settings.work_dir.iterdir())  # downloads cleaned up
+
+
+def test_progress_bar_line() -> None:
+    from server.commands.ingest import progress_line
+
+    line = progress_line(50, "processing", attempts=2)
+    assert line.startswith("\r[" + "#" * 15 + "-" * 15 + "]  50.0% processing (attempt 2)")
+    assert progress_line(100, "ready").startswith("\r[" + "#" * 30 + "] 100.0% ready")
