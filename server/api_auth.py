@@ -101,12 +101,13 @@ def background(app: web.Application, coro: Awaitable[None]) -> None:
 
 
 def setup(app: web.Application) -> None:
-    from server import api_account
+    from server import api_account, openapi
 
     app.cleanup_ctx.append(_accounts_ctx)
     app.middlewares.append(ratelimit.api_rate_limit)
     app.add_routes(routes)
     api_account.setup(app)
+    openapi.setup(app)
 
 
 # ---- helpers ----------------------------------------------------------------------------

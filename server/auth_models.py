@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from auth.emails import InvalidEmail, MAX_EMAIL_LEN, clean_email
 from auth.passwords import MAX_PASSWORD_LEN, MIN_PASSWORD_LEN
@@ -55,9 +55,12 @@ class RefreshBody(Body):
 class ProfilePatch(Body):
     """Change the display name, the password (with the current one), or both."""
 
-    display_name: DisplayName | None = None
-    password: NewPassword | None = None
-    current_password: Password | None = None
+    model_config = ConfigDict(json_schema_extra={"dependentRequired": {"password": ["current_password"]}})
+
+    # Optional but never null: absent means "unchanged" (one meaning, one spelling).
+    display_name: DisplayName = None  # type: ignore[assignment]
+    password: NewPassword = None  # type: ignore[assignment]
+    current_password: Password = None  # type: ignore[assignment]
 
     @model_validator(mode="after")
     def _password_needs_current(self) -> "ProfilePatch":
