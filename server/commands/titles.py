@@ -93,12 +93,13 @@ async def delete_title(pool: asyncpg.Pool, storage: Storage, title_id: str) -> l
         title = await titles.get_title(conn, title_id)
         ids = [title.id]
         if title.kind == "series":
-            ids += [str(r["id"]) for r in await conn.fetch(
-                "SELECT id FROM catalog.titles WHERE series_id = $1", titles.parse_id(title.id))]
+            ids += [e.id for e in await titles.list_episodes(conn, title.id, visible_only=False)]
+        # Jobs first, titles second: the same lock order as the publish commit (no deadlock).
+        # A worker on one of them notices at its next heartbeat; its commit is fenced.
         for tid in ids:
-            # a worker on it notices at its next heartbeat and stops; its commit is fenced
             await jobs.cancel_for_title(conn, tid)
-        await titles.delete_title(conn, title.id)
+        deleted = await titles.delete_title_tree(conn, title.id)
+        ids = [title.id] + [i for i in deleted if i != title.id]
     for tid in ids:
         await storage.delete_prefix(keys.title_prefix(tid))
         await storage.delete_prefix(keys.source_prefix(tid))
