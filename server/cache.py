@@ -7,6 +7,10 @@
 - Writes made elsewhere (the transcoder worker publishing a title) reach us as a Postgres
   NOTIFY on `catalog_changed` (a trigger in catalog migration 0002); a listener bumps the
   version.
+- In front of Redis, each process keeps a small near cache (LOCAL_TTL_S, LOCAL_MAX_ENTRIES)
+  so a hot page costs no Redis round trip. Every process listens for `catalog_changed` and
+  clears it, so another process's write shows within the notification delay; at worst (a
+  lost notification) a page is LOCAL_TTL_S old.
 - When Redis fails, a breaker opens for BREAKER_OPEN_S: requests go straight to Postgres
   without waiting on Redis timeouts, then one request tries Redis again.
   `redis_state(app)` says "ok" or "degraded" for /readyz.
@@ -19,6 +23,7 @@ import hashlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
 
 import asyncpg
@@ -35,6 +40,8 @@ ENTRY_PREFIX = "catalog:c:"
 # without bumping it).
 ENTRY_TTL_S = 120
 BREAKER_OPEN_S = 30.0
+LOCAL_TTL_S = 2.0
+LOCAL_MAX_ENTRIES = 2048
 NOTIFY_CHANNEL = "catalog_changed"
 LISTEN_RETRY_S = 5.0
 # Browsers and CDNs may reuse a shared page this long, then revalidate with If-None-Match.
@@ -83,6 +90,10 @@ class ResponseCache:
         self.breaker = breaker or Breaker()
         self._get = redis.register_script(_GET_LUA)
         self.attempts = 0  # Redis calls tried (tests check the breaker stops them)
+        # name -> (expires at, entry); `generation` moves on every bump so a page computed
+        # before a write is never kept locally after it.
+        self.local: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.generation = 0
 
     async def call(self, fn: Callable[[Any], Awaitable[T]], default: T) -> T:
         """Run `fn(redis)` unless the breaker is open; any Redis failure trips it."""
@@ -96,20 +107,50 @@ class ResponseCache:
             return default
         return result
 
-    async def lookup(self, name: str) -> tuple[bytes | None, bytes | None]:
-        """(version, entry); (None, None) when Redis is unavailable (do not store then)."""
+    def _local_get(self, name: str) -> bytes | None:
+        found = self.local.get(name)
+        if found is None:
+            return None
+        if found[0] < time.monotonic():
+            del self.local[name]
+            return None
+        return found[1]
+
+    def _local_put(self, name: str, entry: bytes, generation: int) -> None:
+        if generation != self.generation:
+            return
+        self.local[name] = (time.monotonic() + LOCAL_TTL_S, entry)
+        self.local.move_to_end(name)
+        while len(self.local) > LOCAL_MAX_ENTRIES:
+            self.local.popitem(last=False)
+
+    async def lookup(self, name: str) -> tuple[bytes | None, bytes | None, int]:
+        """(version, entry, generation). version is None when Redis is unavailable or the
+        entry came from the near cache (nothing to store then)."""
+        generation = self.generation
+        entry = self._local_get(name)
+        if entry is not None:
+            return None, entry, generation
 
         async def get(r: Any) -> tuple[bytes | None, bytes | None]:
             version, entry = await self._get(keys=[self.prefix + VERSION_KEY], args=[self.prefix + ENTRY_PREFIX, name])
             return version, entry
 
-        return await self.call(get, (None, None))
+        version, entry = await self.call(get, (None, None))
+        if entry is not None:
+            self._local_put(name, entry, generation)
+        return version, entry, generation
 
-    async def store(self, version: bytes, name: str, entry: bytes) -> None:
+    async def store(self, version: bytes | None, name: str, entry: bytes, generation: int) -> None:
+        self._local_put(name, entry, generation)
+        if version is None:
+            return
         key = self.prefix + ENTRY_PREFIX + version.decode() + ":" + name
         await self.call(lambda r: r.set(key, entry, ex=ENTRY_TTL_S), None)
 
     async def bump(self) -> None:
+        self.generation += 1
+        self.local.clear()
         await self.call(lambda r: r.incr(self.prefix + VERSION_KEY), None)
 
 
@@ -243,16 +284,17 @@ async def cached_json(
     cache = request.app[CACHE]
     version = None
     entry = None
+    generation = cache.generation
     if shared:
-        version, entry = await cache.lookup(name)
+        version, entry, generation = await cache.lookup(name)
     if entry is not None:
         etag_bytes, _, body = entry.partition(b"\n")
         etag = etag_bytes.decode()
     else:
         body = dumps(await compute())
         etag = make_etag(body)
-        if version is not None:
-            await cache.store(version, name, etag.encode() + b"\n" + body)
+        if shared:
+            await cache.store(version, name, etag.encode() + b"\n" + body, generation)
     if observe is not None:
         await observe(body)
     if not shared:
