@@ -6,8 +6,10 @@ own SO_REUSEPORT socket bound to the same port (the kernel spreads connections a
 the supervisor restarts a worker that dies and forwards SIGTERM/SIGINT for a graceful stop
 (listening sockets closed first, in-flight requests given SHUTDOWN_TIMEOUT_S to finish).
 
-The event loop: asyncio by default. uvloop was measured (docs/origin.md): its transports have
-no sendfile, so segment bodies are copied through user space.
+The event loop: uvloop by default, chosen by measurement (bench/serve.py, docs/origin.md):
+its transports have no sendfile, so segment bodies are read with pread(2) in a thread and
+written through the transport, yet with two workers under load that beat asyncio's
+`loop.sendfile` path on 1 MiB segments and on playlists. `--loop asyncio` keeps sendfile(2).
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from server.settings import Settings
 
 log = logging.getLogger("streamflix.serve")
 
-DEFAULT_LOOP = "asyncio"
+DEFAULT_LOOP = "uvloop"
 SHUTDOWN_TIMEOUT_S = 10.0
 BACKLOG = 1024
 # A worker that dies this soon after starting, this many times in a row, means the server
@@ -54,8 +56,10 @@ def configure_access_log() -> None:
 
 def new_loop(kind: str) -> asyncio.AbstractEventLoop:
     if kind == "uvloop":
-        import uvloop
-
+        try:
+            import uvloop
+        except ImportError:  # a platform without uvloop wheels: asyncio still works
+            return asyncio.new_event_loop()
         return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
