@@ -7,6 +7,7 @@ loop, so nothing async runs on the test's thread while the browser is up."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import secrets
@@ -138,9 +139,9 @@ class LiveServer:
 
     # -- titles through the real pipeline ------------------------------------------------
 
-    def ingest_ready(self, clip: Path, **fields: Any) -> dict[str, Any]:
+    def ingest_ready(self, clip: Path, *, expect: str = "ready", **fields: Any) -> dict[str, Any]:
         """Ingest `clip` and transcode it with the real worker; returns the title as JSON."""
-        return self.call(_ingest_ready(self.settings, clip, **fields), timeout=600)
+        return self.call(_ingest_ready(self.settings, clip, expect=expect, **fields), timeout=600)
 
     def create_title(self, **fields: Any) -> dict[str, Any]:
         """A catalog row without media (stays `pending`), e.g. for odd titles."""
@@ -159,7 +160,7 @@ class LiveServer:
         return self.call(make())
 
 
-async def _ingest_ready(settings: Settings, clip: Path, **fields: Any) -> dict[str, Any]:
+async def _ingest_ready(settings: Settings, clip: Path, *, expect: str, **fields: Any) -> dict[str, Any]:
     import asyncpg
 
     from catalog.titles import get_title
@@ -193,13 +194,47 @@ async def _ingest_ready(settings: Settings, clip: Path, **fields: Any) -> dict[s
     finally:
         await storage.close()
         await pool.close()
-    assert title.status == "ready", f"ingest failed: {title.failure_reason}"
+    assert title.status == expect, f"ingest ended {title.status}: {title.failure_reason}"
     return title.to_json() | {"version": title.current_version}
 
 
+@pytest.fixture(scope="session")
+def web_database() -> Iterator[str]:
+    """A database of the browser tests' own. The session database holds other tests' titles
+    whose media lived in *their* tmp storage: a home page listing those would show broken
+    posters and unplayable titles. Here every title has its media in `web_storage`."""
+    from server.migrate import migrate
+    from tests.conftest import _drop, _dsn_for
+
+    name = f"sf_web_{os.getpid()}_{secrets.token_hex(3)}"
+    dsn = _dsn_for(name)
+    asyncio.run(migrate(dsn))
+    try:
+        yield dsn
+    finally:
+        asyncio.run(_drop(name))
+
+
+@pytest.fixture(scope="session")
+def web_storage(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return "file://" + str(tmp_path_factory.mktemp("web-media"))
+
+
 @pytest.fixture
-def live_server(settings: Settings) -> Iterator[LiveServer]:
-    server = LiveServer(settings).start()
+def web_settings(settings: Settings, web_database: str, web_storage: str) -> Settings:
+    """The `settings` fixture pointed at the browser tests' database and storage, with a Redis
+    prefix of their own (the catalog's response cache must not answer from another database)."""
+    return dataclasses.replace(
+        settings,
+        database_url=web_database,
+        storage_url=web_storage,
+        redis_prefix=f"sftest:web:{os.getpid()}:{secrets.token_hex(3)}:",
+    )
+
+
+@pytest.fixture
+def live_server(web_settings: Settings) -> Iterator[LiveServer]:
+    server = LiveServer(web_settings).start()
     try:
         yield server
     finally:

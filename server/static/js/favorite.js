@@ -17,12 +17,16 @@ export function favoriteButton(title, initial, { navigate }) {
     button.textContent = on ? '✓ In my list' : '+ My list';
   };
   paint();
+  let busy = false;
   button.addEventListener('click', async () => {
     if (!isSignedIn()) {
       navigate(`/login?next=${encodeURIComponent(location.pathname)}`);
       return;
     }
-    button.disabled = true;
+    if (busy) return;
+    // Not `disabled`: a disabled button drops keyboard focus to <body>.
+    busy = true;
+    button.setAttribute('aria-busy', 'true');
     try {
       await api(on ? 'DELETE' : 'PUT', `/me/favorites/${encodeURIComponent(title.id)}`, { auth: 'required' });
       on = !on;
@@ -30,7 +34,8 @@ export function favoriteButton(title, initial, { navigate }) {
     } catch (err) {
       flash(`Could not update your list: ${err.message}`, 'error');
     } finally {
-      button.disabled = false;
+      busy = false;
+      button.removeAttribute('aria-busy');
     }
   });
   return button;

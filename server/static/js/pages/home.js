@@ -1,6 +1,7 @@
 // Home: continue watching and recommendations (signed in), new titles, then a row per genre.
 import { api, isSignedIn } from '../api.js';
 import { h } from '../dom.js';
+import { reportsSettled } from '../history.js';
 import { card, row, pageTitle, message, spinner } from '../ui.js';
 
 const GENRE_ROWS = 4;
@@ -24,6 +25,7 @@ export async function render({ main, isCurrent }) {
   main.append(heading, loading);
 
   const signedIn = isSignedIn();
+  if (signedIn) await reportsSettled(); // a position saved on leaving the player shows below
   const [cont, recs, fresh] = await Promise.all([
     signedIn ? safe(api('GET', '/me/continue-watching')) : null,
     signedIn ? safe(api('GET', '/me/recommendations')) : null,

@@ -3,7 +3,7 @@
 // every ~10 s, on pause and on leaving; the next episode offered at the end of one.
 import { api, beacon, ApiError } from '../api.js';
 import { h, formatDuration } from '../dom.js';
-import { resumePosition } from '../history.js';
+import { reportPosition, resumePosition } from '../history.js';
 import { nextEpisode } from '../series.js';
 import { requireSignIn } from '../session.js';
 import { pageTitle, message } from '../ui.js';
@@ -123,7 +123,7 @@ export async function render({ main, params, navigate, isCurrent }) {
   const report = () => {
     if (!started) return; // never overwrite a saved position with 0 before playback began
     lastReport = Date.now();
-    api('PUT', path, { body: body(), auth: 'required', keepalive: true }).catch((err) => console.warn('history', err));
+    reportPosition(title.id, body());
   };
   const onPlaying = () => {
     started = true;
@@ -180,7 +180,7 @@ export async function render({ main, params, navigate, isCurrent }) {
 
   return () => {
     // Leaving the page inside the app: save where we are, then free the decoder.
-    if (started) beacon('PUT', path, body());
+    report();
     clearInterval(countdown);
     window.removeEventListener('pagehide', onPageHide);
     video.removeEventListener('pause', onPause);

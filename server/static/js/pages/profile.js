@@ -38,7 +38,7 @@ export async function render({ main, navigate, isCurrent }) {
   }
   if (!isCurrent()) return;
   const items = body?.items || body?.sessions || [];
-  const table = h('table', { class: 'table', id: 'sessions' },
+  const table = h('table', { class: 'table table-stack', id: 'sessions' },
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Device'), h('th', { scope: 'col' }, 'IP address'),
       h('th', { scope: 'col' }, 'Signed in'), h('th', { scope: 'col' }, 'Last active'), h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')))),
     h('tbody', {}, items.map((s) => {
