@@ -31,6 +31,11 @@ SUGGEST_LIMIT = 10
 WORD_SIMILARITY_THRESHOLD = 0.3
 # Rows scored before grouping episodes under their series.
 CANDIDATES = 100
+# Typo tolerance and prefix matching kick in when full text finds fewer titles than this.
+FUZZY_BELOW = 10
+FILL_BELOW = 20
+DESCRIPTION_SCORE = 0.1
+MIN_FUZZY_CHARS = 4
 EPISODES_PER_SERIES = 3
 _WORD = re.compile(r"\w+")
 
@@ -76,19 +81,66 @@ class Hit:
     score: float
 
 
+def fuzzy_word(query: str) -> str | None:
+    """The word typo tolerance works on: the longest, if long enough for trigrams to mean
+    anything (a 3-letter word is "similar" to a third of the catalogue)."""
+    words = _WORD.findall(query.casefold())
+    longest = max(words, key=len, default="")
+    return longest if len(longest) >= MIN_FUZZY_CHARS else None
+
+
 async def _candidates(conn: asyncpg.Connection, query: str) -> list[Hit]:
-    """Ids and scores only: full rows are read for the few shown, not for every candidate."""
-    # `<%` uses pg_trgm.word_similarity_threshold, set for the database by migration 0003.
+    """Ids and scores only (full rows are read for the few shown). Four stages in one
+    statement; (b) and (c) run only when full text finds fewer than FUZZY_BELOW titles
+    (an InitPlan one-time filter, so otherwise they cost nothing):
+
+    a. full text on title and credits, every word (plainto_tsquery: AND, no operators),
+       weighted ts_rank plus the title's trigram similarity to the whole query;
+    d. when (a) found fewer than FILL_BELOW: description-only matches, most watched first
+       (ranking every description that mentions a common word is what made search slow);
+    b. typo tolerance: titles with a word similar to the query's longest word (the GIN
+       trigram index), scored by similarity to the whole query — "silvr moon kingdom"
+       fetches the few "kingdom" titles, not every title with a "moon";
+    c. a query too short for trigrams: titles with a word starting with it.
+    """
     rows = await conn.fetch(
-        f"""SELECT id, kind, series_id,
-                   CASE WHEN search_doc @@ tsq THEN ts_rank(search_doc, tsq) * 2 ELSE 0 END
-                   + word_similarity(f, search_title)
-                   + ln(1 + popularity) * 0.01 AS score
-              FROM catalog.titles, plainto_tsquery('catalog.search', $1) AS tsq, catalog.fold($1) AS f
-             WHERE visible AND (search_doc @@ tsq OR f <% search_title)
-             ORDER BY score DESC, id
-             LIMIT {CANDIDATES}""",
+        f"""WITH a AS (
+                SELECT id, kind, series_id,
+                       ts_rank(search_doc, tsq) * 2 + word_similarity(f, search_title)
+                       + ln(1 + popularity) * 0.01 AS score
+                  FROM catalog.titles, plainto_tsquery('catalog.search', $1) AS tsq, catalog.fold($1) AS f
+                 WHERE visible AND head_doc @@ tsq
+                 ORDER BY score DESC, id LIMIT {CANDIDATES}
+            ), d AS (
+                SELECT id, kind, series_id, {DESCRIPTION_SCORE} + ln(1 + popularity) * 0.01 AS score
+                  FROM catalog.titles, plainto_tsquery('catalog.search', $1) AS tsq
+                 WHERE (SELECT count(*) FROM a) < {FILL_BELOW}
+                   AND visible AND search_doc @@ tsq AND NOT head_doc @@ tsq
+                 ORDER BY popularity DESC, id LIMIT {CANDIDATES}
+            ), b AS (
+                SELECT id, kind, series_id, word_similarity(f, search_title) + ln(1 + popularity) * 0.01 AS score
+                  FROM catalog.titles, catalog.fold($1) AS f
+                 -- `<%` uses pg_trgm.word_similarity_threshold, a database default (migration 0003)
+                 WHERE $2::text IS NOT NULL
+                   AND (SELECT count(*) FROM a) + (SELECT count(*) FROM d) < {FUZZY_BELOW}
+                   AND visible AND catalog.fold($2) <% search_title
+                 ORDER BY score DESC, id LIMIT {CANDIDATES}
+            ), c AS (
+                SELECT id, kind, series_id, {WORD_SIMILARITY_THRESHOLD} + ln(1 + popularity) * 0.01 AS score
+                  FROM catalog.titles
+                 WHERE $2::text IS NULL AND $3::text IS NOT NULL
+                   AND (SELECT count(*) FROM a) + (SELECT count(*) FROM d) < {FUZZY_BELOW}
+                   AND visible AND prefix_doc @@ to_tsquery('catalog.prefix', $3)
+                 ORDER BY popularity DESC, id LIMIT {CANDIDATES}
+            )
+            SELECT id, kind, series_id, max(score) AS score
+              FROM (SELECT * FROM a UNION ALL SELECT * FROM d UNION ALL SELECT * FROM b
+                    UNION ALL SELECT * FROM c) hits
+             GROUP BY id, kind, series_id
+             ORDER BY score DESC, id LIMIT {CANDIDATES}""",
         query,
+        fuzzy_word(query),
+        prefix_tsquery(query),
     )
     return [
         Hit(str(r["id"]), r["kind"], str(r["series_id"]) if r["series_id"] else None, float(r["score"]))
