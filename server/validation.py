@@ -88,13 +88,9 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raise ApiError(400, "invalid_body", f"invalid request body: {summary}", details=details) from None
 
 
-def json_body(request: web.Request) -> Any:
+async def json_body(request: web.Request) -> dict[str, Any]:
     """A JSON object as a dict, for handlers without a model (prefer parse_body)."""
-
-    async def _read() -> dict[str, Any]:
-        data = await read_json(request)
-        if not isinstance(data, dict):
-            raise ApiError(400, "invalid_json", "the body must be a JSON object")
-        return data
-
-    return _read()
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return data
