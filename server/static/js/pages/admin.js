@@ -75,7 +75,8 @@ export async function render({ main, navigate, isCurrent }) {
         h('th', { scope: 'row' }, titles.has(id) ? h('a', { href: `/title/${encodeURIComponent(id)}` }, t.title) : t.title),
         h('td', {}, t.kind || ''),
         h('td', {}, h('span', { class: ['badge', `status-${status}`] }, status),
-          job && job.status && job.status !== status ? h('span', { class: 'card-meta' }, ` job ${job.status}`) : null),
+          job && ['queued', 'running', 'failed'].includes(job.status) && job.status !== status
+            ? h('span', { class: 'card-meta' }, ` job ${job.status}`) : null),
         t.kind === 'series' ? h('td', {}, '—') : progressCell(job, status),
         h('td', {}, job ? `${job.attempts ?? 0}/${job.max_attempts ?? '—'}` : '—'),
         h('td', { class: 'reason' }, reason),

@@ -7,7 +7,8 @@ import { card, row, pageTitle, message, spinner } from '../ui.js';
 const GENRE_ROWS = 4;
 const ROW_LIMIT = 20;
 
-const browsable = (t) => t && t.kind !== 'episode';
+// Admins browse every status; rows offer only what plays (a series is always `ready`).
+const browsable = (t) => t && t.kind !== 'episode' && (!t.status || t.status === 'ready');
 
 async function safe(promise) {
   try {

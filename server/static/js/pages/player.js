@@ -56,8 +56,8 @@ export async function render({ main, params, navigate, isCurrent }) {
     stage,
     h('div', { class: 'player-bar' },
       h('label', { for: 'quality' }, 'Quality '), quality, status),
-    start ? h('p', { class: 'hint', id: 'resume-note' }, `Resuming at ${formatDuration(start)}.`) : null,
   );
+  if (start) main.append(h('p', { class: 'hint', id: 'resume-note' }, `Resuming at ${formatDuration(start)}.`));
 
   // ---- engine ------------------------------------------------------------------------
   let hls = null;
