@@ -59,6 +59,8 @@ STATUS_BY_ERROR.update(
 MAILER = web.AppKey("mailer", Mailer)
 BACKGROUND = web.AppKey("accounts_background", set)
 MAIL_DRAIN_S = 10.0
+# RFC 6749 5.1: responses carrying tokens must not be stored by any cache.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 routes = web.RouteTableDef()
 
@@ -208,7 +210,8 @@ async def login(request: web.Request) -> web.Response:
             ip=ratelimit.client_ip(request),
         )
     return web.json_response(
-        token_pair(request, user_id=user.id, role=user.role, session_id=new.session_id, refresh_token=new.refresh_token)
+        token_pair(request, user_id=user.id, role=user.role, session_id=new.session_id, refresh_token=new.refresh_token),
+        headers=NO_STORE,
     )
 
 
@@ -234,7 +237,8 @@ async def refresh(request: web.Request) -> web.Response:
             role=role,
             session_id=rotated.session_id,
             refresh_token=rotated.refresh_token,
-        )
+        ),
+        headers=NO_STORE,
     )
 
 

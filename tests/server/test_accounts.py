@@ -64,6 +64,7 @@ async def test_refresh_rotates(app_client):
     assert r.status == 200
     pair = await r.json()
     assert pair["token_type"] == "bearer" and pair["expires_in"] == 900
+    assert r.headers["Cache-Control"] == "no-store"
     assert pair["refresh_token"] != u["refresh_token"] and pair["access_token"] != u["access_token"]
     r = await app_client.get("/api/v1/me", headers=bearer(pair["access_token"]))
     assert r.status == 200
