@@ -37,7 +37,9 @@ apt_install() {
 
 # --- system packages --------------------------------------------------------------------
 apt_install ffmpeg postgresql redis-server nginx curl
-if [ $want_browser -eq 1 ]; then apt_install chromium nodejs npm fonts-dejavu-core; fi
+# node/npm only when the commands are missing (next line): a NodeSource `nodejs` already ships
+# npm and conflicts with Debian's `npm` package, so asking apt for both would fail there.
+if [ $want_browser -eq 1 ]; then apt_install chromium fonts-dejavu-core; fi
 if [ $want_bench -eq 1 ]; then apt_install wrk; fi
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then apt_install nodejs npm; fi
 
@@ -99,7 +101,9 @@ fi
 if [ -f package.json ]; then
   if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
     say "installing npm packages"
-    npm ci --no-audit --no-fund --loglevel=error
+    # --ignore-scripts: hls.js and dashjs need no install scripts, and nothing may fetch a
+    # browser (the tests drive Debian's chromium).
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
   fi
 fi
 say "set-up complete"
