@@ -122,10 +122,6 @@ def test_prefix_tsquery(query, expected):
     assert search.prefix_tsquery(query) == expected
 
 
-def test_like_prefix_escapes_wildcards():
-    assert search.like_prefix("50%_off\\") == "50\\%\\_off\\\\%"
-
-
 @pytest.mark.parametrize(
     "position,client_duration,title_duration,expected",
     [
