@@ -215,3 +215,24 @@ def test_keyboard_only(live_server: Any, catalog: dict[str, Any], new_context: A
     page.locator("#favorite-toggle[aria-pressed='true']").wait_for()
     assert page.evaluate("() => document.activeElement.tagName") == "BUTTON"
     watch.assert_clean()
+
+
+def test_player_quality_menu(live_server: Any, clip_factory: Any, new_context: Any) -> None:
+    """The app's own player lists every rendition and switches to the one picked."""
+    title = live_server.ingest_ready(
+        clip_factory(seconds=12, width=854, height=480), title=f"Two Rungs {secrets.token_hex(2)}", genres=["test"]
+    )
+    viewer = live_server.register_and_login()
+    _ctx, page, watch = new_context(width=1440)
+    sign_in(page, live_server.url, viewer)
+    page.goto(f"{live_server.url}/watch/{title['id']}")
+    page.wait_for_function("() => document.querySelectorAll('#quality option').length >= 3", timeout=20_000)
+    labels = page.locator("#quality option").all_inner_texts()
+    assert labels[0] == "Auto" and any(lbl.startswith("480p") for lbl in labels) and any(lbl.startswith("360p") for lbl in labels)
+    page.wait_for_function(f"() => {VIDEO}.currentTime > 0.5", timeout=20_000)
+    showing = page.evaluate(f"() => {VIDEO}.videoHeight")
+    target = 360 if showing == 480 else 480
+    page.select_option("#quality", label=next(lbl for lbl in labels if lbl.startswith(f"{target}p")))
+    page.wait_for_function(f"() => {VIDEO}.videoHeight === {target}", timeout=20_000)
+    page.get_by_text(f"Playing {target}p").wait_for()
+    watch.assert_clean()
