@@ -18,6 +18,7 @@ from server import cache, keys
 from server.authn import optional_user, require_admin
 from server.errors import ApiError
 from server.validation import Body, SafeStr, parse_body
+from transcoder.remove import remove_title
 
 log = logging.getLogger("streamflix.catalog")
 
@@ -166,15 +167,11 @@ async def patch_title(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/titles/{title_id}")
 async def delete_title(request: web.Request) -> web.Response:
-    """Deletes the row (a series with its episodes) first, then the stored objects: a crash
-    in between leaves orphaned objects, never a title pointing at missing media."""
+    """Cancels its jobs, deletes the rows (a series with its episodes), then the stored
+    objects: versions and the source (the same path as `streamflix titles delete`)."""
     await require_admin(request)
-    async with request.app[keys.PG].acquire() as conn:
-        deleted = await titles.delete_title_tree(conn, request.match_info["title_id"])
+    await remove_title(request.app[keys.PG], request.app[keys.STORAGE], request.match_info["title_id"])
     await _changed(request)
-    storage = request.app[keys.STORAGE]
-    for title_id in deleted:
-        await storage.delete_prefix(media_keys.title_prefix(title_id))
     return web.Response(status=204)
 
 

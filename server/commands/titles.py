@@ -16,6 +16,7 @@ from media.storage import Storage
 from server.commands._runtime import open_runtime
 from server.settings import Settings
 from transcoder import jobs
+from transcoder.remove import remove_title
 
 log = logging.getLogger("streamflix.titles")
 
@@ -86,26 +87,6 @@ async def show_title(pool: asyncpg.Pool, title_id: str, as_json: bool) -> int:
     return 0
 
 
-async def delete_title(pool: asyncpg.Pool, storage: Storage, title_id: str) -> list[str]:
-    """Cancel its jobs, delete the row (a series takes its episodes along), then every stored
-    object: all version prefixes and the source. Returns the ids removed."""
-    async with pool.acquire() as conn, conn.transaction():
-        title = await titles.get_title(conn, title_id)
-        ids = [title.id]
-        if title.kind == "series":
-            ids += [e.id for e in await titles.list_episodes(conn, title.id, visible_only=False)]
-        # Jobs first, titles second: the same lock order as the publish commit (no deadlock).
-        # A worker on one of them notices at its next heartbeat; its commit is fenced.
-        for tid in ids:
-            await jobs.cancel_for_title(conn, tid)
-        deleted = await titles.delete_title_tree(conn, title.id)
-        ids = [title.id] + [i for i in deleted if i != title.id]
-    for tid in ids:
-        await storage.delete_prefix(keys.title_prefix(tid))
-        await storage.delete_prefix(keys.source_prefix(tid))
-    return ids
-
-
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     async with open_runtime(settings) as (pool, storage):
         if args.titles_command == "list":
@@ -113,7 +94,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
         if args.titles_command == "show":
             return await show_title(pool, args.id, args.json)
         if args.titles_command == "delete":
-            ids = await delete_title(pool, storage, args.id)
+            ids = await remove_title(pool, storage, args.id)
             extra = f" and {len(ids) - 1} episode(s)" if len(ids) > 1 else ""
             print(f"deleted {ids[0]}{extra}", file=sys.stdout)
             return 0

@@ -358,3 +358,25 @@ async def test_search_cached_then_invalidated_by_admin_write(app_client, pg, adm
     r2 = await app_client.get("/api/v1/search", params={"q": tag})
     assert len((await r2.json())["items"]) == 2
     assert r2.headers["ETag"] != r1.headers["ETag"]
+
+
+async def test_admin_delete_removes_media_source_and_jobs(app_client, admin_headers, ready_title, pg):
+    """The API delete and `streamflix titles delete` share one path: rows, jobs, every stored
+    object of the title (versions and the uploaded source)."""
+    settings = ready_title["settings"]
+    storage = open_storage(settings.storage_url)
+    try:
+        assert await storage.list(media_keys.source_prefix(ready_title["id"]))
+        r = await app_client.delete(f"/api/v1/titles/{ready_title['id']}", headers=admin_headers)
+        assert r.status == 204
+        assert await storage.list(media_keys.title_prefix(ready_title["id"])) == []
+        assert await storage.list(media_keys.source_prefix(ready_title["id"])) == []
+    finally:
+        await storage.close()
+    live = await pg.fetchval(
+        "SELECT count(*) FROM jobs.transcode_jobs WHERE title_id = $1 AND status IN ('queued', 'running')",
+        ready_title["id"],
+    )
+    assert live == 0
+    r = await app_client.get(f"/api/v1/titles/{ready_title['id']}")
+    assert r.status == 404

@@ -155,10 +155,10 @@ async def test_lost_lease_publishes_nothing(
 async def test_deleted_title_publishes_nothing(
     republish: Republish, pool: asyncpg.Pool, storage: Storage  # noqa: F811
 ) -> None:
-    from server.commands.titles import delete_title
+    from transcoder.remove import remove_title
 
     r = republish
-    await delete_title(pool, storage, r.title_id)
+    await remove_title(pool, storage, r.title_id)
     with pytest.raises(LeaseLost):  # the delete cancelled the job
         await publish.publish(pool, storage, r.job, r.presentation, r.out_dir)
     assert await versions(storage, r.title_id) == set()

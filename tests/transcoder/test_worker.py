@@ -12,7 +12,7 @@ import pytest
 from catalog import titles
 from media import keys
 from media.storage import Storage
-from server.commands.titles import delete_title
+from transcoder.remove import remove_title
 from server.settings import Settings
 from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     ingest_and_run,
@@ -97,7 +97,7 @@ async def test_title_deleted_mid_encode_ends_quietly(
     real_transcode = worker_mod.transcode
 
     async def delete_then_transcode(*args: Any, **kw: Any) -> Any:
-        await delete_title(pool, storage, kw["title_id"])
+        await remove_title(pool, storage, kw["title_id"])
         return await real_transcode(*args, **kw)
 
     monkeypatch.setattr(worker_mod, "transcode", delete_then_transcode)
