@@ -36,6 +36,9 @@ async def test_readyz_lists_a_dead_redis(aiohttp_client, settings):
     body = await r.json()
     assert body["down"] == ["redis"]
     assert body["checks"]["postgres"] == "ok"
+    assert body["checks"]["redis"] == "degraded"
+    # ... because the API still answers from Postgres.
+    assert (await client.get("/api/v1/titles")).status == 200
     # /healthz does not care.
     assert (await client.get("/healthz")).status == 200
 
