@@ -11,7 +11,7 @@ from aiohttp import web
 
 from media.storage import open_storage
 from server import keys
-from server.errors import error_middleware
+from server.errors import MAX_REQUEST_LINE_BYTES, error_middleware
 from server.settings import Settings
 
 log = logging.getLogger("streamflix.server")
@@ -50,6 +50,7 @@ def create_app(settings: Settings) -> web.Application:
         # Outermost first: preflights, metrics and the access log see the final status.
         middlewares=[middlewares.edge_middleware, error_middleware],
         client_max_size=settings.max_body_bytes,
+        handler_args={"max_line_size": MAX_REQUEST_LINE_BYTES},
     )
     middlewares.setup(app)
     app[keys.SETTINGS] = settings

@@ -114,6 +114,7 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     416: "range_not_satisfiable",
     429: "rate_limited",
@@ -121,8 +122,17 @@ _HTTP_CODES = {
 }
 
 
+# aiohttp refuses request lines over its `max_line_size` with a plain-text 400 before any
+# middleware runs; the app raises that limit (server/app.py) and answers long URIs here, in
+# the one JSON error shape, with the status RFC 9110 section 15.5.15 names for them.
+MAX_URI_BYTES = 8192
+MAX_REQUEST_LINE_BYTES = 65536
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    if len(request.raw_path) > MAX_URI_BYTES:
+        return error_response(414, "uri_too_long", f"the request URI is longer than {MAX_URI_BYTES} bytes")
     try:
         return await handler(request)
     except ApiError as exc:
