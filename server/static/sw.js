@@ -25,6 +25,7 @@ const SHELL = [
   '/static/js/pages/favorites.js',
   '/static/js/pages/auth.js',
   '/static/js/pages/profile.js',
+  '/static/js/pages/account-links.js',
   '/static/js/pages/admin.js',
 ];
 const SHELL_PATHS = new Set(SHELL);

@@ -14,6 +14,9 @@ route('/favorites', () => import('./pages/favorites.js'));
 route('/login', () => import('./pages/auth.js').then((m) => ({ render: m.renderLogin })));
 route('/register', () => import('./pages/auth.js').then((m) => ({ render: m.renderRegister })));
 route('/profile', () => import('./pages/profile.js'));
+route('/forgot-password', () => import('./pages/account-links.js').then((m) => ({ render: m.renderForgot })));
+route('/reset-password', () => import('./pages/account-links.js').then((m) => ({ render: m.renderReset })));
+route('/verify-email', () => import('./pages/account-links.js').then((m) => ({ render: m.renderVerify })));
 route('/admin', () => import('./pages/admin.js'));
 setNotFound(() => import('./pages/notfound.js'));
 
@@ -74,6 +77,19 @@ afterRender((ctx) => {
       !document.activeElement.closest('#main form')) {
     heading.focus({ preventScroll: true });
   }
+});
+
+// Mailed links are /#/reset-password?token=… and /#/verify-email?token=…: move them onto
+// their page, keeping the token in the fragment so it never reaches a server.
+// A link opened while the app is loaded at "/" only changes the fragment: handle it then too.
+function openMailedLink() {
+  const mailed = /^#\/(reset-password|verify-email)\?(.*)$/.exec(location.hash);
+  if (mailed) history.replaceState(null, '', `/${mailed[1]}#${mailed[2]}`);
+  return Boolean(mailed);
+}
+openMailedLink();
+window.addEventListener('hashchange', () => {
+  if (openMailedLink()) render();
 });
 
 interceptLinks();

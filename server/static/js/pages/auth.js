@@ -6,6 +6,7 @@ import { pageTitle, message, flash } from '../ui.js';
 const REASONS = {
   revoked: 'Your session was signed out (from another device or by an administrator). Please sign in again.',
   expired: 'Your session has expired. Please sign in again.',
+  'password-reset': 'Your password is changed and every device was signed out. Sign in with the new one.',
 };
 
 function field(label, attrs) {
@@ -53,6 +54,7 @@ export function renderLogin({ main, query, navigate }) {
     REASONS[reason] ? message(REASONS[reason], 'warning') : null,
     query.get('registered') ? message('Your account is ready. Sign in to start watching.', 'success') : null,
     form,
+    h('p', {}, h('a', { href: '/forgot-password', id: 'forgot-link' }, 'Forgot your password?')),
     h('p', {}, 'New here? ', h('a', { href: '/register' }, 'Create an account'))));
   email.input.value = query.get('email') || '';
   (email.input.value ? password.input : email.input).focus();
