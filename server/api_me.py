@@ -28,19 +28,28 @@ class HistoryReport(Body):
     client_ts: int | Annotated[str, Field(max_length=64)] | None = None
 
 
+CLIENT_TS_ERROR = "client_ts must be epoch milliseconds (Date.now()) or an ISO 8601 time"
+# An ISO client_ts before this is a client bug (and year 1 at +14:00 cannot even be
+# converted to UTC): a 400, not a 500. A later one is taken as "now" by record_progress.
+MIN_CLIENT_TS = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
 def parse_client_ts(value: int | str | None) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, int):
         if not MIN_CLIENT_TS_MS <= value <= MAX_CLIENT_TS_MS:
-            raise InvalidHistory("client_ts must be epoch milliseconds (Date.now()) or an ISO 8601 time")
+            raise InvalidHistory(CLIENT_TS_ERROR)
         return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
     try:
         ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidHistory("client_ts must be epoch milliseconds (Date.now()) or an ISO 8601 time") from None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=timezone.utc)
+        ts = ts.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        raise InvalidHistory(CLIENT_TS_ERROR) from None
+    if ts < MIN_CLIENT_TS:
+        raise InvalidHistory(CLIENT_TS_ERROR + " after 2000")
     return ts
 
 

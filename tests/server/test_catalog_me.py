@@ -83,6 +83,10 @@ async def test_history_and_stale_tab(app_client, pg, viewer_headers):
         pytest.param({"position_s": 1, "duration_s": 0}, id="zero-duration"),
         pytest.param({"position_s": 1, "client_ts": "yesterday"}, id="bad-ts"),
         pytest.param({"position_s": 1, "client_ts": 5}, id="ts-out-of-range"),
+        # year 1 at +14:00 does not fit a UTC datetime: once a 500 from the driver
+        pytest.param({"position_s": 1, "client_ts": "0001-01-01T00:00:00+14:00"}, id="ts-iso-underflow"),
+        pytest.param({"position_s": 1, "client_ts": "9999-12-31T23:59:59-14:00"}, id="ts-iso-overflow"),
+        pytest.param({"position_s": 1, "client_ts": "1999-12-31T23:59:59Z"}, id="ts-iso-before-2000"),
         pytest.param({"position_s": 1, "extra": 1}, id="unknown-field"),
     ],
 )
