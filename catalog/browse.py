@@ -2,6 +2,7 @@
 with keyset pagination (an index range per page, however deep; no OFFSET)."""
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,6 +64,9 @@ def parse_browse(params: Mapping[str, str], *, admin: bool) -> BrowseQuery:
     genre = (params.get("genre") or "").strip().lower() or None
     if genre is not None and len(genre) > MAX_GENRE_CHARS:
         raise InvalidQuery(f"genre must be at most {MAX_GENRE_CHARS} characters")
+    if genre is not None and any(unicodedata.category(ch)[0] == "C" for ch in genre):
+        # no stored genre has one (titles take SafeStr), and Postgres refuses NUL in text
+        raise InvalidQuery("genre must not contain control characters")
     year = None
     if params.get("year"):
         try:

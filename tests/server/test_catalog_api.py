@@ -81,7 +81,10 @@ async def test_browse_unknown_genre_is_empty(app_client):
     assert r.status == 200 and await r.json() == {"items": [], "next": None}
 
 
-@pytest.mark.parametrize("params", [{"kind": "cartoon"}, {"sort": "random"}, {"year": "abc"}])
+@pytest.mark.parametrize(
+    "params",
+    [{"kind": "cartoon"}, {"sort": "random"}, {"year": "abc"}, {"genre": "drama\x00"}, {"genre": "\x07"}],
+)
 async def test_browse_bad_params(app_client, params):
     r = await app_client.get("/api/v1/titles", params=params)
     assert r.status == 400
