@@ -57,3 +57,80 @@ async def test_segments_from_s3(s3_client):
         assert r.status == 200, name
     r = await client.get(sv.url("a0/init.mp4", token))
     assert await r.read() == sv.objects["a0/init.mp4"]
+
+
+@pytest.fixture(params=["file", "s3"])
+async def either_backend(request, aiohttp_client, settings):
+    """The same hand-built version served from local files and from S3 (moto over HTTP)."""
+    if request.param == "s3":
+        s = dataclasses.replace(
+            settings,
+            storage_url=f"s3://origin-{secrets.token_hex(4)}/media",
+            s3_endpoint_url=request.getfixturevalue("s3_server"),
+        )
+    else:
+        s = settings
+    storage = open_storage(s.storage_url, s.s3_endpoint_url)
+    if request.param == "s3":
+        await storage.create_bucket()
+    sv = await store_version(storage, presentation(new_title_id(), "v1", segment_size=50_000))
+    await storage.close()
+    client = await aiohttp_client(create_app(s))
+    token = playback.sign(playback.keyring(s.secret_key), sv.title_id, "v1", time.time(), 3600)[0]
+    return client, sv, token
+
+
+ROUTES = [
+    ("master.m3u8", "application/vnd.apple.mpegurl", "private"),
+    ("manifest.mpd", "application/dash+xml", "private"),
+    ("v360/index.m3u8", "application/vnd.apple.mpegurl", "private"),
+    ("v360/init.mp4", "video/mp4", "public, max-age=31536000, immutable"),
+    ("v360/2.m4s", "video/mp4", "public, max-age=31536000, immutable"),
+]
+
+
+async def test_every_route_get_and_head_headers_on_both_backends(either_backend):
+    """Content-Type, Content-Length (never chunked), strong ETag, Last-Modified,
+    Accept-Ranges, Cache-Control and CORS on GET and HEAD of every kind of object; 206, 416,
+    304 and If-Range on each; CORS and no-store on the errors too."""
+    client, sv, token = either_backend
+    for name, ctype, cache in ROUTES:
+        url = sv.url(name, token)
+        g = await client.get(url, allow_redirects=False)
+        body = await g.read()
+        h = await client.head(url, allow_redirects=False)
+        assert (g.status, h.status) == (200, 200), name
+        assert await h.read() == b""
+        if name in sv.objects:
+            assert body == sv.objects[name]
+        for r in (g, h):
+            hd = r.headers
+            assert hd["Content-Type"] == ctype, name
+            assert hd["Content-Length"] == str(len(body)), name
+            assert "Transfer-Encoding" not in hd, name
+            assert hd["ETag"].startswith('"') and not hd["ETag"].startswith("W/"), name
+            assert "Last-Modified" in hd and hd["Accept-Ranges"] == "bytes", name
+            assert hd["Cache-Control"].startswith(cache), name
+            assert hd["Access-Control-Allow-Origin"] == "*" and "Content-Range" in hd["Access-Control-Expose-Headers"]
+        etag, size = g.headers["ETag"], len(body)
+        r = await client.get(url, headers={"Range": "bytes=10-19"})
+        assert r.status == 206 and r.headers["Content-Range"] == f"bytes 10-19/{size}", name
+        assert await r.read() == body[10:20] and r.headers["Access-Control-Allow-Origin"] == "*"
+        r = await client.get(url, headers={"Range": "bytes=-7"})
+        assert r.status == 206 and await r.read() == body[-7:], name
+        r = await client.get(url, headers={"Range": f"bytes={size}-"})
+        assert r.status == 416 and r.headers["Content-Range"] == f"bytes */{size}", name
+        assert r.headers["Access-Control-Allow-Origin"] == "*" and r.headers["Cache-Control"] == "no-store"
+        r = await client.get(url, headers={"If-None-Match": etag})
+        assert r.status == 304 and r.headers["ETag"] == etag, name
+        r = await client.get(url, headers={"Range": "bytes=0-3", "If-Range": etag})
+        assert r.status == 206, name
+        r = await client.get(url, headers={"Range": "bytes=0-3", "If-Range": '"other"'})
+        assert r.status == 200 and await r.read() == body, name
+        for bad in ("junk", None):
+            r = await client.get(sv.url(name, bad))
+            assert r.status == 403, name
+            assert r.headers["Access-Control-Allow-Origin"] == "*" and r.headers["Cache-Control"] == "no-store"
+            assert int(r.headers["Content-Length"]) == len(await r.read())
+    r = await client.get(sv.url("v360/9.m4s", token))
+    assert r.status == 404 and r.headers["Access-Control-Allow-Origin"] == "*"
