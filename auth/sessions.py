@@ -189,8 +189,11 @@ async def is_revoked(conn: asyncpg.Connection, session_id: str) -> bool:
 
 
 async def revoked_since(conn: asyncpg.Connection, seconds: int) -> list[str]:
+    # Deleted accounts' sessions have no row left in auth.sessions: auth.deleted_sessions.
     rows = await conn.fetch(
-        "SELECT id FROM auth.sessions WHERE revoked_at > now() - make_interval(secs => $1)", float(seconds)
+        """SELECT id FROM auth.sessions WHERE revoked_at > now() - make_interval(secs => $1)
+           UNION SELECT id FROM auth.deleted_sessions WHERE deleted_at > now() - make_interval(secs => $1)""",
+        float(seconds),
     )
     return [str(r["id"]) for r in rows]
 

@@ -176,11 +176,30 @@ async def set_role(conn: asyncpg.Connection, user_id: str, role: str) -> User:
     return _user(row)
 
 
-async def delete_user(conn: asyncpg.Connection, user_id: str) -> None:
-    """Deletes the row; sessions, refresh and email tokens go with it (ON DELETE CASCADE)."""
-    done = await conn.execute("DELETE FROM auth.users WHERE id = $1::uuid", user_id)
-    if done.endswith(" 0"):
-        raise UserNotFound("no such user")
+# How long a deleted account's session ids are kept (auth.deleted_sessions) when the caller
+# does not say: at least the longest access-token lifetime.
+DELETED_SESSIONS_KEEP_S = 24 * 3600
+
+
+async def delete_user(conn: asyncpg.Connection, user_id: str, *, keep_sessions_s: float = DELETED_SESSIONS_KEEP_S) -> None:
+    """Deletes the row; sessions, refresh and email tokens go with it (ON DELETE CASCADE).
+
+    The session ids are kept in `auth.deleted_sessions` for `keep_sessions_s` (pass the
+    revocation TTL): access tokens of those sessions are still unexpired, and a Redis that
+    lost its revocation keys must find them when it reloads from Postgres."""
+    async with conn.transaction():
+        await conn.execute(
+            "DELETE FROM auth.deleted_sessions WHERE deleted_at < now() - make_interval(secs => $1)",
+            float(keep_sessions_s),
+        )
+        await conn.execute(
+            """INSERT INTO auth.deleted_sessions (id) SELECT id FROM auth.sessions WHERE user_id = $1::uuid
+               ON CONFLICT (id) DO UPDATE SET deleted_at = now()""",
+            user_id,
+        )
+        done = await conn.execute("DELETE FROM auth.users WHERE id = $1::uuid", user_id)
+        if done.endswith(" 0"):
+            raise UserNotFound("no such user")
 
 
 def encode_cursor(user: User) -> str:

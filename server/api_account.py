@@ -10,7 +10,7 @@ from auth import sessions, users
 from auth.errors import SessionNotFound, UserNotFound
 from server import keys, ratelimit
 from server.auth_models import DeleteAccountBody, ProfilePatch, RoleBody
-from server.authn import require_admin, require_user
+from server.authn import REVOCATIONS, require_admin, require_user
 from server.errors import ApiError
 from server.validation import parse_body
 
@@ -79,7 +79,7 @@ async def delete_me(request: web.Request) -> web.Response:
         async with conn.transaction():
             revoked = await sessions.revoke_all(conn, principal.user_id)
             await erase_viewer(conn, principal.user_id)
-            await users.delete_user(conn, principal.user_id)
+            await users.delete_user(conn, principal.user_id, keep_sessions_s=request.app[REVOCATIONS].ttl_s)
     await revoke_sessions(request.app, revoked)
     return web.Response(status=204)
 

@@ -181,3 +181,115 @@ async def test_revocations_survive_redis_losing_its_data(aiohttp_client, limited
     assert 0 < await redis.ttl(sid) <= limited.access_token_ttl_s + 60
     r = await client.get("/api/v1/me", headers=bearer(u["access_token"]))
     assert r.status == 401 and revocations.postgres_checks == before + 1  # Redis answers again
+
+
+async def test_deleted_account_stays_revoked_after_redis_loses_its_data(aiohttp_client, limited):
+    """A deleted account's session rows are gone (cascade), yet its access tokens have not
+    expired: the reload from Postgres must still find those sessions (auth.deleted_sessions),
+    or the tokens would work again once Redis forgot the revocation keys."""
+    from server.authn import REVOCATIONS
+
+    client = await aiohttp_client(create_app(limited))
+    u = await new_user(client)
+    h = bearer(u["access_token"])
+    assert (await client.delete("/api/v1/me", json={"password": PASSWORD}, headers=h)).status == 204
+    revocations = client.app[REVOCATIONS]
+    redis = revocations.redis
+    keys = [k for k in await redis.keys(limited.redis_prefix + "auth:revoked:*") if not k.endswith(b"loaded")]
+    assert len(keys) == 1
+    # Expires with the longest access token (plus clock skew), not before it.
+    assert limited.access_token_ttl_s < await redis.ttl(keys[0]) <= limited.access_token_ttl_s + 60
+    await redis.delete(revocations.marker, *keys)  # this test's keys only
+    assert (await client.get("/api/v1/me/favorites", headers=h)).status == 401  # from Postgres
+    for _ in range(200):
+        if await redis.exists(revocations.marker):
+            break
+        await asyncio.sleep(0.02)
+    before = revocations.postgres_checks
+    r = await client.get("/api/v1/me/favorites", headers=h)
+    assert r.status == 401 and await error_code(r) == "session_revoked"
+    assert revocations.postgres_checks == before  # answered by the reloaded Redis key
+
+
+def _start_redis(port: int, tmp_path) -> "subprocess.Popen[bytes]":
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("redis-server did not start")
+
+
+async def test_sessions_survive_a_real_redis_restart(aiohttp_client, limited, tmp_path):
+    """A private redis-server without persistence, really restarted: live sessions keep
+    working (access and refresh), revoked ones stay revoked, and once Redis is back the
+    revocations are reloaded into it from Postgres."""
+    import shutil
+
+    from server.authn import REVOCATIONS
+    from server.ratelimit import RATE_LIMITER
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = _start_redis(port, tmp_path)
+    try:
+        client = await aiohttp_client(create_app(dataclasses.replace(limited, redis_url=f"redis://127.0.0.1:{port}/0")))
+        revocations = client.app[REVOCATIONS]
+        revocations.breaker.open_s = 0.2  # keep the test short; the logic is the same
+        client.app[RATE_LIMITER].breaker.open_s = 0.2
+        u = await new_user(client)
+        gone = await login(client, u["email"])
+        assert (await client.post("/api/v1/auth/logout", headers=bearer(gone["access_token"]))).status == 204
+
+        proc.terminate()
+        proc.wait(10)
+        proc = _start_redis(port, tmp_path)  # empty: no RDB, no AOF
+
+        for _ in range(3):  # the first call may meet the dead connection and fall back to Postgres
+            assert (await client.get("/api/v1/me", headers=bearer(u["access_token"]))).status == 200
+            r = await client.get("/api/v1/me", headers=bearer(gone["access_token"]))
+            assert r.status == 401 and await error_code(r) == "session_revoked"
+            await asyncio.sleep(0.25)
+        r = await client.post("/api/v1/auth/refresh", json={"refresh_token": u["refresh_token"]})
+        assert r.status == 200  # refresh tokens live in Postgres
+        pair = await r.json()
+        assert (await client.get("/api/v1/me", headers=bearer(pair["access_token"]))).status == 200
+        # Redis has the revocations again (reloaded from Postgres) and answers alone.
+        fresh = aioredis.from_url(f"redis://127.0.0.1:{port}/0")
+        try:
+            for _ in range(200):
+                if await fresh.exists(revocations.marker, revocations.key(jwt_sid(gone["access_token"]))) == 2:
+                    break
+                await asyncio.sleep(0.02)
+                await client.get("/api/v1/me", headers=bearer(gone["access_token"]))
+            assert await fresh.exists(revocations.marker, revocations.key(jwt_sid(gone["access_token"]))) == 2
+        finally:
+            await fresh.aclose()
+        before = revocations.postgres_checks
+        assert (await client.get("/api/v1/me", headers=bearer(gone["access_token"]))).status == 401
+        assert (await client.get("/api/v1/me", headers=bearer(pair["access_token"]))).status == 200
+        assert revocations.postgres_checks == before
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def jwt_sid(token: str) -> str:
+    import jwt
+
+    return jwt.decode(token, options={"verify_signature": False})["sid"]
