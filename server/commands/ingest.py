@@ -80,8 +80,10 @@ async def wait_for_title(
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:
     if not getattr(args, "debug", False):
-        # stdout/stderr carry the result (and a bar on a terminal), not the worker's log
-        logging.getLogger("streamflix").setLevel(logging.WARNING)
+        # stdout/stderr carry the result (and a bar on a terminal), not the worker's log: its
+        # "job failed"/"will retry" warnings would make a failure two lines (CONTRACT: one).
+        # The reason still reaches stderr as the one error line; retries show in the bar.
+        logging.getLogger("streamflix").setLevel(logging.ERROR)
     async with open_runtime(settings) as (pool, storage):
         title = await ingest(
             pool,

@@ -6,7 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import os
+import pty
+import select
 import subprocess
+import sys
+import time
 import uuid
 from fractions import Fraction
 from pathlib import Path
@@ -262,6 +267,72 @@ async def test_ingest_from_http_and_s3_urls(
         await storage.close()
         await pool.close()
     assert not any(settings.work_dir.iterdir())  # downloads cleaned up
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli_process(settings: Settings, *argv: str, stderr: int) -> subprocess.Popen[bytes]:
+    """`streamflix ...` as a real process: the logging set-up of `main` applies unchanged."""
+    return subprocess.Popen([sys.executable, "-m", "server.cli", *argv], env=cli_env(settings), cwd=REPO,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
+
+
+def test_wait_failure_is_one_line_on_stderr_of_a_real_process(settings: Settings, tmp_path: Path) -> None:
+    # In-process tests run under pytest's log capture; here the worker's own "job failed"
+    # warning would reach stderr as a second line if the command did not keep it quiet.
+    bogus = tmp_path / "notes.mp4"
+    bogus.write_bytes(os.urandom(64 * 1024))
+    proc = cli_process(settings, "ingest", str(bogus), "--title", "Bogus", "--wait", stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    title_id = out.decode().strip()
+    uuid.UUID(title_id)
+    lines = err.decode().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"streamflix ingest: error: title {title_id} failed: source rejected: ")
+    assert not any(settings.work_dir.glob("job-*"))
+
+
+def test_wait_shows_a_progress_bar_on_a_terminal(
+    settings: Settings, clip_factory: Callable[..., Path],
+) -> None:
+    clip = clip_factory(seconds=4, width=320, height=180)
+    master, slave = pty.openpty()
+    try:
+        proc = cli_process(settings, "ingest", str(clip), "--title", "Bar", "--wait", stderr=slave)
+    finally:
+        os.close(slave)
+    tty = b""
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the process closed its end
+                break
+            if not chunk:
+                break
+            tty += chunk
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, tty
+    uuid.UUID(out.decode().strip())  # stdout keeps just the result
+    text = tty.decode()
+    frames = [f for f in text.split("\r") if f.startswith("[")]
+    assert frames, text
+    assert all(len(f) >= 32 and f[31] == "]" for f in frames), frames  # [ + 30 cells + ]
+    assert frames[-1].startswith("[" + "#" * 30 + "] 100.0% ready")
+    assert text.endswith("\n")  # the bar's line is closed for the shell prompt
 
 
 def test_progress_bar_line() -> None:
