@@ -318,3 +318,63 @@ async def test_segments_do_no_database_or_redis_work(aiohttp_client, settings, s
     for name in ("master.m3u8", "v360/index.m3u8", "v360/init.mp4", "v360/1.m4s", "manifest.mpd"):
         r = await client.get(stored.url(name, token))
         assert r.status == 200, (name, await r.text())
+
+
+async def test_warm_segments_touch_no_postgres_redis_or_storage_metadata(app_client, stored, token, monkeypatch):
+    """Stronger than the dead-dependencies test above (which would also pass if a middleware
+    tried Redis and swallowed the failure): every way into Postgres, Redis and the storage's
+    metadata is replaced by a recorder that raises. After the version's model is loaded,
+    segments still answer 200 without a single attempt; after each object's first request,
+    not even a storage HEAD."""
+    from server import keys
+
+    app = app_client.server.app
+    calls: list[str] = []
+
+    def refuse(what):
+        def call(*args, **kwargs):
+            calls.append(what)
+            raise AssertionError(f"{what} on the segment path")
+
+        return call
+
+    assert (await app_client.get(stored.url("master.m3u8", token))).status == 200  # loads the model
+    import asyncpg.pool
+
+    assert isinstance(app[keys.PG], asyncpg.pool.Pool)
+    monkeypatch.setattr(asyncpg.pool.Pool, "acquire", refuse("postgres"))  # Pool has __slots__
+    monkeypatch.setattr(asyncpg.pool.Pool, "_acquire", refuse("postgres"))
+    app[keys.REDIS].connection_pool.get_connection = refuse("redis")
+    names = [n for n in stored.objects if n.endswith((".m4s", "init.mp4"))]
+    for name in names:  # first request of each object: one storage HEAD, nothing else
+        r = await app_client.get(stored.url(name, token))
+        assert r.status == 200, (name, await r.text())
+    storage = app[keys.STORAGE]
+    storage.head = refuse("storage.head")
+    storage.get_bytes = refuse("storage.get_bytes")
+    for name in names:
+        for method in (app_client.get, app_client.head):
+            r = await method(stored.url(name, token), headers={"Range": "bytes=0-99"})
+            assert r.status == 206, (name, await r.text())
+    for name in ("master.m3u8", "manifest.mpd", "v360/index.m3u8"):
+        assert (await app_client.get(stored.url(name, token))).status == 200
+    assert calls == []
+
+
+async def test_key_rotation_keeps_handed_out_urls_playing(aiohttp_client, settings, stored, token):
+    """A new STREAMFLIX_SECRET_KEY with the old one in STREAMFLIX_PREVIOUS_SECRET_KEYS: URLs
+    signed before the rotation still play, new ones are signed with the new key; once the old
+    secret is dropped, the old URLs answer 403 playback_token_unknown_key."""
+    rotated = dataclasses.replace(settings, secret_key="rotated-" + settings.secret_key,
+                                  previous_secret_keys=(settings.secret_key,))
+    client = await aiohttp_client(create_app(rotated))
+    for name in ("master.m3u8", "v360/index.m3u8", "v360/1.m4s"):
+        r = await client.get(stored.url(name, token))
+        assert r.status == 200, (name, await r.text())
+    new = playback.sign(playback.keyring(rotated.secret_key), stored.title_id, stored.version, time.time(), 3600)[0]
+    assert new.split(".")[0] != token.split(".")[0]  # another key id
+    assert (await client.get(stored.url("v360/1.m4s", new))).status == 200
+    dropped = await aiohttp_client(create_app(dataclasses.replace(rotated, previous_secret_keys=())))
+    r = await dropped.get(stored.url("v360/1.m4s", token))
+    assert r.status == 403 and await _error_code(r) == "playback_token_unknown_key"
+    assert (await dropped.get(stored.url("v360/1.m4s", new))).status == 200
