@@ -238,6 +238,11 @@ async def test_invalid_keys(storage: Storage, key: str) -> None:
     if isinstance(storage, FileStorage):
         with pytest.raises(InvalidKey):
             storage.local_path(key)
+    if key not in ("", "a/"):  # valid prefixes ("" lists everything; delete_prefix refuses it)
+        with pytest.raises(InvalidKey):
+            await storage.list(key)
+        with pytest.raises(InvalidKey):
+            await storage.delete_prefix(key)
 
 
 async def test_local_path(storage: Storage, tmp_path: Path) -> None:

@@ -142,6 +142,22 @@ def test_10bit_422_source_becomes_8bit_420(encode: Callable[..., Encoded]) -> No
     assert v.codecs.startswith("avc1.64")
 
 
+def test_production_preset_gives_high_profile_8bit_420(encode: Callable[..., Encoded]) -> None:
+    """The tests encode at ultrafast, which x264 signals as Constrained Baseline; production
+    (Settings.x264_preset) is veryfast: an ordinary 8-bit source must come out as High."""
+    from server.settings import Settings
+
+    assert Settings.__dataclass_fields__["x264_preset"].default == "veryfast"
+    e = encode("veryfast8bit", seconds=2, width=320, height=180, fps=25, audio=False,
+               preset="veryfast")
+    (v,) = e.presentation.video
+    (stream,) = ffprobe_json(joined(e.out_dir, v.id, len(v.segments)), "-show_streams",
+                             "-select_streams", "v")["streams"]
+    assert (stream["profile"], stream["pix_fmt"]) == ("High", "yuv420p")
+    assert stream.get("bits_per_raw_sample", "8") == "8"
+    assert v.codecs.startswith("avc1.64") and int(v.codecs[9:11], 16) == stream["level"]
+
+
 def test_120fps_source_is_capped_at_60(encode: Callable[..., Encoded]) -> None:
     e = encode("120fps", seconds=2, width=320, height=180, fps=120, audio=False)
     (v,) = e.presentation.video
