@@ -1,6 +1,7 @@
 """Catalog HTTP API: browse, title pages, search, suggest, admin CRUD, posters, ETags."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
@@ -384,3 +385,135 @@ async def test_admin_delete_removes_media_source_and_jobs(app_client, admin_head
     assert live == 0
     r = await app_client.get(f"/api/v1/titles/{ready_title['id']}")
     assert r.status == 404
+
+
+# ---- audit (issue 5): contract fields everywhere, limits everywhere, writes refresh pages --
+
+
+async def quiesce(client):
+    """Wait until the NOTIFYs of titles made straight in Postgres have bumped the cache (no
+    bump for 0.2 s), so a test that asserts cache hits is not raced by a late one."""
+    c = client.app[cache.CACHE]
+    for _ in range(50):
+        generation = c.generation
+        await asyncio.sleep(0.2)
+        if c.generation == generation:
+            return
+
+CONTRACT_FIELDS = {"id", "kind", "title", "year", "genres", "description", "status", "duration_s"}
+
+
+def _titles_in(body):
+    """Every title object in a catalog answer, nested ones included."""
+    if isinstance(body, dict):
+        if "kind" in body and "id" in body:
+            yield body
+        for value in body.values():
+            yield from _titles_in(value)
+    elif isinstance(body, list):
+        for value in body:
+            yield from _titles_in(value)
+
+
+async def test_every_title_json_has_the_contract_fields(app_client, pg, genre, viewer_headers):
+    tag = "Ctr" + secrets.token_hex(3)
+    movie = await make_title(pg, title=f"{tag} Film", genres=[genre], duration_s=100)
+    series, eps = await make_series(pg, f"{tag} Show", [(1, 1), (1, 2)], genres=[genre])
+    await make_title(pg, title=f"{tag} Unwatched", genres=[genre])  # something to recommend
+    await settle(app_client)
+    h = viewer_headers
+    await app_client.put(f"/api/v1/me/favorites/{movie.id}", headers=h)
+    await app_client.put(f"/api/v1/me/history/{eps[0].id}", json={"position_s": 599}, headers=h)
+    await app_client.put(f"/api/v1/me/history/{movie.id}", json={"position_s": 30}, headers=h)
+    seen = set()
+    for path in (
+        f"/api/v1/titles?genre={genre}",
+        f"/api/v1/titles?genre={genre}&kind=episode",
+        f"/api/v1/titles/{series.id}",
+        f"/api/v1/titles/{eps[0].id}",
+        f"/api/v1/search?q={tag}",
+        "/api/v1/me/favorites",
+        "/api/v1/me/history",
+        "/api/v1/me/continue-watching",
+        "/api/v1/me/recommendations",
+    ):
+        r = await app_client.get(path, headers=h)
+        assert r.status == 200, path
+        found = list(_titles_in(await r.json()))
+        assert found, path
+        for t in found:
+            assert CONTRACT_FIELDS <= set(t), (path, CONTRACT_FIELDS - set(t))
+            assert t["kind"] in ("movie", "series", "episode")
+            assert t["status"] in ("pending", "processing", "ready", "failed")
+            seen.add(t["id"])
+    assert {movie.id, series.id, eps[0].id, eps[1].id} <= seen
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "1000000000"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/search?q=matrix",
+        "/api/v1/me/favorites",
+        "/api/v1/me/history",
+        "/api/v1/me/recommendations",
+        "/api/v1/admin/search-stats",
+    ],
+)
+async def test_bad_limit_is_400_everywhere(app_client, admin_headers, path, limit):
+    r = await app_client.get(path, params={"limit": limit}, headers=admin_headers)
+    assert r.status == 400, await r.text()
+    body = await r.json()
+    assert body["error"]["code"] == "invalid_query" and "limit" in body["error"]["message"]
+
+
+async def test_suggest_is_cached_in_redis(app_client, pg, settings):
+    tag = "Sgc" + secrets.token_hex(3)
+    await make_title(pg, title=f"{tag} Cached")
+    await quiesce(app_client)
+    q = tag.lower()
+    r1 = await app_client.get("/api/v1/search/suggest", params={"q": q})
+    assert r1.headers["X-Cache"] == "miss"
+    redis = app_client.app[cache.CACHE].redis
+    version = (await redis.get(settings.redis_prefix + cache.VERSION_KEY) or b"0").decode()
+    key = f"{settings.redis_prefix}{cache.ENTRY_PREFIX}{version}:{cache.page_name('suggest', q)}"
+    assert await redis.get(key) is not None
+    app_client.app[cache.CACHE].local.clear()  # past the near cache: from Redis
+    r2 = await app_client.get("/api/v1/search/suggest", params={"q": q})
+    assert r2.headers["X-Cache"] == "hit" and await r2.json() == await r1.json()
+
+
+async def test_admin_writes_make_every_cached_page_fresh(app_client, pg, genre, admin_headers):
+    """Anonymous browse, title, search and suggest pages are cached; a PATCH and then a DELETE
+    through the API must show on the very next read of each (version bump, no waiting)."""
+    tag = "Frs" + secrets.token_hex(3)
+    t = await make_title(pg, title=f"{tag} Before", genres=[genre])
+    await quiesce(app_client)
+    pages = {
+        "browse": (f"/api/v1/titles?genre={genre}", lambda b: [i["title"] for i in b["items"]]),
+        "title": (f"/api/v1/titles/{t.id}", lambda b: [b["title"]]),
+        "search": (f"/api/v1/search?q={tag}", lambda b: [i["title"] for i in b["items"]]),
+        "suggest": (f"/api/v1/search/suggest?q={tag.lower()}", lambda b: b["suggestions"]),
+    }
+
+    async def read_all():
+        out = {}
+        for name, (path, pick) in pages.items():
+            r = await app_client.get(path)
+            out[name] = (r.status, pick(await r.json()) if r.status == 200 else None, r.headers.get("X-Cache"))
+        return out
+
+    await read_all()
+    cached = await read_all()
+    assert {n: v[2] for n, v in cached.items()} == dict.fromkeys(pages, "hit")
+    assert all(v[1] == [f"{tag} Before"] for v in cached.values())
+
+    r = await app_client.patch(f"/api/v1/titles/{t.id}", json={"title": f"{tag} After"}, headers=admin_headers)
+    assert r.status == 200
+    after = await read_all()
+    assert {n: v[1] for n, v in after.items()} == dict.fromkeys(pages, [f"{tag} After"])
+
+    assert (await app_client.delete(f"/api/v1/titles/{t.id}", headers=admin_headers)).status == 204
+    gone = await read_all()
+    assert gone["title"][0] == 404
+    assert gone["browse"][1] == [] and gone["search"][1] == [] and gone["suggest"][1] == []
