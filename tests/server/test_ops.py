@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import time
 
 from auth import playback
@@ -90,3 +91,41 @@ async def test_access_log_is_json_without_tokens(app_client, settings, caplog, u
     first = json.loads(lines[0])
     assert first["status"] == 200 and first["bytes"] == len(sv.objects["v360/1.m4s"])
     assert first["route"] == "/stream/{title_id}/{version}/{rendition}/{number}.m4s"
+
+
+def _concrete(path: str) -> str:
+    """A request path for a route template (values need not exist: only the route matters)."""
+    values = {"title_id": new_title_id(), "version": "v1", "rendition": "v360", "number": "1",
+              "session_id": new_title_id(), "user_id": new_title_id(), "path": "nope.css", "name": "nope.js"}
+    return re.sub(r"{(\w+)(?::[^}]*)?}", lambda m: values.get(m.group(1), "x"), path)
+
+
+async def test_head_and_options_on_every_route(app_client):
+    """Bad input, issue 3: HEAD and OPTIONS on every route of the app. HEAD answers what GET
+    answers, without a body; OPTIONS is a CORS preflight allowing the route's methods and
+    Range; both carry CORS headers whatever the status."""
+    routes = []
+    for resource in app_client.server.app.router.resources():
+        info = resource.get_info()
+        template = info.get("formatter") or info.get("path")
+        if template:
+            routes.append((template, {route.method for route in resource}))
+    assert len(routes) > 30
+    for template, methods in routes:
+        path = _concrete(template)
+        if "GET" in methods:
+            g = await app_client.get(path)
+            h = await app_client.head(path)
+            assert h.status == g.status, (template, g.status, h.status)
+            assert await h.read() == b"", template
+            assert h.headers["Access-Control-Allow-Origin"] == "*", template
+        method = sorted(methods - {"HEAD"})[0]
+        r = await app_client.options(
+            path, headers={"Origin": "https://player.example", "Access-Control-Request-Method": method,
+                           "Access-Control-Request-Headers": "range, authorization"},
+        )
+        assert r.status == 204, (template, r.status)
+        allowed = {m.strip() for m in r.headers["Access-Control-Allow-Methods"].split(",")}
+        assert methods <= allowed, (template, methods, allowed)
+        assert "range" in r.headers["Access-Control-Allow-Headers"].lower(), template
+        assert r.headers["Access-Control-Allow-Origin"] == "*", template
