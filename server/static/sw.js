@@ -1,7 +1,7 @@
 // Service worker: caches the app shell only, so the app opens offline or on a flaky network.
 // It never caches media (/stream/) or API answers (/api/): those carry personal data and
 // short-lived tokens, and segments are the CDN's job.
-const VERSION = 'streamflix-shell-v1';
+const VERSION = 'streamflix-shell-v2';
 const SHELL = [
   '/',
   '/manifest.webmanifest',
@@ -44,10 +44,17 @@ self.addEventListener('activate', (event) => {
   );
 });
 
+// Paths the server never answers with the shell (server/web.py RESERVED_*): a navigation to
+// one of them (/healthz, a vendor file opened in a tab) must not be stored as the shell.
+const NOT_SHELL_PREFIXES = ['/api/', '/stream/', '/static/', '/vendor/'];
+const NOT_SHELL_EXACT = new Set(['/api', '/stream', '/healthz', '/readyz', '/metrics', '/sw.js', '/manifest.webmanifest', '/favicon.ico']);
+
 function isShell(url, request) {
   if (url.origin !== self.location.origin) return false;
   if (url.pathname.startsWith('/api/') || url.pathname.startsWith('/stream/')) return false;
-  return request.mode === 'navigate' || SHELL_PATHS.has(url.pathname);
+  if (SHELL_PATHS.has(url.pathname)) return true;
+  return request.mode === 'navigate' && !NOT_SHELL_EXACT.has(url.pathname) &&
+    !NOT_SHELL_PREFIXES.some((prefix) => url.pathname.startsWith(prefix));
 }
 
 self.addEventListener('fetch', (event) => {
@@ -57,11 +64,12 @@ self.addEventListener('fetch', (event) => {
   if (!isShell(url, request)) return; // the network, untouched
   // Network first (a deploy shows at once), the cached shell when offline. Navigations to any
   // client route fall back to the cached index.html, which routes on the client.
-  const key = request.mode === 'navigate' ? '/' : url.pathname;
+  const key = SHELL_PATHS.has(url.pathname) ? url.pathname : '/';
   event.respondWith(
     fetch(request)
       .then((response) => {
-        if (response.ok && response.type === 'basic') {
+        const html = (response.headers.get('Content-Type') || '').startsWith('text/html');
+        if (response.ok && response.type === 'basic' && (key !== '/' || html)) {
           const copy = response.clone();
           caches.open(VERSION).then((cache) => cache.put(key, copy));
         }
