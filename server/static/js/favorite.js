@@ -5,7 +5,8 @@ import { flash } from './ui.js';
 
 export async function isFavorite(titleId) {
   if (!isSignedIn()) return false;
-  const body = await api('GET', '/me/favorites', { auth: 'required' });
+  // The API's largest page, so a long list does not show a favourite as "+ My list".
+  const body = await api('GET', '/me/favorites', { query: { limit: 100 }, auth: 'required' });
   return (body?.items || []).some((t) => t.id === titleId);
 }
 

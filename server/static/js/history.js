@@ -7,7 +7,8 @@ const pending = new Set();
 export async function resumePosition(titleId) {
   if (!isSignedIn()) return 0;
   await reportsSettled();
-  const body = await api('GET', '/me/history', { auth: 'required' });
+  // The API's largest page: the default (50) would miss a title watched 51 titles ago.
+  const body = await api('GET', '/me/history', { query: { limit: 100 }, auth: 'required' });
   const item = (body?.items || []).find((it) => (it.title?.id ?? it.title_id) === titleId);
   return item && Number.isFinite(Number(item.position_s)) ? Number(item.position_s) : 0;
 }

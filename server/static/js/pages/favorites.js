@@ -7,7 +7,7 @@ import { card, grid, pageTitle, message } from '../ui.js';
 export async function render({ main, navigate, isCurrent }) {
   const user = await requireSignIn(navigate);
   if (!user || !isCurrent()) return;
-  const body = await api('GET', '/me/favorites', { auth: 'required' });
+  const body = await api('GET', '/me/favorites', { query: { limit: 100 }, auth: 'required' });
   if (!isCurrent()) return;
   main.append(pageTitle('My list'));
   const items = body?.items || [];
