@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -270,6 +271,7 @@ class PageWatch:
     bad_responses: list[str] = field(default_factory=list)
     failed_requests: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    external_requests: list[str] = field(default_factory=list)
     responses: list[tuple[int, str]] = field(default_factory=list)
     allow_status: Callable[[int, str], bool] = lambda status, url: False
 
@@ -279,6 +281,7 @@ class PageWatch:
         page.on("response", self._response)
         page.on("requestfailed", self._failed)
         page.on("dialog", self._dialog)
+        page.on("request", self._request)
 
     def _console(self, msg: Any) -> None:
         if msg.type == "error":
@@ -296,6 +299,12 @@ class PageWatch:
             return
         self.failed_requests.append(f"{req.method} {req.url}: {failure}")
 
+    def _request(self, req: Any) -> None:
+        # Nothing from the internet at run time: every request stays on the test server.
+        url = urlsplit(req.url)
+        if url.scheme in ("http", "https", "ws", "wss") and url.hostname not in ("127.0.0.1", "localhost"):
+            self.external_requests.append(f"{req.method} {req.url}")
+
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(f"{dialog.type}: {dialog.message}")
         dialog.dismiss()
@@ -307,6 +316,7 @@ class PageWatch:
             "HTTP errors": self.bad_responses,
             "failed requests": self.failed_requests,
             "dialogs": self.dialogs,
+            "requests off the app's origin": self.external_requests,
         }
         assert not any(problems.values()), json.dumps(problems, indent=2)
 

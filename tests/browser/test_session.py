@@ -89,3 +89,26 @@ def test_revoked_session_lands_on_login(live_server: LiveServer, new_context: An
     # the only errors are the API's 401s that told the client the session was gone
     assert watch.page_errors == [] and watch.dialogs == []
     assert all(entry.startswith("401 ") for entry in watch.bad_responses), watch.bad_responses
+
+
+def test_profile_signs_another_device_out(live_server: LiveServer, new_context: Any) -> None:
+    """The profile lists every signed-in device; "Sign out device" ends that one session (its
+    token stops working) and leaves this browser signed in."""
+    account = live_server.register_and_login()  # the "other device": a script's session
+    _ctx, page, watch = new_context(width=375, height=800)
+    sign_in(page, live_server.url, account)
+    page.locator("#account-link").click()
+    rows = page.locator("#sessions tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == 2
+    other = page.locator("#sessions tbody tr:not(.current)")
+    assert "this device" not in other.inner_text().lower()
+    other.get_by_role("button", name="Sign out device").click()
+    page.get_by_text("That device is signed out.").wait_for()
+    assert rows.count() == 1 and "this device" in rows.first.inner_text().lower()
+    status, body = live_server.api("GET", "/me", token=account["access_token"])
+    assert status == 401, body
+    page.reload()
+    page.locator("#sessions tbody tr.current").wait_for()
+    assert page.locator("#sessions tbody tr").count() == 1
+    watch.assert_clean()
