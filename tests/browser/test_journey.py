@@ -3,6 +3,7 @@ pick the suggestion, watch 5 s, leave, come back and resume near where it stoppe
 favourite that survives reloads; and not one console error, failed request or HTTP error."""
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -54,11 +55,16 @@ def test_register_search_watch_resume_and_favorite(
     page.get_by_role("link", name="Journey Tester").wait_for()
 
     # -- search with a typo, pick the suggestion ----------------------------------------
+    suggest_calls: list[str] = []
+    page.on("request", lambda r: suggest_calls.append(r.url) if "/api/v1/search/suggest" in r.url else None)
     box = page.locator("#search-input")
     box.click()
     box.press_sequentially("midnigt harbur", delay=60)  # keystrokes: the debounce runs
     option = page.get_by_role("option", name=harbour["title"])
     option.wait_for()
+    # debounced: 14 keystrokes 60 ms apart ask for suggestions once or twice, not per key
+    assert 1 <= len(suggest_calls) <= 4, suggest_calls
+    assert "harbur" in suggest_calls[-1], suggest_calls
     option.click()
     page.wait_for_url(f"**/title/{harbour['id']}")
     page.get_by_role("heading", name=harbour["title"], exact=True).wait_for()
@@ -102,5 +108,18 @@ def test_register_search_watch_resume_and_favorite(
     page.get_by_role("link", name=harbour["title"]).wait_for()
     page.reload()
     page.get_by_role("link", name=harbour["title"]).wait_for()
+
+    # -- sign out: the session ends on the server too ------------------------------------
+    tokens = json.loads(page.evaluate("() => localStorage.getItem('streamflix.auth')"))
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/logout")) as out:
+        page.locator("#sign-out").click()
+    assert out.value.status in (200, 204)
+    page.wait_for_url(base + "/")
+    page.get_by_text("You are signed out.").wait_for()
+    page.get_by_role("link", name="Sign in").first.wait_for()
+    assert page.evaluate("() => localStorage.getItem('streamflix.auth')") is None
+    assert live_server.api("GET", "/me", token=tokens["access_token"])[0] == 401
+    status, _ = live_server.api("POST", "/auth/refresh", {"refresh_token": tokens["refresh_token"]})
+    assert status in (400, 401)
 
     watch.assert_clean()
