@@ -43,6 +43,16 @@ class Mailbox:
         raise AssertionError(f"no {path} mail for {rcpt}")
 
 
+def shots(page: Any, directory: Any, name: str) -> None:
+    """The page at 1440, 375 and 360 px (no sideways scrolling on phones), back to 1440."""
+    for width in (1440, 375, 360):
+        page.set_viewport_size({"width": width, "height": 900 if width > 400 else 780})
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name} scrolls sideways by {overflow}px at {width}px"
+        page.screenshot(path=str(directory / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -71,14 +81,14 @@ def test_forgot_and_reset_password(mail_server: Any, new_context: Any, screensho
     page.fill("#email", account["email"])
     page.get_by_role("button", name="Send reset link").click()
     page.wait_for_selector("#forgot-status:has-text('reset link is on its way')")
-    page.screenshot(path=str(screenshot_dir / "forgot-password-1440.png"))
+    shots(page, screenshot_dir, "forgot-password")
 
     link = box.link(account["email"], "reset-password")
     # The link's token sits in the fragment: it never reaches a server or a Referer.
     page.goto(link.replace(link.split("/#/")[0], server.url))
     page.wait_for_url(re.compile(r"/reset-password#token="))
     page.wait_for_selector("#reset-form")
-    page.screenshot(path=str(screenshot_dir / "reset-password-1440.png"))
+    shots(page, screenshot_dir, "reset-password")
     new_password = "a brand new passphrase " + secrets.token_hex(2)
     page.fill("#password", new_password)
     page.fill("#password-again", new_password)
@@ -110,7 +120,7 @@ def test_verify_email_link(mail_server: Any, new_context: Any, screenshot_dir: A
     _, page, watch = new_context()
     page.goto(link.replace(link.split("/#/")[0], server.url))
     page.wait_for_selector("text=Your email address is verified")
-    page.screenshot(path=str(screenshot_dir / "verify-email-1440.png"))
+    shots(page, screenshot_dir, "verify-email")
     assert "#token=" not in page.url  # the spent token is dropped from the address bar
     status, me = server.api("GET", "/me", token=account["access_token"])
     assert status == 200 and me["email_verified"] is True
