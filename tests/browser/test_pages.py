@@ -1,4 +1,4 @@
-"""Every page of the web client at a phone width (375 px) and a desktop width (1440 px):
+"""Every page of the web client at phone widths (360 and 375 px) and a desktop width (1440 px):
 screenshots under test-output/screenshots/ for a person to look at, no horizontal scrolling
 on the phone, and no console error or failed request anywhere. Also: a series' seasons and
 the next episode at the end of one, the admin page's progress and failure reasons, keyboard
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.browser
 
 VIDEO = "document.getElementById('video')"
 XSS = "<img src=x onerror=alert(1)>"
-WIDTHS = [375, 1440]
+WIDTHS = [360, 375, 1440]  # 360: the narrowest phone the issue names
 
 
 @pytest.fixture

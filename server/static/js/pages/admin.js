@@ -31,7 +31,7 @@ async function allTitles(jobs) {
 function progressCell(job, status) {
   const pct = status === 'ready' ? 100 : Math.round(Number(job?.progress) || 0);
   const bar = h('progress', { max: '100', value: String(pct), 'aria-label': 'Transcode progress' });
-  return h('td', { class: 'progress-cell' }, bar, h('span', {}, `${pct}%`));
+  return h('td', { class: 'progress-cell', dataset: { label: 'Progress' } }, bar, h('span', {}, `${pct}%`));
 }
 
 export async function render({ main, navigate, isCurrent }) {
@@ -44,7 +44,7 @@ export async function render({ main, navigate, isCurrent }) {
   }
   const summary = h('p', { class: 'hint', id: 'queue-summary', role: 'status' });
   const body = h('tbody');
-  const table = h('table', { class: 'table', id: 'admin-titles' },
+  const table = h('table', { class: 'table table-cards', id: 'admin-titles' },
     h('thead', {}, h('tr', {}, ['Title', 'Kind', 'Status', 'Progress', 'Attempts', 'Failure reason', 'Updated'].map((c) => h('th', { scope: 'col' }, c)))),
     body);
   main.append(summary, h('div', { class: 'table-wrap' }, table));
@@ -73,14 +73,14 @@ export async function render({ main, navigate, isCurrent }) {
       const reason = t.failure_reason || (job && job.error) || '';
       return h('tr', { dataset: { titleId: id, status } },
         h('th', { scope: 'row' }, titles.has(id) ? h('a', { href: `/title/${encodeURIComponent(id)}` }, t.title) : t.title),
-        h('td', {}, t.kind || ''),
-        h('td', {}, h('span', { class: ['badge', `status-${status}`] }, status),
+        h('td', { dataset: { label: 'Kind' } }, t.kind || ''),
+        h('td', { dataset: { label: 'Status' } }, h('span', { class: ['badge', `status-${status}`] }, status),
           job && ['queued', 'running', 'failed'].includes(job.status) && job.status !== status
             ? h('span', { class: 'card-meta' }, ` job ${job.status}`) : null),
-        t.kind === 'series' ? h('td', {}, '—') : progressCell(job, status),
-        h('td', {}, job ? `${job.attempts ?? 0}/${job.max_attempts ?? '—'}` : '—'),
-        h('td', { class: 'reason' }, reason),
-        h('td', {}, formatDate(job?.updated_at || t.updated_at || t.created_at)));
+        t.kind === 'series' ? h('td', { dataset: { label: 'Progress' } }, '—') : progressCell(job, status),
+        h('td', { dataset: { label: 'Attempts' } }, job ? `${job.attempts ?? 0}/${job.max_attempts ?? '—'}` : '—'),
+        h('td', { class: 'reason', dataset: { label: 'Failure' } }, reason || null),
+        h('td', { dataset: { label: 'Updated' } }, formatDate(job?.updated_at || t.updated_at || t.created_at)));
     });
     body.replaceChildren(...rows);
     const active = (jobs.items || []).some((j) => ['queued', 'pending', 'running', 'processing'].includes(j.status));

@@ -61,9 +61,9 @@ export async function render({ main, navigate, isCurrent }) {
       });
       return h('tr', { class: s.current ? 'current' : null },
         h('td', { title: s.user_agent || '' }, describeAgent(s.user_agent), s.current ? h('span', { class: 'badge' }, 'this device') : null),
-        h('td', {}, s.ip || '—'),
-        h('td', {}, formatDate(s.created_at)),
-        h('td', {}, formatDate(s.last_seen_at || s.last_used_at)),
+        h('td', { dataset: { label: 'IP address' } }, s.ip || '—'),
+        h('td', { dataset: { label: 'Signed in' } }, formatDate(s.created_at)),
+        h('td', { dataset: { label: 'Last active' } }, formatDate(s.last_seen_at || s.last_used_at)),
         h('td', {}, button));
     })));
   devices.append(h('div', { class: 'table-wrap' }, table));
