@@ -55,6 +55,41 @@ async def test_unknown_email_and_wrong_password_look_alike(app_client):
     assert await r1.json() == await r2.json()
 
 
+async def test_unknown_email_and_wrong_password_take_about_the_same_time(app_client):
+    """Both run one argon2 verification (an unknown email against a dummy hash). Fastest of
+    several interleaved tries, so load noise on a shared machine cannot fake a difference;
+    without the dummy hash an unknown email answers ~20x faster than a wrong password."""
+    user = await register(app_client)
+    nobody = unique_email("nobody")
+    times: dict[str, list[float]] = {"wrong": [], "unknown": []}
+    for _ in range(4):  # 4 + 4 tries: under the default 10/min per-account limit
+        for label, email in (("wrong", user["email"]), ("unknown", nobody)):
+            start = time.perf_counter()
+            r = await app_client.post("/api/v1/auth/login", json={"email": email, "password": "wrong password!"})
+            times[label].append(time.perf_counter() - start)
+            assert r.status == 401
+    ratio = min(times["unknown"]) / min(times["wrong"])
+    assert 0.5 < ratio < 2.0, times
+
+
+async def test_login_rehashes_a_password_hashed_with_old_parameters(app_client, pg):
+    """argon2 parameters changed since the hash was made: the next login upgrades it."""
+    from argon2 import PasswordHasher
+
+    user = await register(app_client)
+    old = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    await pg.execute("UPDATE auth.users SET password_hash = $2 WHERE id = $1::uuid", user["id"], old)
+    # A wrong password does not touch the hash.
+    r = await app_client.post("/api/v1/auth/login", json={"email": user["email"], "password": "wrong password!"})
+    assert r.status == 401
+    assert await pg.fetchval("SELECT password_hash FROM auth.users WHERE id = $1::uuid", user["id"]) == old
+    await login(app_client, user["email"])
+    new = await pg.fetchval("SELECT password_hash FROM auth.users WHERE id = $1::uuid", user["id"])
+    assert new != old and new.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    await login(app_client, user["email"])  # still the same password
+    assert await pg.fetchval("SELECT password_hash FROM auth.users WHERE id = $1::uuid", user["id"]) == new
+
+
 # ---- refresh rotation and revocation ------------------------------------------------------
 
 
@@ -210,6 +245,24 @@ async def test_delete_account_erases_favorites_and_history(app_client, pg, monke
     r = await app_client.delete("/api/v1/me", json={"password": PASSWORD}, headers=bearer(u["access_token"]))
     assert r.status == 204
     assert calls == [(True, u["id"])]
+
+
+async def test_delete_account_erases_real_favorites_and_history(app_client, pg):
+    """End to end: rows written through the catalog API are gone after DELETE /me."""
+    from tests.catalog.fixtures import make_title
+
+    t = await make_title(pg, duration_s=600)
+    u = await new_user(app_client)
+    h = bearer(u["access_token"])
+    assert (await app_client.put(f"/api/v1/me/favorites/{t.id}", headers=h)).status == 204
+    r = await app_client.put(f"/api/v1/me/history/{t.id}", json={"position_s": 120}, headers=h)
+    assert r.status == 204, await r.text()
+    counts = "SELECT (SELECT count(*) FROM catalog.favorites WHERE user_id = $1::uuid) + " \
+             "(SELECT count(*) FROM catalog.history WHERE user_id = $1::uuid)"
+    assert await pg.fetchval(counts, u["id"]) == 2
+    r = await app_client.delete("/api/v1/me", json={"password": PASSWORD}, headers=h)
+    assert r.status == 204
+    assert await pg.fetchval(counts, u["id"]) == 0
 
 
 async def test_delete_account_rolls_back_when_erasing_fails(app_client, pg, monkeypatch):
@@ -396,6 +449,37 @@ async def test_sql_and_script_text_stored_verbatim(app_client, pg, payload):
     r = await app_client.get(f"/api/v1/me/sessions/{payload}", headers=h)
     assert r.status in (404, 405)
     assert await pg.fetchval("SELECT count(*) FROM auth.users") >= 1  # still there
+
+
+@pytest.mark.parametrize("payload", [pytest.param(SQL, id="sql"), pytest.param(SCRIPT, id="script")])
+async def test_sql_and_script_text_in_account_and_admin_fields(app_client, pg, payload):
+    """The fields the test above does not reach: new and current password on PATCH /me,
+    the password on DELETE /me, an admin's role, cursor and user id."""
+    u = await new_user(app_client)
+    h = bearer(u["access_token"])
+    # As the current password: just a wrong one.
+    r = await app_client.patch("/api/v1/me", json={"password": "new password 123", "current_password": payload}, headers=h)
+    assert r.status == 403 and await error_code(r) == "wrong_password"
+    r = await app_client.delete("/api/v1/me", json={"password": payload}, headers=h)
+    assert r.status == 403 and await error_code(r) == "wrong_password"
+    # As the new password: stored (hashed) and usable, like any other text.
+    r = await app_client.patch("/api/v1/me", json={"password": payload, "current_password": PASSWORD}, headers=h)
+    assert r.status == 200
+    await login(app_client, u["email"], payload)
+    r = await app_client.delete("/api/v1/me", json={"password": payload}, headers=h)
+    assert r.status == 204
+    admin = await _admin(app_client, pg)
+    ah = bearer(admin["access_token"])
+    other = await register(app_client)
+    r = await app_client.patch(f"/api/v1/admin/users/{other['id']}", json={"role": payload}, headers=ah)
+    assert r.status == 400 and await error_code(r) == "invalid_body"
+    r = await app_client.get("/api/v1/admin/users", params={"cursor": payload}, headers=ah)
+    assert r.status == 400
+    from urllib.parse import quote
+
+    r = await app_client.patch(f"/api/v1/admin/users/{quote(payload, safe='')}", json={"role": "admin"}, headers=ah)
+    assert r.status == 404
+    assert await pg.fetchval("SELECT role FROM auth.users WHERE id = $1::uuid", other["id"]) == "viewer"
 
 
 # ---- forged and stale access tokens over HTTP ---------------------------------------------

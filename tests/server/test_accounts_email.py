@@ -132,6 +132,23 @@ async def test_password_reset(client, mailbox):
     await login(client, user["email"], "brand new password")
 
 
+async def test_used_reset_link_is_refused(client, mailbox):
+    """A reset link works once: replayed (a mail read later, a link in browser history), it
+    changes nothing and signs no one out."""
+    user = await register(client)
+    await client.post("/api/v1/auth/password-reset/request", json={"email": user["email"]})
+    _, _, token = link_of(await mailbox.wait_for(user["email"], "Reset"))
+    r = await client.post("/api/v1/auth/password-reset", json={"token": token, "password": "first new password"})
+    assert r.status == 204
+    session = await login(client, user["email"], "first new password")
+    r = await client.post("/api/v1/auth/password-reset", json={"token": token, "password": "attacker password"})
+    assert r.status == 400 and await error_code(r) == "invalid_email_token"
+    await login(client, user["email"], "first new password")
+    r = await client.post("/api/v1/auth/login", json={"email": user["email"], "password": "attacker password"})
+    assert r.status == 401
+    assert (await client.get("/api/v1/me", headers=bearer(session["access_token"]))).status == 200
+
+
 async def test_reset_request_is_the_same_for_unknown_addresses(client, mailbox):
     user = await register(client)
     await mailbox.wait_for(user["email"], "Confirm")
