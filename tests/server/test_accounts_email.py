@@ -196,6 +196,24 @@ async def test_expired_reset_link(client, mailbox, pg):
     assert r.status == 400 and await error_code(r) == "invalid_email_token"
 
 
+async def test_expired_verification_link(client, mailbox, pg):
+    user = await register(client)
+    _, _, token = link_of(await mailbox.wait_for(user["email"], "Confirm"))
+    expires = await pg.fetchval(
+        "SELECT expires_at - created_at FROM auth.email_tokens WHERE user_id = $1::uuid AND purpose = 'verify_email'",
+        user["id"],
+    )
+    assert expires.total_seconds() == 48 * 3600
+    await pg.execute(
+        "UPDATE auth.email_tokens SET expires_at = now() - interval '1 second' WHERE user_id = $1::uuid", user["id"]
+    )
+    r = await client.post("/api/v1/auth/verify-email", json={"token": token})
+    assert r.status == 400 and await error_code(r) == "invalid_email_token"
+    tokens = await login(client, user["email"])
+    me = await (await client.get("/api/v1/me", headers=bearer(tokens["access_token"]))).json()
+    assert me["email_verified"] is False
+
+
 async def test_forged_host_header_does_not_reach_the_link(client, mailbox):
     """Password-reset poisoning: the link must not point at a Host the client chose."""
     user = await register(client)
