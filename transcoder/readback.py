@@ -56,7 +56,7 @@ def _read_back(out_dir: Path, ladder: Ladder, title_id: str, version: str) -> Pr
         if scan.init.handler != "soun":
             raise TranscodeError(f"{a.id}: init segment holds a {scan.init.handler!r} track")
         renditions.append(_rendition(
-            a.id, "audio", scan, language=a.language, name=a.name or a.language,
+            a.id, "audio", scan, language=a.language, name=audio_name(a.name, a.language),
             channels=scan.init.channels or a.channels,
             sample_rate=scan.init.sample_rate or a.sample_rate, default=True,
         ))
@@ -115,3 +115,11 @@ def _rendition(rendition_id: str, kind: str, scan: ScannedRendition, **fields) -
         start_time=scan.segments[0].base_decode_time,
         **fields,
     )
+
+
+def audio_name(title: str | None, language: str) -> str:
+    """What a player's audio menu shows (HLS NAME): the stream's own title, else its
+    language tag, else "Main" rather than the bare "und" of an untagged source."""
+    if title:
+        return title
+    return language if language and language != "und" else "Main"

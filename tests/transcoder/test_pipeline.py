@@ -226,3 +226,17 @@ def test_misaligned_rungs_are_refused(ladder720: Encoded) -> None:
 def test_truncated_output_is_refused(ladder720: Encoded) -> None:
     with pytest.raises(TranscodeError, match="truncated"):
         check_presentation(ladder720.presentation, expected_duration_s=60.0)
+
+
+@pytest.mark.parametrize(
+    ("title", "language", "name"),
+    [
+        pytest.param("Director's commentary", "en", "Director's commentary", id="stream-title"),
+        pytest.param(None, "fr", "fr", id="language"),
+        pytest.param(None, "und", "Main", id="untagged"),
+    ],
+)
+def test_audio_name_shown_in_players(title, language, name):
+    from transcoder.readback import audio_name
+
+    assert audio_name(title, language) == name
