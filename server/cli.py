@@ -33,6 +33,15 @@ _positive_int = _int_at_least(1, "must be at least 1")
 _non_negative_int = _int_at_least(0, "must not be negative")
 
 
+def _credit(text: str) -> dict[str, str]:
+    name, _, rest = text.partition(":")
+    role, _, character = rest.partition(":")
+    if not name.strip():
+        raise argparse.ArgumentTypeError(f"a credit needs a name: {text!r}")
+    fields = {"name": name.strip(), "role": role.strip(), "character": character.strip()}
+    return {k: v for k, v in fields.items() if v}
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: a subcommand's copy of the option must not reset what was given before it.
@@ -68,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--year", type=_positive_int)
     p.add_argument("--genre", action="append", default=[])
     p.add_argument("--description", default="")
+    p.add_argument(
+        "--credit",
+        action="append",
+        default=[],
+        type=_credit,
+        metavar="NAME[:ROLE[:CHARACTER]]",
+        help='cast or crew, repeatable: --credit "Keanu Reeves:actor:Neo"',
+    )
     p.add_argument("--wait", action="store_true", help="return when the title is ready or failed")
     p.add_argument("--json", action="store_true")
 

@@ -97,6 +97,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
             year=args.year,
             genres=args.genre,
             description=args.description,
+            credits=args.credit,
             max_source_bytes=settings.max_source_bytes,
             work_dir=settings.work_dir,
             max_attempts=settings.job_max_attempts,

@@ -138,7 +138,8 @@ def test_titles_list_show_delete(
 ) -> None:
     clip = clip_factory(seconds=2, width=320, height=180)
     code, out, err = run_cli(monkeypatch, capsys, settings, "ingest", str(clip), "--title", "Pilot",
-                             "--series", "CLI Show", "--season", "1", "--episode", "1", "--wait")
+                             "--series", "CLI Show", "--season", "1", "--episode", "1", "--wait",
+                             "--credit", "Ann Actor:actor:Hero", "--credit", "Dee Rector:director")
     assert code == 0, err
     episode_id = out.strip()
     uuid.UUID(episode_id)
@@ -146,6 +147,10 @@ def test_titles_list_show_delete(
     code, out, _ = run_cli(monkeypatch, capsys, settings, "titles", "show", episode_id, "--json")
     shown = json.loads(out)
     assert code == 0 and shown["kind"] == "episode" and shown["status"] == "ready"
+    assert shown["credits"] == [
+        {"name": "Ann Actor", "role": "actor", "character": "Hero"},
+        {"name": "Dee Rector", "role": "director"},
+    ]
     assert shown["job"]["status"] == "done" and shown["job"]["attempts"] == 1
     series_id = shown["series_id"]
 
