@@ -82,6 +82,7 @@ def test_revoked_session_lands_on_login(live_server: LiveServer, new_context: An
     page.wait_for_url("**/login?reason=revoked*")
     page.get_by_text("Your session was signed out").wait_for()
     assert stored_tokens(page) is None
+    assert page.locator("#flash").is_hidden(), "no stale 'Welcome back.' next to the message"
     page.get_by_role("link", name="Sign in").wait_for()  # the header shows signed out
     for width in (375, 1440):
         page.set_viewport_size({"width": width, "height": 800})

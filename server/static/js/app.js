@@ -4,7 +4,7 @@ import { h } from './dom.js';
 import { route, setNotFound, navigate, render, interceptLinks, afterRender } from './router.js';
 import { searchBox } from './searchbox.js';
 import { currentUser } from './session.js';
-import { flash } from './ui.js';
+import { flash, hideFlash } from './ui.js';
 
 route('/', () => import('./pages/home.js'));
 route('/search', () => import('./pages/search.js'));
@@ -59,6 +59,7 @@ onAuthChange(() => renderAccount());
 
 window.addEventListener('streamflix:session-ended', (ev) => {
   const reason = ev.detail && ev.detail.reason === 'revoked' ? 'revoked' : 'expired';
+  hideFlash(); // the login page says why; a stale "Welcome back." would contradict it
   if (location.pathname === '/login') return;
   const next = location.pathname + location.search;
   navigate(`/login?reason=${reason}&next=${encodeURIComponent(next)}`, { replace: true });

@@ -99,6 +99,13 @@ export function flash(text, kind = 'info') {
   }, 6000);
 }
 
+/** Drop a message that no longer holds (a "Welcome back." when the session just ended). */
+export function hideFlash() {
+  const el = document.getElementById('flash');
+  if (el) el.hidden = true;
+  clearTimeout(flashTimer);
+}
+
 export function spinner(label = 'Loading') {
   return h('p', { class: 'loading', role: 'status' }, `${label}…`);
 }
