@@ -474,6 +474,7 @@ async def test_suggest_is_cached_in_redis(app_client, pg, settings):
     q = tag.lower()
     r1 = await app_client.get("/api/v1/search/suggest", params={"q": q})
     assert r1.headers["X-Cache"] == "miss"
+    await app_client.app[cache.CACHE].drain()  # the copy in Redis is written after the answer
     redis = app_client.app[cache.CACHE].redis
     version = (await redis.get(settings.redis_prefix + cache.VERSION_KEY) or b"0").decode()
     key = f"{settings.redis_prefix}{cache.ENTRY_PREFIX}{version}:{cache.page_name('suggest', q)}"

@@ -87,6 +87,7 @@ async def test_pages_are_stored_in_redis(app_client, settings):
     q = "stored" + secrets.token_hex(3)
     r = await app_client.get("/api/v1/search", params={"q": q})
     assert r.status == 200
+    await app_client.app[cache.CACHE].drain()  # the copy in Redis is written after the answer
     redis = app_client.app[cache.CACHE].redis
     version = (await redis.get(settings.redis_prefix + cache.VERSION_KEY) or b"0").decode()
     key = f"{settings.redis_prefix}{cache.ENTRY_PREFIX}{version}:{cache.page_name('search', q, 20)}"
