@@ -24,7 +24,6 @@ import random
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,8 @@ sys.path.insert(0, str(ROOT))
 
 from server.migrate import migrate  # noqa: E402
 from server.settings import Settings  # noqa: E402
+
+from benchlib import free_port, wait_http  # noqa: E402
 
 N_TITLES = 10_000
 N_SERIES = 150
@@ -65,24 +66,6 @@ midnight twilight dawn horizon frontier border wild quiet silent broken hidden l
 first final eternal endless forgotten burning frozen falling rising dark bright""".split()
 FIRST = "Anna Ben Carla David Elena Farid Grace Hiro Ines Jonas Kira Leo Maya Nico Olga Pablo Quinn Rosa Sami Tara".split()
 LAST = "Reeves Moss Fishburne Weaving Okafor Tanaka Silva Novak Haddad Larsen Kowalski Dubois Moreau Rossi Chen".split()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).read()
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def make_title(rng: random.Random) -> str:

@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,28 +42,12 @@ from packager.uris import UriBuilder  # noqa: E402
 from server.migrate import migrate  # noqa: E402
 from server.settings import Settings  # noqa: E402
 
+from benchlib import free_port, wait_http  # noqa: E402
+
 SEGMENT_BYTES = 1024 * 1024
 SEGMENTS = 4
 SECRET = "bench-secret-key"
 NGINX = "/usr/sbin/nginx"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not answer within {timeout} s")
-            time.sleep(0.1)
 
 
 async def store(storage_dir: Path, title_id: str, version: str) -> Presentation:

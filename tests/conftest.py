@@ -6,7 +6,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import pytest
 
 from server.migrate import migrate
 from server.settings import Settings
+from tests.support import free_port
 
 def _admin_dsn() -> str:
     if "STREAMFLIX_TEST_ADMIN_DSN" in os.environ:
@@ -177,12 +177,6 @@ _DUMMY_AWS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """Start `python -m moto.server` on a free port; yield its endpoint URL.
@@ -192,7 +186,7 @@ def s3_server() -> Iterator[str]:
     """
     saved = {k: os.environ.get(k) for k in _DUMMY_AWS}
     os.environ.update(_DUMMY_AWS)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     # moto logs every request: a file, not a pipe nobody drains (a full pipe blocks it).
     log = tempfile.TemporaryFile()
@@ -241,41 +235,16 @@ def s3_server() -> Iterator[str]:
 async def ready_title(settings: Settings, clip_factory: Callable[..., Path]) -> dict[str, Any]:
     """A 6 s 640x360 clip with audio, ingested and transcoded by the real ingest and worker
     code into the test's file storage. Returns {"id", "version", "settings"}."""
-    from catalog.titles import get_title
-    from media.storage import open_storage
-    from transcoder.ingest import ingest
-    from transcoder.worker import Worker
+    from tests.support import ingest_and_transcode
 
     clip = clip_factory(seconds=6, width=640, height=360)
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
-    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
-    try:
-        title = await ingest(
-            pool,
-            storage,
-            source=str(clip),
-            title=f"Ready {secrets.token_hex(3)}",
-            year=2024,
-            genres=["test"],
-            description="A generated test clip.",
-            max_source_bytes=settings.max_source_bytes,
-            work_dir=settings.work_dir,
-        )
-        # title_id: never take another test's job from the shared session database
-        worker = Worker(
-            pool,
-            storage,
-            work_dir=settings.work_dir,
-            lease_s=settings.job_lease_s,
-            segment_s=settings.segment_duration_s,
-            preset=settings.x264_preset,
-            title_id=title.id,
-        )
-        await worker.run(once=True)
-        async with pool.acquire() as conn:
-            title = await get_title(conn, title.id)
-    finally:
-        await storage.close()
-        await pool.close()
+    title = await ingest_and_transcode(
+        settings,
+        clip,
+        title=f"Ready {secrets.token_hex(3)}",
+        year=2024,
+        genres=["test"],
+        description="A generated test clip.",
+    )
     assert title.status == "ready", f"ready_title failed: {title.failure_reason}"
     return {"id": title.id, "version": title.current_version, "settings": settings}

@@ -162,39 +162,9 @@ class LiveServer:
 
 
 async def _ingest_ready(settings: Settings, clip: Path, *, expect: str, **fields: Any) -> dict[str, Any]:
-    import asyncpg
+    from tests.support import ingest_and_transcode
 
-    from catalog.titles import get_title
-    from media.storage import open_storage
-    from transcoder.ingest import ingest
-    from transcoder.worker import Worker
-
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
-    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
-    try:
-        title = await ingest(
-            pool,
-            storage,
-            source=str(clip),
-            max_source_bytes=settings.max_source_bytes,
-            work_dir=settings.work_dir,
-            **fields,
-        )
-        worker = Worker(
-            pool,
-            storage,
-            work_dir=settings.work_dir,
-            lease_s=settings.job_lease_s,
-            segment_s=settings.segment_duration_s,
-            preset=settings.x264_preset,
-            title_id=title.id,  # never take another test's job from the shared database
-        )
-        await worker.run(once=True)
-        async with pool.acquire() as conn:
-            title = await get_title(conn, title.id)
-    finally:
-        await storage.close()
-        await pool.close()
+    title = await ingest_and_transcode(settings, clip, **fields)
     assert title.status == expect, f"ingest ended {title.status}: {title.failure_reason}"
     return title.to_json() | {"version": title.current_version}
 

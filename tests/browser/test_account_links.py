@@ -8,7 +8,6 @@ import email
 import email.policy
 import re
 import secrets
-import socket
 import time
 from typing import Any, Iterator
 
@@ -16,6 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.browser.conftest import PASSWORD, LiveServer
+from tests.support import free_port
 
 pytestmark = pytest.mark.browser
 
@@ -53,16 +53,10 @@ def shots(page: Any, directory: Any, name: str) -> None:
     page.set_viewport_size({"width": 1440, "height": 900})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mail_server(web_settings: Any) -> Iterator[tuple[LiveServer, Mailbox]]:
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(box, hostname="127.0.0.1", port=free_port())
     controller.start()
     server = LiveServer(dataclasses.replace(web_settings, smtp_url=f"smtp://127.0.0.1:{controller.port}")).start()
     try:

@@ -7,7 +7,6 @@ import email
 import email.policy
 import re
 import secrets
-import socket
 from email.message import Message
 from typing import Any
 from urllib.parse import unquote
@@ -17,6 +16,7 @@ from aiosmtpd.controller import Controller
 
 from server.app import create_app
 from tests.server.accounts_util import PASSWORD, bearer, error_code, login, register, unique_email
+from tests.support import free_port
 
 LINK = re.compile(r"(https?://\S+?)/#/(verify-email|reset-password)\?token=(\S+)")
 
@@ -42,16 +42,10 @@ class Mailbox:
         return sum(rcpt in rcpts for rcpts, _ in self.messages)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mailbox() -> Any:
     box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=_free_port(), enable_SMTPUTF8=True)
+    controller = Controller(box, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=True)
     controller.start()
     box.port = controller.port
     yield box

@@ -21,7 +21,7 @@ import m3u8
 import pytest
 
 from tests.conftest import REDIS_URL, _drop, _dsn_for
-from tests.server.nginx_support import free_port
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 120

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.server.nginx_support import free_port
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,53 @@
+"""Helpers shared by the test packages (fixtures live in conftest.py)."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from server.settings import Settings
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (tests run side by side: never a fixed port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def ingest_and_transcode(settings: Settings, clip: Path, **fields: Any) -> Any:
+    """Ingest `clip` with the real ingest code and run the real worker on that one title
+    (never another test's job from a shared database); returns the catalog Title."""
+    from catalog.titles import get_title
+    from media.storage import open_storage
+    from transcoder.ingest import ingest
+    from transcoder.worker import Worker
+
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    try:
+        title = await ingest(
+            pool,
+            storage,
+            source=str(clip),
+            max_source_bytes=settings.max_source_bytes,
+            work_dir=settings.work_dir,
+            **fields,
+        )
+        worker = Worker(
+            pool,
+            storage,
+            work_dir=settings.work_dir,
+            lease_s=settings.job_lease_s,
+            segment_s=settings.segment_duration_s,
+            preset=settings.x264_preset,
+            title_id=title.id,
+        )
+        await worker.run(once=True)
+        async with pool.acquire() as conn:
+            return await get_title(conn, title.id)
+    finally:
+        await storage.close()
+        await pool.close()
