@@ -88,7 +88,8 @@ async def prepare(settings: Settings, source: str | None) -> tuple[str, str]:
         status = await pool.fetchval("SELECT status FROM catalog.titles WHERE id = $1::uuid", title_id)
         if status != "ready":
             print("transcoding (in process) ...", flush=True)
-        title = await wait_for_title(settings, pool, storage, title_id, bar=sys.stderr)
+        # a bar only on a terminal: redrawn lines are noise in a log file
+        title = await wait_for_title(settings, pool, storage, title_id, bar=sys.stderr if sys.stderr.isatty() else None)
         if title.status != "ready":
             raise RuntimeError(f"the demo title failed to transcode: {title.failure_reason or 'unknown reason'}")
         password = secrets.token_urlsafe(12)
