@@ -176,11 +176,13 @@ def _parse(spec: str, size: int) -> list[tuple[int, int]] | str | None:
 
     while True:
         i = skip_spaces(i)
-        suffix = False
         if i < n and spec[i] == "-":
-            suffix = True
-            i += 1
-            start = 0
+            got = digits(i + 1)
+            if got is None:
+                return None
+            last, i = got
+            # 14.1.2: a suffix longer than the representation selects all of it
+            start, end = max(size - last, 0), size
         else:
             got = digits(i)
             if got is None:
@@ -191,30 +193,16 @@ def _parse(spec: str, size: int) -> list[tuple[int, int]] | str | None:
                 return None
             i = skip_spaces(i + 1)
             if i >= n or spec[i] == ",":
-                # 14.1.2: "first-pos-" means to the end of the representation
-                end = size
-                if start < end:
-                    out.append((start, end))
-                    if len(out) > 1:
-                        return "full"  # a second range: nginx (max_ranges 1) stops here
-                elif start == 0:
-                    return "full"
-                if i >= n:
-                    break
-                i += 1
-                continue
-        got = digits(i)
-        if got is None:
-            return None
-        last, i = got
+                end = size  # 14.1.2: "first-pos-" means to the end of the representation
+            else:
+                got = digits(i)
+                if got is None:
+                    return None
+                last, i = got
+                end = size if last >= size else last + 1  # last-pos past the end is clamped
         i = skip_spaces(i)
         if i < n and spec[i] != ",":
             return None
-        if suffix:
-            # 14.1.2: a suffix longer than the representation selects all of it
-            start, end = max(size - last, 0), size
-        else:
-            end = size if last >= size else last + 1  # last-pos past the end is clamped
         if start < end:
             out.append((start, end))
             if len(out) > 1:
