@@ -319,15 +319,23 @@ def _rendition(p: Presentation, request: web.Request) -> Rendition:
     return r
 
 
-def _send_document(request: web.Request, doc: Document) -> web.Response:
-    d = decide(request, doc.validators, doc.full)
-    if d.status == 304:
-        return _not_modified(doc.headers)
-    if d.status not in (200, 206):
+def _answer(
+    request: web.Request, validators: Validators, full: Decision, headers: dict[str, str]
+) -> tuple[Decision, dict[str, str]]:
+    """Range and preconditions evaluated: the decision (200, 206 or 304) and the headers to
+    send with it (Content-Range added to a 206); 412 and 416 are raised."""
+    d = decide(request, validators, full)
+    if d.status not in (200, 206, 304):
         raise _failed(d)
-    headers = doc.headers
     if d.status == 206:
         headers = {**headers, "Content-Range": d.content_range or ""}
+    return d, headers
+
+
+def _send_document(request: web.Request, doc: Document) -> web.Response:
+    d, headers = _answer(request, doc.validators, doc.full, doc.headers)
+    if d.status == 304:
+        return _not_modified(headers)
     body = doc.body if d.status == 200 else doc.body[d.start : d.start + d.length]
     request[BYTES_SENT] = 0 if request.method == "HEAD" else len(body)
     return web.Response(status=d.status, body=body, headers=headers)
@@ -377,14 +385,9 @@ async def _send_object(
     except ObjectNotFound:
         o.forget_version(p.title_id, p.version)
         raise ApiError(404, "segment_not_found", "this segment is not in storage") from None
-    d = decide(request, obj.validators, obj.full)
+    d, headers = _answer(request, obj.validators, obj.full, obj.headers)
     if d.status == 304:
-        return _not_modified(obj.headers)
-    if d.status not in (200, 206):
-        raise _failed(d)
-    headers = obj.headers
-    if d.status == 206:
-        headers = {**headers, "Content-Range": d.content_range or ""}
+        return _not_modified(headers)
     if obj.path is not None:
         return await _send_file(request, o, p, obj, d, headers)
     return await _send_stream(request, o, p, obj, d, headers)
