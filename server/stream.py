@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import logging
 import os
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -45,12 +46,23 @@ from server.middlewares import BYTES_SENT, CORS_HEADERS
 log = logging.getLogger("streamflix.stream")
 
 PREFIX = "/stream"
-# Route patterns: only these characters can reach a handler (everything else is the router's 404).
-_TITLE = r"{title_id:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}}"
-_VERSION = r"{version:[A-Za-z0-9][A-Za-z0-9_-]{0,63}}"
-_RENDITION = r"{rendition:[a-z0-9_-]{1,64}}"
-# No sign, no leading zero: one segment has exactly one URL (one CDN cache entry).
-_NUMBER = r"{number:0|[1-9][0-9]{0,8}}"
+# Route variables: only these characters can reach a handler (everything else is the router's
+# 404). One table for both readers: aiohttp's router and server/fastpath.py's matcher.
+VARIABLES = {
+    "title_id": r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+    "version": r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}",
+    "rendition": r"[a-z0-9_-]{1,64}",
+    # No sign, no leading zero: one segment has exactly one URL (one CDN cache entry).
+    "number": r"0|[1-9][0-9]{0,8}",
+}
+# Route name -> path under PREFIX, `{variable}` for the table above.
+ROUTES = {
+    "master": f"{{title_id}}/{{version}}/{MASTER_NAME}",
+    "manifest": f"{{title_id}}/{{version}}/{MPD_NAME}",
+    "media_playlist": f"{{title_id}}/{{version}}/{{rendition}}/{MEDIA_PLAYLIST_NAME}",
+    "init": "{title_id}/{version}/{rendition}/init.mp4",
+    "segment": "{title_id}/{version}/{rendition}/{number}.m4s",
+}
 
 CT_HLS = "application/vnd.apple.mpegurl"  # RFC 8216 section 4
 CT_DASH = "application/dash+xml"  # ISO/IEC 23009-1 annex C
@@ -138,15 +150,19 @@ class Origin:
         token = qs[6:] if qs.startswith("token=") and "&" not in qs else request.query.get("token")
         if not token:
             raise PlaybackTokenMissing("this URL needs a playback token: ask POST /api/v1/titles/{id}/playback")
+        self.verify_token(token, title_id, version)
+        return token
+
+    def verify_token(self, token: str, title_id: str, version: str) -> None:
+        """Raises the precise PlaybackTokenError unless `token` opens this title version now."""
         now = time.time()
         hit = self.tokens.get(token)
         # A token verified once is remembered with its scope; the expiry is still checked on
         # every request (and a scope mismatch re-verifies, to raise the precise error).
         if hit is not None and hit[0] == title_id and hit[1] == version and hit[2] > now:
-            return token
+            return
         exp = playback.verify(self.ring, token, title_id, version, now)
         self.tokens.put(token, (title_id, version, exp))
-        return token
 
     # ---- cached loads ----------------------------------------------------------------------
 
@@ -260,13 +276,13 @@ def origin(app: web.Application) -> Origin:
 _CONDITIONAL = ("Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since")
 
 
-def decide(request: web.Request, v: Validators, full: Decision) -> Decision:
-    h = request.headers
+def decide(method: str, h: Any, v: Validators, full: Decision) -> Decision:
+    """`h`: the request's header fields (a CIMultiDict, or anything with `in`, get, getall)."""
     # Fast path: a plain GET/HEAD (most segment requests) skips the header parsing.
     if not any(name in h for name in _CONDITIONAL):
         return full
     return evaluate(
-        request.method,
+        method,
         v,
         range_header=h.get("Range"),
         if_match=_joined(h, "If-Match"),
@@ -303,20 +319,29 @@ def _failed(d: Decision) -> ApiError:
 # ---- handlers -----------------------------------------------------------------------------------
 
 
-async def _version(request: web.Request) -> tuple[Origin, Presentation, int, str]:
-    o = request.app[ORIGIN]
-    mi = request.match_info
-    title_id, version = mi["title_id"], mi["version"]
-    token = o.check_token(request, title_id, version)  # first: 403 before anything is looked up
-    p, lm = await o.presentation(title_id, version)
-    return o, p, lm, token
-
-
-def _rendition(p: Presentation, request: web.Request) -> Rendition:
-    r = p.rendition(request.match_info["rendition"])
+def target(
+    o: Origin, p: Presentation, lm: int, token: str, route: str, rendition: str | None, number: str | None
+) -> Document | str:
+    """What a stream route answers with once its token is checked and its model loaded: the
+    rendered playlist or MPD (cached per token), or the storage key of an init or media
+    segment. ApiError 404 for a rendition or segment the model does not have. Shared by the
+    aiohttp handlers below and server/fastpath.py."""
+    if route == "master":
+        return o.document(p, lm, MASTER_NAME, token, lambda uri: render_multivariant(p, uri), CT_HLS)
+    if route == "manifest":
+        return o.document(p, lm, MPD_NAME, token, lambda uri: render_mpd(p, uri), CT_DASH)
+    r = p.rendition(rendition or "")
     if r is None:
         raise ApiError(404, "rendition_not_found", "no such rendition in this version")
-    return r
+    if route == "media_playlist":
+        rid = r.id
+        return o.document(p, lm, f"{rid}/{MEDIA_PLAYLIST_NAME}", token, lambda uri: render_media(p, rid, uri), CT_HLS)
+    if route == "init":
+        return media_keys.object_key(p.title_id, p.version, r.init_name)
+    n = int(number or "")
+    if not r.start_number <= n < r.start_number + len(r.segments):
+        raise ApiError(404, "segment_not_found", "no such segment in this rendition")
+    return media_keys.object_key(p.title_id, p.version, r.segment_name(n))
 
 
 def _answer(
@@ -324,7 +349,7 @@ def _answer(
 ) -> tuple[Decision, dict[str, str]]:
     """Range and preconditions evaluated: the decision (200, 206 or 304) and the headers to
     send with it (Content-Range added to a 206); 412 and 416 are raised."""
-    d = decide(request, validators, full)
+    d = decide(request.method, request.headers, validators, full)
     if d.status not in (200, 206, 304):
         raise _failed(d)
     if d.status == 206:
@@ -341,40 +366,22 @@ def _send_document(request: web.Request, doc: Document) -> web.Response:
     return web.Response(status=d.status, body=body, headers=headers)
 
 
-async def master(request: web.Request) -> web.Response:
-    o, p, lm, token = await _version(request)
-    doc = o.document(p, lm, MASTER_NAME, token, lambda uri: render_multivariant(p, uri), CT_HLS)
-    return _send_document(request, doc)
+def handler(route: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler of one stream route (see ROUTES)."""
 
+    async def handle(request: web.Request) -> web.StreamResponse:
+        o = request.app[ORIGIN]
+        mi = request.match_info
+        title_id, version = mi["title_id"], mi["version"]
+        token = o.check_token(request, title_id, version)  # first: 403 before anything is looked up
+        p, lm = await o.presentation(title_id, version)
+        t = target(o, p, lm, token, route, mi.get("rendition"), mi.get("number"))
+        if isinstance(t, Document):
+            return _send_document(request, t)
+        return await _send_object(request, o, p, t, CT_SEGMENT)
 
-async def manifest(request: web.Request) -> web.Response:
-    o, p, lm, token = await _version(request)
-    doc = o.document(p, lm, MPD_NAME, token, lambda uri: render_mpd(p, uri), CT_DASH)
-    return _send_document(request, doc)
-
-
-async def media_playlist(request: web.Request) -> web.Response:
-    o, p, lm, token = await _version(request)
-    r = _rendition(p, request)
-    doc = o.document(p, lm, f"{r.id}/{MEDIA_PLAYLIST_NAME}", token, lambda uri: render_media(p, r.id, uri), CT_HLS)
-    return _send_document(request, doc)
-
-
-async def init_segment(request: web.Request) -> web.StreamResponse:
-    o, p, _lm, _token = await _version(request)
-    r = _rendition(p, request)
-    key = media_keys.object_key(p.title_id, p.version, r.init_name)
-    return await _send_object(request, o, p, key, CT_SEGMENT)
-
-
-async def media_segment(request: web.Request) -> web.StreamResponse:
-    o, p, _lm, _token = await _version(request)
-    r = _rendition(p, request)
-    number = int(request.match_info["number"])
-    if not r.start_number <= number < r.start_number + len(r.segments):
-        raise ApiError(404, "segment_not_found", "no such segment in this rendition")
-    key = media_keys.object_key(p.title_id, p.version, r.segment_name(number))
-    return await _send_object(request, o, p, key, CT_SEGMENT)
+    handle.__name__ = handle.__qualname__ = f"stream_{route}"
+    return handle
 
 
 async def _send_object(
@@ -514,26 +521,27 @@ async def _origin_ctx(app: web.Application) -> Any:
 
 
 def route_paths() -> dict[str, str]:
-    base = f"{PREFIX}/{_TITLE}/{_VERSION}"
+    """aiohttp route patterns, `{name:regex}` for each variable."""
     return {
-        "master": f"{base}/{MASTER_NAME}",
-        "manifest": f"{base}/{MPD_NAME}",
-        "media_playlist": f"{base}/{_RENDITION}/{MEDIA_PLAYLIST_NAME}",
-        "init": f"{base}/{_RENDITION}/init.mp4",
-        "segment": f"{base}/{_RENDITION}/{_NUMBER}.m4s",
+        name: f"{PREFIX}/" + path.format(**{k: f"{{{k}:{rx}}}" for k, rx in VARIABLES.items()})
+        for name, path in ROUTES.items()
     }
+
+
+def route_regexes() -> dict[str, re.Pattern[str]]:
+    """The same routes as plain regexes with named groups, for a raw (undecoded) path."""
+    out = {}
+    for name, path in ROUTES.items():
+        literal = [re.escape(part) for part in re.split(r"\{\w+\}", f"{PREFIX}/{path}")]
+        names = re.findall(r"\{(\w+)\}", path)
+        rx = literal[0] + "".join(f"(?P<{n}>{VARIABLES[n]}){lit}" for n, lit in zip(names, literal[1:]))
+        out[name] = re.compile(rx)
+    return out
 
 
 def setup(app: web.Application) -> None:
     # After the storage context (app.py): the origin needs the storage client.
     app.cleanup_ctx.append(_origin_ctx)
-    handlers = {
-        "master": master,
-        "manifest": manifest,
-        "media_playlist": media_playlist,
-        "init": init_segment,
-        "segment": media_segment,
-    }
     for name, path in route_paths().items():
         # add_get also answers HEAD (allow_head); OPTIONS is the CORS middleware's.
-        app.router.add_get(path, handlers[name], name=f"stream_{name}")
+        app.router.add_get(path, handler(name), name=f"stream_{name}")
