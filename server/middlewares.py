@@ -89,15 +89,29 @@ class AccessLogSink:
 ACCESS_SINK = web.AppKey("access_sink", AccessLogSink)
 
 
-def access_line(request: web.Request, route: str, status: int, nbytes: int, elapsed: float) -> str:
-    path = request.path
+def access_line(method: str, path: str, route: str, status: int, nbytes: int, elapsed: float, remote: str) -> str:
     if "=" in path:
         path = redact(path)
     # The path only: the query string (the playback token) is never logged.
     return (
-        f'{{"ts":{time.time():.3f},"method":{_q(request.method)},"path":{_q(path)},"route":{_q(route)},'
-        f'"status":{status},"bytes":{nbytes},"duration_ms":{elapsed * 1000:.3f},"remote":{_q(request.remote or "")}}}'
+        f'{{"ts":{time.time():.3f},"method":{_q(method)},"path":{_q(path)},"route":{_q(route)},'
+        f'"status":{status},"bytes":{nbytes},"duration_ms":{elapsed * 1000:.3f},"remote":{_q(remote)}}}'
     )
+
+
+def record(
+    app: web.Application, method: str, path: str, route: str, status: int, nbytes: int, elapsed: float, remote: str
+) -> None:
+    """One finished request into the metrics and the access log. Called by edge_middleware
+    and by server/fastpath.py, which answers cached stream requests outside aiohttp."""
+    metrics = app.get(METRICS)
+    if metrics is not None:
+        metrics.observe(method, route, status, elapsed, nbytes)
+    sink = app.get(ACCESS_SINK)
+    if sink is not None:
+        sink.write(access_line(method, path, route, status, nbytes, elapsed, remote))
+    elif access_log.isEnabledFor(logging.INFO):
+        access_log.info(access_line(method, path, route, status, nbytes, elapsed, remote))
 
 
 @web.middleware
@@ -129,16 +143,16 @@ async def edge_middleware(request: web.Request, handler):  # type: ignore[no-unt
                 nbytes = len(resp.body)
             else:
                 nbytes = resp.body_length
-        route = route_template(request)
-        app = request.app
-        metrics = app.get(METRICS)
-        if metrics is not None:
-            metrics.observe(request.method, route, status, elapsed, nbytes)
-        sink = app.get(ACCESS_SINK)
-        if sink is not None:
-            sink.write(access_line(request, route, status, nbytes, elapsed))
-        elif access_log.isEnabledFor(logging.INFO):
-            access_log.info(access_line(request, route, status, nbytes, elapsed))
+        record(
+            request.app,
+            request.method,
+            request.path,
+            route_template(request),
+            status,
+            nbytes,
+            elapsed,
+            request.remote or "",
+        )
 
 
 def preflight(request: web.Request) -> web.Response | None:

@@ -25,6 +25,7 @@ import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Awaitable, Callable, Generic, Hashable, TypeVar
 
 from aiohttp import web
@@ -111,6 +112,13 @@ class Lru(Generic[K, V]):
         return len(self._data)
 
 
+def _header_block(headers: dict[str, str]) -> bytes:
+    return "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("latin-1")
+
+
+CORS_BLOCK = _header_block(CORS_HEADERS)
+
+
 @dataclass(frozen=True)
 class StoredObject:
     """An immutable object of a version, with everything its responses need precomputed."""
@@ -121,6 +129,11 @@ class StoredObject:
     headers: dict[str, str]  # ETag, Last-Modified, Cache-Control, Content-Type, Accept-Ranges, CORS
     full: Decision  # the plain 200
 
+    @cached_property
+    def header_block(self) -> bytes:
+        """`headers` as HTTP/1.1 field lines (server/fastpath.py writes them as they are)."""
+        return _header_block(self.headers)
+
 
 @dataclass(frozen=True)
 class Document:
@@ -128,6 +141,10 @@ class Document:
     validators: Validators
     headers: dict[str, str]
     full: Decision
+
+    @cached_property
+    def header_block(self) -> bytes:
+        return _header_block(self.headers)
 
 
 class Origin:

@@ -20,7 +20,7 @@ import pytest
 
 from server.migrate import migrate
 from server.settings import Settings
-from tests.support import free_port
+from tests.support import EdgeTestServer, free_port
 
 def _admin_dsn() -> str:
     if "STREAMFLIX_TEST_ADMIN_DSN" in os.environ:
@@ -89,6 +89,21 @@ def settings(database_url: str, redis_prefix: str, tmp_path: Path) -> Settings:
             "rate_limit_reset_per_min": 0,
         },
     )
+
+
+@pytest.fixture
+def aiohttp_client(aiohttp_client: Any) -> Any:
+    """pytest-aiohttp's fixture, but an Application is served as `streamflix serve` serves it
+    (EdgeTestServer: the stream fast path in front of aiohttp). Pass an aiohttp TestServer to
+    test aiohttp's path alone."""
+    from aiohttp import web
+
+    async def go(app_or_server: Any, **kwargs: Any) -> Any:
+        if isinstance(app_or_server, web.Application):
+            app_or_server = EdgeTestServer(app_or_server, **kwargs.pop("server_kwargs", None) or {})
+        return await aiohttp_client(app_or_server, **kwargs)
+
+    return go
 
 
 @pytest.fixture

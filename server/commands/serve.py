@@ -75,6 +75,7 @@ async def serve_app(
 ) -> None:
     """Run one app on host:port until SIGTERM/SIGINT, then stop gracefully."""
     from server.app import create_app
+    from server.fastpath import Runner
 
     app = create_app(settings)
     sink = AccessLogSink(sys.stdout.buffer)
@@ -85,7 +86,8 @@ async def serve_app(
 
     app.on_cleanup.append(flush)
     # Our own JSON access log (server.middlewares) replaces aiohttp's.
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    # The stream fast path (server/fastpath.py) in front of aiohttp, on the same sockets.
+    runner = Runner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=BACKLOG)

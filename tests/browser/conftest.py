@@ -46,7 +46,8 @@ PASSWORD = "correct horse battery staple"
 
 
 class LiveServer:
-    """`create_app(settings)` served by an AppRunner on 127.0.0.1:<free port>, in a thread."""
+    """`create_app(settings)` served as `streamflix serve` does (server.fastpath.Runner: the
+    stream fast path in front of aiohttp) on 127.0.0.1:<free port>, in a thread."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -63,8 +64,9 @@ class LiveServer:
         from aiohttp import web
 
         from server.app import create_app
+        from server.fastpath import Runner
 
-        self.runner = web.AppRunner(create_app(self.settings), access_log=None)
+        self.runner = Runner(create_app(self.settings), access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)  # port 0: others test at the same time
         await site.start()
