@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 import time
 from typing import Any, Awaitable
@@ -54,10 +55,12 @@ log = logging.getLogger("streamflix.fastpath")
 KEEPALIVE_S = 75.0  # aiohttp's default keepalive_timeout
 SWEEP_S = 5.0
 HEAD_LIMIT = 8192  # longer heads (and URIs over 8 KiB: 414) are aiohttp's
+URL_CACHE_SIZE = 4096  # parsed stream URLs
 CT_SEGMENT = stream.CT_SEGMENT
 
 _STARTS = (b"GET /stream/", b"HEAD /stream/")
 _REASONS = {200: b"OK", 206: b"Partial Content", 304: b"Not Modified"}
+_METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
 # Header fields this path reads (as stream.decide names them); any other is ignored, as the
 # aiohttp handlers ignore it.
 _CONDITIONAL = {
@@ -71,7 +74,7 @@ _CONDITIONAL = {
 # A request with any of these is aiohttp's (a body, an upgrade, an expectation).
 _NOT_OURS = {b"content-length", b"transfer-encoding", b"upgrade", b"expect"}
 # Playback tokens are `kid.exp.hints.signature` in base64url: nothing that needs decoding.
-_TOKEN_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+_TOKEN = re.compile(rb"[A-Za-z0-9_.-]+")
 _304_KEEP = ("ETag", "Last-Modified", "Cache-Control")
 
 
@@ -113,9 +116,14 @@ class EdgeServer:
         self.answered = 0  # requests answered here
         self.handed_over = 0  # connections given to aiohttp
         self.date = _Date()
-        self.routes = list(stream.route_regexes().items())
+        self.route_rx = stream.route_regex()
+        self.urls: dict[bytes, _Target] = {}
+        self.route_vars = {
+            name: tuple((g.split("__", 1)[1], g) for g in self.route_rx.groupindex if g.startswith(name + "__"))
+            for name in stream.ROUTES
+        }
         # Route label for metrics and access log: the aiohttp route's canonical path.
-        self.labels = {name: app.router[f"stream_{name}"].canonical for name, _ in self.routes}
+        self.labels = {name: app.router[f"stream_{name}"].canonical for name in stream.ROUTES}
         self._origin: stream.Origin | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
@@ -172,6 +180,19 @@ class Runner(web.AppRunner):
         return EdgeServer(inner, self.app)
 
 
+class _Target:
+    """A stream URL taken apart: route name, path, route variables, playback token."""
+
+    __slots__ = ("route", "path", "variables", "token", "log_fields")
+
+    def __init__(self, route: str, path: str, variables: dict[str, str], token: str) -> None:
+        self.route = route
+        self.path = path
+        self.variables = variables
+        self.token = token
+        self.log_fields: dict[str, str] = {}  # method -> middlewares.access_fields
+
+
 class _Later:
     """Work a request needs before (a cache load) or to finish (the rest of a segment)."""
 
@@ -185,11 +206,12 @@ class _Later:
 
 
 class _Request:
-    __slots__ = ("method", "url", "fields", "complete", "ours", "keep_alive")
+    __slots__ = ("method", "url", "target", "fields", "complete", "ours", "keep_alive")
 
     def __init__(self) -> None:
         self.method = b""
         self.url = b""
+        self.target: _Target | None = None
         self.fields = _Fields()
         self.complete = False
         self.ours = True
@@ -333,24 +355,37 @@ class FastProtocol(asyncio.Protocol):
         req.method = self.parser.get_method()
         return req
 
-    def _match(self, url: bytes) -> tuple[str, dict[str, str], str] | None:
+    def _match(self, req: _Request) -> _Target | None:
+        url = req.url
+        hit = self.edge.urls.get(url)
+        if hit is not None:
+            return hit
         q = url.find(b"?token=")
-        if q < 0 or q + 7 == len(url) or not _TOKEN_CHARS.issuperset(url[q + 7 :]):
+        if q < 0 or _TOKEN.fullmatch(url, q + 7) is None:
             return None
-        path = url[:q].decode("ascii", "replace")
-        for name, rx in self.edge.routes:
-            m = rx.fullmatch(path)
-            if m is not None:
-                return name, m.groupdict(), url[q + 7 :].decode("ascii")
-        return None
+        path = url[:q].decode("latin-1")
+        m = self.edge.route_rx.fullmatch(path)
+        if m is None:
+            return None
+        route = m.lastgroup or ""
+        group = m.group
+        mi = {var: group(name) for var, name in self.edge.route_vars[route]}
+        hit = _Target(route, path, mi, url[q + 7 :].decode("ascii"))
+        # URLs repeat (a token is shared by every viewer of a window): parse each once.
+        urls = self.edge.urls
+        if len(urls) >= URL_CACHE_SIZE:
+            urls.clear()
+        urls[url] = hit
+        return hit
 
     def _answer(self, req: _Request, start: float) -> bool | _Later | None:
         """None: answered. False: not ours (hand over). _Later: await it, then (for a cache
         load) answer again; see _finish."""
-        matched = self._match(req.url)
+        matched = self._match(req)
         if matched is None:
             return False
-        route, mi, token = matched
+        route, mi, token = matched.route, matched.variables, matched.token
+        req.target = matched
         o = self.edge.origin
         title_id, version = mi["title_id"], mi["version"]
         o.verify_token(token, title_id, version)  # a PlaybackTokenError: aiohttp's 403
@@ -359,12 +394,12 @@ class FastProtocol(asyncio.Protocol):
             return _Later(True, o.presentation(title_id, version))
         p, lm = model
         t = stream.target(o, p, lm, token, route, mi.get("rendition"), mi.get("number"))
-        method = req.method.decode("ascii")
+        method = _METHODS[req.method]
         if isinstance(t, stream.Document):
-            d = stream.decide(method, req.fields, t.validators, t.full)
+            d = stream.decide(method, req.fields, t.validators, t.full) if req.fields else t.full
             if d.status not in (200, 206, 304):
                 return False
-            head = self._head(req, d, t.headers, t.header_block)
+            head = self._head(req, d, t)
             if method == "HEAD" or d.status == 304:
                 body = b""
             elif d is t.full:
@@ -377,11 +412,11 @@ class FastProtocol(asyncio.Protocol):
         obj = o.objects.get(t)
         if obj is None:
             return _Later(True, o.stored_object(t, CT_SEGMENT))
-        d = stream.decide(method, req.fields, obj.validators, obj.full)
+        d = stream.decide(method, req.fields, obj.validators, obj.full) if req.fields else obj.full
         if d.status not in (200, 206, 304):
             return False
         if d.status == 304 or method == "HEAD" or not d.length:
-            self.transport.write(self._head(req, d, obj.headers, obj.header_block))  # type: ignore[union-attr]
+            self.transport.write(self._head(req, d, obj))  # type: ignore[union-attr]
             self._record(req, route, d.status, 0, start)
             return None
         if obj.path is None:
@@ -393,7 +428,7 @@ class FastProtocol(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         try:
-            head = self._head(req, d, obj.headers, obj.header_block)
+            head = self._head(req, d, obj)
             if self.sock is not None and not transport.get_write_buffer_size():
                 # MSG_MORE: the head waits in the socket and leaves in the body's first packet
                 # (nginx's tcp_nopush) instead of as a packet of its own.
@@ -418,37 +453,35 @@ class FastProtocol(asyncio.Protocol):
         rest = self._send_rest(fobj, d.start + sent, d.length - sent, sent)
         return _Later(False, rest, route, d.status)
 
-    def _head(self, req: _Request, d: Any, headers: dict[str, str], block: bytes) -> bytes:
+    def _head(self, req: _Request, d: Any, of: stream.Document | stream.StoredObject) -> bytes:
         status = d.status
-        parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status])]
-        if status == 304:
+        if d is of.full:
+            parts = [of.head_200]
+        elif status == 304:
             # RFC 9110 15.4.5: the validators and Cache-Control a 200 would have (and CORS).
+            headers = of.headers
+            parts = [b"HTTP/1.1 304 Not Modified\r\n"]
             parts += [f"{k}: {headers[k]}\r\n".encode() for k in _304_KEEP if k in headers]
             parts.append(stream.CORS_BLOCK)
         else:
-            parts.append(block)
+            parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]), of.header_block]
             if status == 206:
                 parts.append(b"Content-Range: %s\r\n" % (d.content_range or "").encode())
             parts.append(b"Content-Length: %d\r\n" % d.length)
         parts.append(self.edge.date.now())
-        parts.append(_SERVER)
-        if not req.keep_alive:
-            parts.append(b"Connection: close\r\n")
-        parts.append(b"\r\n")
+        parts.append(_SERVER if req.keep_alive else _SERVER_CLOSE)
         return b"".join(parts)
 
     def _record(self, req: _Request, route: str, status: int, nbytes: int, start: float) -> None:
         self.edge.answered += 1
-        url = req.url
+        method = _METHODS[req.method]
+        target = req.target
+        assert target is not None
+        fields = target.log_fields.get(method)
+        if fields is None:
+            fields = target.log_fields[method] = middlewares.access_fields(method, target.path, self.edge.labels[route])
         middlewares.record(
-            self.edge.app,
-            req.method.decode("ascii"),
-            url[: url.find(b"?")].decode("ascii"),
-            self.edge.labels[route],
-            status,
-            nbytes,
-            time.perf_counter() - start,
-            self.remote,
+            self.edge.app, method, self.edge.labels[route], fields, status, nbytes, time.perf_counter() - start, self.remote
         )
 
     async def _send_rest(self, fobj: Any, offset: int, count: int, sent: int) -> int:
@@ -560,5 +593,6 @@ class FastProtocol(asyncio.Protocol):
             self.transport.abort()
 
 
-_SERVER = b"Server: " + SERVER_SOFTWARE.encode() + b"\r\n"
+_SERVER = b"Server: " + SERVER_SOFTWARE.encode() + b"\r\n\r\n"
+_SERVER_CLOSE = b"Server: " + SERVER_SOFTWARE.encode() + b"\r\nConnection: close\r\n\r\n"
 

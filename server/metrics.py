@@ -27,14 +27,14 @@ def _labels(pairs: tuple[tuple[str, str], ...]) -> str:
 class Metrics:
     def __init__(self) -> None:
         self.pid = str(os.getpid())
-        self.requests: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.requests: defaultdict[tuple[str, str, int], int] = defaultdict(int)
         self.bytes: defaultdict[str, int] = defaultdict(int)
         # route -> [bucket counts..., +Inf count], sum
         self.latency: dict[str, list[int]] = {}
         self.latency_sum: defaultdict[str, float] = defaultdict(float)
 
     def observe(self, method: str, route: str, status: int, seconds: float, nbytes: int) -> None:
-        self.requests[(method, route, str(status))] += 1
+        self.requests[(method, route, status)] += 1
         if nbytes:
             self.bytes[route] += nbytes
         counts = self.latency.get(route)
@@ -50,7 +50,7 @@ class Metrics:
             "# TYPE streamflix_http_requests_total counter",
         ]
         for (method, route, status), n in sorted(self.requests.items()):
-            labels = _labels((("method", method), ("route", route), ("status", status), pid))
+            labels = _labels((("method", method), ("route", route), ("status", str(status)), pid))
             out.append(f"streamflix_http_requests_total{labels} {n}")
         out += [
             "# HELP streamflix_http_request_duration_seconds Time to answer, body included, by route template.",

@@ -89,29 +89,35 @@ class AccessLogSink:
 ACCESS_SINK = web.AppKey("access_sink", AccessLogSink)
 
 
-def access_line(method: str, path: str, route: str, status: int, nbytes: int, elapsed: float, remote: str) -> str:
+def access_fields(method: str, path: str, route: str) -> str:
+    """The request's part of an access line (JSON members, escaped). The path only: the query
+    string (the playback token) is never logged, and `token=`-like path text is masked."""
     if "=" in path:
         path = redact(path)
-    # The path only: the query string (the playback token) is never logged.
+    return f'"method":{_q(method)},"path":{_q(path)},"route":{_q(route)}'
+
+
+def access_line(fields: str, status: int, nbytes: int, elapsed: float, remote: str) -> str:
     return (
-        f'{{"ts":{time.time():.3f},"method":{_q(method)},"path":{_q(path)},"route":{_q(route)},'
+        f'{{"ts":{time.time():.3f},{fields},'
         f'"status":{status},"bytes":{nbytes},"duration_ms":{elapsed * 1000:.3f},"remote":{_q(remote)}}}'
     )
 
 
 def record(
-    app: web.Application, method: str, path: str, route: str, status: int, nbytes: int, elapsed: float, remote: str
+    app: web.Application, method: str, route: str, fields: str, status: int, nbytes: int, elapsed: float, remote: str
 ) -> None:
-    """One finished request into the metrics and the access log. Called by edge_middleware
-    and by server/fastpath.py, which answers cached stream requests outside aiohttp."""
+    """One finished request into the metrics and the access log (`fields`: access_fields of
+    it). Called by edge_middleware and by server/fastpath.py, which answers cached stream
+    requests outside aiohttp (and keeps `fields` per URL: they repeat)."""
     metrics = app.get(METRICS)
     if metrics is not None:
         metrics.observe(method, route, status, elapsed, nbytes)
     sink = app.get(ACCESS_SINK)
     if sink is not None:
-        sink.write(access_line(method, path, route, status, nbytes, elapsed, remote))
+        sink.write(access_line(fields, status, nbytes, elapsed, remote))
     elif access_log.isEnabledFor(logging.INFO):
-        access_log.info(access_line(method, path, route, status, nbytes, elapsed, remote))
+        access_log.info(access_line(fields, status, nbytes, elapsed, remote))
 
 
 @web.middleware
@@ -143,11 +149,12 @@ async def edge_middleware(request: web.Request, handler):  # type: ignore[no-unt
                 nbytes = len(resp.body)
             else:
                 nbytes = resp.body_length
+        route = route_template(request)
         record(
             request.app,
             request.method,
-            request.path,
-            route_template(request),
+            route,
+            access_fields(request.method, request.path, route),
             status,
             nbytes,
             elapsed,

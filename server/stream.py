@@ -119,8 +119,24 @@ def _header_block(headers: dict[str, str]) -> bytes:
 CORS_BLOCK = _header_block(CORS_HEADERS)
 
 
+class _Wire:
+    """A cached representation's fields as HTTP/1.1 bytes (server/fastpath.py writes them)."""
+
+    headers: dict[str, str]
+    full: Decision
+
+    @cached_property
+    def header_block(self) -> bytes:
+        return _header_block(self.headers)
+
+    @cached_property
+    def head_200(self) -> bytes:
+        """Status line and fields of the plain 200, but Date and Server."""
+        return b"HTTP/1.1 200 OK\r\n" + self.header_block + b"Content-Length: %d\r\n" % self.full.length
+
+
 @dataclass(frozen=True)
-class StoredObject:
+class StoredObject(_Wire):
     """An immutable object of a version, with everything its responses need precomputed."""
 
     key: str
@@ -129,22 +145,15 @@ class StoredObject:
     headers: dict[str, str]  # ETag, Last-Modified, Cache-Control, Content-Type, Accept-Ranges, CORS
     full: Decision  # the plain 200
 
-    @cached_property
-    def header_block(self) -> bytes:
-        """`headers` as HTTP/1.1 field lines (server/fastpath.py writes them as they are)."""
-        return _header_block(self.headers)
 
 
 @dataclass(frozen=True)
-class Document:
+class Document(_Wire):
     body: bytes
     validators: Validators
     headers: dict[str, str]
     full: Decision
 
-    @cached_property
-    def header_block(self) -> bytes:
-        return _header_block(self.headers)
 
 
 class Origin:
@@ -545,15 +554,16 @@ def route_paths() -> dict[str, str]:
     }
 
 
-def route_regexes() -> dict[str, re.Pattern[str]]:
-    """The same routes as plain regexes with named groups, for a raw (undecoded) path."""
-    out = {}
+def route_regex() -> re.Pattern[str]:
+    """All the routes as one regex over a raw (undecoded) path: the route's name is the
+    match's `lastgroup`, its variables are the groups named `{route}__{variable}`."""
+    alternatives = []
     for name, path in ROUTES.items():
         literal = [re.escape(part) for part in re.split(r"\{\w+\}", f"{PREFIX}/{path}")]
         names = re.findall(r"\{(\w+)\}", path)
-        rx = literal[0] + "".join(f"(?P<{n}>{VARIABLES[n]}){lit}" for n, lit in zip(names, literal[1:]))
-        out[name] = re.compile(rx)
-    return out
+        inner = literal[0] + "".join(f"(?P<{name}__{n}>{VARIABLES[n]}){lit}" for n, lit in zip(names, literal[1:]))
+        alternatives.append(f"(?P<{name}>{inner})")
+    return re.compile("|".join(alternatives))
 
 
 def setup(app: web.Application) -> None:
