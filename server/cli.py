@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=_positive_int)
     p.add_argument("--workers", type=_positive_int, default=1)
-    p.add_argument("--loop", choices=("asyncio", "uvloop"), default=None, help="event loop (default asyncio: it keeps sendfile; measured in docs/origin.md)")
+    p.add_argument("--loop", choices=("asyncio", "uvloop"), default=None, help="event loop (default uvloop, asyncio when uvloop is missing; measured in docs/origin.md)")
 
     p = sub.add_parser("worker", parents=[common], help="run transcode jobs")
     p.add_argument("--once", action="store_true", help="exit when the queue is empty")

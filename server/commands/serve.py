@@ -6,11 +6,12 @@ own SO_REUSEPORT socket bound to the same port (the kernel spreads connections a
 the supervisor restarts a worker that dies and forwards SIGTERM/SIGINT for a graceful stop
 (listening sockets closed first, in-flight requests given SHUTDOWN_TIMEOUT_S to finish).
 
-The event loop: asyncio by default, chosen by measurement (bench/serve.py, docs/origin.md).
-uvloop's transports have no sendfile, so under it a segment body is read with pread(2) in a
-thread and written through the transport: on a quiet machine that served 1 MiB segments at
-0.55-0.69x nginx against asyncio's 0.86-0.88x (sendfile(2)), and playlists only ~5% faster.
-Segments are most of an origin's bytes, so asyncio wins; `--loop uvloop` remains available.
+The event loop: uvloop by default (asyncio where uvloop cannot be imported), chosen by
+measurement (bench/serve.py, docs/origin.md). Stream requests are answered by
+server/fastpath.py, which hands segments to sendfile(2) itself on either loop, so uvloop no
+longer loses sendfile (aiohttp's file responses did under it); with the fast path, four
+rounds on a quiet machine gave uvloop 0.90-1.04x nginx on 1 MiB segments and 0.69-0.74x on
+playlists, asyncio 0.84-0.97x and 0.61-0.66x. `--loop asyncio` remains available.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from server.settings import Settings
 
 log = logging.getLogger("streamflix.serve")
 
-DEFAULT_LOOP = "asyncio"
+DEFAULT_LOOP = "uvloop"
 SHUTDOWN_TIMEOUT_S = 10.0
 BACKLOG = 1024
 # A worker that dies this soon after starting, this many times in a row, means the server
