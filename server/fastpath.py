@@ -56,6 +56,7 @@ KEEPALIVE_S = 75.0  # aiohttp's default keepalive_timeout
 SWEEP_S = 5.0
 HEAD_LIMIT = 8192  # longer heads (and URIs over 8 KiB: 414) are aiohttp's
 URL_CACHE_SIZE = 4096  # parsed stream URLs
+PIPELINE_LIMIT = 65536  # unanswered bytes kept before reading pauses
 CT_SEGMENT = stream.CT_SEGMENT
 
 _STARTS = (b"GET /stream/", b"HEAD /stream/")
@@ -221,7 +222,7 @@ class _Request:
 class FastProtocol(asyncio.Protocol):
     __slots__ = (
         "edge", "transport", "buf", "parser", "req", "busy", "last_active", "eof",
-        "write_paused", "drain", "closing", "remote", "sock",
+        "write_paused", "read_paused", "drain", "closing", "remote", "sock",
     )
 
     def __init__(self, edge: EdgeServer) -> None:
@@ -234,6 +235,7 @@ class FastProtocol(asyncio.Protocol):
         self.last_active = edge._loop.time()
         self.eof = False
         self.write_paused = False
+        self.read_paused = False
         self.drain: asyncio.Future[None] | None = None
         self.closing = False  # close once idle (shutdown, `Connection: close`)
         self.remote = ""
@@ -250,8 +252,11 @@ class FastProtocol(asyncio.Protocol):
             transport.get_extra_info("sslcontext") is None
         ):
             # Our own handle on the connection for send(MSG_MORE); closed with the connection.
-            self.sock = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
-            self.sock.setblocking(False)
+            try:
+                self.sock = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+                self.sock.setblocking(False)
+            except OSError:  # out of descriptors: heads go through the transport instead
+                self.sock = None
         peer = transport.get_extra_info("peername")
         self.remote = peer[0] if isinstance(peer, (tuple, list)) and peer else ""
         self.edge.conns.add(self)
@@ -261,6 +266,10 @@ class FastProtocol(asyncio.Protocol):
         self.buf = self.buf + data if self.buf else data
         if not self.busy:
             self._process()
+        elif len(self.buf) > PIPELINE_LIMIT and not self.read_paused and self.transport is not None:
+            # A client pipelining faster than we answer: stop reading until we catch up.
+            self.read_paused = True
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -542,6 +551,9 @@ class FastProtocol(asyncio.Protocol):
                 handoff = True
         finally:
             self.busy = False
+            if self.read_paused and self.transport is not None:
+                self.read_paused = False
+                self.transport.resume_reading()
         if self.transport is None:
             return
         if handoff:

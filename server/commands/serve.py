@@ -105,8 +105,22 @@ async def serve_app(
         await runner.cleanup()
 
 
+def raise_open_file_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit (nginx's worker_rlimit_nofile): each fast-path
+    connection holds two descriptors (server/fastpath.py), and 1024 is a common soft default."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass  # not permitted here: serve with what we have
+
+
 def _run_one(settings: Settings, host: str, port: int, loop_kind: str, reuse_port: bool, announce: Any) -> None:
     configure_access_log()
+    raise_open_file_limit()
     with asyncio.Runner(loop_factory=lambda: new_loop(loop_kind)) as runner:
         runner.run(serve_app(settings, host, port, reuse_port=reuse_port, announce=announce))
 

@@ -255,7 +255,7 @@ async def test_client_gone_mid_segment_is_survived(app_client, settings, token, 
 def test_large_segments_to_a_slow_reader_through_serve(settings, tmp_path, loop):
     """`streamflix serve` on each loop: a 16 MiB segment read slowly (the socket cannot take it
     at once, so the rest goes out by loop.sendfile or by chunks under flow control), pipelined
-    with a playlist; every byte arrives, in order; SIGTERM then stops the server cleanly while
+    with 600 playlist requests; every byte arrives, in order; SIGTERM then stops the server cleanly while
     an idle keep-alive connection is open."""
     storage = open_storage(settings.storage_url)
     title_id = new_title_id()
@@ -288,12 +288,19 @@ def test_large_segments_to_a_slow_reader_through_serve(settings, tmp_path, loop)
         async def run() -> None:
             reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
             seg, pl = sv.url("v720/1.m4s", tok), sv.url("v360/index.m3u8", tok)
-            writer.write(f"GET {seg} HTTP/1.1\r\nHost: x\r\n\r\nGET {pl} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            await asyncio.sleep(0.5)  # let the server hit a full socket buffer
+            # The segment, then more pipelined playlist requests than the server keeps unread
+            # (PIPELINE_LIMIT): it pauses reading while the segment goes out, then catches up.
+            playlists = 600
+            writer.write(f"GET {seg} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            await asyncio.sleep(0.3)  # the server is stuck on a full socket buffer now
+            writer.write(f"GET {pl} HTTP/1.1\r\nHost: x\r\n\r\n".encode() * playlists)
+            assert (len(pl) + 30) * playlists > fastpath.PIPELINE_LIMIT
+            await asyncio.sleep(0.3)
             status, fields, body = await read_response(reader)
             assert status.endswith("200 OK") and body == sv.objects["v720/1.m4s"]
-            status, _f, body = await read_response(reader)
-            assert status.endswith("200 OK") and body.startswith(b"#EXTM3U")
+            for _ in range(playlists):
+                status, _f, body = await read_response(reader)
+                assert status.endswith("200 OK") and body.startswith(b"#EXTM3U")
             # An idle keep-alive connection does not hold up a graceful stop.
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(reader.read(), 15) == b""
