@@ -222,7 +222,7 @@ class _Request:
 class FastProtocol(asyncio.Protocol):
     __slots__ = (
         "edge", "transport", "buf", "parser", "req", "busy", "last_active", "eof",
-        "write_paused", "read_paused", "drain", "closing", "remote", "sock",
+        "write_paused", "read_paused", "drain", "closing", "remote", "sock", "writer_fd",
     )
 
     def __init__(self, edge: EdgeServer) -> None:
@@ -240,6 +240,7 @@ class FastProtocol(asyncio.Protocol):
         self.closing = False  # close once idle (shutdown, `Connection: close`)
         self.remote = ""
         self.sock: socket.socket | None = None
+        self.writer_fd: int | None = None  # self.sock's descriptor while _send_rest waits on it
 
     # ---- asyncio.Protocol -------------------------------------------------------------------
 
@@ -431,36 +432,52 @@ class FastProtocol(asyncio.Protocol):
         if obj.path is None:
             return False  # S3: aiohttp's streaming handler
         try:
-            fobj = open(obj.path, "rb")  # noqa: SIM115 - closed below or by _send_rest
+            # A bare descriptor: no file object, no fstat or isatty per request.
+            fd = os.open(obj.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return False  # gone: the handler answers 404 and forgets the version
-        transport = self.transport
-        assert transport is not None
         try:
-            head = self._head(req, d, obj)
-            if self.sock is not None and not transport.get_write_buffer_size():
-                # MSG_MORE: the head waits in the socket and leaves in the body's first packet
-                # (nginx's tcp_nopush) instead of as a packet of its own.
-                n = self.sock.send(head, socket.MSG_MORE)
-                if n < len(head):
-                    transport.write(head[n:])
-            else:
-                transport.write(head)
-            sent = stream._sendfile_now(transport, fobj, d.start, d.length)
+            sent = self._send_head_and_body(self._head(req, d, obj), fd, d.start, d.length)
         except ConnectionError:  # the viewer went away mid-response
-            fobj.close()
+            os.close(fd)
             self.abort()
             self._record(req, route, d.status, 0, start)
             return None
         except BaseException:
-            fobj.close()
+            os.close(fd)
             raise
         if sent == d.length:
-            fobj.close()
+            os.close(fd)
             self._record(req, route, d.status, sent, start)
             return None
-        rest = self._send_rest(fobj, d.start + sent, d.length - sent, sent)
+        rest = self._send_rest(fd, d.start + sent, d.length - sent, sent)
         return _Later(False, rest, route, d.status)
+
+    def _send_head_and_body(self, head: bytes, fd: int, offset: int, count: int) -> int:
+        """The head, then as much of the body as the socket takes now (sendfile(2)); returns
+        the body bytes sent. ConnectionError when the viewer is gone."""
+        transport = self.transport
+        assert transport is not None
+        sock = self.sock
+        if sock is None or transport.get_write_buffer_size():
+            transport.write(head)
+            with open(fd, "rb", closefd=False) as fobj:
+                return stream._sendfile_now(transport, fobj, offset, count)
+        try:
+            # MSG_MORE: the head waits in the socket and leaves in the body's first packet
+            # (nginx's tcp_nopush) instead of as a packet of its own.
+            n = sock.send(head, socket.MSG_MORE)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        if n < len(head):
+            transport.write(head[n:])
+            return 0  # the body follows the queued head (_send_rest)
+        try:
+            return os.sendfile(sock.fileno(), fd, offset, count)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError as exc:  # EPIPE, ECONNRESET
+            raise ConnectionResetError(str(exc)) from exc
 
     def _head(self, req: _Request, d: Any, of: stream.Document | stream.StoredObject) -> bytes:
         status = d.status
@@ -493,20 +510,45 @@ class FastProtocol(asyncio.Protocol):
             self.edge.app, method, self.edge.labels[route], fields, status, nbytes, time.perf_counter() - start, self.remote
         )
 
-    async def _send_rest(self, fobj: Any, offset: int, count: int, sent: int) -> int:
+    async def _send_rest(self, fd: int, offset: int, count: int, sent: int) -> int:
         """The part of a segment the socket did not take at once; returns the bytes sent in
-        all. A failure aborts the connection: the headers are out, a short body must end it."""
+        all. A failure aborts the connection: the headers are out, a short body must end it.
+
+        With our own descriptor of the socket: wait until it is writable (epoll on that
+        descriptor, so the transport's registration is untouched) and sendfile(2) again, on
+        either loop. Without one: loop.sendfile, or chunks under flow control (uvloop)."""
+        loop = asyncio.get_running_loop()
         try:
+            while count and self.sock is not None and self._transport_idle():
+                sock_fd = self.sock.fileno()
+                self.drain = ready = loop.create_future()
+                self.writer_fd = sock_fd
+                loop.add_writer(sock_fd, _wake, ready)
+                try:
+                    await ready
+                finally:
+                    self._stop_waiting()
+                if self.transport is None:
+                    raise ConnectionResetError("connection lost")
+                try:
+                    n = os.sendfile(sock_fd, fd, offset, count)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                if not n:
+                    raise ConnectionResetError("file shrank while sending")
+                offset, count, sent = offset + n, count - n, sent + n
+            if not count:
+                return sent
             if self.transport is None:
                 raise ConnectionResetError("connection lost")
-            loop = asyncio.get_running_loop()
             try:
-                await loop.sendfile(self.transport, fobj, offset, count, fallback=False)
+                with open(fd, "rb", closefd=False) as fobj:
+                    await loop.sendfile(self.transport, fobj, offset, count, fallback=False)
                 return sent + count
             except (NotImplementedError, RuntimeError):
-                pass  # no native sendfile on this loop (uvloop): chunks under flow control
+                pass
             while count:
-                chunk = await loop.run_in_executor(None, os.pread, fobj.fileno(), min(count, 256 * 1024), offset)
+                chunk = await loop.run_in_executor(None, os.pread, fd, min(count, 256 * 1024), offset)
                 if not chunk:
                     raise ConnectionResetError("file shrank while sending")
                 if self.transport is None:
@@ -521,7 +563,7 @@ class FastProtocol(asyncio.Protocol):
             self.abort()
             raise
         finally:
-            fobj.close()
+            os.close(fd)
 
     async def _finish(self, later: _Later, req: _Request, head: bytes, start: float) -> None:
         """Await what _answer could not do at once, then go on with the connection."""
@@ -586,7 +628,17 @@ class FastProtocol(asyncio.Protocol):
         if self.eof and not handler.eof_received():
             transport.close()
 
+    def _transport_idle(self) -> bool:
+        """Connected, and nothing queued in the transport (so the socket is ours to write)."""
+        return self.transport is not None and not self.transport.get_write_buffer_size()
+
+    def _stop_waiting(self) -> None:
+        if self.writer_fd is not None:
+            self.edge._loop.remove_writer(self.writer_fd)
+            self.writer_fd = None
+
     def _release(self) -> None:
+        self._stop_waiting()  # before the descriptor closes
         if self.sock is not None:
             self.sock.close()
             self.sock = None
@@ -603,6 +655,11 @@ class FastProtocol(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 _SERVER = b"Server: " + SERVER_SOFTWARE.encode() + b"\r\n\r\n"
