@@ -228,6 +228,31 @@ async def test_idle_connections_close_after_the_keepalive_time(app_client, store
     writer.close()
 
 
+async def test_without_a_second_descriptor_segments_still_go_out_whole(aiohttp_client, settings, stored, monkeypatch):
+    """Out of file descriptors, a connection has no descriptor of its own: heads go through
+    the transport and what the socket does not take at once goes by loop.sendfile."""
+    def no_dup(fd: int) -> int:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(fastpath.os, "dup", no_dup)
+    edge = await aiohttp_client(create_app(settings))
+    storage = open_storage(settings.storage_url)
+    sv = await store_version(storage, presentation(stored.title_id, "v20240101000000-nodupx", segment_size=8 * 1024 * 1024))
+    await storage.close()
+    tok = playback.sign(playback.keyring(settings.secret_key), sv.title_id, sv.version, time.time(), 3600)[0]
+    reader, writer = await asyncio.open_connection("127.0.0.1", edge.server.port, limit=1 << 20)
+    try:
+        for name in ("v720/1.m4s", "v720/2.m4s"):
+            writer.write(f"GET {sv.url(name, tok)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        await asyncio.sleep(0.3)  # both queued behind a full socket
+        for name in ("v720/1.m4s", "v720/2.m4s"):
+            status, _fields, body = await asyncio.wait_for(read_response(reader), 20)
+            assert status == "HTTP/1.1 200 OK" and body == sv.objects[name]
+    finally:
+        writer.close()
+    assert edge.server.handler.answered >= 2 and edge.server.handler.handed_over == 0
+
+
 async def test_client_gone_mid_segment_is_survived(app_client, settings, token, stored):
     """A viewer that leaves during a big segment: the connection is aborted, the server goes on."""
     storage = open_storage(settings.storage_url)
