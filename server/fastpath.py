@@ -22,10 +22,14 @@ How, per connection (`FastProtocol`):
   (stream.target, stream.decide, the cached Document / StoredObject headers), recorded in the
   same metrics and access log (middlewares.record), and loads on a cache miss (the rendition
   model, an object's size and ETag) await the same Origin loaders;
-- pipelined requests are answered in order; a response that cannot be written at once
-  (a segment larger than the socket buffer takes) finishes with loop.sendfile, or chunked
-  writes under the transport's flow control where the loop has no sendfile (uvloop), before
-  the next request is read;
+- a segment's head is sent with MSG_MORE on a second descriptor of the connection's socket
+  (so it leaves in the body's first packet, like nginx's tcp_nopush), then its body goes to
+  sendfile(2) from a bare descriptor of the file; what the socket does not take at once goes
+  out by waiting for writability on that second descriptor (the transport's own epoll
+  registration is untouched) and calling sendfile(2) again, on asyncio and uvloop alike
+  (without a second descriptor: loop.sendfile, or chunks under flow control on uvloop);
+- pipelined requests are answered in order, one response finished before the next request
+  is read; past PIPELINE_LIMIT unanswered bytes, reading pauses;
 - idle connections close after KEEPALIVE_S, as aiohttp's do; on shutdown idle connections
   close at once and busy ones when their response is out (or at the shutdown timeout).
 
@@ -46,7 +50,6 @@ import httptools
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
-from media.storage import ObjectNotFound
 from server import middlewares, stream
 from server.http_range import http_date
 
@@ -469,6 +472,8 @@ class FastProtocol(asyncio.Protocol):
             n = sock.send(head, socket.MSG_MORE)
         except (BlockingIOError, InterruptedError):
             n = 0
+        except OSError as exc:  # EPIPE, ECONNRESET
+            raise ConnectionResetError(str(exc)) from exc
         if n < len(head):
             transport.write(head[n:])
             return 0  # the body follows the queued head (_send_rest)

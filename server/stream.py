@@ -37,7 +37,7 @@ from media import keys as media_keys
 from media.storage import ObjectNotFound, Storage
 from packager.dash import render_mpd
 from packager.hls import render_media, render_multivariant
-from packager.model import Presentation, Rendition
+from packager.model import Presentation
 from packager.uris import MASTER_NAME, MEDIA_PLAYLIST_NAME, MPD_NAME, UriBuilder
 from server import keys
 from server.errors import ApiError

@@ -115,3 +115,23 @@ async def ready_title_row(conn: Any, version: str, *, title: str = "Origin test"
 
 def new_title_id() -> str:
     return str(uuid.uuid4())
+
+
+async def store_in(settings: Any, p: Presentation) -> StoredVersion:
+    """store_version into the storage that `settings` names."""
+    from media.storage import open_storage
+
+    storage = open_storage(settings.storage_url)
+    try:
+        return await store_version(storage, p)
+    finally:
+        await storage.close()
+
+
+def token_for(secret: str, sv: StoredVersion, window_s: int = 3600) -> str:
+    """A playback token for `sv`, signed with `secret`."""
+    import time
+
+    from auth import playback
+
+    return playback.sign(playback.keyring(secret), sv.title_id, sv.version, time.time(), window_s)[0]

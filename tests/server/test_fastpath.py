@@ -10,7 +10,6 @@ larger than the socket buffer (asyncio and uvloop), idle and shutdown closes, me
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import socket
@@ -23,27 +22,12 @@ import pytest
 from aiohttp import test_utils
 
 from auth import playback
-from media.storage import open_storage
 from server import fastpath
 from server.app import create_app
-from tests.server.origin_support import new_title_id, presentation, store_version
+from tests.server.origin_support import new_title_id, presentation, store_in, token_for
 from tests.support import free_port
 
 VERSION = "v20240101000000-fastpa"
-
-
-@pytest.fixture
-async def stored(settings):
-    storage = open_storage(settings.storage_url)
-    sv = await store_version(storage, presentation(new_title_id(), VERSION))
-    await storage.close()
-    return sv
-
-
-@pytest.fixture
-def token(settings, stored):
-    ring = playback.keyring(settings.secret_key)
-    return playback.sign(ring, stored.title_id, stored.version, time.time(), settings.playback_window_s)[0]
 
 
 @pytest.fixture
@@ -236,10 +220,8 @@ async def test_without_a_second_descriptor_segments_still_go_out_whole(aiohttp_c
 
     monkeypatch.setattr(fastpath.os, "dup", no_dup)
     edge = await aiohttp_client(create_app(settings))
-    storage = open_storage(settings.storage_url)
-    sv = await store_version(storage, presentation(stored.title_id, "v20240101000000-nodupx", segment_size=8 * 1024 * 1024))
-    await storage.close()
-    tok = playback.sign(playback.keyring(settings.secret_key), sv.title_id, sv.version, time.time(), 3600)[0]
+    sv = await store_in(settings, presentation(stored.title_id, "v20240101000000-nodupx", segment_size=8 * 1024 * 1024))
+    tok = token_for(settings.secret_key, sv)
     reader, writer = await asyncio.open_connection("127.0.0.1", edge.server.port, limit=1 << 20)
     try:
         for name in ("v720/1.m4s", "v720/2.m4s"):
@@ -255,11 +237,8 @@ async def test_without_a_second_descriptor_segments_still_go_out_whole(aiohttp_c
 
 async def test_client_gone_mid_segment_is_survived(app_client, settings, token, stored):
     """A viewer that leaves during a big segment: the connection is aborted, the server goes on."""
-    storage = open_storage(settings.storage_url)
-    big = dataclasses.replace(presentation(stored.title_id, "v20240101000000-bigseg", segment_size=8 * 1024 * 1024))
-    sv = await store_version(storage, big)
-    await storage.close()
-    tok = playback.sign(playback.keyring(settings.secret_key), sv.title_id, sv.version, time.time(), 3600)[0]
+    sv = await store_in(settings, presentation(stored.title_id, "v20240101000000-bigseg", segment_size=8 * 1024 * 1024))
+    tok = token_for(settings.secret_key, sv)
     url = sv.url("v720/1.m4s", tok)
     for _ in range(3):
         sock = socket.socket()
@@ -282,11 +261,8 @@ def test_large_segments_to_a_slow_reader_through_serve(settings, tmp_path, loop)
     at once, so the rest goes out by loop.sendfile or by chunks under flow control), pipelined
     with 600 playlist requests; every byte arrives, in order; SIGTERM then stops the server cleanly while
     an idle keep-alive connection is open."""
-    storage = open_storage(settings.storage_url)
-    title_id = new_title_id()
-    sv = asyncio.run(store_version(storage, presentation(title_id, VERSION, segment_size=8 * 1024 * 1024)))
-    asyncio.run(storage.close())
-    tok = playback.sign(playback.keyring(settings.secret_key), sv.title_id, sv.version, time.time(), 3600)[0]
+    sv = asyncio.run(store_in(settings, presentation(new_title_id(), VERSION, segment_size=8 * 1024 * 1024)))
+    tok = token_for(settings.secret_key, sv)
     port = free_port()
     env = {
         **os.environ,

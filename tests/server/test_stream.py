@@ -12,24 +12,9 @@ import yarl
 from auth import playback
 from media.storage import open_storage
 from server.app import create_app
-from tests.server.origin_support import new_title_id, presentation, store_version
+from tests.server.origin_support import new_title_id
 
 ORIGIN_HEADERS = ("Access-Control-Allow-Origin", "Access-Control-Expose-Headers")
-
-
-@pytest.fixture
-async def stored(settings):
-    storage = open_storage(settings.storage_url)
-    title_id = new_title_id()
-    sv = await store_version(storage, presentation(title_id, "v20240101000000-aaaaaa"))
-    await storage.close()
-    return sv
-
-
-@pytest.fixture
-def token(settings, stored):
-    ring = playback.keyring(settings.secret_key)
-    return playback.sign(ring, stored.title_id, stored.version, time.time(), settings.playback_window_s)[0]
 
 
 def _assert_cors(r):
