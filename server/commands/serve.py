@@ -9,9 +9,10 @@ the supervisor restarts a worker that dies and forwards SIGTERM/SIGINT for a gra
 The event loop: uvloop by default (asyncio where uvloop cannot be imported), chosen by
 measurement (bench/serve.py, docs/origin.md). Stream requests are answered by
 server/fastpath.py, which hands segments to sendfile(2) itself on either loop, so uvloop no
-longer loses sendfile (aiohttp's file responses did under it); with the fast path, four
-rounds on a quiet machine gave uvloop 0.90-1.04x nginx on 1 MiB segments and 0.69-0.74x on
-playlists, asyncio 0.84-0.97x and 0.61-0.66x. `--loop asyncio` remains available.
+longer loses sendfile (aiohttp's file responses did under it); with the fast path, uvloop
+served 1 MiB segments at 0.91-0.98x nginx and playlists at 0.64-0.73x on a quiet machine,
+asyncio within the same noise on segments and a little behind on playlists (0.61-0.64x).
+`--loop asyncio` remains available.
 """
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def new_loop(kind: str) -> asyncio.AbstractEventLoop:
         try:
             import uvloop
         except ImportError:  # a platform without uvloop wheels: asyncio still works
+            log.warning("uvloop is not installed: serving with asyncio's event loop")
             return asyncio.new_event_loop()
         return uvloop.new_event_loop()
     return asyncio.new_event_loop()
