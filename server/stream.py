@@ -11,6 +11,10 @@ of a version nothing here touches Postgres or Redis: a version is immutable, so 
 model, each object's size/ETag and each rendered playlist are cached in process (LRUs). A
 version that is gone from storage answers 404 (its cached entries are dropped).
 
+Most of these requests never reach the handlers below: server/fastpath.py answers cached ones
+outside aiohttp's request machinery with the same target(), decide() and headers, and hands
+every other request (errors included) to these handlers.
+
 Paths never reach storage as given: route patterns admit only [a-z0-9_-] names and decimal
 numbers, rendition ids and segment numbers must exist in the model, and storage keys are built
 from the model (media.keys), so `..`, `%2e%2e` and encoded slashes cannot name a file.
@@ -146,14 +150,12 @@ class StoredObject(_Wire):
     full: Decision  # the plain 200
 
 
-
 @dataclass(frozen=True)
 class Document(_Wire):
     body: bytes
     validators: Validators
     headers: dict[str, str]
     full: Decision
-
 
 
 class Origin:
