@@ -11,7 +11,8 @@ Stores one title version (file backend, 1 MiB segments) in a temp dir, starts
     playlist  our tokenised media playlist (rendered, cached per token) vs the same text
               written to disk once and served statically by nginx
 
-and prints req/s and MB/s side by side with ratios. Targets (issue 3): segments >= 0.9x
+and prints req/s, MB/s and each server's CPU time per request (user + system µs, from /proc,
+the server's whole process tree) side by side with ratios. Targets (issue 3): segments >= 0.9x
 nginx, playlists >= 0.5x.
 """
 from __future__ import annotations
@@ -46,6 +47,7 @@ from benchlib import free_port, wait_http  # noqa: E402
 
 SEGMENT_BYTES = 1024 * 1024
 SEGMENTS = 4
+ROUNDS = 5  # interleaved wrk rounds per server per case
 SECRET = "bench-secret-key"
 NGINX = "/usr/sbin/nginx"
 
@@ -122,6 +124,41 @@ def wrk(url: str, duration: int, connections: int, threads: int) -> tuple[float,
     return rps, float(m.group(1)) * scale
 
 
+def tree_cpu(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of `pid` and all its descendants so far (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        stats[int(entry)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    user = system = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        if p in stats:
+            user += int(stats[p][11])
+            system += int(stats[p][12])
+        todo += children.get(p, [])
+    hz = os.sysconf("SC_CLK_TCK")
+    return user / hz, system / hz
+
+
+def measured(pid: int, url: str, duration: int, connections: int, threads: int) -> tuple[float, float, float, float]:
+    """wrk against `url`: req/s, MB/s, and the server's user and system CPU µs per request."""
+    u0, s0 = tree_cpu(pid)
+    rps, mbs = wrk(url, duration, connections, threads)
+    u1, s1 = tree_cpu(pid)
+    n = max(rps * duration, 1.0)
+    return rps, mbs, (u1 - u0) / n * 1e6, (s1 - s0) / n * 1e6
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -182,29 +219,32 @@ def main() -> int:
             assert da == db, f"{name}: ours and nginx's bodies differ"
 
         print(f"bench/serve.py: {args.workers} worker(s) each, wrk -t{args.threads} -c{args.connections}, "
-              f"{args.duration}s per server per case (2 interleaved halves), 127.0.0.1, "
+              f"{args.duration}s per server per case ({ROUNDS} interleaved rounds), 127.0.0.1, "
               f"loop={args.loop or 'default'}, cpus={os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}")
-        print(f"{'case':<10} {'server':<8} {'req/s':>10} {'MB/s':>10}   ratio (ours/nginx)  target")
+        print(f"{'case':<10} {'server':<8} {'req/s':>10} {'MB/s':>10} {'CPU us/req user+sys':>20}   "
+              f"ratio (ours/nginx)  target")
         ok = True
+        ours_pid, nginx_pid = procs[0].pid, procs[1].pid
         for name, (a, b, target) in cases.items():
             if args.only and name != args.only:
                 continue
             wrk(a, 2, args.connections, args.threads)  # warm both (page cache, LRUs)
             wrk(b, 2, args.connections, args.threads)
-            # Interleaved halves (ours, nginx, ours, nginx): a shared machine's load drifts,
-            # and each server sees the same drift. Totals: `duration` seconds each.
-            half = max(1, args.duration // 2)
+            # Interleaved rounds (ours, nginx, ours, nginx, ...): the machine's speed drifts
+            # (nginx alone moves +-5% from run to run here), and short alternating rounds give
+            # both servers the same drift. Totals: `duration` seconds each.
+            step = max(1, args.duration // ROUNDS)
             runs_a, runs_b = [], []
-            for _ in range(2):
-                runs_a.append(wrk(a, half, args.connections, args.threads))
-                runs_b.append(wrk(b, half, args.connections, args.threads))
-            ra, ma = (sum(x) / 2 for x in zip(*runs_a))
-            rb, mb = (sum(x) / 2 for x in zip(*runs_b))
+            for _ in range(ROUNDS):
+                runs_a.append(measured(ours_pid, a, step, args.connections, args.threads))
+                runs_b.append(measured(nginx_pid, b, step, args.connections, args.threads))
+            ra, ma, ua, sa = (sum(x) / ROUNDS for x in zip(*runs_a))
+            rb, mb, ub, sb = (sum(x) / ROUNDS for x in zip(*runs_b))
             ratio = ra / rb if rb else 0.0
             ok &= ratio >= target
-            print(f"{name:<10} {'ours':<8} {ra:>10.0f} {ma:>10.1f}")
-            print(f"{'':<10} {'nginx':<8} {rb:>10.0f} {mb:>10.1f}   {ratio:>6.2f}x             "
-                  f">= {target}x {'ok' if ratio >= target else 'MISSED'}")
+            print(f"{name:<10} {'ours':<8} {ra:>10.0f} {ma:>10.1f} {f'{ua:.0f}+{sa:.0f}':>20}")
+            print(f"{'':<10} {'nginx':<8} {rb:>10.0f} {mb:>10.1f} {f'{ub:.0f}+{sb:.0f}':>20}   {ratio:>6.2f}x"
+                  f"             >= {target}x {'ok' if ratio >= target else 'MISSED'}")
         return 0 if ok else 1
     finally:
         for proc in procs:

@@ -129,6 +129,7 @@ class EdgeServer:
         # Route label for metrics and access log: the aiohttp route's canonical path.
         self.labels = {name: app.router[f"stream_{name}"].canonical for name in stream.ROUTES}
         self._origin: stream.Origin | None = None
+        self._recorder: middlewares.Recorder | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -137,6 +138,13 @@ class EdgeServer:
         if self._origin is None:
             self._origin = self.app[stream.ORIGIN]
         return self._origin
+
+    @property
+    def recorder(self) -> middlewares.Recorder:
+        # After startup (the access-log sink is set before the runner starts).
+        if self._recorder is None:
+            self._recorder = middlewares.Recorder(self.app)
+        return self._recorder
 
     def __call__(self) -> asyncio.Protocol:
         if self.closing:
@@ -504,16 +512,16 @@ class FastProtocol(asyncio.Protocol):
         return b"".join(parts)
 
     def _record(self, req: _Request, route: str, status: int, nbytes: int, start: float) -> None:
-        self.edge.answered += 1
+        edge = self.edge
+        edge.answered += 1
         method = _METHODS[req.method]
         target = req.target
         assert target is not None
+        label = edge.labels[route]
         fields = target.log_fields.get(method)
         if fields is None:
-            fields = target.log_fields[method] = middlewares.access_fields(method, target.path, self.edge.labels[route])
-        middlewares.record(
-            self.edge.app, method, self.edge.labels[route], fields, status, nbytes, time.perf_counter() - start, self.remote
-        )
+            fields = target.log_fields[method] = middlewares.access_fields(method, target.path, label)
+        edge.recorder(method, label, fields, status, nbytes, time.perf_counter() - start, self.remote)
 
     async def _send_rest(self, fd: int, offset: int, count: int, sent: int) -> int:
         """The part of a segment the socket did not take at once; returns the bytes sent in

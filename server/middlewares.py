@@ -104,20 +104,31 @@ def access_line(fields: str, status: int, nbytes: int, elapsed: float, remote: s
     )
 
 
+class Recorder:
+    """Records finished requests into an app's metrics and access log (`fields`: access_fields
+    of the request). server/fastpath.py keeps one per server (the app's registry and sink are
+    looked up once, and its `fields` per URL: they repeat); edge_middleware uses `record`."""
+
+    __slots__ = ("metrics", "sink")
+
+    def __init__(self, app: web.Application) -> None:
+        self.metrics = app.get(METRICS)
+        self.sink = app.get(ACCESS_SINK)
+
+    def __call__(self, method: str, route: str, fields: str, status: int, nbytes: int, elapsed: float, remote: str) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(method, route, status, elapsed, nbytes)
+        if self.sink is not None:
+            self.sink.write(access_line(fields, status, nbytes, elapsed, remote))
+        elif access_log.isEnabledFor(logging.INFO):
+            access_log.info(access_line(fields, status, nbytes, elapsed, remote))
+
+
 def record(
     app: web.Application, method: str, route: str, fields: str, status: int, nbytes: int, elapsed: float, remote: str
 ) -> None:
-    """One finished request into the metrics and the access log (`fields`: access_fields of
-    it). Called by edge_middleware and by server/fastpath.py, which answers cached stream
-    requests outside aiohttp (and keeps `fields` per URL: they repeat)."""
-    metrics = app.get(METRICS)
-    if metrics is not None:
-        metrics.observe(method, route, status, elapsed, nbytes)
-    sink = app.get(ACCESS_SINK)
-    if sink is not None:
-        sink.write(access_line(fields, status, nbytes, elapsed, remote))
-    elif access_log.isEnabledFor(logging.INFO):
-        access_log.info(access_line(fields, status, nbytes, elapsed, remote))
+    """One finished request into the metrics and the access log."""
+    Recorder(app)(method, route, fields, status, nbytes, elapsed, remote)
 
 
 @web.middleware
