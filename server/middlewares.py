@@ -18,6 +18,7 @@ from typing import IO
 
 from aiohttp import web
 
+from server.clientip import client_ip
 from server.metrics import Metrics
 
 access_log = logging.getLogger("streamflix.access")
@@ -169,7 +170,7 @@ async def edge_middleware(request: web.Request, handler):  # type: ignore[no-unt
             status,
             nbytes,
             elapsed,
-            request.remote or "",
+            client_ip(request),
         )
 
 

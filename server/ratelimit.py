@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from auth.breaker import Breaker
 from server import keys
+from server.clientip import client_ip
 from server.errors import ApiError
 
 log = logging.getLogger("streamflix.ratelimit")
@@ -106,13 +107,6 @@ class RateLimiter:
 def account_ident(email_key: str) -> str:
     """Accounts are keyed by a hash of the email key: no addresses in Redis key names."""
     return hashlib.sha256(email_key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def client_ip(request: web.Request) -> str:
-    # The socket peer. Behind a proxy, run aiohttp with the proxy's forwarded-header
-    # handling so request.remote is the real client; trusting X-Forwarded-For blindly
-    # would let anyone pick their own bucket.
-    return request.remote or "unknown"
 
 
 RATE_LIMITER = web.AppKey("rate_limiter", RateLimiter)

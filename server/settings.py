@@ -60,6 +60,9 @@ class Settings:
     # Sender of verification and reset mail (smtp_url: smtp://user:pass@host:port, smtps://).
     mail_from: str = "StreamFlix <no-reply@localhost>"
     max_body_bytes: int = 1024 * 1024
+    # Load balancers / CDNs in front (addresses or CIDR blocks, comma-separated in the
+    # environment): from them, the client is read from X-Forwarded-For (server/clientip.py).
+    trusted_proxies: tuple[str, ...] = ()
     debug: bool = False
 
     def __post_init__(self) -> None:
@@ -67,6 +70,12 @@ class Settings:
         object.__setattr__(self, "data_dir", data_dir)
         if not self.storage_url:
             object.__setattr__(self, "storage_url", "file://" + str(Path(data_dir) / "media"))
+        from server.clientip import networks
+
+        try:
+            networks(tuple(self.trusted_proxies))
+        except ValueError as exc:
+            raise ConfigError(f"STREAMFLIX_TRUSTED_PROXIES: {exc}") from None
 
     # ---- construction -------------------------------------------------------------------
 
