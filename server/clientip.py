@@ -37,6 +37,16 @@ def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: Itera
     return any(address in net for net in nets)
 
 
+def is_trusted(peer: str, trusted: tuple[Network, ...]) -> bool:
+    """Whether `peer` (an address as text) is one of the trusted proxies."""
+    if not trusted:
+        return False
+    try:
+        return _trusted(ipaddress.ip_address(peer), trusted)
+    except ValueError:
+        return False
+
+
 def resolve(peer: str, forwarded_for: Iterable[str], trusted: tuple[Network, ...]) -> str:
     """The client address for a request from `peer` carrying these X-Forwarded-For values."""
     try:

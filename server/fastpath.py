@@ -50,7 +50,7 @@ import httptools
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
-from server import middlewares, stream
+from server import clientip, keys, middlewares, stream
 from server.http_range import http_date
 
 log = logging.getLogger("streamflix.fastpath")
@@ -120,6 +120,8 @@ class EdgeServer:
         self.answered = 0  # requests answered here
         self.handed_over = 0  # connections given to aiohttp
         self.date = _Date()
+        settings = app.get(keys.SETTINGS)
+        self.trusted = clientip.networks(settings.trusted_proxies) if settings is not None else ()
         self.route_rx = stream.route_regex()
         self.urls: dict[bytes, _Target] = {}
         self.route_vars = {
@@ -218,7 +220,7 @@ class _Later:
 
 
 class _Request:
-    __slots__ = ("method", "url", "target", "fields", "complete", "ours", "keep_alive")
+    __slots__ = ("method", "url", "target", "fields", "complete", "ours", "keep_alive", "forwarded_for")
 
     def __init__(self) -> None:
         self.method = b""
@@ -228,12 +230,13 @@ class _Request:
         self.complete = False
         self.ours = True
         self.keep_alive = True
+        self.forwarded_for: list[str] = []  # X-Forwarded-For values, read from trusted proxies only
 
 
 class FastProtocol(asyncio.Protocol):
     __slots__ = (
         "edge", "transport", "buf", "parser", "req", "busy", "last_active", "eof",
-        "write_paused", "read_paused", "drain", "closing", "remote", "sock", "writer_fd",
+        "write_paused", "read_paused", "drain", "closing", "remote", "proxied", "sock", "writer_fd",
     )
 
     def __init__(self, edge: EdgeServer) -> None:
@@ -250,6 +253,7 @@ class FastProtocol(asyncio.Protocol):
         self.drain: asyncio.Future[None] | None = None
         self.closing = False  # close once idle (shutdown, `Connection: close`)
         self.remote = ""
+        self.proxied = False
         self.sock: socket.socket | None = None
         self.writer_fd: int | None = None  # self.sock's descriptor while _send_rest waits on it
 
@@ -271,6 +275,8 @@ class FastProtocol(asyncio.Protocol):
                 self.sock = None
         peer = transport.get_extra_info("peername")
         self.remote = peer[0] if isinstance(peer, (tuple, list)) and peer else ""
+        # A trusted proxy's connection: the client of each request is in X-Forwarded-For.
+        self.proxied = clientip.is_trusted(self.remote, self.edge.trusted)
         self.edge.conns.add(self)
 
     def data_received(self, data: bytes) -> None:
@@ -321,6 +327,8 @@ class FastProtocol(asyncio.Protocol):
             req.ours = False
         elif lname == b"connection" and b"close" in value.lower().replace(b" ", b"").split(b","):
             req.keep_alive = False  # HTTP/1.1 (RFC 9112 9.3): persistent unless `close`
+        elif lname == b"x-forwarded-for" and self.proxied:
+            req.forwarded_for.append(value.decode("latin-1"))
 
     def on_message_complete(self) -> None:
         self.req.complete = True
@@ -521,7 +529,8 @@ class FastProtocol(asyncio.Protocol):
         fields = target.log_fields.get(method)
         if fields is None:
             fields = target.log_fields[method] = middlewares.access_fields(method, target.path, label)
-        edge.recorder(method, label, fields, status, nbytes, time.perf_counter() - start, self.remote)
+        remote = clientip.resolve(self.remote, req.forwarded_for, edge.trusted) if self.proxied else self.remote
+        edge.recorder(method, label, fields, status, nbytes, time.perf_counter() - start, remote)
 
     async def _send_rest(self, fd: int, offset: int, count: int, sent: int) -> int:
         """The part of a segment the socket did not take at once; returns the bytes sent in

@@ -87,3 +87,16 @@ async def test_without_trusted_proxies_the_header_is_ignored(aiohttp_client, set
     client = await aiohttp_client(create_app(_limited(settings)))
     assert await _login_codes(client, "203.0.113.9", 2) == [401, 401]
     assert await _login_codes(client, "198.51.100.7", 1) == [429]  # same peer, same bucket
+
+
+async def test_stream_fast_path_logs_the_forwarded_client(aiohttp_client, settings, stored, token, caplog):
+    client = await aiohttp_client(create_app(dataclasses.replace(settings, trusted_proxies=("127.0.0.0/8",))))
+    caplog.set_level(logging.INFO, logger="streamflix.access")
+    url = stored.url("v360/1.m4s", token)
+    r = await client.get(url, headers={"X-Forwarded-For": "198.51.100.1, 203.0.113.9"})
+    assert r.status == 200 and await r.read() == stored.objects["v360/1.m4s"]
+    r = await client.get(url)  # a request the proxy forwarded without the header
+    assert r.status == 200
+    assert client.server.handler.answered == 2 and client.server.handler.handed_over == 0
+    remotes = [json.loads(rec.getMessage())["remote"] for rec in caplog.records if rec.name == "streamflix.access"]
+    assert remotes == ["203.0.113.9", "127.0.0.1"]
