@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = usub.add_parser("set-role", parents=[common])
     p.add_argument("email")
     p.add_argument("role", choices=("viewer", "admin"))
+    p = usub.add_parser("prune", parents=[common], help="delete expired tokens and dead sessions")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("demo", parents=[common], help="quickstart: sample title, server, login")
     p.add_argument("source", nargs="?", help="a video to use instead of a generated sample")

@@ -1,8 +1,9 @@
-"""`streamflix users create|list|set-role`: accounts from the shell.
+"""`streamflix users create|list|set-role|prune`: accounts from the shell.
 
     streamflix users create EMAIL [--admin] [--password-stdin] [--display-name NAME]
     streamflix users list [--json]
     streamflix users set-role EMAIL viewer|admin
+    streamflix users prune [--json]     expired tokens and dead sessions (auth/prune.py)
 
 `create` reads the password from stdin with --password-stdin (one line; for scripts, like
 `docker login --password-stdin`), else prompts twice on the terminal; it never takes the
@@ -96,6 +97,21 @@ async def _set_role(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _prune(settings: Settings, args: argparse.Namespace) -> int:
+    from auth.prune import prune
+
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        counts = await prune(conn, access_token_ttl_s=settings.access_token_ttl_s)
+    finally:
+        await conn.close()
+    if args.json:
+        print(json.dumps(counts))
+    else:
+        print("pruned " + ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in counts.items()))
+    return 0
+
+
 def main(settings: Settings, args: argparse.Namespace) -> int:
     action = args.users_command
     try:
@@ -104,6 +120,8 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
             return asyncio.run(_create(settings, args, password))
         if action == "list":
             return asyncio.run(_list(settings, args))
+        if action == "prune":
+            return asyncio.run(_prune(settings, args))
         return asyncio.run(_set_role(settings, args))
     except UsageError as exc:
         print(f"streamflix users {action}: error: {exc}", file=sys.stderr)
