@@ -42,6 +42,15 @@ LAUNCH_ARGS = [
 PASSWORD = "correct horse battery staple"
 
 
+def sign_in(page: Any, base: str, account: dict[str, str]) -> None:
+    """Log in through the login page and wait for home."""
+    page.goto(base + "/login")
+    page.fill("#email", account["email"])
+    page.fill("#password", account["password"])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(base + "/")
+
+
 # ---- the app on a free port ---------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import sign_in
+
 pytestmark = pytest.mark.browser
 
 VIDEO = "document.getElementById('video')"
@@ -40,14 +42,6 @@ def catalog(live_server: Any, clip_factory: Any, tmp_path: Path) -> dict[str, An
     broken.write_bytes(b"\x00\x00\x00\x18ftypisom" + secrets.token_bytes(4096))
     failed = live_server.ingest_ready(broken, expect="failed", title=f"Broken Upload {tag}", max_attempts=1)
     return {"movie": movie, "episodes": episodes, "series_id": episodes[0]["series_id"], "failed": failed}
-
-
-def sign_in(page: Any, base: str, account: dict[str, str]) -> None:
-    page.goto(base + "/login")
-    page.fill("#email", account["email"])
-    page.fill("#password", account["password"])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(base + "/")
 
 
 def settle(page: Any) -> None:

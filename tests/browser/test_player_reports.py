@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser.conftest import sign_in
+
 pytestmark = pytest.mark.browser
 
 VIDEO = "document.getElementById('video')"
@@ -19,14 +21,6 @@ VIDEO = "document.getElementById('video')"
 def long_title(live_server: Any, clip_factory: Any) -> dict[str, Any]:
     clip = clip_factory(seconds=30, width=640, height=360)
     return live_server.ingest_ready(clip, title=f"Long Walk {secrets.token_hex(2)}", year=2020, genres=["Drama"])
-
-
-def sign_in(page: Any, base: str, account: dict[str, str]) -> None:
-    page.goto(base + "/login")
-    page.fill("#email", account["email"])
-    page.fill("#password", account["password"])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(base + "/")
 
 
 def test_position_reported_every_10s_on_pause_and_on_pagehide(

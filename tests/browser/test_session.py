@@ -10,7 +10,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.browser.conftest import LiveServer
+from tests.browser.conftest import LiveServer, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -23,14 +23,6 @@ def short_token_server(web_settings: Any) -> Iterator[LiveServer]:
         yield server
     finally:
         server.stop()
-
-
-def sign_in(page: Any, base: str, account: dict[str, str]) -> None:
-    page.goto(base + "/login")
-    page.fill("#email", account["email"])
-    page.fill("#password", account["password"])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(base + "/")
 
 
 def stored_tokens(page: Any) -> dict[str, Any]:

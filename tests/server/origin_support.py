@@ -117,12 +117,15 @@ def new_title_id() -> str:
     return str(uuid.uuid4())
 
 
-async def store_in(settings: Any, p: Presentation) -> StoredVersion:
-    """store_version into the storage that `settings` names."""
+async def store_in(settings: Any, p: Presentation, *, create_bucket: bool = False) -> StoredVersion:
+    """store_version into the storage that `settings` names (its S3 bucket created first
+    with `create_bucket`)."""
     from media.storage import open_storage
 
-    storage = open_storage(settings.storage_url)
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
     try:
+        if create_bucket:
+            await storage.create_bucket()
         return await store_version(storage, p)
     finally:
         await storage.close()

@@ -8,16 +8,13 @@ default is exact-match).
 """
 from __future__ import annotations
 
-import time
-
 import aiohttp
 import pytest
 
-from auth import playback
 from media import keys as media_keys
 from media.storage import open_storage
 from tests.server.nginx_support import Nginx, nginx_or_skip
-from tests.server.origin_support import new_title_id, presentation, store_version
+from tests.server.origin_support import new_title_id, presentation, store_version, token_for
 
 BODY = "".join(f"X{i:03d}XXXXXX" for i in range(100)).encode()  # range.t's t1.html, 1000 bytes
 
@@ -99,7 +96,7 @@ async def pair(app_client, settings, tmp_path):
         if_modified_since before;
     }}""",
     ).start()
-    token = playback.sign(playback.keyring(settings.secret_key), sv.title_id, "v1", time.time(), 3600)[0]
+    token = token_for(settings.secret_key, sv)
     ours = str(app_client.make_url(sv.url("v360/1.m4s", token)))
     try:
         yield ours, f"{nginx.url}/{key}"

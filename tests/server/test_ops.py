@@ -7,10 +7,8 @@ import logging
 import re
 import time
 
-from auth import playback
-from media.storage import open_storage
 from server.app import create_app
-from tests.server.origin_support import new_title_id, presentation, store_version
+from tests.server.origin_support import new_title_id, presentation, store_in, token_for
 
 
 async def test_healthz(app_client):
@@ -45,10 +43,8 @@ async def test_readyz_lists_a_dead_redis(aiohttp_client, settings):
 
 
 async def test_metrics(app_client, settings):
-    storage = open_storage(settings.storage_url)
-    sv = await store_version(storage, presentation(new_title_id(), "v1"))
-    await storage.close()
-    token = playback.sign(playback.keyring(settings.secret_key), sv.title_id, "v1", time.time(), 3600)[0]
+    sv = await store_in(settings, presentation(new_title_id(), "v1"))
+    token = token_for(settings.secret_key, sv)
     for _ in range(3):
         assert (await app_client.get(sv.url("v360/1.m4s", token))).status == 200
     assert (await app_client.get(sv.url("v360/1.m4s", "bad"))).status == 403
@@ -70,10 +66,8 @@ async def test_metrics(app_client, settings):
 
 
 async def test_access_log_is_json_without_tokens(app_client, settings, caplog, user_token):
-    storage = open_storage(settings.storage_url)
-    sv = await store_version(storage, presentation(new_title_id(), "v1"))
-    await storage.close()
-    token = playback.sign(playback.keyring(settings.secret_key), sv.title_id, "v1", time.time(), 3600)[0]
+    sv = await store_in(settings, presentation(new_title_id(), "v1"))
+    token = token_for(settings.secret_key, sv)
     with caplog.at_level(logging.INFO, logger="streamflix.access"):
         await app_client.get(sv.url("v360/1.m4s", token))
         await app_client.get(sv.url("master.m3u8", token))

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import time
 
 import pytest
 
-from auth import playback
-from media.storage import open_storage
 from server.app import create_app
-from tests.server.origin_support import new_title_id, presentation, store_version
+from tests.server.origin_support import new_title_id, presentation, store_in, token_for
 
 
 @pytest.fixture
@@ -19,12 +16,9 @@ async def s3_client(aiohttp_client, settings, s3_server):
     s3 = dataclasses.replace(
         settings, storage_url=f"s3://origin-{secrets.token_hex(4)}/media", s3_endpoint_url=s3_server
     )
-    storage = open_storage(s3.storage_url, s3.s3_endpoint_url)
-    await storage.create_bucket()
-    sv = await store_version(storage, presentation(new_title_id(), "v1", segment_size=300_000))
-    await storage.close()
+    sv = await store_in(s3, presentation(new_title_id(), "v1", segment_size=300_000), create_bucket=True)
     client = await aiohttp_client(create_app(s3))
-    token = playback.sign(playback.keyring(s3.secret_key), sv.title_id, "v1", time.time(), 3600)[0]
+    token = token_for(s3.secret_key, sv)
     return client, sv, token
 
 
@@ -70,13 +64,9 @@ async def either_backend(request, aiohttp_client, settings):
         )
     else:
         s = settings
-    storage = open_storage(s.storage_url, s.s3_endpoint_url)
-    if request.param == "s3":
-        await storage.create_bucket()
-    sv = await store_version(storage, presentation(new_title_id(), "v1", segment_size=50_000))
-    await storage.close()
+    sv = await store_in(s, presentation(new_title_id(), "v1", segment_size=50_000), create_bucket=request.param == "s3")
     client = await aiohttp_client(create_app(s))
-    token = playback.sign(playback.keyring(s.secret_key), sv.title_id, "v1", time.time(), 3600)[0]
+    token = token_for(s.secret_key, sv)
     return client, sv, token
 
 

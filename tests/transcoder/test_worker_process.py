@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import AsyncIterator, Callable
+from typing import Any, AsyncIterator, Callable
 
 import asyncpg
 import pytest
@@ -99,16 +99,23 @@ async def encoding(pool: asyncpg.Pool, title_id: str, worker: subprocess.Popen[b
     return ffmpeg_children(worker.pid)
 
 
+async def ingest_and_start(
+    settings: Settings, pool: asyncpg.Pool, clip_factory: Callable[..., Path], tmp_path: Path, name: str
+) -> tuple[Any, Any, subprocess.Popen[bytes], Path]:
+    """A 20 s 720p title ingested and a real worker process started on it: (storage, title,
+    worker, its log file)."""
+    storage = open_storage(settings.storage_url)
+    clip = clip_factory(seconds=20, width=1280, height=720, audio=False)
+    title = await ingest(pool, storage, source=str(clip), title=name, max_source_bytes=10**9, work_dir=settings.work_dir)
+    log = tmp_path / "worker.log"
+    return storage, title, start_worker(settings, log), log
+
+
 async def test_sigkill_mid_encode_then_restart(
     own_settings: Settings, own_pool: asyncpg.Pool, clip_factory: Callable[..., Path], tmp_path: Path,  # noqa: F811
 ) -> None:
     settings = own_settings
-    storage = open_storage(settings.storage_url)
-    clip = clip_factory(seconds=20, width=1280, height=720, audio=False)
-    title = await ingest(own_pool, storage, source=str(clip), title="Killed midway", max_source_bytes=10**9,
-                         work_dir=settings.work_dir)
-    log = tmp_path / "worker.log"
-    worker = start_worker(settings, log)
+    storage, title, worker, log = await ingest_and_start(settings, own_pool, clip_factory, tmp_path, "Killed midway")
     try:
         ffmpegs = await encoding(own_pool, title.id, worker)
         dead_attempt = (await job_of(own_pool, title.id)).attempts
@@ -150,12 +157,7 @@ async def test_sigterm_gives_the_job_back(
     own_settings: Settings, own_pool: asyncpg.Pool, clip_factory: Callable[..., Path], tmp_path: Path,  # noqa: F811
 ) -> None:
     settings = own_settings
-    storage = open_storage(settings.storage_url)
-    clip = clip_factory(seconds=20, width=1280, height=720, audio=False)
-    title = await ingest(own_pool, storage, source=str(clip), title="Stopped politely", max_source_bytes=10**9,
-                         work_dir=settings.work_dir)
-    log = tmp_path / "worker.log"
-    worker = start_worker(settings, log)
+    storage, title, worker, log = await ingest_and_start(settings, own_pool, clip_factory, tmp_path, "Stopped politely")
     try:
         ffmpegs = await encoding(own_pool, title.id, worker)
         worker.send_signal(signal.SIGTERM)
