@@ -1,4 +1,4 @@
-"""Typed auth errors; `server/errors.py` maps them to HTTP."""
+"""Typed auth errors; `server/http/errors.py` maps them to HTTP."""
 from __future__ import annotations
 
 

@@ -28,7 +28,7 @@ import asyncpg  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from server.app import create_app  # noqa: E402
-from server.authn import REVOCATIONS  # noqa: E402
+from server.http.authn import REVOCATIONS  # noqa: E402
 from server.migrate import migrate  # noqa: E402
 from server.settings import Settings  # noqa: E402
 

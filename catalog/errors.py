@@ -1,4 +1,4 @@
-"""Typed catalog errors; `server/errors.py` maps them to HTTP."""
+"""Typed catalog errors; `server/http/errors.py` maps them to HTTP."""
 from __future__ import annotations
 
 

@@ -1,4 +1,4 @@
-"""Typed packager errors. `code` is the snake_case string `server/errors.py` maps to HTTP."""
+"""Typed packager errors. `code` is the snake_case string `server/http/errors.py` maps to HTTP."""
 from __future__ import annotations
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from media.storage import open_storage
 from server import keys
-from server.errors import MAX_REQUEST_LINE_BYTES, error_middleware
+from server.http.errors import MAX_REQUEST_LINE_BYTES, error_middleware
 from server.settings import Settings
 
 log = logging.getLogger("streamflix.server")
@@ -44,7 +44,7 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
-    from server import middlewares
+    from server.http import middlewares
 
     app = web.Application(
         # Outermost first: preflights, metrics and the access log see the final status.
@@ -70,12 +70,12 @@ def _register_routes(app: web.Application) -> None:
 
 
 ROUTE_MODULES = (
-    "server.api_auth",
-    "server.api_catalog",
-    "server.api_me",
-    "server.api_jobs",
-    "server.api_playback",
-    "server.stream",
-    "server.ops",
+    "server.api.auth",
+    "server.api.catalog",
+    "server.api.library",
+    "server.api.jobs",
+    "server.api.playback",
+    "server.origin.handlers",
+    "server.api.ops",
     "server.web",
 )

@@ -61,7 +61,7 @@ class Settings:
     mail_from: str = "StreamFlix <no-reply@localhost>"
     max_body_bytes: int = 1024 * 1024
     # Load balancers / CDNs in front (addresses or CIDR blocks, comma-separated in the
-    # environment): from them, the client is read from X-Forwarded-For (server/clientip.py).
+    # environment): from them, the client is read from X-Forwarded-For (server/http/clientip.py).
     trusted_proxies: tuple[str, ...] = ()
     debug: bool = False
 
@@ -70,7 +70,7 @@ class Settings:
         object.__setattr__(self, "data_dir", data_dir)
         if not self.storage_url:
             object.__setattr__(self, "storage_url", "file://" + str(Path(data_dir) / "media"))
-        from server.clientip import networks
+        from server.http.clientip import networks
 
         try:
             networks(tuple(self.trusted_proxies))

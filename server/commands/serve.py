@@ -8,7 +8,7 @@ the supervisor restarts a worker that dies and forwards SIGTERM/SIGINT for a gra
 
 The event loop: uvloop by default (asyncio where uvloop cannot be imported), chosen by
 measurement (bench/serve.py, docs/origin.md). Stream requests are answered by
-server/fastpath.py, which hands segments to sendfile(2) itself on either loop, so uvloop no
+server/origin/fastpath.py, which hands segments to sendfile(2) itself on either loop, so uvloop no
 longer loses sendfile (aiohttp's file responses did under it); with the fast path, uvloop
 served 1 MiB segments at 0.91-0.98x nginx and playlists at 0.64-0.73x on a quiet machine,
 asyncio within the same noise on segments and a little behind on playlists (0.61-0.64x).
@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server.middlewares import ACCESS_SINK, AccessLogSink
+from server.http.middlewares import ACCESS_SINK, AccessLogSink
 from server.settings import Settings
 
 log = logging.getLogger("streamflix.serve")
@@ -78,7 +78,7 @@ async def serve_app(
 ) -> None:
     """Run one app on host:port until SIGTERM/SIGINT, then stop gracefully."""
     from server.app import create_app
-    from server.fastpath import Runner
+    from server.origin.fastpath import Runner
 
     app = create_app(settings)
     sink = AccessLogSink(sys.stdout.buffer)
@@ -88,8 +88,8 @@ async def serve_app(
         sink.flush()
 
     app.on_cleanup.append(flush)
-    # Our own JSON access log (server.middlewares) replaces aiohttp's.
-    # The stream fast path (server/fastpath.py) in front of aiohttp, on the same sockets.
+    # Our own JSON access log (server.http.middlewares) replaces aiohttp's.
+    # The stream fast path (server/origin/fastpath.py) in front of aiohttp, on the same sockets.
     runner = Runner(app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     try:
@@ -109,7 +109,7 @@ async def serve_app(
 
 def raise_open_file_limit() -> None:
     """Soft RLIMIT_NOFILE up to the hard limit (nginx's worker_rlimit_nofile): each fast-path
-    connection holds two descriptors (server/fastpath.py), and 1024 is a common soft default."""
+    connection holds two descriptors (server/origin/fastpath.py), and 1024 is a common soft default."""
     try:
         import resource
 

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from server.app import create_app
-from server.ratelimit import Limit, RateLimiter
+from server.http.ratelimit import Limit, RateLimiter
 from tests.conftest import REDIS_URL
 from tests.server.accounts_util import PASSWORD, bearer, error_code, login, new_user, register, unique_email
 
@@ -249,7 +249,7 @@ async def test_redis_down_fails_open_and_revocation_falls_back_to_postgres(aioht
     r = await client.get("/api/v1/me", headers=bearer(u["access_token"]))
     assert r.status == 401 and await error_code(r) == "session_revoked"
     assert (await client.get("/api/v1/me", headers=bearer(other["access_token"]))).status == 200
-    from server.authn import REVOCATIONS
+    from server.http.authn import REVOCATIONS
 
     revocations = client.app[REVOCATIONS]
     assert revocations.breaker.is_open and revocations.postgres_checks >= 5
@@ -259,7 +259,7 @@ async def test_redis_down_fails_open_and_revocation_falls_back_to_postgres(aioht
 async def test_revocations_survive_redis_losing_its_data(aiohttp_client, limited):
     """A Redis restart without persistence loses the revocation keys and the marker: the
     check goes to Postgres, and the keys are reloaded from Postgres."""
-    from server.authn import REVOCATIONS
+    from server.http.authn import REVOCATIONS
 
     client = await aiohttp_client(create_app(limited))
     u = await new_user(client)
@@ -286,7 +286,7 @@ async def test_deleted_account_stays_revoked_after_redis_loses_its_data(aiohttp_
     """A deleted account's session rows are gone (cascade), yet its access tokens have not
     expired: the reload from Postgres must still find those sessions (auth.deleted_sessions),
     or the tokens would work again once Redis forgot the revocation keys."""
-    from server.authn import REVOCATIONS
+    from server.http.authn import REVOCATIONS
 
     client = await aiohttp_client(create_app(limited))
     u = await new_user(client)
@@ -338,8 +338,8 @@ async def test_sessions_survive_a_real_redis_restart(aiohttp_client, limited, tm
     revocations are reloaded into it from Postgres."""
     import shutil
 
-    from server.authn import REVOCATIONS
-    from server.ratelimit import RATE_LIMITER
+    from server.http.authn import REVOCATIONS
+    from server.http.ratelimit import RATE_LIMITER
 
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server not installed")

@@ -17,15 +17,15 @@ from hypothesis import HealthCheck, settings as hsettings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from server.app import create_app
-from server.openapi import OPENAPI_PATH, api_routes, build_spec
+from server.api.openapi import OPENAPI_PATH, api_routes, build_spec
 from server.settings import Settings
 
 PASSWORD = "correct horse battery"
 
 
 def test_every_registered_api_route_is_documented(settings):
-    """Fails when someone adds an /api/v1 route without describing it in server/openapi.py
-    (or in `server.openapi.OPERATIONS` from their own module)."""
+    """Fails when someone adds an /api/v1 route without describing it in server/api/openapi.py
+    (or in `server.api.openapi.OPERATIONS` from their own module)."""
     app = create_app(settings)
     spec = build_spec()
     documented = {(m, p) for p, ops in spec["paths"].items() for m in ops}

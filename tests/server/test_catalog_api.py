@@ -10,7 +10,7 @@ import pytest
 
 from media import keys as media_keys
 from media.storage import open_storage
-from server import cache
+from server.api import cache
 from tests.catalog.fixtures import admin_headers, genre, make_series, make_title, viewer_headers  # noqa: F401
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 100

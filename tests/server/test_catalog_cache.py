@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from server import cache
+from server.api import cache
 from server.app import create_app
 from tests.catalog.fixtures import admin_headers, make_title  # noqa: F401
 

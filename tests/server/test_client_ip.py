@@ -1,4 +1,4 @@
-"""The client address behind trusted proxies (server/clientip.py): X-Forwarded-For believed
+"""The client address behind trusted proxies (server/http/clientip.py): X-Forwarded-For believed
 only from configured proxies, read right to left; per-IP rate limits and the access log use
 it."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import secrets
 import pytest
 
 from server.app import create_app
-from server.clientip import networks, resolve
+from server.http.clientip import networks, resolve
 from server.settings import ConfigError, Settings
 from tests.server.accounts_util import unique_email
 

@@ -1,4 +1,4 @@
-"""server/fastpath.py: cached `/stream` requests answered outside aiohttp's request machinery.
+"""server/origin/fastpath.py: cached `/stream` requests answered outside aiohttp's request machinery.
 
 The contract: for every request, the answer through the fast path is the answer aiohttp's
 handlers give (same status, same header fields but Date, same body), whether the fast path
@@ -22,7 +22,7 @@ import pytest
 from aiohttp import test_utils
 
 from auth import playback
-from server import fastpath
+from server.origin import fastpath
 from server.app import create_app
 from tests.server.origin_support import new_title_id, presentation, store_in, token_for
 from tests.support import free_port

@@ -1,9 +1,9 @@
-"""server/http_range.py: RFC 9110 preconditions and byte ranges, table-driven."""
+"""server/http/conditional.py: RFC 9110 preconditions and byte ranges, table-driven."""
 from __future__ import annotations
 
 import pytest
 
-from server.http_range import Validators, etag_matches, evaluate, http_date, parse_http_date
+from server.http.conditional import Validators, etag_matches, evaluate, http_date, parse_http_date
 
 LM = 1_700_000_000
 V = Validators(size=1000, etag='"abc"', last_modified=LM)

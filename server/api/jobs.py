@@ -7,8 +7,8 @@ import uuid
 from aiohttp import web
 
 from server import keys
-from server.authn import require_admin
-from server.errors import STATUS_BY_ERROR, ApiError
+from server.http.authn import require_admin
+from server.http.errors import STATUS_BY_ERROR, ApiError
 from transcoder import jobs
 from transcoder.ingest import SourceTooLarge, SourceUnavailable
 

@@ -13,7 +13,7 @@ How, per connection (`FastProtocol`):
   with `GET /stream/` or `HEAD /stream/`, is over HEAD_LIMIT, is not HTTP/1.1, announces a body
   (Content-Length, Transfer-Encoding), asks for an upgrade or Expect, fails to parse
   (httptools, the llhttp parser uvicorn uses), has a path or query outside the plain form our
-  own URLs use (route regexes from server/stream.py, `?token=` and nothing else), repeats a
+  own URLs use (route regexes from server/origin/handlers.py, `?token=` and nothing else), repeats a
   conditional header, or whose answer would be anything but 200, 206 or 304 (a bad token,
   an unknown rendition, 412, 416, a missing file) is not answered here: the connection is
   handed to aiohttp's own protocol with every byte not yet answered, so aiohttp answers that
@@ -50,8 +50,11 @@ import httptools
 from aiohttp import web
 from aiohttp.http import SERVER_SOFTWARE
 
-from server import clientip, keys, middlewares, stream
-from server.http_range import http_date
+from server import keys
+from server.http import clientip
+from server.http import middlewares
+from server.origin import handlers as stream
+from server.http.conditional import http_date
 
 log = logging.getLogger("streamflix.fastpath")
 

@@ -1,5 +1,5 @@
 """Request bodies of the accounts API (pydantic): one model per route, used by the handlers
-and by `server/openapi.py` for the spec."""
+and by `server/api/openapi.py` for the spec."""
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -9,7 +9,7 @@ from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from auth.emails import InvalidEmail, MAX_EMAIL_LEN, clean_email
 from auth.passwords import MAX_PASSWORD_LEN, MIN_PASSWORD_LEN
 from auth.users import MAX_DISPLAY_NAME_LEN
-from server.validation import Body, SafeStr
+from server.http.validation import Body, SafeStr
 
 
 def _email(value: str) -> str:

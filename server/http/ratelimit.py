@@ -22,8 +22,8 @@ from redis.exceptions import RedisError
 
 from auth.breaker import Breaker
 from server import keys
-from server.clientip import client_ip
-from server.errors import ApiError
+from server.http.clientip import client_ip
+from server.http.errors import ApiError
 
 log = logging.getLogger("streamflix.ratelimit")
 

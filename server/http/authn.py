@@ -13,7 +13,7 @@ from auth.tokens import AccessClaims, verify_access_token
 from server import keys
 
 ACCESS_KEYRING = web.AppKey("access_keyring", KeyRing)
-# Set up by server.api_auth (a cleanup context): revoked sessions, Redis with Postgres behind.
+# Set up by server.api.auth (a cleanup context): revoked sessions, Redis with Postgres behind.
 REVOCATIONS = web.AppKey("revocations", RevocationList)
 
 
@@ -30,7 +30,7 @@ class Principal:
 
 def access_keyring(app: web.Application) -> KeyRing:
     ring = app.get(ACCESS_KEYRING)
-    if ring is None:  # an app without server.api_auth's setup (a unit test's bare app)
+    if ring is None:  # an app without server.api.auth's setup (a unit test's bare app)
         s = app[keys.SETTINGS]
         ring = KeyRing.from_secrets(s.secret_key, s.previous_secret_keys, purpose="access")
     return ring

@@ -9,7 +9,7 @@ import asyncpg
 from aiohttp import web
 
 from server import keys
-from server.middlewares import METRICS
+from server.http.middlewares import METRICS
 
 # Each dependency gets this long to answer a readiness probe (probes typically time out at 1-5 s).
 READY_TIMEOUT_S = 1.0

@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from server import keys
-from server.errors import ApiError
+from server.http.errors import ApiError
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -1,7 +1,7 @@
 """`/api/v1/auth/*`: register, login, refresh, logout, email verification, password reset.
 
 Also wires the accounts machinery into the app (`setup`): the revocation list, the mailer,
-the per-IP API rate limit, and the `/me` and admin user routes of `server.api_account`.
+the per-IP API rate limit, and the `/me` and admin user routes of `server.api.account`.
 """
 from __future__ import annotations
 
@@ -31,11 +31,12 @@ from auth.errors import (
 from auth.mailer import Mailer, open_mailer
 from auth.revocation import RevocationList
 from auth.tokens import issue_access_token
-from server import keys, ratelimit
-from server.auth_models import LoginBody, RefreshBody, RegisterBody, ResetBody, ResetRequestBody, VerifyEmailBody
-from server.authn import REVOCATIONS, access_keyring, install_keyring, require_user
-from server.errors import STATUS_BY_ERROR
-from server.validation import json_body, parse_body  # noqa: F401  (json_body re-exported)
+from server import keys
+from server.http import ratelimit
+from server.api.auth_models import LoginBody, RefreshBody, RegisterBody, ResetBody, ResetRequestBody, VerifyEmailBody
+from server.http.authn import REVOCATIONS, access_keyring, install_keyring, require_user
+from server.http.errors import STATUS_BY_ERROR
+from server.http.validation import json_body, parse_body  # noqa: F401  (json_body re-exported)
 
 log = logging.getLogger("streamflix.accounts")
 
@@ -103,7 +104,8 @@ def background(app: web.Application, coro: Awaitable[None]) -> None:
 
 
 def setup(app: web.Application) -> None:
-    from server import api_account, openapi
+    from server.api import account as api_account
+    from server.api import openapi
 
     app.cleanup_ctx.append(_accounts_ctx)
     app.middlewares.append(ratelimit.api_rate_limit)

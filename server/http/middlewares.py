@@ -3,7 +3,7 @@ preflights answered here).
 
 Order in the app (outermost first): `edge_middleware` (answers CORS preflights; sees the
 final status, errors included, for metrics and the access log), then
-server.errors.error_middleware. One middleware, not two: each layer costs on every segment.
+server.http.errors.error_middleware. One middleware, not two: each layer costs on every segment.
 CORS headers are added in `on_response_prepare`, which runs for every response, streamed ones
 and errors included, just before its headers go out.
 """
@@ -18,8 +18,8 @@ from typing import IO
 
 from aiohttp import web
 
-from server.clientip import client_ip
-from server.metrics import Metrics
+from server.http.clientip import client_ip
+from server.http.metrics import Metrics
 
 access_log = logging.getLogger("streamflix.access")
 
@@ -107,7 +107,7 @@ def access_line(fields: str, status: int, nbytes: int, elapsed: float, remote: s
 
 class Recorder:
     """Records finished requests into an app's metrics and access log (`fields`: access_fields
-    of the request). server/fastpath.py keeps one per server (the app's registry and sink are
+    of the request). server/origin/fastpath.py keeps one per server (the app's registry and sink are
     looked up once, and its `fields` per URL: they repeat); edge_middleware uses `record`."""
 
     __slots__ = ("metrics", "sink")

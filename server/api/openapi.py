@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from server import auth_models as am
+from server.api import auth_models as am
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -279,9 +279,9 @@ def _accounts() -> dict[tuple[str, str], dict[str, Any]]:
 
 def _catalog() -> dict[tuple[str, str], dict[str, Any]]:
     c = "catalog"
-    title_create = _other_model("server.api_catalog", "TitleCreate")
-    title_patch = _other_model("server.api_catalog", "TitlePatch")
-    history = _other_model("server.api_me", "HistoryReport")
+    title_create = _other_model("server.api.catalog", "TitleCreate")
+    title_patch = _other_model("server.api.catalog", "TitlePatch")
+    history = _other_model("server.api.library", "HistoryReport")
     # At most 200 characters *after* NFKC and dropping control characters: not a maxLength.
     q = _query("q", {"type": "string"})
     return {

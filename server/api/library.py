@@ -10,9 +10,10 @@ from pydantic import Field
 
 from catalog import browse, library, recommend
 from catalog.errors import InvalidHistory
-from server import cache, keys
-from server.authn import require_user
-from server.validation import Body, parse_body
+from server import keys
+from server.api import cache
+from server.http.authn import require_user
+from server.http.validation import Body, parse_body
 
 routes = web.RouteTableDef()
 

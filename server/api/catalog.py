@@ -14,10 +14,11 @@ from catalog.cursor import derive_key
 from catalog.errors import PosterNotFound, PosterTooLarge, TitleNotFound
 from media import keys as media_keys
 from media.storage import ObjectNotFound
-from server import cache, keys
-from server.authn import optional_user, require_admin
-from server.errors import ApiError
-from server.validation import Body, SafeStr, parse_body
+from server import keys
+from server.api import cache
+from server.http.authn import optional_user, require_admin
+from server.http.errors import ApiError
+from server.http.validation import Body, SafeStr, parse_body
 from transcoder.remove import remove_title
 
 log = logging.getLogger("streamflix.catalog")

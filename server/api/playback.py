@@ -17,9 +17,9 @@ from catalog import titles
 from catalog.errors import TitleNotFound, TitleNotReady
 from packager.uris import UriBuilder
 from server import keys
-from server.authn import require_user
-from server.errors import STATUS_BY_ERROR
-from server.stream import PREFIX
+from server.http.authn import require_user
+from server.http.errors import STATUS_BY_ERROR
+from server.origin.handlers import PREFIX
 
 STATUS_BY_ERROR.setdefault(TitleNotFound, 404)
 STATUS_BY_ERROR.setdefault(TitleNotReady, 409)

@@ -8,11 +8,12 @@ from aiohttp import web
 
 from auth import sessions, users
 from auth.errors import SessionNotFound, UserNotFound
-from server import keys, ratelimit
-from server.auth_models import DeleteAccountBody, ProfilePatch, RoleBody
-from server.authn import REVOCATIONS, require_admin, require_user
-from server.errors import ApiError
-from server.validation import parse_body
+from server import keys
+from server.http import ratelimit
+from server.api.auth_models import DeleteAccountBody, ProfilePatch, RoleBody
+from server.http.authn import REVOCATIONS, require_admin, require_user
+from server.http.errors import ApiError
+from server.http.validation import parse_body
 
 routes = web.RouteTableDef()
 
@@ -45,7 +46,7 @@ async def me(request: web.Request) -> web.Response:
 @routes.patch("/api/v1/me")
 async def update_me(request: web.Request) -> web.Response:
     """Display name and/or password. A new password signs out every other session."""
-    from server.api_auth import revoke_sessions
+    from server.api.auth import revoke_sessions
 
     principal = await require_user(request)
     body = await parse_body(request, ProfilePatch)
@@ -70,7 +71,7 @@ async def delete_me(request: web.Request) -> web.Response:
     watch history, in one transaction; requires the password."""
     from catalog.library import erase_viewer  # catalog's interface, not its tables
 
-    from server.api_auth import revoke_sessions
+    from server.api.auth import revoke_sessions
 
     principal = await require_user(request)
     body = await parse_body(request, DeleteAccountBody)
@@ -95,7 +96,7 @@ async def my_sessions(request: web.Request) -> web.Response:
 
 @routes.delete("/api/v1/me/sessions/{session_id}")
 async def sign_out_device(request: web.Request) -> web.Response:
-    from server.api_auth import revoke_sessions
+    from server.api.auth import revoke_sessions
 
     principal = await require_user(request)
     sid = _uuid(request.match_info["session_id"], SessionNotFound("no such session"))

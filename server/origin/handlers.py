@@ -11,7 +11,7 @@ of a version nothing here touches Postgres or Redis: a version is immutable, so 
 model, each object's size/ETag and each rendered playlist are cached in process (LRUs). A
 version that is gone from storage answers 404 (its cached entries are dropped).
 
-Most of these requests never reach the handlers below: server/fastpath.py answers cached ones
+Most of these requests never reach the handlers below: server/origin/fastpath.py answers cached ones
 outside aiohttp's request machinery with the same target(), decide() and headers, and hands
 every other request (errors included) to these handlers.
 
@@ -44,15 +44,15 @@ from packager.hls import render_media, render_multivariant
 from packager.model import Presentation
 from packager.uris import MASTER_NAME, MEDIA_PLAYLIST_NAME, MPD_NAME, UriBuilder
 from server import keys
-from server.errors import ApiError
-from server.http_range import Decision, Validators, evaluate, http_date
-from server.middlewares import BYTES_SENT, CORS_HEADERS
+from server.http.errors import ApiError
+from server.http.conditional import Decision, Validators, evaluate, http_date
+from server.http.middlewares import BYTES_SENT, CORS_HEADERS
 
 log = logging.getLogger("streamflix.stream")
 
 PREFIX = "/stream"
 # Route variables: only these characters can reach a handler (everything else is the router's
-# 404). One table for both readers: aiohttp's router and server/fastpath.py's matcher.
+# 404). One table for both readers: aiohttp's router and server/origin/fastpath.py's matcher.
 VARIABLES = {
     "title_id": r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
     "version": r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}",
@@ -124,7 +124,7 @@ CORS_BLOCK = _header_block(CORS_HEADERS)
 
 
 class _Wire:
-    """A cached representation's fields as HTTP/1.1 bytes (server/fastpath.py writes them)."""
+    """A cached representation's fields as HTTP/1.1 bytes (server/origin/fastpath.py writes them)."""
 
     headers: dict[str, str]
     full: Decision
@@ -353,7 +353,7 @@ def target(
     """What a stream route answers with once its token is checked and its model loaded: the
     rendered playlist or MPD (cached per token), or the storage key of an init or media
     segment. ApiError 404 for a rendition or segment the model does not have. Shared by the
-    aiohttp handlers below and server/fastpath.py."""
+    aiohttp handlers below and server/origin/fastpath.py."""
     if route == "master":
         return o.document(p, lm, MASTER_NAME, token, lambda uri: render_multivariant(p, uri), CT_HLS)
     if route == "manifest":
