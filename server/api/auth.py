@@ -14,19 +14,10 @@ from aiohttp import web
 from auth import email_tokens, mail, sessions, users
 from auth.emails import email_key
 from auth.errors import (
-    AuthError,
-    EmailTaken,
-    Forbidden,
-    InvalidCredentials,
     InvalidEmailToken,
-    InvalidField,
     InvalidToken,
-    LastAdmin,
     RefreshTokenReused,
     SessionNotFound,
-    UserNotFound,
-    WeakPassword,
-    WrongPassword,
 )
 from auth.mailer import Mailer, open_mailer
 from auth.revocation import RevocationList
@@ -35,27 +26,9 @@ from server import keys
 from server.http import ratelimit
 from server.api.auth_models import LoginBody, RefreshBody, RegisterBody, ResetBody, ResetRequestBody, VerifyEmailBody
 from server.http.authn import REVOCATIONS, access_keyring, install_keyring, require_user
-from server.http.errors import STATUS_BY_ERROR
 from server.http.validation import json_body, parse_body  # noqa: F401  (json_body re-exported)
 
 log = logging.getLogger("streamflix.accounts")
-
-STATUS_BY_ERROR.update(
-    {
-        AuthError: 400,
-        InvalidCredentials: 401,
-        InvalidToken: 401,
-        EmailTaken: 409,
-        WeakPassword: 400,
-        Forbidden: 403,
-        UserNotFound: 404,
-        InvalidField: 400,
-        LastAdmin: 409,
-        SessionNotFound: 404,
-        InvalidEmailToken: 400,
-        WrongPassword: 403,
-    }
-)
 
 MAILER = web.AppKey("mailer", Mailer)
 BACKGROUND = web.AppKey("accounts_background", set)

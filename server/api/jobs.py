@@ -8,11 +8,8 @@ from aiohttp import web
 
 from server import keys
 from server.http.authn import require_admin
-from server.http.errors import STATUS_BY_ERROR, ApiError
+from server.http.errors import ApiError
 from transcoder import jobs
-from transcoder.ingest import SourceTooLarge, SourceUnavailable
-
-STATUS_BY_ERROR.update({SourceUnavailable: 400, SourceTooLarge: 413})
 
 MAX_LIMIT = 500
 routes = web.RouteTableDef()

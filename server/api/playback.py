@@ -14,15 +14,11 @@ from aiohttp import web
 from auth import playback
 from auth.keyring import KeyRing
 from catalog import titles
-from catalog.errors import TitleNotFound, TitleNotReady
+from catalog.errors import TitleNotReady
 from packager.uris import UriBuilder
 from server import keys
 from server.http.authn import require_user
-from server.http.errors import STATUS_BY_ERROR
 from server.origin.handlers import PREFIX
-
-STATUS_BY_ERROR.setdefault(TitleNotFound, 404)
-STATUS_BY_ERROR.setdefault(TitleNotReady, 409)
 
 PLAYBACK_KEYRING = web.AppKey("playback_keyring", KeyRing)
 

@@ -10,7 +10,21 @@ from typing import Any
 
 from aiohttp import web
 
-from auth.errors import PlaybackTokenError
+from auth.errors import (
+    AuthError,
+    EmailTaken,
+    Forbidden,
+    InvalidCredentials,
+    InvalidEmailToken,
+    InvalidField,
+    InvalidToken,
+    LastAdmin,
+    PlaybackTokenError,
+    SessionNotFound,
+    UserNotFound,
+    WeakPassword,
+    WrongPassword,
+)
 from catalog.errors import (
     CatalogError,
     DuplicateEpisode,
@@ -26,6 +40,7 @@ from catalog.errors import (
 from media.errors import InvalidKey, MediaError, ObjectNotFound, ProbeError, StorageError
 from packager.errors import InvalidPresentation, InvalidUri, PresentationIncomplete, RenditionNotFound
 from server.settings import ConfigError
+from transcoder.ingest import SourceTooLarge, SourceUnavailable
 
 log = logging.getLogger("streamflix.server")
 
@@ -50,8 +65,9 @@ class ApiError(Exception):
         self.details = details
 
 
-# Exception type -> HTTP status. Looked up along the MRO, so a subclass inherits its base's
-# status unless listed itself. Packages add their errors here.
+# Exception type -> HTTP status, the one table: looked up along the MRO, so a subclass inherits
+# its base's status unless listed itself. A package's new error gets its status here, not by
+# patching this dict from a route module.
 STATUS_BY_ERROR: dict[type[BaseException], int] = {
     InvalidKey: 404,
     ObjectNotFound: 404,
@@ -77,6 +93,22 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     InvalidPoster: 400,
     PosterTooLarge: 413,
     PosterNotFound: 404,
+    # accounts
+    AuthError: 400,
+    InvalidCredentials: 401,
+    InvalidToken: 401,
+    EmailTaken: 409,
+    WeakPassword: 400,
+    Forbidden: 403,
+    UserNotFound: 404,
+    InvalidField: 400,
+    LastAdmin: 409,
+    SessionNotFound: 404,
+    InvalidEmailToken: 400,
+    WrongPassword: 403,
+    # transcoder sources (ingest by URL or upload)
+    SourceUnavailable: 400,
+    SourceTooLarge: 413,
 }
 
 
