@@ -11,12 +11,11 @@ import functools
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, TypeVar
 
-import boto3
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from media import s3
 from media.errors import InvalidKey, ObjectNotFound, StorageError
 from media.storage import ObjectInfo, validate_key
 
@@ -70,13 +69,7 @@ class S3Storage:
         self.prefix = prefix + "/" if prefix else ""
         self.endpoint_url = endpoint_url
         self.transfer_config = transfer_config or DEFAULT_TRANSFER
-        config = Config(
-            retries={"mode": "standard", "max_attempts": 3},
-            max_pool_connections=32,
-            # MinIO and moto behind a plain host name need path-style addressing.
-            s3={"addressing_style": "path"} if endpoint_url else {},
-        )
-        self._client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+        self._client = s3.client(endpoint_url, max_pool_connections=32)
 
     # ---- helpers -------------------------------------------------------------------------
 

@@ -125,16 +125,15 @@ async def download_http(url: str, dest: Path, max_bytes: int) -> int:
 
 
 def _download_s3(url: str, dest: Path, max_bytes: int, endpoint_url: str | None) -> int:
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
+
+    from media import s3
 
     parts = urlsplit(url)
     bucket, key = parts.netloc, parts.path.lstrip("/")
     if not bucket or not key:
         raise SourceUnavailable(f"not an s3://bucket/key URL: {url}")
-    config = Config(s3={"addressing_style": "path"} if endpoint_url else {})
-    client = boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
+    client = s3.client(endpoint_url)
     try:
         size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
         if size > max_bytes:

@@ -1,0 +1,25 @@
+"""The one place an S3 client is made, for storage and for `s3://` ingest sources.
+
+Credentials and region come from the usual AWS_* variables (boto3's default chain).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+
+def client(endpoint_url: str | None = None, *, max_pool_connections: int = 10) -> Any:
+    """A boto3 S3 client (thread-safe) for AWS or an S3-compatible endpoint.
+
+    Returned as `Any`: boto3 builds its clients at run time and ships no types for them.
+    """
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 3},
+        max_pool_connections=max_pool_connections,
+        # MinIO and moto behind a plain host name need path-style addressing.
+        s3={"addressing_style": "path"} if endpoint_url else {},
+    )
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
