@@ -3,9 +3,10 @@
 - `GET /` and any unknown non-API path (`/title/...`, `/watch/...`) answer `index.html`, so the
   client's history routing survives a reload; `/api/*`, `/stream/*` and the asset prefixes never
   do (a missing asset or API route stays a 404, not an HTML page a player would choke on).
-- `/static/*` are the app's own modules, CSS and icons; `/vendor/*` the player libraries
-  installed by `npm ci` (never a CDN), from `server/static/vendor/` when set-up copied them
-  there, else from the repository's `node_modules/`.
+- `/static/*` are the app's own modules, CSS and icons; `/vendor/*` the player libraries of
+  server/vendor.py's table (never a CDN): from `server/static/vendor/` in an installed wheel
+  (setup.py's build step copies them there), else from a checkout's `node_modules/` (`npm ci`).
+  A missing one answers 404, and `missing_vendor_files()` lets start-up say so.
 - `/sw.js` sits at the root because a service worker only controls pages under its own path.
 - Every response here carries the security headers: a CSP that allows only this origin,
   `nosniff`, and a referrer policy.
@@ -17,8 +18,11 @@ from pathlib import Path
 
 from aiohttp import web
 
+from server import vendor
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 INDEX = STATIC_DIR / "index.html"
+VENDOR_ROOT = Path(__file__).resolve().parent / vendor.VENDOR_DIR
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # The app's own origin only. `blob:` for media and workers because hls.js and dash.js feed
@@ -45,15 +49,6 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
 }
 
-# Public name -> file inside node_modules (path relative to the package's directory).
-VENDOR_FILES = {
-    "hls.min.mjs": ("hls.js", "dist/hls.min.mjs"),
-    "hls.mjs": ("hls.js", "dist/hls.mjs"),
-    "hls.min.js": ("hls.js", "dist/hls.min.js"),
-    "dash.all.min.js": ("dashjs", "dist/modern/umd/dash.all.min.js"),
-    "dash.all.debug.js": ("dashjs", "dist/modern/umd/dash.all.debug.js"),
-}
-
 # Paths that belong to someone else or to assets: never answered with index.html.
 RESERVED_PREFIXES = ("/api/", "/stream/", "/static/", "/vendor/")
 RESERVED_EXACT = {"/api", "/stream", "/healthz", "/readyz", "/metrics", "/sw.js"}
@@ -69,15 +64,21 @@ mimetypes.add_type("image/svg+xml", ".svg")
 
 
 def vendor_path(name: str) -> Path | None:
-    """Where a vendored player file lives on this machine, or None when npm ci has not run."""
-    spec = VENDOR_FILES.get(name)
+    """Where a player library file lives on this machine: the wheel's copy, else a checkout's
+    node_modules; None when it is in neither (or is not one of ours)."""
+    spec = vendor.FILES.get(name)
     if spec is None:
         return None
     package, rel = spec
-    for candidate in (STATIC_DIR / "vendor" / name, _REPO_ROOT / "node_modules" / package / rel):
+    for candidate in (VENDOR_ROOT / name, _REPO_ROOT / "node_modules" / package / rel):
         if candidate.is_file():
             return candidate
     return None
+
+
+def missing_vendor_files() -> list[str]:
+    """The player library files this install cannot serve (the web player fails without them)."""
+    return [name for name in vendor.FILES if vendor_path(name) is None]
 
 
 def _file(path: Path, cache_control: str) -> web.FileResponse:
@@ -118,7 +119,7 @@ async def static_file(request: web.Request) -> web.StreamResponse:
 async def vendor_file(request: web.Request) -> web.StreamResponse:
     path = vendor_path(request.match_info["name"])
     if path is None:
-        raise web.HTTPNotFound(text="player library missing: run scripts/setup.sh (npm ci)")
+        raise web.HTTPNotFound(text=f"player library missing: {vendor.HOW_TO_GET}")
     return _file(path, VENDOR_CACHE)
 
 

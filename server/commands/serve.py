@@ -241,7 +241,23 @@ class Supervisor:
                 p.join()
 
 
+def warn_missing_player_files() -> None:
+    """One log line at start-up when the web player's libraries are missing: the server runs,
+    but the player in the web client cannot start (/vendor/* answers 404)."""
+    from server import vendor
+    from server.web import missing_vendor_files
+
+    missing = missing_vendor_files()
+    if missing:
+        log.warning(
+            "the web player's libraries are missing (%s; /vendor/* answers 404, the player cannot start): %s",
+            ", ".join(missing),
+            vendor.HOW_TO_GET,
+        )
+
+
 def main(settings: Settings, args: argparse.Namespace) -> int:
+    warn_missing_player_files()
     host, port = settings.host, settings.port
     workers = getattr(args, "workers", 1) or 1
     loop_kind = getattr(args, "loop", None) or DEFAULT_LOOP
