@@ -96,6 +96,11 @@ class BuildPyWithVendor(build_py):
     """build_py, plus the player libraries copied into the built `server` package."""
 
     def run(self) -> None:
+        if not self.editable_mode:
+            # setuptools never empties build/lib, and bdist_wheel ships all of it: a module moved
+            # or deleted since an earlier build would still be in the wheel.
+            for top in {name.split(".")[0] for name in self.packages or ()}:
+                shutil.rmtree(Path(self.build_lib) / top, ignore_errors=True)
         super().run()
         if not self.editable_mode:
             _write(Path(self.build_lib) / "server" / VENDOR.VENDOR_DIR, vendor_contents())
