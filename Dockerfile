@@ -1,11 +1,25 @@
 # One image for every StreamFlix role: `streamflix serve`, `streamflix worker`, `streamflix migrate`.
 # docker-compose.yml shows the whole deployment.
 
-# The web client's player libraries (hls.js, dash.js) come from npm, without a build step.
+# The web client's player libraries (hls.js, dash.js) come from npm, pinned by package-lock.json.
 FROM node:20-slim AS web
-WORKDIR /app
+WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# The wheel, built as anywhere else: setup.py's build step copies the player libraries from
+# node_modules into it (and fails if they are missing), so the image holds what the wheel holds.
+FROM python:3.11-slim AS wheel
+WORKDIR /src
+COPY pyproject.toml setup.py README.md package.json package-lock.json ./
+COPY --from=web /src/node_modules ./node_modules
+COPY server ./server
+COPY transcoder ./transcoder
+COPY catalog ./catalog
+COPY auth ./auth
+COPY packager ./packager
+COPY media ./media
+RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM python:3.11-slim
 
@@ -21,15 +35,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     STREAMFLIX_DATA_DIR=/var/lib/streamflix
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY server ./server
-COPY transcoder ./transcoder
-COPY catalog ./catalog
-COPY auth ./auth
-COPY packager ./packager
-COPY media ./media
-RUN pip install .
-COPY --from=web /app/node_modules ./node_modules
+COPY --from=wheel /wheels /wheels
+RUN pip install /wheels/*.whl && rm -rf /wheels
 
 # Not root: the server and worker need write access to their data dir only.
 RUN useradd --system --uid 10001 --home-dir /var/lib/streamflix --create-home streamflix

@@ -115,11 +115,31 @@ def test_every_streamflix_variable_is_known(text: str, services: dict[str, Any])
         assert env_names <= from_settings
 
 
+def _stages(dockerfile: str) -> dict[str, str]:
+    """Each build stage's text by its `AS` name; the final (unnamed) stage is "final"."""
+    parts = re.split(r"^(?=FROM )", dockerfile, flags=re.M)
+    out = {}
+    for part in parts[1:]:
+        m = re.match(r"FROM \S+(?: AS (\S+))?", part)
+        assert m, part[:80]
+        out[m.group(1) or "final"] = part
+    return out
+
+
 def test_dockerfile() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim\s*$", dockerfile, re.M)
-    assert re.search(r"apt-get install\b.*\bffmpeg\b", dockerfile)
-    assert re.search(r"^RUN pip install \.$", dockerfile, re.M)
-    # every package the distribution ships is copied in before `pip install .`
+    stages = _stages(dockerfile)
+    final, wheel = stages["final"], stages["wheel"]
+    assert re.search(r"^FROM python:3\.11-slim\s*$", final, re.M)
+    assert re.search(r"apt-get install\b.*\bffmpeg\b", final)
+    # The image installs the wheel, built as anywhere else (setup.py puts the player libraries
+    # from node_modules into it): never the checkout's files beside site-packages.
+    assert re.search(r"^RUN pip install /wheels/\*\.whl\b", final, re.M)
+    assert "COPY --from=wheel /wheels /wheels" in final
+    build = wheel.index("RUN pip wheel --no-deps --wheel-dir /wheels .")
+    # every package the distribution ships, setup.py and the npm packages are there before it
     for pkg in ("server", "transcoder", "catalog", "auth", "packager", "media"):
-        assert f"COPY {pkg} ./{pkg}" in dockerfile
+        assert 0 <= wheel.find(f"COPY {pkg} ./{pkg}") < build, pkg
+    assert 0 <= wheel.find("setup.py") < build
+    assert 0 <= wheel.find("COPY --from=web /src/node_modules ./node_modules") < build
+    assert "npm ci" in stages["web"] and "package-lock.json" in stages["web"]
