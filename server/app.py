@@ -9,6 +9,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from auth import playback
 from media.storage import open_storage
 from server import keys
 from server.http.errors import MAX_REQUEST_LINE_BYTES, error_middleware
@@ -54,6 +55,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     middlewares.setup(app)
     app[keys.SETTINGS] = settings
+    # One keyring per app: the playback API signs with it, the origin verifies with it.
+    app[keys.PLAYBACK_KEYRING] = playback.keyring(settings.secret_key, settings.previous_secret_keys)
     app.cleanup_ctx.extend([_pg_ctx, _redis_ctx, _storage_ctx])
     _register_routes(app)
     return app

@@ -12,12 +12,12 @@ from server.settings import Settings
 
 
 class EdgeTestServer(test_utils.TestServer):
-    """aiohttp's TestServer with the runner `streamflix serve` uses (server.origin.fastpath.Runner):
+    """aiohttp's TestServer with the runner `streamflix serve` uses (server.origin.edge.Runner):
     tests reach the stream fast path exactly as players do. tests/conftest.py wraps every app
     given to `aiohttp_client` in one."""
 
     async def _make_runner(self, **kwargs: Any) -> Any:
-        from server.origin.fastpath import Runner
+        from server.origin.edge import Runner
 
         return Runner(self.app, **kwargs)
 

@@ -12,21 +12,14 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from auth import playback
-from auth.keyring import KeyRing
 from catalog import titles
 from catalog.errors import TitleNotReady
 from packager.uris import UriBuilder
 from server import keys
 from server.http.authn import require_user
-from server.origin.handlers import PREFIX
-
-PLAYBACK_KEYRING = web.AppKey("playback_keyring", KeyRing)
+from server.origin.routes import PREFIX
 
 routes = web.RouteTableDef()
-
-
-def playback_keyring(app: web.Application) -> KeyRing:
-    return app[PLAYBACK_KEYRING]
 
 
 def version_base(public_url: str | None, title_id: str, version: str) -> str:
@@ -46,7 +39,7 @@ async def start_playback(request: web.Request) -> web.Response:
             raise TitleNotReady("a series has no media of its own: play one of its episodes")
         raise TitleNotReady(f"title {title.id} is {title.status}, not ready to play yet")
     token, expires_at = playback.sign(
-        playback_keyring(request.app), title.id, title.current_version, time.time(), settings.playback_window_s
+        request.app[keys.PLAYBACK_KEYRING], title.id, title.current_version, time.time(), settings.playback_window_s
     )
     uri = UriBuilder(version_base(settings.public_url, title.id, title.current_version), f"token={token}")
     return web.json_response(
@@ -60,6 +53,4 @@ async def start_playback(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    s = app[keys.SETTINGS]
-    app[PLAYBACK_KEYRING] = playback.keyring(s.secret_key, s.previous_secret_keys)
     app.add_routes(routes)

@@ -78,7 +78,7 @@ async def serve_app(
 ) -> None:
     """Run one app on host:port until SIGTERM/SIGINT, then stop gracefully."""
     from server.app import create_app
-    from server.origin.fastpath import Runner
+    from server.origin.edge import Runner
 
     app = create_app(settings)
     sink = AccessLogSink(sys.stdout.buffer)

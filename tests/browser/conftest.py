@@ -55,7 +55,7 @@ def sign_in(page: Any, base: str, account: dict[str, str]) -> None:
 
 
 class LiveServer:
-    """`create_app(settings)` served as `streamflix serve` does (server.origin.fastpath.Runner: the
+    """`create_app(settings)` served as `streamflix serve` does (server.origin.edge.Runner: the
     stream fast path in front of aiohttp) on 127.0.0.1:<free port>, in a thread."""
 
     def __init__(self, settings: Settings) -> None:
@@ -73,7 +73,7 @@ class LiveServer:
         from aiohttp import web
 
         from server.app import create_app
-        from server.origin.fastpath import Runner
+        from server.origin.edge import Runner
 
         self.runner = Runner(create_app(self.settings), access_log=None)
         await self.runner.setup()

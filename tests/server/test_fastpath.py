@@ -1,4 +1,4 @@
-"""server/origin/fastpath.py: cached `/stream` requests answered outside aiohttp's request machinery.
+"""server/origin/fastpath.py (behind edge.py): cached `/stream` requests answered outside aiohttp's request machinery.
 
 The contract: for every request, the answer through the fast path is the answer aiohttp's
 handlers give (same status, same header fields but Date, same body), whether the fast path
@@ -7,6 +7,7 @@ server that has no fast path, for good requests, every conditional/range case an
 input; then what only the fast path has: pipelining, hand-over mid-connection, segments
 larger than the socket buffer (asyncio and uvloop), idle and shutdown closes, metrics.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,9 @@ import pytest
 from aiohttp import test_utils
 
 from auth import playback
-from server.origin import fastpath
 from server.app import create_app
+from server.origin import edge as edge_server
+from server.origin import fastpath
 from tests.server.origin_support import new_title_id, presentation, store_in, token_for
 from tests.support import free_port
 
@@ -35,8 +37,8 @@ async def pair(aiohttp_client, settings):
     """(edge, plain): the same app configuration behind the fast path and behind aiohttp alone."""
     edge = await aiohttp_client(create_app(settings))
     plain = await aiohttp_client(test_utils.TestServer(create_app(settings)))
-    assert isinstance(edge.server.handler, fastpath.EdgeServer)
-    assert not isinstance(plain.server.handler, fastpath.EdgeServer)
+    assert isinstance(edge.server.handler, edge_server.EdgeServer)
+    assert not isinstance(plain.server.handler, edge_server.EdgeServer)
     return edge, plain
 
 
@@ -73,10 +75,12 @@ def comparable(fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
 def requests_for(stored, token: str, etag: str, lm: str) -> list[tuple[str, bytes]]:
     base = f"/stream/{stored.title_id}/{stored.version}"
     seg, pl = f"{base}/v360/1.m4s", f"{base}/v360/index.m3u8"
-    other = playback.sign(playback.keyring("another-secret-key-xxxxxxxx"), stored.title_id, stored.version, time.time(), 3600)[0]
+    ring = playback.keyring("another-secret-key-xxxxxxxx")
+    other = playback.sign(ring, stored.title_id, stored.version, time.time(), 3600)[0]
 
     def get(target: str, *headers: str, method: str = "GET", version: str = "1.1") -> bytes:
-        return (f"{method} {target} HTTP/{version}\r\nHost: x\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n").encode()
+        fields = "".join(h + "\r\n" for h in headers)
+        return f"{method} {target} HTTP/{version}\r\nHost: x\r\n{fields}\r\n".encode()
 
     q = f"?token={token}"
     cases = []
@@ -200,8 +204,8 @@ async def test_pipelined_requests_answered_in_order_across_a_hand_over(app_clien
 
 
 async def test_idle_connections_close_after_the_keepalive_time(app_client, stored, token, monkeypatch):
-    monkeypatch.setattr(fastpath, "KEEPALIVE_S", 0.2)
-    monkeypatch.setattr(fastpath, "SWEEP_S", 0.1)
+    monkeypatch.setattr(edge_server, "KEEPALIVE_S", 0.2)
+    monkeypatch.setattr(edge_server, "SWEEP_S", 0.1)
     handler = app_client.server.handler
     handler._sweeper and handler._sweeper.cancel()
     handler._sweeper = None
@@ -215,6 +219,7 @@ async def test_idle_connections_close_after_the_keepalive_time(app_client, store
 async def test_without_a_second_descriptor_segments_still_go_out_whole(aiohttp_client, settings, stored, monkeypatch):
     """Out of file descriptors, a connection has no descriptor of its own: heads go through
     the transport and what the socket does not take at once goes by loop.sendfile."""
+
     def no_dup(fd: int) -> int:
         raise OSError(24, "Too many open files")
 
@@ -274,7 +279,10 @@ def test_large_segments_to_a_slow_reader_through_serve(settings, tmp_path, loop)
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--loop", loop],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
     )
     try:
         deadline = time.monotonic() + 30

@@ -1,0 +1,237 @@
+"""The origin's per-process state: which playback tokens were verified, each version's rendition
+model, each stored object's size and validators, and each rendered playlist or MPD.
+
+A version is immutable, so after its first request nothing here touches Postgres or Redis, and
+storage only for bytes: everything is kept in bounded LRUs (cachetools), and concurrent misses
+of one key share one load. A version that is gone from storage is forgotten (`forget_version`).
+`target()` says what a route answers: a rendered Document, or the storage key of a segment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import cachetools
+
+from auth import playback
+from auth.keyring import KeyRing
+from media import keys as media_keys
+from media.storage import ObjectNotFound, Storage
+from packager.dash import render_mpd
+from packager.hls import render_media, render_multivariant
+from packager.model import Presentation
+from packager.uris import MASTER_NAME, MEDIA_PLAYLIST_NAME, MPD_NAME, UriBuilder
+from server.http.conditional import Decision, Validators, http_date
+from server.http.errors import ApiError
+from server.http.middlewares import CORS_HEADERS
+from server.origin.representation import Representation
+
+CT_HLS = "application/vnd.apple.mpegurl"  # RFC 8216 section 4
+CT_DASH = "application/dash+xml"  # ISO/IEC 23009-1 annex C
+# hls.js, dash.js, Safari and Chrome's MSE all accept video/mp4 for init and media segments;
+# the registered `video/iso.segment` is refused by some CDNs' and proxies' type allow-lists.
+CT_SEGMENT = "video/mp4"
+
+SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# Playlists carry a viewer's window token: browsers may keep them briefly, shared caches not.
+PLAYLIST_CACHE_CONTROL = "private, max-age=60"
+
+MODEL_CACHE_SIZE = 256  # versions
+OBJECT_CACHE_SIZE = 65536  # objects (~200 bytes each)
+PLAYLIST_CACHE_SIZE = 4096  # rendered documents (a few KB each)
+TOKEN_CACHE_SIZE = 8192
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Lru(cachetools.LRUCache, Generic[K, V]):  # type: ignore[misc] # cachetools ships no types
+    """cachetools' LRU cache, with a `get` that costs a hit one lookup (Cache.get tests
+    membership first, then looks up: ~0.1 us more per hit, and a cached segment takes three)."""
+
+    def get(self, key: K, default: V | None = None) -> V | None:
+        try:
+            return self[key]  # type: ignore[no-any-return]
+        except KeyError:
+            return default
+
+    def drop(self, pred: Callable[[K], bool]) -> None:
+        for k in [k for k in self if pred(k)]:
+            del self[k]
+
+
+@dataclass(frozen=True)
+class StoredObject(Representation):
+    """An immutable object of a version (init or media segment)."""
+
+    key: str
+    path: str | None  # local file for sendfile, None on S3
+    validators: Validators
+    headers: dict[str, str]
+    full: Decision
+
+
+@dataclass(frozen=True)
+class Document(Representation):
+    """A rendered playlist or MPD (its URLs carry one token)."""
+
+    body: bytes
+    validators: Validators
+    headers: dict[str, str]
+    full: Decision
+
+
+class Origin:
+    """Per-process state of the stream routes (kept in the app, never module-global)."""
+
+    def __init__(self, storage: Storage, ring: KeyRing) -> None:
+        self.storage = storage
+        self.ring = ring
+        self.models: Lru[tuple[str, str], tuple[Presentation, int]] = Lru(MODEL_CACHE_SIZE)
+        self.objects: Lru[str, StoredObject] = Lru(OBJECT_CACHE_SIZE)
+        self.documents: Lru[tuple[str, str, str, str], Document] = Lru(PLAYLIST_CACHE_SIZE)
+        self.tokens: Lru[str, tuple[str, str, int]] = Lru(TOKEN_CACHE_SIZE)
+        self._loading: dict[Any, asyncio.Future[Any]] = {}
+
+    def verify_token(self, token: str, title_id: str, version: str) -> None:
+        """Raises the precise PlaybackTokenError unless `token` opens this title version now."""
+        now = time.time()
+        hit = self.tokens.get(token)
+        # A token verified once is remembered with its scope; the expiry is still checked on
+        # every request (and a scope mismatch re-verifies, to raise the precise error).
+        if hit is not None and hit[0] == title_id and hit[1] == version and hit[2] > now:
+            return
+        exp = playback.verify(self.ring, token, title_id, version, now)
+        self.tokens[token] = (title_id, version, exp)
+
+    # ---- loads, each once --------------------------------------------------------------------
+
+    async def _once(self, key: Any, load: Callable[[], Awaitable[V]]) -> V:
+        """Concurrent misses for the same key share one load."""
+        fut = self._loading.get(key)
+        if fut is not None:
+            return await asyncio.shield(fut)
+        fut = asyncio.get_running_loop().create_future()
+        self._loading[key] = fut
+        try:
+            value = await load()
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: nobody else may be waiting
+            raise
+        else:
+            fut.set_result(value)
+            return value
+        finally:
+            del self._loading[key]
+
+    async def presentation(self, title_id: str, version: str) -> tuple[Presentation, int]:
+        """The version's rendition model and when it was published (the model's mtime)."""
+        cached = self.models.get((title_id, version))
+        if cached is not None:
+            return cached
+
+        async def load() -> tuple[Presentation, int]:
+            key = media_keys.model_key(title_id, version)
+            try:
+                info = await self.storage.head(key)
+                raw = await self.storage.get_bytes(key)
+            except ObjectNotFound:
+                raise ApiError(404, "version_not_found", f"title {title_id} has no version {version}") from None
+            entry = (Presentation.from_json(raw), int(info.mtime.timestamp()))
+            self.models[(title_id, version)] = entry
+            return entry
+
+        return await self._once(("model", title_id, version), load)
+
+    async def stored_object(self, key: str, content_type: str = CT_SEGMENT) -> StoredObject:
+        """An object's size and validators (a storage HEAD on the first request only)."""
+        cached = self.objects.get(key)
+        if cached is not None:
+            return cached
+
+        async def load() -> StoredObject:
+            info = await self.storage.head(key)
+            local = self.storage.local_path(key)
+            lm = int(info.mtime.timestamp())
+            etag = f'"{info.etag}"'
+            obj = StoredObject(
+                key=key,
+                path=str(local) if local is not None else None,
+                validators=Validators(info.size, etag, lm),
+                headers={
+                    "Content-Type": content_type,
+                    "ETag": etag,
+                    "Last-Modified": http_date(lm),
+                    "Cache-Control": SEGMENT_CACHE_CONTROL,
+                    "Accept-Ranges": "bytes",
+                    **CORS_HEADERS,
+                },
+                full=Decision(200, 0, info.size),
+            )
+            self.objects[key] = obj
+            return obj
+
+        return await self._once(("object", key), load)
+
+    def forget_version(self, title_id: str, version: str) -> None:
+        """The version vanished from storage (deleted or garbage-collected): drop its entries."""
+        self.models.drop(lambda k: k == (title_id, version))
+        prefix = media_keys.version_prefix(title_id, version)
+        self.objects.drop(lambda k: k.startswith(prefix))
+        self.documents.drop(lambda k: k[0] == title_id and k[1] == version)
+
+    # ---- what a route answers ----------------------------------------------------------------
+
+    def document(
+        self, p: Presentation, lm: int, name: str, token: str, render: Callable[[UriBuilder], str], content_type: str
+    ) -> Document:
+        """The playlist or MPD `name` of a version with `token` in its URLs, rendered once."""
+        key = (p.title_id, p.version, name, token)
+        cached = self.documents.get(key)
+        if cached is not None:
+            return cached
+        body = render(UriBuilder(query=f"token={token}")).encode()
+        # Strong validator: a hash of the exact bytes (RFC 9110 8.8.3).
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        # The model is written last and never changes: its mtime is the documents' age.
+        headers = {
+            "Content-Type": content_type,
+            "ETag": etag,
+            "Last-Modified": http_date(lm),
+            "Cache-Control": PLAYLIST_CACHE_CONTROL,
+            "Accept-Ranges": "bytes",
+            **CORS_HEADERS,
+        }
+        doc = Document(body, Validators(len(body), etag, lm), headers, Decision(200, 0, len(body)))
+        self.documents[key] = doc
+        return doc
+
+    def target(
+        self, p: Presentation, lm: int, token: str, route: str, rendition: str | None, number: str | None
+    ) -> Document | str:
+        """What a stream route (routes.ROUTES) answers once its token is checked and its model
+        loaded: the rendered playlist or MPD, or the storage key of an init or media segment.
+        ApiError 404 for a rendition or segment the model does not have."""
+        if route == "master":
+            return self.document(p, lm, MASTER_NAME, token, lambda uri: render_multivariant(p, uri), CT_HLS)
+        if route == "manifest":
+            return self.document(p, lm, MPD_NAME, token, lambda uri: render_mpd(p, uri), CT_DASH)
+        r = p.rendition(rendition or "")
+        if r is None:
+            raise ApiError(404, "rendition_not_found", "no such rendition in this version")
+        if route == "media_playlist":
+            rid = r.id
+            name = f"{rid}/{MEDIA_PLAYLIST_NAME}"
+            return self.document(p, lm, name, token, lambda uri: render_media(p, rid, uri), CT_HLS)
+        if route == "init":
+            return media_keys.object_key(p.title_id, p.version, r.init_name)
+        n = int(number or "")
+        if not r.start_number <= n < r.start_number + len(r.segments):
+            raise ApiError(404, "segment_not_found", "no such segment in this rendition")
+        return media_keys.object_key(p.title_id, p.version, r.segment_name(n))
