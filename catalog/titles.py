@@ -1,4 +1,4 @@
-"""Titles: create, read, status transitions, publishing a version."""
+"""Titles: create, read, edit, delete (status moves in `catalog.status`)."""
 from __future__ import annotations
 
 import json
@@ -158,7 +158,6 @@ async def create_title(
     series_id: str | None = None,
     season_number: int | None = None,
     episode_number: int | None = None,
-    source: str | None = None,
     status: str | None = None,
     title_id: str | None = None,
     credits: Any = None,
@@ -187,9 +186,9 @@ async def create_title(
         row = await conn.fetchrow(
             f"""INSERT INTO catalog.titles
                   (id, kind, title, year, genres, description, series_id, season_number,
-                   episode_number, source, status, credits)
-                VALUES (coalesce($11::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $6::uuid, $7, $8,
-                        $9, $10, $12::jsonb)
+                   episode_number, status, credits)
+                VALUES (coalesce($10::uuid, gen_random_uuid()), $1, $2, $3, $4, $5, $6::uuid, $7, $8,
+                        $9, $11::jsonb)
                 RETURNING {COLUMNS}""",
             kind,
             title.strip(),
@@ -199,7 +198,6 @@ async def create_title(
             series_id,
             season_number,
             episode_number,
-            source,
             status,
             # a caller may choose the id, e.g. to upload the source under it first (ingest)
             parse_id(title_id) if title_id else None,
@@ -230,58 +228,13 @@ async def find_series(conn: asyncpg.Connection, name: str) -> Title | None:
     return title_from_row(row) if row else None
 
 
-async def set_status(
-    conn: asyncpg.Connection, title_id: str, status: str, *, failure_reason: str | None = None
-) -> None:
-    if status not in STATUSES:
-        raise InvalidTitle(f"unknown status {status!r}")
-    await conn.execute(
-        """UPDATE catalog.titles SET status = $2, failure_reason = $3, updated_at = now()
-           WHERE id = $1""",
-        parse_id(title_id),
-        status,
-        failure_reason,
-    )
-
-
-async def set_probe(conn: asyncpg.Connection, title_id: str, probe: dict[str, Any]) -> None:
-    await conn.execute(
-        "UPDATE catalog.titles SET probe = $2::jsonb, updated_at = now() WHERE id = $1",
-        parse_id(title_id),
-        json.dumps(probe),
-    )
-
-
-async def get_probe(conn: asyncpg.Connection, title_id: str) -> dict[str, Any] | None:
-    raw = await conn.fetchval("SELECT probe FROM catalog.titles WHERE id = $1", parse_id(title_id))
-    return json.loads(raw) if raw else None
-
-
-async def publish_version(
-    conn: asyncpg.Connection, title_id: str, version: str, *, duration_s: float
-) -> str | None:
-    """Point the title at `version` and mark it ready, in one statement; returns the version
-    it replaced (for cleanup)."""
-    return await conn.fetchval(
-        """UPDATE catalog.titles t
-              SET current_version = $2, status = 'ready', failure_reason = NULL,
-                  duration_s = $3, published_at = now(), updated_at = now()
-             FROM (SELECT id, current_version AS old FROM catalog.titles WHERE id = $1 FOR UPDATE) o
-            WHERE t.id = o.id
-        RETURNING o.old""",
-        parse_id(title_id),
-        version,
-        duration_s,
-    )
-
-
 async def delete_title(conn: asyncpg.Connection, title_id: str) -> None:
     result = await conn.execute("DELETE FROM catalog.titles WHERE id = $1", parse_id(title_id))
     if result.endswith(" 0"):
         raise TitleNotFound(f"no title {title_id}")
 
 
-# Fields an admin may change with PATCH; status moves only through publishing (or set_status).
+# Fields an admin may change with PATCH; status moves only through `catalog.status`.
 EDITABLE = ("title", "year", "genres", "description", "credits", "season_number", "episode_number")
 
 

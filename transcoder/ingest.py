@@ -3,7 +3,7 @@
 catalog row and its transcode job in one transaction.
 
 The source is only checked for existence and size here; whether it is media at all is the
-worker's call (it probes, and stores the probe with the title so nothing probes twice).
+worker's call (it probes, and stores the probe beside the source so nothing probes twice).
 A source that is rejected later leaves a `failed` title with a one-line reason.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from catalog.errors import InvalidTitle
 from catalog.titles import Title
 from media import keys
 from media.storage import Storage
-from transcoder import jobs
+from transcoder import jobs, sources
 from transcoder.errors import TranscoderError
 
 DOWNLOAD_CHUNK = 1024 * 1024
@@ -231,8 +231,8 @@ async def ingest(
                     series_id=series_id,
                     season_number=season if kind == "episode" else None,
                     episode_number=episode if kind == "episode" else None,
-                    source=source,
                 )
+                await sources.record_source(conn, title_id, source)
                 await jobs.enqueue(conn, title_id, key, max_attempts)
         except BaseException:
             with contextlib.suppress(Exception):

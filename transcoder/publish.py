@@ -27,7 +27,7 @@ from typing import Awaitable, Callable
 
 import asyncpg
 
-from catalog import titles
+from catalog import status, titles
 from media import keys
 from media.storage import Storage
 from packager.model import Presentation
@@ -111,7 +111,7 @@ async def commit_version(pool: asyncpg.Pool, job: jobs.Job, presentation: Presen
         if not await jobs.still_ours(conn, job, lock=True):
             raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
         await titles.get_title(conn, presentation.title_id)  # raises TitleNotFound
-        old = await titles.publish_version(
+        old = await status.publish_ready(
             conn, presentation.title_id, presentation.version, duration_s=presentation.duration_s
         )
         await jobs.complete(conn, job)

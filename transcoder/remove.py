@@ -9,7 +9,7 @@ import asyncpg
 from catalog import titles
 from media import keys
 from media.storage import Storage
-from transcoder import jobs
+from transcoder import jobs, sources
 
 
 async def remove_title(pool: asyncpg.Pool, storage: Storage, title_id: str) -> list[str]:
@@ -25,6 +25,7 @@ async def remove_title(pool: asyncpg.Pool, storage: Storage, title_id: str) -> l
         for tid in ids:
             await jobs.cancel_for_title(conn, tid)
         deleted = await titles.delete_title_tree(conn, title.id)
+        await sources.forget(conn, ids + deleted)
         ids = [title.id] + [i for i in deleted if i != title.id]
     for tid in ids:
         await storage.delete_prefix(keys.title_prefix(tid))

@@ -24,13 +24,13 @@ from secrets import token_hex
 import aiofiles
 import asyncpg
 
-from catalog import titles
+from catalog import status, titles
 from catalog.errors import TitleNotFound
 from media.errors import ObjectNotFound, ProbeError, StorageError
 from media.probe import probe as run_probe
 from media.probe_model import Probe
 from media.storage import Storage
-from transcoder import jobs
+from transcoder import jobs, sources
 from transcoder.errors import SourceRejected, TranscoderError
 from transcoder.pipeline import transcode
 from transcoder.poster import make_poster
@@ -185,7 +185,7 @@ class Worker:
         async with self.pool.acquire() as conn:
             for job in await jobs.reap_exhausted(conn):
                 log.warning("job %s (title %s) failed: %s", job.id, job.title_id, job.error)
-                await self._mark_failed(conn, job.title_id, job.error or "worker died")
+                await status.mark_failed(conn, job.title_id, job.error or "worker died")
 
     # ---- one job --------------------------------------------------------------------------
 
@@ -204,8 +204,7 @@ class Worker:
                     await jobs.cancel(conn, job, "title deleted")
                     log.info("job %s: title %s is gone; nothing to do", job.id, job.title_id)
                     return
-                if title.status != "ready":  # a ready title keeps serving while it is redone
-                    await titles.set_status(conn, title.id, "processing")
+                await status.mark_processing(conn, title.id)
             heartbeat = asyncio.create_task(self._heartbeat(job, asyncio.current_task()))
             await gc_versions(self.storage, job.title_id, title.current_version)
             source = await self._fetch_source(job, attempt_dir)
@@ -258,12 +257,7 @@ class Worker:
     async def _release(self, job: jobs.Job) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             if await jobs.release(conn, job):
-                try:
-                    t = await titles.get_title(conn, job.title_id)
-                except TitleNotFound:
-                    return
-                if t.status == "processing":
-                    await titles.set_status(conn, job.title_id, "pending")
+                await status.release_to_pending(conn, job.title_id)
                 log.info("job %s released for another worker", job.id)
 
     async def _failed(self, job: jobs.Job, exc: Exception) -> None:
@@ -273,26 +267,17 @@ class Worker:
             "job %s failure detail", job.id, exc_info=exc,
         )
         async with self.pool.acquire() as conn:
-            status = await jobs.fail(conn, job, reason, retryable=retryable, base_s=self.backoff_base_s)
-            if status == "failed":
-                await self._mark_failed(conn, job.title_id, reason)
+            outcome = await jobs.fail(conn, job, reason, retryable=retryable, base_s=self.backoff_base_s)
+            if outcome == "failed":
+                await status.mark_failed(conn, job.title_id, reason)
                 log.warning("job %s title %s failed: %s", job.id, job.title_id, reason)
-            elif status == "queued":
+            elif outcome == "queued":
                 log.warning("job %s title %s: attempt %d failed, will retry: %s",
                             job.id, job.title_id, job.attempts, reason)
             else:  # cancelled (title deleted) or taken over while it failed: not ours to judge
                 log.info("job %s: no longer ours; dropping the failure (%s)", job.id, reason)
                 return
         self.processed += 1
-
-    async def _mark_failed(self, conn: asyncpg.Connection, title_id: str, reason: str) -> None:
-        try:
-            title = await titles.get_title(conn, title_id)
-        except TitleNotFound:
-            return
-        if title.current_version:  # an older version still plays: keep it ready
-            return
-        await titles.set_status(conn, title_id, "failed", failure_reason=reason)
 
     def _set_progress(self, job: jobs.Job, percent: float) -> None:
         self._progress[job.id] = percent
@@ -334,7 +319,7 @@ class Worker:
     async def _probe(self, job: jobs.Job, source: Path) -> Probe:
         """The stored probe when an earlier attempt made one, else ffprobe (and store it)."""
         async with self.pool.acquire() as conn:
-            stored = await titles.get_probe(conn, job.title_id)
+            stored = await sources.get_probe(conn, job.title_id)
         if stored:
             try:
                 return Probe.from_dict(stored)
@@ -342,7 +327,7 @@ class Worker:
                 log.info("job %s: stored probe is from an older model; probing again", job.id)
         probe = await run_probe(str(source))
         async with self.pool.acquire() as conn:
-            await titles.set_probe(conn, job.title_id, probe.to_dict())
+            await sources.set_probe(conn, job.title_id, probe.to_dict())
         return probe
 
     def _clean_work_dirs(self, job_id: int) -> None:

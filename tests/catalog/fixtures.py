@@ -1,4 +1,4 @@
-"""Catalog test helpers: titles made with catalog functions (ready through publish_version),
+"""Catalog test helpers: titles made with catalog functions (ready through status.publish_ready),
 an admin's and a viewer's tokens, and a unique genre per test so shared-database tests see
 only their own titles."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from catalog import titles
+from catalog import status, titles
 
 
 async def make_title(
@@ -23,7 +23,7 @@ async def make_title(
 ) -> titles.Title:
     t = await titles.create_title(conn, kind=kind, title=title or f"Title {secrets.token_hex(4)}", **fields)
     if ready and kind != "series":
-        await titles.publish_version(conn, t.id, version, duration_s=duration_s)
+        await status.publish_ready(conn, t.id, version, duration_s=duration_s)
     return await titles.get_title(conn, t.id)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog import titles
+from catalog import status, titles
 from catalog.errors import DuplicateEpisode, InvalidTitle, TitleNotFound
 from tests.catalog.fixtures import make_series, make_title
 
@@ -40,11 +40,11 @@ async def test_bad_credits(pg, credits):
 async def test_publish_makes_visible_and_poster_url(pg):
     t = await make_title(pg, ready=False)
     assert not t.visible
-    await titles.publish_version(pg, t.id, "v9", duration_s=12.5)
+    await status.publish_ready(pg, t.id, "v9", duration_s=12.5)
     t = await titles.get_title(pg, t.id)
     assert t.visible and t.status == "ready" and t.duration_s == 12.5
     assert t.poster_url == f"/api/v1/titles/{t.id}/poster?v=v9"
-    await titles.set_status(pg, t.id, "failed", failure_reason="boom")
+    await pg.execute("UPDATE catalog.titles SET status = 'failed', failure_reason = 'boom' WHERE id = $1::uuid", t.id)
     t = await titles.get_title(pg, t.id)
     assert not t.visible and t.failure_reason == "boom"
 
@@ -52,10 +52,10 @@ async def test_publish_makes_visible_and_poster_url(pg):
 async def test_series_visible_once_an_episode_is_ready(pg):
     series, eps = await make_series(pg, "Visible Later", [(1, 1)], ready=False)
     assert not series.visible
-    await titles.publish_version(pg, eps[0].id, "v1", duration_s=10)
+    await status.publish_ready(pg, eps[0].id, "v1", duration_s=10)
     series = await titles.get_title(pg, series.id)
     assert series.visible and series.published_at is not None
-    await titles.set_status(pg, eps[0].id, "failed", failure_reason="x")
+    await pg.execute("UPDATE catalog.titles SET status = 'failed' WHERE id = $1::uuid", eps[0].id)
     assert not (await titles.get_title(pg, series.id)).visible
     await titles.delete_title(pg, eps[0].id)
     assert not (await titles.get_title(pg, series.id)).visible

@@ -106,10 +106,10 @@ async def store_version(storage: Any, p: Presentation) -> StoredVersion:
 
 async def ready_title_row(conn: Any, version: str, *, title: str = "Origin test") -> str:
     """A catalog row in status ready pointing at `version`; returns its id."""
-    from catalog import titles
+    from catalog import status, titles
 
     t = await titles.create_title(conn, kind="movie", title=title, status="processing")
-    await titles.publish_version(conn, t.id, version, duration_s=12.0)
+    await status.publish_ready(conn, t.id, version, duration_s=12.0)
     return t.id
 
 

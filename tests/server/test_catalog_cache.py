@@ -110,9 +110,9 @@ async def test_worker_writes_invalidate_through_notify(app_client, pg):
     await asyncio.sleep(0.3)  # let the listener settle any pending bump
     r = await app_client.get("/api/v1/search", params={"q": tag})
     assert (await r.json())["items"] == []
-    from catalog import titles
+    from catalog import status
 
-    await titles.publish_version(pg, t.id, "v2", duration_s=5)
+    await status.publish_ready(pg, t.id, "v2", duration_s=5)
     for _ in range(50):
         r = await app_client.get("/api/v1/search", params={"q": tag})
         if (await r.json())["items"]:

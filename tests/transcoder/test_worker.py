@@ -25,7 +25,7 @@ from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     stored_keys,
     work_dirs,
 )
-from transcoder import poster, worker as worker_mod
+from transcoder import poster, sources, worker as worker_mod
 from transcoder.errors import TranscodeError
 from transcoder.ingest import ingest
 
@@ -158,7 +158,7 @@ async def test_ready_title_has_a_poster_and_only_its_version(
     assert data[:3] == b"\xff\xd8\xff"  # JPEG SOI
     assert {k.split("/")[2] for k in await stored_keys(storage, tid)} == {version}
     async with pool.acquire() as conn:
-        assert await titles.get_probe(conn, tid) is not None  # stored with the title
+        assert await sources.get_probe(conn, tid) is not None  # stored beside the source
 
 
 def test_poster_argv_is_pure() -> None:
