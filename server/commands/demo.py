@@ -16,7 +16,11 @@ import sys
 from pathlib import Path
 
 from auth import users
+from server.commands._args import positive_int
 from server.settings import Settings
+
+NAME = "demo"
+HELP = "quickstart: sample title, server, login"
 
 DEMO_TITLE = "StreamFlix Demo (testsrc2)"
 DEMO_EMAIL = "demo@streamflix.local"
@@ -102,7 +106,13 @@ async def prepare(settings: Settings, source: str | None) -> tuple[str, str]:
     return title_id, password
 
 
-def main(settings: Settings, args: argparse.Namespace) -> int:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", nargs="?", help="a video to use instead of a generated sample")
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=positive_int)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
     from server.commands import serve
 
     title_id, password = asyncio.run(prepare(settings, getattr(args, "source", None)))
@@ -116,4 +126,4 @@ def main(settings: Settings, args: argparse.Namespace) -> int:
         flush=True,
     )
     args.workers = 1
-    return serve.main(settings, args)
+    return serve.run(args, settings)

@@ -19,14 +19,50 @@ import asyncpg
 from catalog import titles
 from catalog.titles import Title
 from media.storage import Storage
+from server.commands._args import non_negative_int, positive_int
 from server.commands._runtime import open_runtime
 from server.commands.worker import make_worker, stop_on_signals
 from server.settings import Settings
 from transcoder import jobs
 from transcoder.ingest import ingest
 
+NAME = "ingest"
+HELP = "register a title and queue its transcode"
+
 POLL_S = 0.25
 BAR_WIDTH = 30
+
+
+def credit(text: str) -> dict[str, str]:
+    """An argparse type: `NAME[:ROLE[:CHARACTER]]` -> a credit as transcoder.ingest takes it."""
+    name, _, rest = text.partition(":")
+    role, _, character = rest.partition(":")
+    if not name.strip():
+        raise argparse.ArgumentTypeError(f"a credit needs a name: {text!r}")
+    fields = {"name": name.strip(), "role": role.strip(), "character": character.strip()}
+    return {k: v for k, v in fields.items() if v}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="SOURCE", help="a local file, s3:// or http(s):// URL")
+    parser.add_argument("--title", required=True)
+    parser.add_argument("--kind", choices=("movie", "episode"), default=None)
+    parser.add_argument("--series")
+    parser.add_argument("--season", type=non_negative_int)
+    parser.add_argument("--episode", type=non_negative_int)
+    parser.add_argument("--year", type=positive_int)
+    parser.add_argument("--genre", action="append", default=[])
+    parser.add_argument("--description", default="")
+    parser.add_argument(
+        "--credit",
+        action="append",
+        default=[],
+        type=credit,
+        metavar="NAME[:ROLE[:CHARACTER]]",
+        help='cast or crew, repeatable: --credit "Keanu Reeves:actor:Neo"',
+    )
+    parser.add_argument("--wait", action="store_true", help="return when the title is ready or failed")
+    parser.add_argument("--json", action="store_true")
 
 
 class TitleFailed(Exception):
@@ -78,7 +114,11 @@ async def wait_for_title(
             bar.flush()
 
 
-async def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_run(settings, args))
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
     if not getattr(args, "debug", False):
         # stdout/stderr carry the result (and a bar on a terminal), not the worker's log: its
         # "job failed"/"will retry" warnings would make a failure two lines (CONTRACT: one).

@@ -30,10 +30,14 @@ from typing import Any
 
 from aiohttp import web
 
+from server.commands._args import positive_int
 from server.http.middlewares import ACCESS_SINK, AccessLogSink
 from server.settings import Settings
 
 log = logging.getLogger("streamflix.serve")
+
+NAME = "serve"
+HELP = "run the HTTP server"
 
 DEFAULT_LOOP = "uvloop"
 SHUTDOWN_TIMEOUT_S = 10.0
@@ -256,7 +260,20 @@ def warn_missing_player_files() -> None:
         )
 
 
-def main(settings: Settings, args: argparse.Namespace) -> int:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=positive_int)
+    parser.add_argument("--workers", type=positive_int, default=1)
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default=None,
+        help="event loop (default uvloop, asyncio when uvloop is missing; measured in docs/origin.md)",
+    )
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve with `settings.host`/`settings.port` (the CLI folds --host/--port into them)."""
     warn_missing_player_files()
     host, port = settings.host, settings.port
     workers = getattr(args, "workers", 1) or 1

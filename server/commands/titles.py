@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
@@ -11,14 +12,27 @@ import asyncpg
 
 from catalog import titles
 from catalog.titles import COLUMNS, Title, title_from_row
-from media import keys
-from media.storage import Storage
+from server.commands._args import add_action
 from server.commands._runtime import open_runtime
 from server.settings import Settings
 from transcoder import jobs
 from transcoder.remove import remove_title
 
 log = logging.getLogger("streamflix.titles")
+
+NAME = "titles"
+HELP = "the catalog from the shell"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="titles_command", required=True, metavar="ACTION")
+    p = add_action(actions, "list")
+    p.add_argument("--json", action="store_true")
+    p = add_action(actions, "show")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p = add_action(actions, "delete")
+    p.add_argument("id")
 
 
 def _json(title: Title, job: jobs.Job | None) -> dict[str, Any]:
@@ -87,7 +101,11 @@ async def show_title(pool: asyncpg.Pool, title_id: str, as_json: bool) -> int:
     return 0
 
 
-async def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_run(settings, args))
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
     async with open_runtime(settings) as (pool, storage):
         if args.titles_command == "list":
             return await list_titles(pool, args.json)

@@ -21,7 +21,27 @@ import asyncpg
 
 from auth import users
 from auth.errors import UserNotFound
+from server.commands._args import add_action
 from server.settings import Settings
+
+NAME = "users"
+HELP = "manage users"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    p = add_action(actions, "create")
+    p.add_argument("email")
+    p.add_argument("--admin", action="store_true")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.add_argument("--display-name", default="")
+    p = add_action(actions, "list")
+    p.add_argument("--json", action="store_true")
+    p = add_action(actions, "set-role")
+    p.add_argument("email")
+    p.add_argument("role", choices=("viewer", "admin"))
+    p = add_action(actions, "prune", help="delete expired tokens and dead sessions")
+    p.add_argument("--json", action="store_true")
 
 
 class UsageError(Exception):
@@ -112,7 +132,7 @@ async def _prune(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def main(settings: Settings, args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
     action = args.users_command
     try:
         if action == "create":

@@ -10,9 +10,18 @@ import asyncio
 import contextlib
 import signal
 
-from server.settings import Settings
+from server.commands._args import positive_int
 from server.commands._runtime import open_runtime
+from server.settings import Settings
 from transcoder.worker import Worker
+
+NAME = "worker"
+HELP = "run transcode jobs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    parser.add_argument("--concurrency", type=positive_int, default=1)
 
 
 def make_worker(settings: Settings, pool, storage, *, concurrency: int = 1, title_id: str | None = None) -> Worker:  # type: ignore[no-untyped-def]
@@ -43,7 +52,11 @@ def stop_on_signals(stop):  # type: ignore[no-untyped-def]
             loop.remove_signal_handler(sig)
 
 
-async def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    return asyncio.run(_run(settings, args))
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
     async with open_runtime(settings, pool_size=2 * args.concurrency + 2) as (pool, storage):
         worker = make_worker(settings, pool, storage, concurrency=args.concurrency)
         with stop_on_signals(worker.stop):
