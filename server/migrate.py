@@ -14,8 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-# Order matters only for packages whose migrations reference another's objects (none do:
-# no cross-schema SQL), but a fixed order keeps runs reproducible.
+# Order matters where a migration reads another package's objects: transcoder/0003 moves the
+# source and probe columns out of catalog.titles, so catalog migrates before transcoder.
 PACKAGES = ("auth", "catalog", "transcoder")
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_ID = 0x5F11A  # arbitrary, constant: the advisory lock key for migrations
