@@ -2,8 +2,6 @@
 `/api/v1/admin/users` (listing, role changes)."""
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 
 from auth import sessions, users
@@ -12,20 +10,12 @@ from server import keys
 from server.http import ratelimit
 from server.api.auth_models import DeleteAccountBody, ProfilePatch, RoleBody
 from server.http.authn import REVOCATIONS, require_admin, require_user
-from server.http.errors import ApiError
-from server.http.validation import parse_body
+from server.http.validation import parse_body, parse_limit, parse_uuid
 
 routes = web.RouteTableDef()
 
 ADMIN_PAGE_DEFAULT = 50
 ADMIN_PAGE_MAX = 100
-
-
-def _uuid(text: str, error: Exception) -> str:
-    try:
-        return str(uuid.UUID(text))
-    except ValueError:
-        raise error from None
 
 
 async def _confirm_password(request: web.Request, user_id: str, password: str) -> None:
@@ -99,7 +89,7 @@ async def sign_out_device(request: web.Request) -> web.Response:
     from server.api.auth import revoke_sessions
 
     principal = await require_user(request)
-    sid = _uuid(request.match_info["session_id"], SessionNotFound("no such session"))
+    sid = parse_uuid(request.match_info["session_id"], SessionNotFound("no such session"))
     async with request.app[keys.PG].acquire() as conn:
         await sessions.revoke(conn, sid, user_id=principal.user_id)
     await revoke_sessions(request.app, [sid])
@@ -109,19 +99,17 @@ async def sign_out_device(request: web.Request) -> web.Response:
 @routes.get("/api/v1/admin/users")
 async def admin_list_users(request: web.Request) -> web.Response:
     await require_admin(request)
-    raw = request.query.get("limit", str(ADMIN_PAGE_DEFAULT))
-    if not raw.isdigit() or not 1 <= int(raw) <= ADMIN_PAGE_MAX:
-        raise ApiError(400, "invalid_query", f"limit must be an integer from 1 to {ADMIN_PAGE_MAX}")
+    limit = parse_limit(request.query.get("limit"), default=ADMIN_PAGE_DEFAULT, maximum=ADMIN_PAGE_MAX)
     cursor = request.query.get("cursor") or None
     async with request.app[keys.PG].acquire() as conn:
-        items, nxt = await users.list_users(conn, limit=int(raw), cursor=cursor)
+        items, nxt = await users.list_users(conn, limit=limit, cursor=cursor)
     return web.json_response({"items": [u.to_json() for u in items], "next": nxt})
 
 
 @routes.patch("/api/v1/admin/users/{user_id}")
 async def admin_update_user(request: web.Request) -> web.Response:
     await require_admin(request)
-    uid = _uuid(request.match_info["user_id"], UserNotFound("no such user"))
+    uid = parse_uuid(request.match_info["user_id"], UserNotFound("no such user"))
     body = await parse_body(request, RoleBody)
     async with request.app[keys.PG].acquire() as conn:
         user = await users.set_role(conn, uid, body.role)

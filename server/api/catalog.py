@@ -2,6 +2,7 @@
 search stats. Domain logic lives in `catalog/`; this module parses, authorises, caches."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Annotated, Any, Literal
 
@@ -18,7 +19,7 @@ from server import keys
 from server.api import cache
 from server.http.authn import optional_user, require_admin
 from server.http.errors import ApiError
-from server.http.validation import Body, SafeStr, parse_body
+from server.http.validation import Body, SafeStr, parse_body, parse_limit
 from transcoder.remove import remove_title
 
 log = logging.getLogger("streamflix.catalog")
@@ -45,7 +46,8 @@ async def list_titles(request: web.Request) -> web.Response:
     admin = await _is_admin(request)
     if "status" in request.query and not admin:
         raise Forbidden("only admins can browse by status")
-    query = browse.parse_browse(request.query, admin=admin)
+    limit = parse_limit(request.query.get("limit"), default=browse.DEFAULT_LIMIT, maximum=browse.MAX_LIMIT)
+    query = dataclasses.replace(browse.parse_browse(request.query, admin=admin), limit=limit)
     pg = request.app[keys.PG]
     key = cursor_key(request.app)
 
@@ -254,9 +256,7 @@ async def get_poster(request: web.Request) -> web.Response:
 @routes.get("/api/v1/search")
 async def search_titles(request: web.Request) -> web.Response:
     query = search.normalize_query(request.query.get("q"))
-    limit = browse.parse_limit(
-        request.query.get("limit"), default=search.DEFAULT_SEARCH_LIMIT, maximum=search.MAX_SEARCH_LIMIT
-    )
+    limit = parse_limit(request.query.get("limit"), default=search.DEFAULT_SEARCH_LIMIT, maximum=search.MAX_SEARCH_LIMIT)
     admin = await _is_admin(request)
     pg = request.app[keys.PG]
     redis_cache = request.app[cache.CACHE]
@@ -295,7 +295,7 @@ async def suggest(request: web.Request) -> web.Response:
 @routes.get("/api/v1/admin/search-stats")
 async def search_stats(request: web.Request) -> web.Response:
     await require_admin(request)
-    limit = browse.parse_limit(request.query.get("limit"), default=20, maximum=100)
+    limit = parse_limit(request.query.get("limit"), default=20, maximum=100)
     prefix = request.app[keys.SETTINGS].redis_prefix
     redis_cache = request.app[cache.CACHE]
     stats = await redis_cache.call(lambda r: analytics.stats(r, prefix, limit=limit), None)

@@ -2,15 +2,15 @@
 and last error, newest first (admins only)."""
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
 
 from server import keys
 from server.http.authn import require_admin
 from server.http.errors import ApiError
+from server.http.validation import parse_limit, parse_uuid
 from transcoder import jobs
 
+DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 routes = web.RouteTableDef()
 
@@ -20,16 +20,8 @@ async def list_jobs(request: web.Request) -> web.Response:
     await require_admin(request)
     title_id = request.query.get("title_id") or None
     if title_id is not None:
-        try:
-            title_id = str(uuid.UUID(title_id))
-        except ValueError:
-            raise ApiError(400, "invalid_query", "title_id must be a title id (a UUID)") from None
-    try:
-        limit = int(request.query.get("limit", "100"))
-    except ValueError:
-        raise ApiError(400, "invalid_query", "limit must be a number") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(400, "invalid_query", f"limit must be between 1 and {MAX_LIMIT}")
+        title_id = parse_uuid(title_id, ApiError(400, "invalid_query", "title_id must be a title id (a UUID)"))
+    limit = parse_limit(request.query.get("limit"), default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
     async with request.app[keys.PG].acquire() as conn:
         items = await jobs.list_jobs(conn, title_id=title_id, limit=limit)
         depth = await jobs.queue_depth(conn)

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 from aiohttp import web
 from pydantic import Field
 
-from catalog import browse, library, recommend
+from catalog import library, recommend
 from catalog.errors import InvalidHistory
 from server import keys
 from server.api import cache
 from server.http.authn import require_user
-from server.http.validation import Body, parse_body
+from server.http.validation import Body, parse_body, parse_limit
 
 routes = web.RouteTableDef()
 
@@ -71,7 +71,7 @@ async def delete_favorite(request: web.Request) -> web.Response:
 
 
 def _limit(request: web.Request) -> int:
-    return browse.parse_limit(request.query.get("limit"), default=library.LIST_LIMIT, maximum=100)
+    return parse_limit(request.query.get("limit"), default=library.LIST_LIMIT, maximum=100)
 
 
 @routes.get("/api/v1/me/favorites")
@@ -124,7 +124,7 @@ async def get_continue_watching(request: web.Request) -> web.Response:
 @routes.get("/api/v1/me/recommendations")
 async def get_recommendations(request: web.Request) -> web.Response:
     principal = await require_user(request)
-    limit = browse.parse_limit(request.query.get("limit"), default=recommend.DEFAULT_LIMIT, maximum=50)
+    limit = parse_limit(request.query.get("limit"), default=recommend.DEFAULT_LIMIT, maximum=50)
     async with request.app[keys.PG].acquire() as conn:
         picks = await recommend.recommend(conn, principal.user_id, limit=limit)
     return cache.json_etag_response(request, {"items": [p.to_json() for p in picks]})

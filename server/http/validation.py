@@ -1,4 +1,5 @@
-"""Request bodies: `body = await parse_body(request, Model)` with a pydantic model.
+"""Request input: bodies (`body = await parse_body(request, Model)` with a pydantic model),
+ids (`parse_uuid`) and page sizes (`parse_limit`).
 
 415 when the body is not JSON, 413 over `settings.max_body_bytes`, 400 `invalid_json` for
 malformed JSON, 400 `invalid_body` with one entry per field error in `error.details`
@@ -7,6 +8,8 @@ malformed JSON, 400 `invalid_body` with one entry per field error in `error.deta
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
@@ -94,3 +97,28 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
     return data
+
+
+def parse_uuid(text: str, error: Exception) -> str:
+    """The canonical form of a UUID from a path or query; `error` when it is not one (each
+    route says what a malformed id means to it: a 404 for a path, a 400 for a filter)."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise error from None
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+
+
+def parse_limit(raw: str | None, *, default: int, maximum: int) -> int:
+    """`?limit=`: absent or empty means `default`. Out of range is a 400 with the range in the
+    message, not silently clamped: a client asking for 10^9 rows has a bug it should hear about."""
+    if raw is None or raw == "":
+        return default
+    if not _INTEGER.fullmatch(raw):
+        raise ApiError(400, "invalid_query", f"limit must be a whole number between 1 and {maximum}")
+    value = int(raw)
+    if not 1 <= value <= maximum:
+        raise ApiError(400, "invalid_query", f"limit must be between 1 and {maximum} (got {raw})")
+    return value
