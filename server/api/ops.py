@@ -10,11 +10,11 @@ from aiohttp import web
 
 from server import keys
 from server.http.middlewares import METRICS
+from transcoder import jobs
 
 # Each dependency gets this long to answer a readiness probe (probes typically time out at 1-5 s).
 READY_TIMEOUT_S = 1.0
 READY_RETRY_AFTER_S = 5
-QUEUE_DEPTH_SQL = "SELECT count(*) FROM jobs.transcode_jobs WHERE status = 'queued'"
 
 routes = web.RouteTableDef()
 
@@ -83,7 +83,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def _queue_depth(app: web.Application) -> float | None:
     try:
         async with app[keys.PG].acquire(timeout=READY_TIMEOUT_S) as conn:
-            return float(await asyncio.wait_for(conn.fetchval(QUEUE_DEPTH_SQL), READY_TIMEOUT_S))
+            return float(await asyncio.wait_for(jobs.queue_depth(conn), READY_TIMEOUT_S))
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
         return 0.0  # not migrated yet: nothing queued
     except (OSError, asyncio.TimeoutError, asyncpg.PostgresError):
