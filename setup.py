@@ -9,6 +9,7 @@ nothing: the checkout serves `node_modules/` directly.
 
 Everything else (metadata, packages, package data) is declared in pyproject.toml.
 """
+
 from __future__ import annotations
 
 import importlib.util

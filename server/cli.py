@@ -3,6 +3,7 @@ no traceback unless --debug), 2 bad usage.
 
 Each command is a module of server/commands/ (its flags beside the code that reads them), listed
 in COMMANDS, in the order `streamflix --help` shows them."""
+
 from __future__ import annotations
 
 import argparse

@@ -6,6 +6,7 @@ copies in `server/static/vendor/`, made by setup.py's build step from the same t
 versions package-lock.json pins. setup.py loads this file by path before anything is installed,
 so it imports nothing but the standard library.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,9 +33,7 @@ LICENCES: dict[str, tuple[str, ...]] = {
 # Written by the build step: each package's version, licence and integrity from package-lock.json.
 VERSIONS_FILE = "versions.json"
 
-HOW_TO_GET = (
-    "in a checkout run scripts/setup.sh (npm ci); a wheel must be built where `npm ci` has run"
-)
+HOW_TO_GET = "in a checkout run scripts/setup.sh (npm ci); a wheel must be built where `npm ci` has run"
 
 
 def licence_name(package: str, rel: str) -> str:

@@ -5,6 +5,7 @@ A command module has `NAME` and `HELP` (its line in `streamflix --help`),
 `run(args, settings) -> int` (the exit code). Errors it raises become one line on stderr
 (server/cli.py). Adding a command: write the module, add it to COMMANDS.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """What every command's parser shares: the common options and the argument types."""
+
 from __future__ import annotations
 
 import argparse

@@ -7,6 +7,7 @@ The fresh venv gets the wheel alone (`--no-deps`); the dependencies come from th
 interpreter's site-packages through a `.pth` path entry, which adds that directory only: the
 checkout's editable-install hook there is not run, so `server`, `catalog`, ... and their files
 can only come from the installed wheel (checked, not assumed)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -71,7 +72,9 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     purelib = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     deps = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
     (Path(purelib) / "_streamflix_test_deps.pth").write_text("".join(f"{d}\n" for d in deps))
@@ -110,8 +113,12 @@ def test_installed_packages_come_from_the_venv(venv: Path, tmp_path: Path) -> No
         "print(json.dumps({'files': mods, 'path': sys.path, 'missing': missing_vendor_files()}))"
     )
     out = subprocess.run(
-        [str(venv / "bin" / "python"), "-c", probe], cwd=tmp_path, env=_clean_env(),
-        capture_output=True, text=True, check=True,
+        [str(venv / "bin" / "python"), "-c", probe],
+        cwd=tmp_path,
+        env=_clean_env(),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     seen = json.loads(out.stdout)
     for module, file in seen["files"].items():

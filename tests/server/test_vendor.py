@@ -1,5 +1,6 @@
 """The player libraries when they are missing (a checkout without `npm ci`, a wheel built
 without node_modules): /vendor/* answers 404 and `streamflix serve` says so in one log line."""
+
 from __future__ import annotations
 
 import logging
