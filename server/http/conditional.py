@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from email.utils import formatdate, parsedate_tz, mktime_tz
+from email.utils import formatdate, mktime_tz, parsedate_tz
 from functools import lru_cache
 
 # RFC 9110 8.8.3: entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE
@@ -74,6 +74,15 @@ def etag_matches(value: str, etag: str, *, weak: bool) -> bool:
         if opaque == etag and (weak or not is_weak):
             return True
     return False
+
+
+def if_none_match(header: str | None, etag: str) -> bool:
+    """Does an If-None-Match field value match `etag` (quoted, weak or strong)? RFC 9110
+    13.1.2: the weak comparison, and `*` matches any current representation; True means a GET
+    or HEAD is answered 304. The one ETag/If-None-Match rule of the API and the origin."""
+    if not header:
+        return False
+    return etag_matches(header, etag.removeprefix("W/"), weak=True)
 
 
 def evaluate(
@@ -136,7 +145,7 @@ def _range(header: str, size: int) -> Decision:
     ranges = _parse(header[6:], size)
     if ranges is None:  # syntax error: reject like nginx (RFC 9110 14.2 "ignore or reject")
         return _unsatisfiable(size)
-    if ranges == "full":
+    if isinstance(ranges, str):  # "full"
         return full
     if not ranges:  # 15.5.17: none of the ranges is satisfiable
         return _unsatisfiable(size)

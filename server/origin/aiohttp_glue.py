@@ -41,7 +41,7 @@ def hand_over(
 ) -> None:
     """aiohttp's protocol takes a live connection over, with the bytes not yet answered (a
     request it then parses and answers as if it had read it itself)."""
-    protocol = server()
+    protocol: asyncio.Protocol = server()
     transport.set_protocol(protocol)
     protocol.connection_made(transport)
     if write_paused:

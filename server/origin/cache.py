@@ -14,7 +14,7 @@ import hashlib
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar, overload
 
 import cachetools
 
@@ -48,15 +48,20 @@ TOKEN_CACHE_SIZE = 8192
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+T = TypeVar("T")
 
 
-class Lru(cachetools.LRUCache, Generic[K, V]):  # type: ignore[misc] # cachetools ships no types
+class Lru(cachetools.LRUCache[K, V]):
     """cachetools' LRU cache, with a `get` that costs a hit one lookup (Cache.get tests
     membership first, then looks up: ~0.1 us more per hit, and a cached segment takes three)."""
 
-    def get(self, key: K, default: V | None = None) -> V | None:
+    @overload
+    def get(self, key: K, default: None = None) -> V | None: ...
+    @overload
+    def get(self, key: K, default: V | T) -> V | T: ...
+    def get(self, key: K, default: Any = None) -> Any:
         try:
-            return self[key]  # type: ignore[no-any-return]
+            return self[key]
         except KeyError:
             return default
 

@@ -42,7 +42,7 @@ import re
 import socket
 import time
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httptools
 
@@ -81,7 +81,7 @@ _SERVER = b"Server: " + SERVER.encode() + b"\r\n\r\n"
 _SERVER_CLOSE = b"Server: " + SERVER.encode() + b"\r\nConnection: close\r\n\r\n"
 
 
-class _Fields(dict):  # type: ignore[type-arg]
+class _Fields(dict[str, str]):
     """The conditional header fields of one request, in the shape representation.decide reads."""
 
     def getall(self, name: str, default: Any = None) -> Any:
@@ -174,7 +174,7 @@ class FastProtocol(asyncio.Protocol):
     # ---- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment] # a stream protocol gets a Transport
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -310,7 +310,7 @@ class FastProtocol(asyncio.Protocol):
         urls[url] = hit
         return hit
 
-    def _answer(self, req: _Request, start: float) -> bool | _Later | None:
+    def _answer(self, req: _Request, start: float) -> Literal[False] | _Later | None:
         """None: answered. False: not ours (hand over). _Later: await it, then (for a cache
         load) answer again; see _finish."""
         matched = self._match(req)
@@ -338,7 +338,7 @@ class FastProtocol(asyncio.Protocol):
                 body = t.body
             else:
                 body = t.body[d.start : d.start + d.length]
-            self.transport.write(head + body)  # type: ignore[union-attr]
+            self.transport.write(head + body)  # type: ignore[union-attr] # connected: see _process
             self._record(req, route, d.status, len(body), start)
             return None
         obj = o.objects.get(t)
@@ -348,7 +348,7 @@ class FastProtocol(asyncio.Protocol):
         if d.status not in ANSWERED:
             return False
         if d.status == 304 or method == "HEAD" or not d.length:
-            self.transport.write(self._head(req, d, obj))  # type: ignore[union-attr]
+            self.transport.write(self._head(req, d, obj))  # type: ignore[union-attr] # connected: see _process
             self._record(req, route, d.status, 0, start)
             return None
         if obj.path is None:
@@ -360,7 +360,7 @@ class FastProtocol(asyncio.Protocol):
             return False  # gone: the handler answers 404 and forgets the version
         try:
             head = self._head(req, d, obj)
-            sent = sendfile.send_head_and_body(self.transport, self.sock, head, fd, d.start, d.length)  # type: ignore[arg-type]
+            sent = sendfile.send_head_and_body(self.transport, self.sock, head, fd, d.start, d.length)  # type: ignore[arg-type] # connected
         except ConnectionError:  # the viewer went away mid-response
             os.close(fd)
             self.abort()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.http.conditional import Validators, etag_matches, evaluate, http_date, parse_http_date
+from server.http.conditional import Validators, etag_matches, evaluate, http_date, if_none_match, parse_http_date
 
 LM = 1_700_000_000
 V = Validators(size=1000, etag='"abc"', last_modified=LM)
@@ -108,3 +108,20 @@ def test_etag_matching():
     assert etag_matches('W/"abc"', '"abc"', weak=True)
     assert not etag_matches('W/"abc"', '"abc"', weak=False)
     assert not etag_matches('"ab"', '"abc"', weak=True)
+
+
+@pytest.mark.parametrize(
+    ("header", "etag", "matches"),
+    [
+        pytest.param(None, '"abc"', False, id="absent"),
+        pytest.param("", '"abc"', False, id="empty"),
+        pytest.param('"abc"', '"abc"', True, id="same"),
+        pytest.param('W/"abc"', '"abc"', True, id="weak-header"),
+        pytest.param('"abc"', 'W/"abc"', True, id="weak-etag"),
+        pytest.param('"x", "abc"', '"abc"', True, id="in-list"),
+        pytest.param('"ab"', '"abc"', False, id="other"),
+        pytest.param("*", '"abc"', True, id="star"),
+    ],
+)
+def test_if_none_match(header, etag, matches):
+    assert if_none_match(header, etag) is matches
