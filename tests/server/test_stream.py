@@ -1,5 +1,5 @@
 """The origin over HTTP (file storage): tokens first, playlists per token, segments with
-Range/ETag/CORS, and every bad input the issue lists."""
+Range/ETag/CORS, and every kind of bad input (traversal, encodings, bad tokens)."""
 from __future__ import annotations
 
 import dataclasses
