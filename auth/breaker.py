@@ -1,5 +1,6 @@
 """A minimal circuit breaker: after a failure, skip the dependency for `open_s` seconds,
 then let one call through to probe it again (half-open)."""
+
 from __future__ import annotations
 
 import time

@@ -4,6 +4,7 @@ Only SHA-256(token) is stored. Issuing a new token of a purpose voids the user's
 unused ones, so only the latest link works. Consuming is one UPDATE ... RETURNING: two
 clicks racing on one link cannot both succeed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,7 +35,8 @@ async def issue(conn: asyncpg.Connection, *, user_id: str, purpose: str, email: 
     token = secrets.token_urlsafe(TOKEN_BYTES)
     async with conn.transaction():
         await conn.execute(
-            "UPDATE auth.email_tokens SET used_at = now() WHERE user_id = $1::uuid AND purpose = $2 AND used_at IS NULL",
+            "UPDATE auth.email_tokens SET used_at = now()"
+            " WHERE user_id = $1::uuid AND purpose = $2 AND used_at IS NULL",
             user_id,
             purpose,
         )

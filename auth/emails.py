@@ -11,6 +11,7 @@ Mail always goes to the *stored* address of the account, never to the address ty
 reset form: sending to the typed one after a case-folded match is how look-alike addresses
 steal reset links (GitHub, 2019).
 """
+
 from __future__ import annotations
 
 import unicodedata

@@ -1,5 +1,6 @@
 """Signing keys selected by `kid`: the current key signs, previous keys still verify, so a
 key rotates without logging anyone out or breaking playback URLs."""
+
 from __future__ import annotations
 
 import hashlib
@@ -13,7 +14,7 @@ class KeyRing:
     keys: dict[str, bytes]  # kid -> key (current and previous)
 
     @classmethod
-    def from_secrets(cls, secret: str, previous: tuple[str, ...] = (), *, purpose: str) -> "KeyRing":
+    def from_secrets(cls, secret: str, previous: tuple[str, ...] = (), *, purpose: str) -> KeyRing:
         """Derive one key per purpose ("access", "playback", ...) from each configured secret,
         so a token of one kind can never be replayed as another."""
         keys: dict[str, bytes] = {}

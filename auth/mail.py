@@ -1,4 +1,5 @@
 """The mails we send, composed from values (pure: no I/O)."""
+
 from __future__ import annotations
 
 from email.message import EmailMessage

@@ -3,6 +3,7 @@
 `smtp://user:pass@host:587` speaks plain SMTP and upgrades with STARTTLS when the server
 offers it; `smtps://user:pass@host:465` uses implicit TLS (RFC 8314 prefers it).
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,8 +73,9 @@ class LogMailer:
     async def send(self, message: EmailMessage) -> None:
         self.sent.append(message)
         del self.sent[:-100]
-        log.info("mail (no STREAMFLIX_SMTP_URL set) to %s: %s\n%s",
-                 message["To"], message["Subject"], message.get_content())
+        log.info(
+            "mail (no STREAMFLIX_SMTP_URL set) to %s: %s\n%s", message["To"], message["Subject"], message.get_content()
+        )
 
 
 def open_mailer(smtp_url: str | None) -> Mailer:

@@ -1,4 +1,5 @@
 """Password hashing: argon2id at OWASP's recommended parameters (m=19 MiB, t=2, p=1)."""
+
 from __future__ import annotations
 
 from argon2 import PasswordHasher

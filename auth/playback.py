@@ -14,6 +14,7 @@ Only [0-9a-f.A-Za-z_-] appear: no `$` (a DASH template identifier, ISO/IEC 23009
 no `&`, `=`, `%` or `/`, so the token can sit in a query string, an HLS URI line and a
 SegmentTemplate unescaped. Verifying is one HMAC: no database or Redis round trip.
 """
+
 from __future__ import annotations
 
 import base64
@@ -32,7 +33,8 @@ from auth.errors import (
 from auth.keyring import KeyRing
 
 PURPOSE = "playback"
-_TOKEN = re.compile(r"([0-9a-f]{8})\.([0-9]{1,12})\.([A-Za-z0-9_-]{4})([A-Za-z0-9_-]{4})\.([A-Za-z0-9_-]{43})")  # sig: 32 bytes, base64url
+# the last group is the signature: 32 bytes, base64url
+_TOKEN = re.compile(r"([0-9a-f]{8})\.([0-9]{1,12})\.([A-Za-z0-9_-]{4})([A-Za-z0-9_-]{4})\.([A-Za-z0-9_-]{43})")
 # A token is ~70 characters; refuse anything much longer before running a regex over it.
 MAX_TOKEN_LEN = 128
 

@@ -13,6 +13,7 @@ What goes, and why nothing live does:
   a deleted session reads as revoked (auth.sessions.is_revoked);
 - deleted accounts' session ids past the access-token lifetime (auth.deleted_sessions).
 """
+
 from __future__ import annotations
 
 from typing import Any

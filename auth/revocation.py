@@ -14,12 +14,13 @@ Every authenticated request asks Redis one question in one round trip:
 A revocation whose Redis write fails is retried in the background until it lands (or the
 access tokens it guards have expired), so a Redis blip cannot resurrect a session.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -69,8 +70,9 @@ class RevocationList:
             try:
                 loaded, revoked = await self.redis.mget(self.marker, self.key(session_id))
             except (RedisError, OSError) as exc:
-                log.warning("revocation check: Redis unavailable (%s); using Postgres for %.0f s",
-                            exc, self.breaker.open_s)
+                log.warning(
+                    "revocation check: Redis unavailable (%s); using Postgres for %.0f s", exc, self.breaker.open_s
+                )
                 self.breaker.trip()
             else:
                 if loaded is not None:

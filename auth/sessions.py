@@ -8,12 +8,13 @@ rotation): the whole session is revoked, so the thief's newest token dies with i
 Revoking here writes Postgres (the record). Callers also mark the session in Redis through
 `auth.revocation` so access tokens already issued stop at once.
 """
+
 from __future__ import annotations
 
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -85,7 +86,7 @@ async def issue_refresh_token(conn: asyncpg.Connection, *, session_id: str, ttl_
         "INSERT INTO auth.refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2::uuid, $3)",
         hash_refresh_token(token),
         session_id,
-        datetime.now(timezone.utc) + timedelta(seconds=ttl_s),
+        datetime.now(UTC) + timedelta(seconds=ttl_s),
     )
     return token
 
@@ -113,7 +114,7 @@ async def rotate(conn: asyncpg.Connection, refresh_token: str, *, refresh_ttl_s:
         if row["used_at"] is not None:
             await _revoke(conn, sid)
             reused = sid  # raised after the commit: the revocation must stick
-        elif row["expires_at"] <= datetime.now(timezone.utc):
+        elif row["expires_at"] <= datetime.now(UTC):
             raise InvalidToken("refresh token expired")
         else:
             token = await _consume(conn, refresh_token, sid, refresh_ttl_s)
@@ -178,8 +179,10 @@ async def list_active(conn: asyncpg.Connection, user_id: str, *, refresh_ttl_s: 
         user_id,
         float(refresh_ttl_s),
     )
-    return [SessionInfo(id=str(r["id"]), **{k: r[k] for k in ("created_at", "last_seen_at", "user_agent", "ip")})
-            for r in rows]
+    return [
+        SessionInfo(id=str(r["id"]), **{k: r[k] for k in ("created_at", "last_seen_at", "user_agent", "ip")})
+        for r in rows
+    ]
 
 
 async def is_revoked(conn: asyncpg.Connection, session_id: str) -> bool:

@@ -1,4 +1,5 @@
 """Access tokens: short-lived JWTs (HS256 pinned), key chosen by `kid` from a key ring."""
+
 from __future__ import annotations
 
 import time
@@ -60,8 +61,9 @@ def verify_access_token(ring: KeyRing, token: str, *, now: float | None = None) 
     # With an explicit `now` (tests, clock-injected callers) expiry is judged against it.
     options = {"require": REQUIRED_CLAIMS, "verify_exp": now is None}
     try:
-        claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
-                            options=options, leeway=0)
+        claims = jwt.decode(
+            token, key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER, options=options, leeway=0
+        )
     except jwt.ExpiredSignatureError as exc:
         raise TokenExpired("access token expired") from exc
     except jwt.PyJWTError as exc:

@@ -1,4 +1,5 @@
 """Users in the `auth` schema."""
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,10 @@ _COLUMNS = "id, email, display_name, role, email_verified, created_at, updated_a
 
 
 def _user(row: asyncpg.Record | dict[str, Any]) -> User:
-    return User(**{k: row[k] for k in ("email", "display_name", "role", "email_verified", "created_at", "updated_at")},
-                id=str(row["id"]))
+    return User(
+        **{k: row[k] for k in ("email", "display_name", "role", "email_verified", "created_at", "updated_at")},
+        id=str(row["id"]),
+    )
 
 
 def normalize_email(email: str) -> str:
@@ -181,7 +184,9 @@ async def set_role(conn: asyncpg.Connection, user_id: str, role: str) -> User:
 DELETED_SESSIONS_KEEP_S = 24 * 3600
 
 
-async def delete_user(conn: asyncpg.Connection, user_id: str, *, keep_sessions_s: float = DELETED_SESSIONS_KEEP_S) -> None:
+async def delete_user(
+    conn: asyncpg.Connection, user_id: str, *, keep_sessions_s: float = DELETED_SESSIONS_KEEP_S
+) -> None:
     """Deletes the row; sessions, refresh and email tokens go with it (ON DELETE CASCADE).
 
     The session ids are kept in `auth.deleted_sessions` for `keep_sessions_s` (pass the
@@ -216,7 +221,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidField("cursor is not valid", field="cursor") from exc
 
 
-async def list_users(conn: asyncpg.Connection, *, limit: int, cursor: str | None = None) -> tuple[list[User], str | None]:
+async def list_users(
+    conn: asyncpg.Connection, *, limit: int, cursor: str | None = None
+) -> tuple[list[User], str | None]:
     """Oldest first, keyset-paginated on (created_at, id): stable while users sign up."""
     if cursor:
         created, uid = decode_cursor(cursor)

@@ -1,4 +1,5 @@
 """Structural checks shared by every renderer: refuse a model no player could use."""
+
 from __future__ import annotations
 
 import re

@@ -4,6 +4,7 @@ One static Period; SegmentTemplate + SegmentTimeline addressing (`$Representatio
 `$Number$`) over the same CMAF segments the HLS playlists list. Built with ElementTree so
 every attribute value (a token query's `&`, a name) is XML-escaped.
 """
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -45,9 +46,7 @@ def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
             raise InvalidUri(f"stray '$' in DASH template {template!r}")
 
     ends = [_boundaries(r)[-1] for r in p.renditions]
-    longest_segment = max(
-        seconds(s.duration, r.timescale) for r in p.renditions for s in r.segments
-    )
+    longest_segment = max(seconds(s.duration, r.timescale) for r in p.renditions for s in r.segments)
     mpd = ET.Element(
         "MPD",
         {
@@ -74,9 +73,7 @@ def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(mpd, encoding="unicode") + "\n"
 
 
-def _video_set(
-    period: ET.Element, set_id: int, video: tuple[Rendition, ...], templates: tuple[str, str]
-) -> None:
+def _video_set(period: ET.Element, set_id: int, video: tuple[Rendition, ...], templates: tuple[str, str]) -> None:
     reps = sorted(video, key=lambda r: (r.bandwidth_peak, r.height or 0, r.id))
     attrs = _set_attrs(set_id, "video", "video/mp4", reps)
     widths = [r.width for r in reps if r.width]
@@ -184,6 +181,7 @@ def _runs(durations: list[int]) -> list[tuple[int, int]]:
 
 def _shared_timeline(reps: list[Rendition]) -> bool:
     """One SegmentTemplate on the AdaptationSet serves all when their timelines are identical."""
+
     def key(r: Rendition) -> tuple:
         return (r.timescale, r.start_number, r.start_time, tuple(s.duration for s in r.segments))
 

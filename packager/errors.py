@@ -1,4 +1,5 @@
 """Typed packager errors. `code` is the snake_case string `server/http/errors.py` maps to HTTP."""
+
 from __future__ import annotations
 
 

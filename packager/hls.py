@@ -1,4 +1,5 @@
 """HLS playlists (RFC 8216) rendered from the rendition model. Pure: values in, text out."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -150,9 +151,7 @@ def _by_bandwidth(renditions: tuple[Rendition, ...]) -> list[Rendition]:
     # Ascending and fully ordered so the text is deterministic (cacheable, golden-testable).
     # Players choose by measured bandwidth; those that start on the first listed variant
     # (AVPlayer before iOS 13, or with startsOnFirstEligibleVariant) start low and fast.
-    return sorted(
-        renditions, key=lambda r: (r.bandwidth_peak, r.bandwidth_avg, r.height or 0, r.id)
-    )
+    return sorted(renditions, key=lambda r: (r.bandwidth_peak, r.bandwidth_avg, r.height or 0, r.id))
 
 
 def _unique(items) -> list[str]:

@@ -13,6 +13,7 @@ exact and EXTINF values are derived, never accumulated floats. Segment start tim
 of the preceding durations from `start_time` (derived from the model, not from one ffmpeg
 process's counters, so a title can later be stitched from chunks).
 """
+
 from __future__ import annotations
 
 import json
@@ -100,12 +101,11 @@ class Presentation:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> "Presentation":
+    def from_json(cls, text: str | bytes) -> Presentation:
         data = json.loads(text)
         if data.get("model_version") != MODEL_VERSION:
             raise ValueError(f"unsupported rendition model version {data.get('model_version')!r}")
         renditions = tuple(
-            Rendition(**{**r, "segments": tuple(Segment(**s) for s in r["segments"])})
-            for r in data["renditions"]
+            Rendition(**{**r, "segments": tuple(Segment(**s) for s in r["segments"])}) for r in data["renditions"]
         )
         return cls(**{**data, "renditions": renditions})

@@ -3,6 +3,7 @@
 Ticks stay integers and seconds are `Fraction`s until the last moment, so no float error
 accumulates between a DASH timeline and the EXTINF values of the same segments.
 """
+
 from __future__ import annotations
 
 import math

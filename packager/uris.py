@@ -16,6 +16,7 @@ path to the version directory) every URI is `base` + the path from the version d
 `query` (e.g. "token=abc") is appended to every URI: a player that cannot send headers (Safari,
 a CDN) must carry the credential on each request (CONTRACT "Streaming").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

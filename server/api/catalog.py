@@ -17,6 +17,7 @@ from media import keys as media_keys
 from media.storage import ObjectNotFound
 from server import keys
 from server.api import cache
+from server.api.links import poster_url
 from server.http.authn import optional_user, require_admin
 from server.http.errors import ApiError
 from server.http.validation import Body, SafeStr, parse_body, parse_limit
@@ -54,7 +55,7 @@ async def list_titles(request: web.Request) -> web.Response:
     async def compute() -> dict[str, Any]:
         async with pg.acquire() as conn:
             items, next_cursor = await browse.browse(conn, query, cursor_key=key)
-        return {"items": [t.to_json() for t in items], "next": next_cursor}
+        return {"items": [t.to_json(poster_url) for t in items], "next": next_cursor}
 
     if query.cursor is not None:
         # validate before a cache hit could answer for a forged cursor
@@ -67,10 +68,10 @@ async def title_page(conn: Any, title_id: str, *, admin: bool) -> dict[str, Any]
     title = await titles.get_title(conn, title_id)
     if not (title.visible or admin):
         raise TitleNotFound(f"no title {title_id}")
-    out = title.to_json()
+    out = title.to_json(poster_url)
     if title.kind == "series":
         episodes = await titles.list_episodes(conn, title.id, visible_only=not admin)
-        out["seasons"] = titles.seasons_json(episodes)
+        out["seasons"] = titles.seasons_json(episodes, poster_url)
     elif title.kind == "episode" and title.series_id:
         series = await titles.get_title(conn, title.series_id)
         out["series_title"] = series.title
@@ -147,7 +148,7 @@ async def create_title(request: web.Request) -> web.Response:
             episode_number=body.episode_number,
         )
     await _changed(request)
-    return web.json_response(title.to_json(), status=201, headers={"Location": f"/api/v1/titles/{title.id}"})
+    return web.json_response(title.to_json(poster_url), status=201, headers={"Location": f"/api/v1/titles/{title.id}"})
 
 
 @routes.patch("/api/v1/titles/{title_id}")
@@ -165,7 +166,7 @@ async def patch_title(request: web.Request) -> web.Response:
     async with request.app[keys.PG].acquire() as conn:
         title = await titles.update_title(conn, request.match_info["title_id"], changes)
     await _changed(request)
-    return web.json_response(title.to_json())
+    return web.json_response(title.to_json(poster_url))
 
 
 @routes.delete("/api/v1/titles/{title_id}")
@@ -210,7 +211,7 @@ async def upload_poster(request: web.Request) -> web.Response:
     async with request.app[keys.PG].acquire() as conn:
         title = await titles.set_uploaded_poster(conn, title.id, etag=info.etag, content_type=content_type)
     await _changed(request)
-    return web.json_response(title.to_json(), status=201)
+    return web.json_response(title.to_json(poster_url), status=201)
 
 
 async def _poster_source(conn: Any, title: titles.Title) -> tuple[str, str]:
@@ -266,7 +267,7 @@ async def search_titles(request: web.Request) -> web.Response:
         if not query:
             return {"items": []}
         async with pg.acquire() as conn:
-            return {"items": await search.search(conn, query, limit=limit)}
+            return {"items": [f.to_json(poster_url) for f in await search.search(conn, query, limit=limit)]}
 
     async def observe(body: bytes) -> None:
         if query:
