@@ -12,6 +12,7 @@ from catalog import library, recommend
 from catalog.errors import InvalidHistory
 from server import keys
 from server.api import cache
+from server.api.links import poster_url
 from server.http.authn import require_user
 from server.http.validation import Body, parse_body, parse_limit
 
@@ -80,7 +81,7 @@ async def get_favorites(request: web.Request) -> web.Response:
     limit = _limit(request)
     async with request.app[keys.PG].acquire() as conn:
         items = await library.list_favorites(conn, principal.user_id, limit=limit)
-    return cache.json_etag_response(request, {"items": [t.to_json() for t in items]})
+    return cache.json_etag_response(request, {"items": [t.to_json(poster_url) for t in items]})
 
 
 @routes.put("/api/v1/me/history/{title_id}")
@@ -101,7 +102,7 @@ async def put_history(request: web.Request) -> web.Response:
 
 
 def _entries(entries: list[library.HistoryEntry]) -> dict[str, Any]:
-    return {"items": [e.to_json() for e in entries]}
+    return {"items": [e.to_json(poster_url) for e in entries]}
 
 
 @routes.get("/api/v1/me/history")
@@ -127,7 +128,7 @@ async def get_recommendations(request: web.Request) -> web.Response:
     limit = parse_limit(request.query.get("limit"), default=recommend.DEFAULT_LIMIT, maximum=50)
     async with request.app[keys.PG].acquire() as conn:
         picks = await recommend.recommend(conn, principal.user_id, limit=limit)
-    return cache.json_etag_response(request, {"items": [p.to_json() for p in picks]})
+    return cache.json_etag_response(request, {"items": [p.to_json(poster_url) for p in picks]})
 
 
 def setup(app: web.Application) -> None:

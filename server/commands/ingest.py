@@ -20,6 +20,7 @@ from catalog import titles
 from catalog.titles import Title
 from media.storage import Storage
 from server.commands._args import non_negative_int, positive_int
+from server.api.links import poster_url
 from server.commands._runtime import open_runtime
 from server.commands.worker import make_worker, stop_on_signals
 from server.settings import Settings
@@ -70,7 +71,7 @@ class TitleFailed(Exception):
 
 
 def title_json(title: Title) -> dict[str, Any]:
-    return {**title.to_json(), "version": title.current_version}
+    return {**title.to_json(poster_url), "version": title.current_version}
 
 
 def progress_line(percent: float, status: str, attempts: int = 0) -> str:

@@ -13,6 +13,7 @@ import asyncpg
 from catalog import titles
 from catalog.titles import COLUMNS, Title, title_from_row
 from server.commands._args import add_action
+from server.api.links import poster_url
 from server.commands._runtime import open_runtime
 from server.settings import Settings
 from transcoder import jobs
@@ -36,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _json(title: Title, job: jobs.Job | None) -> dict[str, Any]:
-    out = {**title.to_json(), "version": title.current_version}
+    out = {**title.to_json(poster_url), "version": title.current_version}
     if job is not None:
         out["job"] = {k: job.to_json()[k] for k in ("id", "status", "progress", "attempts", "error")}
     return out

@@ -162,10 +162,11 @@ class LiveServer:
             import asyncpg
 
             from catalog import titles
+            from server.api.links import poster_url
 
             conn = await asyncpg.connect(self.settings.database_url)
             try:
-                return (await titles.create_title(conn, **fields)).to_json()
+                return (await titles.create_title(conn, **fields)).to_json(poster_url)
             finally:
                 await conn.close()
 
@@ -173,11 +174,12 @@ class LiveServer:
 
 
 async def _ingest_ready(settings: Settings, clip: Path, *, expect: str, **fields: Any) -> dict[str, Any]:
+    from server.api.links import poster_url
     from tests.support import ingest_and_transcode
 
     title = await ingest_and_transcode(settings, clip, **fields)
     assert title.status == expect, f"ingest ended {title.status}: {title.failure_reason}"
-    return title.to_json() | {"version": title.current_version}
+    return title.to_json(poster_url) | {"version": title.current_version}
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """The origin over HTTP (file storage): tokens first, playlists per token, segments with
 Range/ETag/CORS, and every kind of bad input (traversal, encodings, bad tokens)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -117,7 +118,12 @@ async def test_segment_ranges_and_preconditions(app_client, stored, token):
 @pytest.mark.parametrize(
     "header",
     [
-        "bytes=abc", "bytes=1-2-3", "bytes=--1", "bytes=1-0", "bytes=,", "bytes=0-1,,",
+        "bytes=abc",
+        "bytes=1-2-3",
+        "bytes=--1",
+        "bytes=1-0",
+        "bytes=,",
+        "bytes=0-1,,",
         "bytes=" + "9" * 40 + "-",
     ],
 )
@@ -177,7 +183,9 @@ async def test_options_preflight_on_every_route(app_client, stored):
             id="other-key",
         ),
         pytest.param(
-            lambda t, s: playback.sign(playback.keyring(s_secret(s)), s.title_id, s.version, time.time() - 86400, 3600)[0],
+            lambda t, s: playback.sign(playback.keyring(s_secret(s)), s.title_id, s.version, time.time() - 86400, 3600)[
+                0
+            ],
             "playback_token_expired",
             id="expired",
         ),
@@ -192,7 +200,8 @@ async def test_options_preflight_on_every_route(app_client, stored):
             id="other-version",
         ),
         pytest.param(
-            lambda t, s: "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ4In0.", "playback_token_malformed",
+            lambda t, s: "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ4In0.",
+            "playback_token_malformed",
             id="jwt-alg-none",
         ),
     ],
@@ -350,8 +359,9 @@ async def test_key_rotation_keeps_handed_out_urls_playing(aiohttp_client, settin
     """A new STREAMFLIX_SECRET_KEY with the old one in STREAMFLIX_PREVIOUS_SECRET_KEYS: URLs
     signed before the rotation still play, new ones are signed with the new key; once the old
     secret is dropped, the old URLs answer 403 playback_token_unknown_key."""
-    rotated = dataclasses.replace(settings, secret_key="rotated-" + settings.secret_key,
-                                  previous_secret_keys=(settings.secret_key,))
+    rotated = dataclasses.replace(
+        settings, secret_key="rotated-" + settings.secret_key, previous_secret_keys=(settings.secret_key,)
+    )
     client = await aiohttp_client(create_app(rotated))
     for name in ("master.m3u8", "v360/index.m3u8", "v360/1.m4s"):
         r = await client.get(stored.url(name, token))
@@ -363,3 +373,30 @@ async def test_key_rotation_keeps_handed_out_urls_playing(aiohttp_client, settin
     r = await dropped.get(stored.url("v360/1.m4s", token))
     assert r.status == 403 and await _error_code(r) == "playback_token_unknown_key"
     assert (await dropped.get(stored.url("v360/1.m4s", new))).status == 200
+
+
+@pytest.mark.parametrize("rng", [None, "bytes=1000-5000000"], ids=["whole", "range"])
+async def test_aiohttp_handlers_copy_segments_when_the_loop_cannot_sendfile(
+    aiohttp_client, settings, stored, monkeypatch, rng
+):
+    """Under uvloop (or TLS) neither sendfile(2) nor loop.sendfile is available to the aiohttp
+    handlers: a big segment goes out whole in chunks under the response's flow control."""
+    import asyncio
+
+    from aiohttp import test_utils
+
+    from server.origin import sendfile
+    from tests.server.origin_support import presentation, store_in, token_for
+
+    async def no_sendfile(*args, **kwargs):
+        raise NotImplementedError
+
+    monkeypatch.setattr(sendfile, "sendfile_now", lambda *args: 0)
+    monkeypatch.setattr(asyncio.BaseEventLoop, "sendfile", no_sendfile)
+    sv = await store_in(settings, presentation(stored.title_id, "v20240101000000-nosend", segment_size=6 * 1024 * 1024))
+    tok = token_for(settings.secret_key, sv)
+    plain = await aiohttp_client(test_utils.TestServer(create_app(settings)))  # no fast path
+    r = await plain.get(sv.url("v720/1.m4s", tok), headers={"Range": rng} if rng else {})
+    whole = sv.objects["v720/1.m4s"]
+    assert r.status == (206 if rng else 200)
+    assert await r.read() == (whole[1000:5000001] if rng else whole)
