@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from catalog.errors import InvalidHistory, TitleNotFound, TitleNotReady
-from catalog.titles import COLUMNS, Title, columns, get_title, get_titles, parse_id, title_from_row
+from catalog.titles import PosterLink, Title, columns, get_title, get_titles, parse_id, title_from_row
 
 FINISHED_FRACTION = 0.95
 # Positions within this many seconds of 0 are "not started" for continue-watching.
@@ -161,9 +161,9 @@ class HistoryEntry:
     finished: bool
     updated_at: datetime
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, poster_link: PosterLink) -> dict[str, Any]:
         return {
-            "title": self.title.to_json(),
+            "title": self.title.to_json(poster_link),
             "position_s": self.position_s,
             "finished": self.finished,
             "updated_at": self.updated_at.isoformat(),

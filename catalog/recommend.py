@@ -10,11 +10,12 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
 from catalog.library import viewer_items
-from catalog.titles import COLUMNS, Title, get_titles, title_from_row
+from catalog.titles import COLUMNS, PosterLink, Title, get_titles, title_from_row
 
 DEFAULT_LIMIT = 20
 MAX_SEEDS = 20
@@ -32,8 +33,8 @@ class Pick:
     score: float
     reason: str
 
-    def to_json(self) -> dict:
-        return {**self.title.to_json(), "reason": self.reason}
+    def to_json(self, poster_link: PosterLink) -> dict[str, Any]:
+        return {**self.title.to_json(poster_link), "reason": self.reason}
 
 
 async def _co_watched(

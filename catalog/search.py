@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from catalog.errors import InvalidQuery
-from catalog.titles import get_titles
+from catalog.titles import PosterLink, Title, get_titles
 
 MAX_QUERY_CHARS = 200
 DEFAULT_SEARCH_LIMIT = 20
@@ -144,9 +144,24 @@ async def _candidates(conn: asyncpg.Connection, query: str) -> list[Hit]:
     ]
 
 
-async def search(conn: asyncpg.Connection, query: str, *, limit: int = DEFAULT_SEARCH_LIMIT) -> list[dict[str, Any]]:
-    """Ranked results as title JSON. An episode that matches is shown under its series (the
-    series once, at its best episode's rank, with `matched_episodes`)."""
+@dataclass(frozen=True)
+class Found:
+    """One search result: a movie or series; a series found through its episodes carries
+    the episodes that matched."""
+
+    title: Title
+    matched_episodes: list[Title] | None = None
+
+    def to_json(self, poster_link: PosterLink) -> dict[str, Any]:
+        item = self.title.to_json(poster_link)
+        if self.matched_episodes is not None:
+            item["matched_episodes"] = [e.to_json(poster_link) for e in self.matched_episodes]
+        return item
+
+
+async def search(conn: asyncpg.Connection, query: str, *, limit: int = DEFAULT_SEARCH_LIMIT) -> list[Found]:
+    """Ranked results. An episode that matches is shown under its series (the series once,
+    at its best episode's rank, with `matched_episodes`)."""
     if not query:
         return []
     hits = await _candidates(conn, query)
@@ -167,14 +182,14 @@ async def search(conn: asyncpg.Connection, query: str, *, limit: int = DEFAULT_S
         title = known.get(key)
         if title is None:  # deleted between the two queries
             continue
-        item = title.to_json()
-        if key in episodes:
-            eps = sorted(
-                (known[e] for e in episodes[key] if e in known),
-                key=lambda e: (e.season_number or 0, e.episode_number or 0),
-            )
-            item["matched_episodes"] = [e.to_json() for e in eps[:EPISODES_PER_SERIES]]
-        out.append(item)
+        if key not in episodes:
+            out.append(Found(title))
+            continue
+        eps = sorted(
+            (known[e] for e in episodes[key] if e in known),
+            key=lambda e: (e.season_number or 0, e.episode_number or 0),
+        )
+        out.append(Found(title, eps[:EPISODES_PER_SERIES]))
     return out
 
 

@@ -5,7 +5,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 import asyncpg
 
@@ -13,9 +13,13 @@ from catalog.errors import DuplicateEpisode, InvalidTitle, TitleNotFound
 
 KINDS = ("movie", "series", "episode")
 STATUSES = ("pending", "processing", "ready", "failed")
-API_PREFIX = "/api/v1"
 MAX_CREDITS = 200
 CREDIT_FIELDS = ("name", "role", "character")
+
+
+# (title id, poster version tag) -> the poster's URL. The server owns its routes, so it
+# passes this in wherever a title becomes JSON.
+PosterLink = Callable[[str, str], str]
 
 
 @dataclass(frozen=True)
@@ -49,19 +53,19 @@ class Title:
         return self.kind != "series" and self.status == "ready" and self.current_version is not None
 
     @property
-    def poster_url(self) -> str | None:
-        """Versioned so a new poster is a new URL (the poster route may then cache for long)."""
+    def poster_tag(self) -> str | None:
+        """Which poster the title shows, None for none: a new poster is a new tag, so a URL
+        carrying it may be cached for long."""
         if self.poster_etag:
-            tag = "u" + self.poster_etag[:16]
-        elif self.current_version:
-            tag = self.current_version
-        elif self.kind == "series" and self.visible:
-            tag = "s"  # the first ready episode's poster, resolved by the route
-        else:
-            return None
-        return f"{API_PREFIX}/titles/{self.id}/poster?v={tag}"
+            return "u" + self.poster_etag[:16]
+        if self.current_version:
+            return self.current_version
+        if self.kind == "series" and self.visible:
+            return "s"  # the first ready episode's poster, resolved when it is served
+        return None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, poster_link: PosterLink) -> dict[str, Any]:
+        tag = self.poster_tag
         out: dict[str, Any] = {
             "id": self.id,
             "kind": self.kind,
@@ -73,7 +77,7 @@ class Title:
             "failure_reason": self.failure_reason,
             "duration_s": self.duration_s,
             "credits": [dict(c) for c in self.credits],
-            "poster_url": self.poster_url,
+            "poster_url": poster_link(self.id, tag) if tag else None,
             "popularity": self.popularity,
             "created_at": self.created_at.isoformat(),
             "published_at": self.published_at.isoformat() if self.published_at else None,
@@ -285,11 +289,11 @@ async def list_episodes(conn: asyncpg.Connection, series_id: str, *, visible_onl
     return [title_from_row(r) for r in rows]
 
 
-def seasons_json(episodes: list[Title]) -> list[dict[str, Any]]:
+def seasons_json(episodes: list[Title], poster_link: PosterLink) -> list[dict[str, Any]]:
     """[{"season_number", "episodes": [title, ...]}], both levels ordered."""
     seasons: dict[int, list[dict[str, Any]]] = {}
     for ep in sorted(episodes, key=lambda e: (e.season_number or 0, e.episode_number or 0, e.id)):
-        seasons.setdefault(ep.season_number or 0, []).append(ep.to_json())
+        seasons.setdefault(ep.season_number or 0, []).append(ep.to_json(poster_link))
     return [{"season_number": n, "episodes": eps} for n, eps in sorted(seasons.items())]
 
 

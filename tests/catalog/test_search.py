@@ -9,8 +9,8 @@ from catalog import search
 from tests.catalog.fixtures import make_series, make_title
 
 
-def _ids(items):
-    return [i["id"] for i in items]
+def _ids(found):
+    return [f.title.id for f in found]
 
 
 async def test_typo_finds_the_matrix(pg):
@@ -45,11 +45,11 @@ async def test_episodes_grouped_under_series(pg):
     tag = "Grp" + secrets.token_hex(3)
     series, eps = await make_series(pg, f"{tag} Chronicles", [(1, 1), (1, 2), (2, 1), (2, 2)])
     found = await search.search(pg, tag)
-    series_items = [i for i in found if i["id"] == series.id]
+    series_items = [f for f in found if f.title.id == series.id]
     assert len(series_items) == 1, "the series appears once"
-    assert not any(i["kind"] == "episode" for i in found if i.get("series_id") == series.id)
-    matched = series_items[0]["matched_episodes"]
-    assert [(e["season_number"], e["episode_number"]) for e in matched] == [(1, 1), (1, 2), (2, 1)]
+    assert not any(f.title.kind == "episode" for f in found if f.title.series_id == series.id)
+    matched = series_items[0].matched_episodes
+    assert [(e.season_number, e.episode_number) for e in matched] == [(1, 1), (1, 2), (2, 1)]
 
 
 async def test_hidden_titles_not_found(pg):

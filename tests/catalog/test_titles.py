@@ -18,8 +18,8 @@ async def test_create_with_credits_and_genres(pg):
     )
     assert t.title == "Credits Test" and t.genres == ["drama", "sci-fi"]
     assert t.credits == [{"name": "Ann Actor", "role": "cast", "character": "Hero"}, {"name": "Dee Rector"}]
-    assert t.status == "pending" and not t.visible and t.poster_url is None
-    j = t.to_json()
+    assert t.status == "pending" and not t.visible and t.poster_tag is None
+    j = t.to_json(lambda tid, tag: f"/poster/{tid}?v={tag}")
     assert {"id", "kind", "title", "year", "genres", "description", "status", "duration_s", "credits", "poster_url"} <= set(j)
 
 
@@ -37,13 +37,14 @@ async def test_bad_credits(pg, credits):
         await titles.create_title(pg, kind="movie", title="Bad credits", credits=credits)
 
 
-async def test_publish_makes_visible_and_poster_url(pg):
+async def test_publish_makes_visible_and_poster_tag(pg):
     t = await make_title(pg, ready=False)
     assert not t.visible
     await status.publish_ready(pg, t.id, "v9", duration_s=12.5)
     t = await titles.get_title(pg, t.id)
     assert t.visible and t.status == "ready" and t.duration_s == 12.5
-    assert t.poster_url == f"/api/v1/titles/{t.id}/poster?v=v9"
+    assert t.poster_tag == "v9"
+    assert t.to_json(lambda tid, tag: f"/poster/{tid}?v={tag}")["poster_url"] == f"/poster/{t.id}?v=v9"
     await pg.execute("UPDATE catalog.titles SET status = 'failed', failure_reason = 'boom' WHERE id = $1::uuid", t.id)
     t = await titles.get_title(pg, t.id)
     assert not t.visible and t.failure_reason == "boom"
@@ -78,7 +79,7 @@ async def test_episodes_listed_in_order(pg):
     series, _ = await make_series(pg, "Ordered Show", [(2, 1), (1, 2), (1, 1), (10, 1)])
     episodes = await titles.list_episodes(pg, series.id, visible_only=True)
     assert [(e.season_number, e.episode_number) for e in episodes] == [(1, 1), (1, 2), (2, 1), (10, 1)]
-    seasons = titles.seasons_json(episodes)
+    seasons = titles.seasons_json(episodes, lambda tid, tag: f"/poster/{tid}?v={tag}")
     assert [s["season_number"] for s in seasons] == [1, 2, 10]
     assert [e["episode_number"] for e in seasons[0]["episodes"]] == [1, 2]
 
