@@ -199,7 +199,3 @@ async def revoked_since(conn: asyncpg.Connection, seconds: int) -> list[str]:
         float(seconds),
     )
     return [str(r["id"]) for r in rows]
-
-
-async def touch(conn: asyncpg.Connection, session_id: str) -> None:
-    await conn.execute("UPDATE auth.sessions SET last_seen_at = now() WHERE id = $1::uuid", session_id)

@@ -5,11 +5,15 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import jwt
 
 from auth.errors import InvalidToken, TokenExpired
 from auth.keyring import KeyRing
+
+if TYPE_CHECKING:
+    from jwt.types import Options
 
 ISSUER = "streamflix"
 AUDIENCE = "streamflix-api"
@@ -23,7 +27,6 @@ class AccessClaims:
     session_id: str
     role: str
     jti: str
-    issued_at: int
     expires_at: int
 
 
@@ -59,7 +62,7 @@ def verify_access_token(ring: KeyRing, token: str, *, now: float | None = None) 
     if key is None:
         raise InvalidToken("unknown signing key")
     # With an explicit `now` (tests, clock-injected callers) expiry is judged against it.
-    options = {"require": REQUIRED_CLAIMS, "verify_exp": now is None}
+    options: Options = {"require": REQUIRED_CLAIMS, "verify_exp": now is None}
     try:
         claims = jwt.decode(
             token, key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER, options=options, leeway=0
@@ -77,6 +80,5 @@ def verify_access_token(ring: KeyRing, token: str, *, now: float | None = None) 
         session_id=str(claims["sid"]),
         role=str(claims.get("role", "viewer")),
         jti=str(claims["jti"]),
-        issued_at=int(claims["iat"]),
         expires_at=int(claims["exp"]),
     )

@@ -232,12 +232,6 @@ async def find_series(conn: asyncpg.Connection, name: str) -> Title | None:
     return title_from_row(row) if row else None
 
 
-async def delete_title(conn: asyncpg.Connection, title_id: str) -> None:
-    result = await conn.execute("DELETE FROM catalog.titles WHERE id = $1", parse_id(title_id))
-    if result.endswith(" 0"):
-        raise TitleNotFound(f"no title {title_id}")
-
-
 # Fields an admin may change with PATCH; status moves only through `catalog.status`.
 EDITABLE = ("title", "year", "genres", "description", "credits", "season_number", "episode_number")
 

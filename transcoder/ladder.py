@@ -121,7 +121,6 @@ class Ladder:
     gop_frames: int  # keyframe interval in frames; 0 without video
     segment_s: int
     video_source_index: int | None = None  # absolute stream index of the source's video
-    keyframe_interval_s: int = KEYFRAME_INTERVAL_S
 
     @property
     def rendition_ids(self) -> tuple[str, ...]:

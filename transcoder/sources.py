@@ -21,12 +21,6 @@ async def record_source(conn: asyncpg.Connection, title_id: str, source: str) ->
     )
 
 
-async def get_source(conn: asyncpg.Connection, title_id: str) -> str | None:
-    return await conn.fetchval(
-        "SELECT source FROM jobs.title_sources WHERE title_id = $1", uuid.UUID(str(title_id))
-    )
-
-
 async def set_probe(conn: asyncpg.Connection, title_id: str, probe: dict[str, Any]) -> None:
     await conn.execute(
         """INSERT INTO jobs.title_sources (title_id, probe) VALUES ($1, $2::jsonb)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog import browse, titles
+from catalog import browse
 from catalog.cursor import derive_key
 from catalog.errors import InvalidCursor
 from tests.catalog.fixtures import make_series, make_title

@@ -56,7 +56,7 @@ async def test_mark_failed_keeps_an_older_version_playing(pg):
 
 async def test_mark_failed_on_a_deleted_title_is_a_no_op(pg):
     t = await make_title(pg, ready=False)
-    await titles.delete_title(pg, t.id)
+    await titles.delete_title_tree(pg, t.id)
     assert not await status.mark_failed(pg, t.id, "gone")
 
 

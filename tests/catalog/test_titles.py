@@ -58,7 +58,7 @@ async def test_series_visible_once_an_episode_is_ready(pg):
     assert series.visible and series.published_at is not None
     await pg.execute("UPDATE catalog.titles SET status = 'failed' WHERE id = $1::uuid", eps[0].id)
     assert not (await titles.get_title(pg, series.id)).visible
-    await titles.delete_title(pg, eps[0].id)
+    await titles.delete_title_tree(pg, eps[0].id)
     assert not (await titles.get_title(pg, series.id)).visible
 
 

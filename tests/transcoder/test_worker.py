@@ -82,7 +82,7 @@ async def test_title_deleted_before_the_job_runs(
     title = await ingest(pool, storage, source=str(clip), title="Gone", max_source_bytes=10**9,
                          work_dir=settings.work_dir)
     async with pool.acquire() as conn:
-        await titles.delete_title(conn, title.id)  # the row only: the job is still queued
+        await titles.delete_title_tree(conn, title.id)  # the row only: the job is still queued
     w = make_worker(pool, storage, settings, title_id=title.id)
     await asyncio.wait_for(w.run(once=True), 30)
     job = await job_of(pool, title.id)
