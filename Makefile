@@ -9,9 +9,16 @@ demo:
 	scripts/setup.sh
 	.venv/bin/streamflix demo
 
+# The suite includes the static checks (tests/test_checks.py); `make lint` runs only those.
 test:
 	scripts/setup.sh --browser
 	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint:
+	.venv/bin/lint-imports
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 bench:
 	scripts/setup.sh --bench

@@ -4,10 +4,11 @@ then let one call through to probe it again (half-open)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 
 class Breaker:
-    def __init__(self, open_s: float = 5.0, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, open_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.open_s = open_s
         self._clock = clock
         self._open_until = 0.0

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -54,8 +55,8 @@ class RevocationList:
         self.prefix = prefix
         self.ttl_s = access_ttl_s + CLOCK_SKEW_S
         self.breaker = Breaker(breaker_s)
-        self._reload: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._reload: asyncio.Task[object] | None = None
+        self._tasks: set[asyncio.Task[object]] = set()
         self.postgres_checks = 0  # observable in tests and the benchmark
 
     def key(self, session_id: str) -> str:
@@ -130,7 +131,7 @@ class RevocationList:
         log.info("reloaded %d revoked session(s) into Redis", len(ids))
         return len(ids)
 
-    def _spawn(self, coro) -> asyncio.Task[None]:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> asyncio.Task[object]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -102,7 +102,7 @@ async def authenticate(conn: asyncpg.Connection, *, email: str, password: str) -
     ok = await asyncio.to_thread(verify_password, stored, password)
     if not ok or row is None:
         raise InvalidCredentials("wrong email or password")
-    if needs_rehash(stored):
+    if needs_rehash(row["password_hash"]):
         new_hash = await asyncio.to_thread(hash_password, password)
         await conn.execute("UPDATE auth.users SET password_hash = $2 WHERE id = $1", row["id"], new_hash)
     return _user(row)

@@ -87,7 +87,7 @@ class FileStorage:
 
     # ---- writes --------------------------------------------------------------------------
 
-    def _write_atomic(self, key: str, fill: Callable[[BinaryIO], None]) -> ObjectInfo:
+    def _write_atomic(self, key: str, fill: Callable[[BinaryIO], object]) -> ObjectInfo:
         path = self._path(key)
         for attempt in range(3):
             # A concurrent delete_prefix may remove the (empty) parent between mkdir and open.

@@ -182,7 +182,7 @@ def _runs(durations: list[int]) -> list[tuple[int, int]]:
 def _shared_timeline(reps: list[Rendition]) -> bool:
     """One SegmentTemplate on the AdaptationSet serves all when their timelines are identical."""
 
-    def key(r: Rendition) -> tuple:
+    def key(r: Rendition) -> tuple[object, ...]:
         return (r.timescale, r.start_number, r.start_time, tuple(s.duration for s in r.segments))
 
     return all(key(r) == key(reps[0]) for r in reps[1:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 
 from packager.checks import check_presentation, find_rendition
@@ -154,5 +155,5 @@ def _by_bandwidth(renditions: tuple[Rendition, ...]) -> list[Rendition]:
     return sorted(renditions, key=lambda r: (r.bandwidth_peak, r.bandwidth_avg, r.height or 0, r.id))
 
 
-def _unique(items) -> list[str]:
+def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
