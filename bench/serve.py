@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from auth import playback  # noqa: E402
 from media import keys as media_keys  # noqa: E402
-from media.storage import open_storage  # noqa: E402
+from media.backend import open_storage  # noqa: E402
 from packager.hls import render_media  # noqa: E402
 from packager.model import Presentation, Rendition, Segment  # noqa: E402
 from packager.uris import UriBuilder  # noqa: E402

@@ -1,5 +1,6 @@
 """The async storage interface. Backends: `media.storage_file` (file://) and
-`media.storage_s3` (s3://bucket/prefix). Open one with `open_storage(url, endpoint_url)`.
+`media.storage_s3` (s3://bucket/prefix). Open one with `media.backend.open_storage(url,
+endpoint_url)`.
 
 Keys are relative, "/"-separated, validated by `validate_key` (no "..", no absolute paths,
 no NUL, no empty parts).
@@ -20,7 +21,6 @@ __all__ = [
     "ObjectNotFound",
     "Storage",
     "StorageError",
-    "open_storage",
     "validate_key",
 ]
 
@@ -75,14 +75,3 @@ def validate_key(key: str) -> str:
             raise InvalidKey(f"invalid storage key: {key!r}")
     return key
 
-
-def open_storage(url: str, endpoint_url: str | None = None) -> Storage:
-    if url.startswith("file://"):
-        from media.storage_file import FileStorage
-
-        return FileStorage(url)
-    if url.startswith("s3://"):
-        from media.storage_s3 import S3Storage
-
-        return S3Storage(url, endpoint_url=endpoint_url)
-    raise StorageError(f"unsupported storage URL {url!r}: use file:///abs/dir or s3://bucket/prefix")

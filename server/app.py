@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from auth import playback
-from media.storage import open_storage
+from media.backend import open_storage
 from server import keys
 from server.http.errors import MAX_REQUEST_LINE_BYTES, error_middleware
 from server.settings import Settings

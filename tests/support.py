@@ -33,7 +33,7 @@ async def ingest_and_transcode(settings: Settings, clip: Path, **fields: Any) ->
     """Ingest `clip` with the real ingest code and run the real worker on that one title
     (never another test's job from a shared database); returns the catalog Title."""
     from catalog.titles import get_title
-    from media.storage import open_storage
+    from media.backend import open_storage
     from transcoder.ingest import ingest
     from transcoder.worker import Worker
 

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 
-from media.storage import Storage, open_storage
+from media.backend import open_storage
+from media.storage import Storage
 from server.settings import Settings
 
 

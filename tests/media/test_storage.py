@@ -13,7 +13,8 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from media import errors
-from media.storage import InvalidKey, ObjectNotFound, Storage, StorageError, open_storage
+from media.backend import open_storage
+from media.storage import InvalidKey, ObjectNotFound, Storage, StorageError
 from media.storage_file import TMP_PREFIX, FileStorage
 from media.storage_s3 import S3Storage
 

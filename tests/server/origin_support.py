@@ -120,7 +120,7 @@ def new_title_id() -> str:
 async def store_in(settings: Any, p: Presentation, *, create_bucket: bool = False) -> StoredVersion:
     """store_version into the storage that `settings` names (its S3 bucket created first
     with `create_bucket`)."""
-    from media.storage import open_storage
+    from media.backend import open_storage
 
     storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
     try:

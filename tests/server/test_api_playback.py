@@ -8,7 +8,7 @@ import m3u8
 import pytest
 
 from catalog import titles
-from media.storage import open_storage
+from media.backend import open_storage
 from server.app import create_app
 from tests.server.origin_support import presentation, ready_title_row, store_version
 

@@ -9,7 +9,7 @@ import secrets
 import pytest
 
 from media import keys as media_keys
-from media.storage import open_storage
+from media.backend import open_storage
 from server.api import cache
 from tests.catalog.fixtures import admin_headers, genre, make_series, make_title, viewer_headers  # noqa: F401
 

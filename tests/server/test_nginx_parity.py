@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from media import keys as media_keys
-from media.storage import open_storage
+from media.backend import open_storage
 from tests.server.nginx_support import Nginx, nginx_or_skip
 from tests.server.origin_support import new_title_id, presentation, store_version, token_for
 

@@ -11,7 +11,7 @@ import pytest
 import yarl
 
 from auth import playback
-from media.storage import open_storage
+from media.backend import open_storage
 from server.app import create_app
 from tests.server.origin_support import new_title_id
 

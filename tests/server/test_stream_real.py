@@ -13,7 +13,7 @@ import m3u8
 from mpegdash.parser import MPEGDASHParser
 
 from media import keys as media_keys
-from media.storage import open_storage
+from media.backend import open_storage
 from packager.model import Presentation
 
 PASSWORD = "correct horse battery staple"

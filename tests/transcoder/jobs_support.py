@@ -16,7 +16,8 @@ import pytest
 from catalog import titles
 from catalog.titles import Title
 from media import keys
-from media.storage import Storage, open_storage
+from media.backend import open_storage
+from media.storage import Storage
 from server.migrate import migrate
 from server.settings import Settings
 from tests.conftest import _drop, _dsn_for

@@ -20,7 +20,8 @@ from typing import Any, Callable
 import pytest
 
 from media import keys
-from media.storage import Storage, open_storage
+from media.backend import open_storage
+from media.storage import Storage
 from packager.model import Presentation
 from server.cli import main
 from server.settings import Settings

@@ -19,7 +19,7 @@ import pytest
 
 from catalog import titles
 from media import keys
-from media.storage import open_storage
+from media.backend import open_storage
 from server.settings import Settings
 from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     cli_env,
