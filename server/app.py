@@ -3,7 +3,8 @@ registered by each route module's `setup(app)`."""
 from __future__ import annotations
 
 import logging
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -12,7 +13,18 @@ from aiohttp import web
 from auth import playback
 from media.backend import open_storage
 from server import keys
+from server import web as web_client
+from server.api import account as api_account
+from server.api import admin as api_admin
+from server.api import auth as api_auth
+from server.api import catalog as api_catalog
+from server.api import jobs as api_jobs
+from server.api import library as api_library
+from server.api import openapi, ops
+from server.api import playback as api_playback
+from server.http import middlewares
 from server.http.errors import MAX_REQUEST_LINE_BYTES, error_middleware
+from server.origin import handlers as origin_handlers
 from server.settings import Settings
 
 log = logging.getLogger("streamflix.server")
@@ -44,9 +56,11 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     await storage.close()
 
 
-def create_app(settings: Settings) -> web.Application:
-    from server.http import middlewares
+class RouteModule(Protocol):
+    def setup(self, app: web.Application) -> None: ...
 
+
+def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # Outermost first: preflights, metrics and the access log see the final status.
         middlewares=[middlewares.edge_middleware, error_middleware],
@@ -62,23 +76,23 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-def _register_routes(app: web.Application) -> None:
-    # Each module owns one area of the surface; import lazily so a module under construction
-    # cannot break the others' imports at load time more than once.
-    import importlib
-
-    for name in ROUTE_MODULES:
-        module = importlib.import_module(name)
-        module.setup(app)
-
-
-ROUTE_MODULES = (
-    "server.api.auth",
-    "server.api.catalog",
-    "server.api.library",
-    "server.api.jobs",
-    "server.api.playback",
-    "server.origin.handlers",
-    "server.api.ops",
-    "server.web",
+# Each module owns one area of the surface and registers it in its `setup(app)`; the order is
+# the order of registration (auth first: its middleware and accounts machinery serve the rest).
+ROUTE_MODULES: tuple[RouteModule, ...] = (
+    api_auth,
+    api_account,
+    api_catalog,
+    api_library,
+    api_playback,
+    api_jobs,
+    api_admin,
+    openapi,
+    origin_handlers,
+    ops,
+    web_client,
 )
+
+
+def _register_routes(app: web.Application) -> None:
+    for module in ROUTE_MODULES:
+        module.setup(app)

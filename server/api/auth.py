@@ -1,13 +1,13 @@
 """`/api/v1/auth/*`: register, login, refresh, logout, email verification, password reset.
 
-Also wires the accounts machinery into the app (`setup`): the revocation list, the mailer,
-the per-IP API rate limit, and the `/me` and admin user routes of `server.api.account`.
+Also wires the accounts machinery into the app (`setup`): the revocation list, the mailer and
+the per-IP API rate limit, which `server.api.account` and `server.api.admin` rely on.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable
 
 from aiohttp import web
 
@@ -23,10 +23,22 @@ from auth.mailer import Mailer, open_mailer
 from auth.revocation import RevocationList
 from auth.tokens import issue_access_token
 from server import keys
+from server.api.auth_models import (
+    Accepted,
+    EmailVerified,
+    LoginBody,
+    RefreshBody,
+    RegisterBody,
+    ResetBody,
+    ResetRequestBody,
+    TokenPair,
+    VerifyEmailBody,
+)
+from server.api.responses import User
+from server.api.routing import ApiRoutes
 from server.http import ratelimit
-from server.api.auth_models import LoginBody, RefreshBody, RegisterBody, ResetBody, ResetRequestBody, VerifyEmailBody
-from server.http.authn import REVOCATIONS, access_keyring, install_keyring, require_user
-from server.http.validation import json_body, parse_body  # noqa: F401  (json_body re-exported)
+from server.http.authn import REVOCATIONS, access_keyring, install_keyring, require_user, revoke_sessions
+from server.http.validation import parse_body
 
 log = logging.getLogger("streamflix.accounts")
 
@@ -36,7 +48,8 @@ MAIL_DRAIN_S = 10.0
 # RFC 6749 5.1: responses carrying tokens must not be stored by any cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-routes = web.RouteTableDef()
+routes = ApiRoutes()
+A = "accounts"
 
 
 # ---- wiring -----------------------------------------------------------------------------
@@ -77,14 +90,9 @@ def background(app: web.Application, coro: Awaitable[None]) -> None:
 
 
 def setup(app: web.Application) -> None:
-    from server.api import account as api_account
-    from server.api import openapi
-
     app.cleanup_ctx.append(_accounts_ctx)
     app.middlewares.append(ratelimit.api_rate_limit)
     app.add_routes(routes)
-    api_account.setup(app)
-    openapi.setup(app)
 
 
 # ---- helpers ----------------------------------------------------------------------------
@@ -100,11 +108,6 @@ def public_base(request: web.Request) -> str:
     if request.url.host in {s.host, "localhost", "127.0.0.1", "::1"}:
         return str(request.url.origin())
     return f"http://{s.host}:{s.port}"
-
-
-async def revoke_sessions(app: web.Application, session_ids: list[str]) -> None:
-    """After Postgres has the revocation: make access tokens of these sessions stop now."""
-    await app[REVOCATIONS].mark(session_ids)
 
 
 def token_pair(request: web.Request, *, user_id: str, role: str, session_id: str, refresh_token: str) -> dict:
@@ -155,7 +158,8 @@ async def send_reset(app: web.Application, base_url: str, typed_email: str) -> N
 # ---- routes -----------------------------------------------------------------------------
 
 
-@routes.post("/api/v1/auth/register")
+@routes.post("/api/v1/auth/register", summary="Create an account (a verification mail follows)", tag=A,
+              status=201, response=User, body=RegisterBody, errors=(409,))
 async def register(request: web.Request) -> web.Response:
     await ratelimit.hit(request, "register_ip", ratelimit.client_ip(request))
     body = await parse_body(request, RegisterBody)
@@ -168,7 +172,8 @@ async def register(request: web.Request) -> web.Response:
     return web.json_response(user.to_json(), status=201)
 
 
-@routes.post("/api/v1/auth/login")
+@routes.post("/api/v1/auth/login", summary="Sign in: a new session", tag=A, response=TokenPair,
+              body=LoginBody, errors=(401,))
 async def login(request: web.Request) -> web.Response:
     await ratelimit.hit(request, "login_ip", ratelimit.client_ip(request))
     body = await parse_body(request, LoginBody)
@@ -185,12 +190,15 @@ async def login(request: web.Request) -> web.Response:
             ip=ratelimit.client_ip(request),
         )
     return web.json_response(
-        token_pair(request, user_id=user.id, role=user.role, session_id=new.session_id, refresh_token=new.refresh_token),
+        token_pair(
+            request, user_id=user.id, role=user.role, session_id=new.session_id, refresh_token=new.refresh_token
+        ),
         headers=NO_STORE,
     )
 
 
-@routes.post("/api/v1/auth/refresh")
+@routes.post("/api/v1/auth/refresh", summary="Rotate the refresh token; reusing an old one revokes the session",
+              tag=A, response=TokenPair, body=RefreshBody, errors=(401,))
 async def refresh(request: web.Request) -> web.Response:
     body = await parse_body(request, RefreshBody)
     settings = request.app[keys.SETTINGS]
@@ -217,7 +225,7 @@ async def refresh(request: web.Request) -> web.Response:
     )
 
 
-@routes.post("/api/v1/auth/logout")
+@routes.post("/api/v1/auth/logout", summary="Revoke this session", tag=A, status=204, auth="user")
 async def logout(request: web.Request) -> web.Response:
     principal = await require_user(request)
     async with request.app[keys.PG].acquire() as conn:
@@ -229,7 +237,8 @@ async def logout(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post("/api/v1/auth/verify-email/request")
+@routes.post("/api/v1/auth/verify-email/request", summary="Send a new verification link", tag=A, status=202,
+              response=Accepted, auth="user", errors=(404,))
 async def verify_email_request(request: web.Request) -> web.Response:
     principal = await require_user(request)
     await ratelimit.hit(request, "verify_account", principal.user_id)
@@ -240,7 +249,8 @@ async def verify_email_request(request: web.Request) -> web.Response:
     return web.json_response({"status": "accepted"}, status=202)
 
 
-@routes.post("/api/v1/auth/verify-email")
+@routes.post("/api/v1/auth/verify-email", summary="Confirm the address with a link's token", tag=A,
+              response=EmailVerified, body=VerifyEmailBody)
 async def verify_email(request: web.Request) -> web.Response:
     body = await parse_body(request, VerifyEmailBody)
     async with request.app[keys.PG].acquire() as conn:
@@ -251,7 +261,9 @@ async def verify_email(request: web.Request) -> web.Response:
     return web.json_response({"email_verified": True})
 
 
-@routes.post("/api/v1/auth/password-reset/request")
+@routes.post("/api/v1/auth/password-reset/request",
+              summary="Mail a reset link if the address has an account (always 202)", tag=A, status=202,
+              response=Accepted, body=ResetRequestBody)
 async def password_reset_request(request: web.Request) -> web.Response:
     """Always 202, whether the address has an account or not, and in the same time: the
     lookup and the mail happen after the response (no account enumeration)."""
@@ -263,7 +275,8 @@ async def password_reset_request(request: web.Request) -> web.Response:
     return web.json_response({"status": "accepted"}, status=202)
 
 
-@routes.post("/api/v1/auth/password-reset")
+@routes.post("/api/v1/auth/password-reset", summary="Set a new password with a link's token; revokes every session",
+              tag=A, status=204, body=ResetBody, errors=(404,))
 async def password_reset(request: web.Request) -> web.Response:
     await ratelimit.hit(request, "reset_ip", ratelimit.client_ip(request))
     body = await parse_body(request, ResetBody)

@@ -1,14 +1,16 @@
-"""Request bodies of the accounts API (pydantic): one model per route, used by the handlers
-and by `server/api/openapi.py` for the spec."""
+"""Request and response bodies of the accounts API (pydantic): the handlers validate requests
+with them, and `server/api/openapi.py` builds the document from them."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from auth.emails import InvalidEmail, MAX_EMAIL_LEN, clean_email
+from auth.emails import MAX_EMAIL_LEN, InvalidEmail, clean_email
 from auth.passwords import MAX_PASSWORD_LEN, MIN_PASSWORD_LEN
 from auth.users import MAX_DISPLAY_NAME_LEN
+from server.api.responses import User
 from server.http.validation import Body, SafeStr
 
 
@@ -63,7 +65,7 @@ class ProfilePatch(Body):
     current_password: Password = None  # type: ignore[assignment]
 
     @model_validator(mode="after")
-    def _password_needs_current(self) -> "ProfilePatch":
+    def _password_needs_current(self) -> ProfilePatch:
         if self.password is not None and self.current_password is None:
             raise ValueError("current_password is required to change the password")
         return self
@@ -88,3 +90,39 @@ class ResetBody(Body):
 
 class RoleBody(Body):
     role: Literal["viewer", "admin"]
+
+
+# ---- responses ----------------------------------------------------------------------------
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"]
+    expires_in: int = Field(description="access token lifetime, seconds")
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"]
+
+
+class EmailVerified(BaseModel):
+    email_verified: Literal[True]
+
+
+class Session(BaseModel):
+    id: str = Field(json_schema_extra={"format": "uuid"})
+    created_at: datetime
+    last_seen_at: datetime
+    user_agent: str
+    ip: str
+    current: bool
+
+
+class SessionList(BaseModel):
+    items: list[Session]
+
+
+class UserPage(BaseModel):
+    items: list[User]
+    next: str | None = Field(description="opaque; pass as `cursor` for the next page, null on the last")

@@ -1,5 +1,5 @@
-"""Catalog routes: browse, title pages, posters, search, suggest, admin title CRUD and
-search stats. Domain logic lives in `catalog/`; this module parses, authorises, caches."""
+"""Catalog routes: browse, title pages, posters, search, suggest and admin title CRUD.
+Domain logic lives in `catalog/`; this module parses, authorises, caches."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,7 +7,7 @@ import logging
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from auth.errors import Forbidden
 from catalog import analytics, browse, posters, search, titles
@@ -18,6 +18,8 @@ from media.storage import ObjectNotFound
 from server import keys
 from server.api import cache
 from server.api.links import poster_url
+from server.api.responses import Title, TitleList, TitlePage
+from server.api.routing import ApiRoutes, Query, limit_query
 from server.http.authn import optional_user, require_admin
 from server.http.errors import ApiError
 from server.http.validation import Body, SafeStr, parse_body, parse_limit
@@ -25,7 +27,11 @@ from transcoder.remove import remove_title
 
 log = logging.getLogger("streamflix.catalog")
 
-routes = web.RouteTableDef()
+routes = ApiRoutes()
+C = "catalog"
+BINARY = {"type": "string", "format": "binary"}
+# At most 200 characters *after* NFKC and dropping control characters: not a maxLength.
+Q = Query("q", {"type": "string"})
 CURSOR_KEY = web.AppKey("catalog_cursor_key", bytes)
 POSTER_CACHE_CONTROL = "public, max-age=86400"
 
@@ -42,7 +48,10 @@ async def _is_admin(request: web.Request) -> bool:
 # ---- browse and title pages ---------------------------------------------------------------
 
 
-@routes.get("/api/v1/titles")
+@routes.get("/api/v1/titles", summary="Browse titles", tag=C, response=TitlePage, errors=(400, 401),
+            query=(Query("kind", {"type": "string"}), Query("genre", {"type": "string"}),
+                   Query("cursor", {"type": "string"}, "opaque; the `next` of the previous page"),
+                   limit_query(browse.MAX_LIMIT)))
 async def list_titles(request: web.Request) -> web.Response:
     admin = await _is_admin(request)
     if "status" in request.query and not admin:
@@ -78,7 +87,8 @@ async def title_page(conn: Any, title_id: str, *, admin: bool) -> dict[str, Any]
     return out
 
 
-@routes.get("/api/v1/titles/{title_id}")
+@routes.get("/api/v1/titles/{title_id}", summary="One title (a series lists its seasons and episodes)", tag=C,
+            response=Title, errors=(401, 404))
 async def get_title(request: web.Request) -> web.Response:
     title_id = request.match_info["title_id"]
     titles.parse_id(title_id)  # 404 for a malformed id before touching the cache
@@ -126,11 +136,16 @@ class TitlePatch(Body):
     episode_number: Annotated[int, Field(ge=0, le=100_000)] | None = None
 
 
+class Suggestions(BaseModel):
+    suggestions: list[str]
+
+
 async def _changed(request: web.Request) -> None:
     await request.app[cache.CACHE].bump()
 
 
-@routes.post("/api/v1/titles")
+@routes.post("/api/v1/titles", summary="Create a title (admin)", tag=C, status=201, response=Title, auth="admin",
+             body=TitleCreate, errors=(404, 409))
 async def create_title(request: web.Request) -> web.Response:
     await require_admin(request)
     body = await parse_body(request, TitleCreate)
@@ -151,7 +166,8 @@ async def create_title(request: web.Request) -> web.Response:
     return web.json_response(title.to_json(poster_url), status=201, headers={"Location": f"/api/v1/titles/{title.id}"})
 
 
-@routes.patch("/api/v1/titles/{title_id}")
+@routes.patch("/api/v1/titles/{title_id}", summary="Edit a title (admin)", tag=C, response=Title, auth="admin",
+              body=TitlePatch, errors=(404, 409))
 async def patch_title(request: web.Request) -> web.Response:
     await require_admin(request)
     body = await parse_body(request, TitlePatch)
@@ -169,7 +185,8 @@ async def patch_title(request: web.Request) -> web.Response:
     return web.json_response(title.to_json(poster_url))
 
 
-@routes.delete("/api/v1/titles/{title_id}")
+@routes.delete("/api/v1/titles/{title_id}", summary="Delete a title (admin)", tag=C, status=204, auth="admin",
+               errors=(404, 409))
 async def delete_title(request: web.Request) -> web.Response:
     """Cancels its jobs, deletes the rows (a series with its episodes), then the stored
     objects: versions and the source (the same path as `streamflix titles delete`)."""
@@ -194,7 +211,8 @@ async def _read_capped(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@routes.post("/api/v1/titles/{title_id}/poster")
+@routes.post("/api/v1/titles/{title_id}/poster", summary="Upload a poster (admin): the body is the JPEG or PNG",
+             tag=C, status=201, response=Title, auth="admin", errors=(400, 404, 413, 415))
 async def upload_poster(request: web.Request) -> web.Response:
     await require_admin(request)
     title_id = request.match_info["title_id"]
@@ -230,7 +248,8 @@ async def _poster_source(conn: Any, title: titles.Title) -> tuple[str, str]:
     raise PosterNotFound(f"title {title.id} has no poster yet")
 
 
-@routes.get("/api/v1/titles/{title_id}/poster")
+@routes.get("/api/v1/titles/{title_id}/poster", summary="The title's poster image", tag=C, errors=(401, 404),
+            content={"image/jpeg": BINARY, "image/png": BINARY})
 async def get_poster(request: web.Request) -> web.Response:
     admin = await _is_admin(request)
     async with request.app[keys.PG].acquire() as conn:
@@ -254,10 +273,13 @@ async def get_poster(request: web.Request) -> web.Response:
 # ---- search -------------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/search")
+@routes.get("/api/v1/search", summary="Search titles", tag=C, response=TitleList, errors=(400, 401),
+            query=(Q, limit_query(search.MAX_SEARCH_LIMIT)))
 async def search_titles(request: web.Request) -> web.Response:
     query = search.normalize_query(request.query.get("q"))
-    limit = parse_limit(request.query.get("limit"), default=search.DEFAULT_SEARCH_LIMIT, maximum=search.MAX_SEARCH_LIMIT)
+    limit = parse_limit(
+        request.query.get("limit"), default=search.DEFAULT_SEARCH_LIMIT, maximum=search.MAX_SEARCH_LIMIT
+    )
     admin = await _is_admin(request)
     pg = request.app[keys.PG]
     redis_cache = request.app[cache.CACHE]
@@ -278,7 +300,8 @@ async def search_titles(request: web.Request) -> web.Response:
     return await cache.cached_json(request, name, compute, shared=not admin, observe=observe)
 
 
-@routes.get("/api/v1/search/suggest")
+@routes.get("/api/v1/search/suggest", summary="Search suggestions", tag=C, response=Suggestions,
+            errors=(400, 401), query=(Q,))
 async def suggest(request: web.Request) -> web.Response:
     query = search.normalize_query(request.query.get("q"))
     pg = request.app[keys.PG]
@@ -291,19 +314,6 @@ async def suggest(request: web.Request) -> web.Response:
 
     # the same for everyone (visible titles only), so cached for admins too
     return await cache.cached_json(request, cache.page_name("suggest", query.casefold()), compute, shared=True)
-
-
-@routes.get("/api/v1/admin/search-stats")
-async def search_stats(request: web.Request) -> web.Response:
-    await require_admin(request)
-    limit = parse_limit(request.query.get("limit"), default=20, maximum=100)
-    prefix = request.app[keys.SETTINGS].redis_prefix
-    redis_cache = request.app[cache.CACHE]
-    stats = await redis_cache.call(lambda r: analytics.stats(r, prefix, limit=limit), None)
-    if stats is None:
-        raise ApiError(503, "analytics_unavailable", "search analytics live in Redis, which is unavailable",
-                       headers={"Retry-After": "30"})
-    return cache.json_etag_response(request, stats)
 
 
 def setup(app: web.Application) -> None:

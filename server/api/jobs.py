@@ -2,9 +2,13 @@
 and last error, newest first (admins only)."""
 from __future__ import annotations
 
+from datetime import datetime
+
 from aiohttp import web
+from pydantic import BaseModel
 
 from server import keys
+from server.api.routing import ApiRoutes, Query, limit_query
 from server.http.authn import require_admin
 from server.http.errors import ApiError
 from server.http.validation import parse_limit, parse_uuid
@@ -12,10 +16,33 @@ from transcoder import jobs
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
-routes = web.RouteTableDef()
+routes = ApiRoutes()
 
 
-@routes.get("/api/v1/admin/jobs")
+class Job(BaseModel):
+    id: str
+    title_id: str
+    status: str
+    progress: float
+    attempts: int
+    max_attempts: int
+    error: str | None
+    worker_id: str | None = None
+    run_after: datetime | None = None
+    lease_until: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
+
+
+class JobList(BaseModel):
+    items: list[Job]
+    queue_depth: int
+
+
+@routes.get("/api/v1/admin/jobs", summary="Transcode jobs and their progress (admin)", tag="admin",
+            response=JobList, auth="admin", errors=(400,),
+            query=(Query("title_id", {"type": "string"}, "only this title's jobs"), limit_query(MAX_LIMIT)))
 async def list_jobs(request: web.Request) -> web.Response:
     await require_admin(request)
     title_id = request.query.get("title_id") or None

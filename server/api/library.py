@@ -2,21 +2,26 @@
 recommendations. Per-viewer answers: never in the shared cache, but with ETags (304)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from catalog import library, recommend
 from catalog.errors import InvalidHistory
 from server import keys
 from server.api import cache
 from server.api.links import poster_url
+from server.api.responses import Title, TitleList
+from server.api.routing import ApiRoutes, limit_query
 from server.http.authn import require_user
 from server.http.validation import Body, parse_body, parse_limit
 
-routes = web.RouteTableDef()
+routes = ApiRoutes()
+C = "catalog"
+LIST_MAX = 100
+RECOMMEND_MAX = 50
 
 # 2000-01-01 .. 2200-01-01 in epoch milliseconds: anything outside is a client bug.
 MIN_CLIENT_TS_MS = 946_684_800_000
@@ -30,10 +35,21 @@ class HistoryReport(Body):
     client_ts: int | Annotated[str, Field(max_length=64)] | None = None
 
 
+class HistoryEntry(BaseModel):
+    title: Title
+    position_s: float
+    finished: bool = False
+    updated_at: datetime
+
+
+class HistoryList(BaseModel):
+    items: list[HistoryEntry]
+
+
 CLIENT_TS_ERROR = "client_ts must be epoch milliseconds (Date.now()) or an ISO 8601 time"
 # An ISO client_ts before this is a client bug (and year 1 at +14:00 cannot even be
 # converted to UTC): a 400, not a 500. A later one is taken as "now" by record_progress.
-MIN_CLIENT_TS = datetime(2000, 1, 1, tzinfo=timezone.utc)
+MIN_CLIENT_TS = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def parse_client_ts(value: int | str | None) -> datetime | None:
@@ -42,12 +58,12 @@ def parse_client_ts(value: int | str | None) -> datetime | None:
     if isinstance(value, int):
         if not MIN_CLIENT_TS_MS <= value <= MAX_CLIENT_TS_MS:
             raise InvalidHistory(CLIENT_TS_ERROR)
-        return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
     try:
         ts = datetime.fromisoformat(value)
         if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=timezone.utc)
-        ts = ts.astimezone(timezone.utc)
+            ts = ts.replace(tzinfo=UTC)
+        ts = ts.astimezone(UTC)
     except (ValueError, OverflowError):
         raise InvalidHistory(CLIENT_TS_ERROR) from None
     if ts < MIN_CLIENT_TS:
@@ -55,7 +71,8 @@ def parse_client_ts(value: int | str | None) -> datetime | None:
     return ts
 
 
-@routes.put("/api/v1/me/favorites/{title_id}")
+@routes.put("/api/v1/me/favorites/{title_id}", summary="Add a favorite", tag=C, status=204, auth="user",
+            errors=(404, 409))
 async def put_favorite(request: web.Request) -> web.Response:
     principal = await require_user(request)
     async with request.app[keys.PG].acquire() as conn:
@@ -63,7 +80,8 @@ async def put_favorite(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.delete("/api/v1/me/favorites/{title_id}")
+@routes.delete("/api/v1/me/favorites/{title_id}", summary="Remove a favorite", tag=C, status=204, auth="user",
+               errors=(404,))
 async def delete_favorite(request: web.Request) -> web.Response:
     principal = await require_user(request)
     async with request.app[keys.PG].acquire() as conn:
@@ -72,10 +90,11 @@ async def delete_favorite(request: web.Request) -> web.Response:
 
 
 def _limit(request: web.Request) -> int:
-    return parse_limit(request.query.get("limit"), default=library.LIST_LIMIT, maximum=100)
+    return parse_limit(request.query.get("limit"), default=library.LIST_LIMIT, maximum=LIST_MAX)
 
 
-@routes.get("/api/v1/me/favorites")
+@routes.get("/api/v1/me/favorites", summary="Favorites", tag=C, response=TitleList, auth="user", errors=(400,),
+            query=(limit_query(LIST_MAX),))
 async def get_favorites(request: web.Request) -> web.Response:
     principal = await require_user(request)
     limit = _limit(request)
@@ -84,7 +103,8 @@ async def get_favorites(request: web.Request) -> web.Response:
     return cache.json_etag_response(request, {"items": [t.to_json(poster_url) for t in items]})
 
 
-@routes.put("/api/v1/me/history/{title_id}")
+@routes.put("/api/v1/me/history/{title_id}", summary="Report the playback position", tag=C, status=204,
+            auth="user", body=HistoryReport, errors=(404, 409))
 async def put_history(request: web.Request) -> web.Response:
     principal = await require_user(request)
     body = await parse_body(request, HistoryReport)
@@ -105,7 +125,8 @@ def _entries(entries: list[library.HistoryEntry]) -> dict[str, Any]:
     return {"items": [e.to_json(poster_url) for e in entries]}
 
 
-@routes.get("/api/v1/me/history")
+@routes.get("/api/v1/me/history", summary="Watch history", tag=C, response=HistoryList, auth="user", errors=(400,),
+            query=(limit_query(LIST_MAX),))
 async def get_history(request: web.Request) -> web.Response:
     principal = await require_user(request)
     limit = _limit(request)
@@ -114,7 +135,8 @@ async def get_history(request: web.Request) -> web.Response:
     return cache.json_etag_response(request, _entries(entries))
 
 
-@routes.get("/api/v1/me/continue-watching")
+@routes.get("/api/v1/me/continue-watching", summary="Started, unfinished titles", tag=C, response=HistoryList,
+            auth="user", errors=(400,))
 async def get_continue_watching(request: web.Request) -> web.Response:
     principal = await require_user(request)
     async with request.app[keys.PG].acquire() as conn:
@@ -122,10 +144,11 @@ async def get_continue_watching(request: web.Request) -> web.Response:
     return cache.json_etag_response(request, _entries(entries))
 
 
-@routes.get("/api/v1/me/recommendations")
+@routes.get("/api/v1/me/recommendations", summary="Recommendations", tag=C, response=TitleList, auth="user",
+            errors=(400,), query=(limit_query(RECOMMEND_MAX),))
 async def get_recommendations(request: web.Request) -> web.Response:
     principal = await require_user(request)
-    limit = parse_limit(request.query.get("limit"), default=recommend.DEFAULT_LIMIT, maximum=50)
+    limit = parse_limit(request.query.get("limit"), default=recommend.DEFAULT_LIMIT, maximum=RECOMMEND_MAX)
     async with request.app[keys.PG].acquire() as conn:
         picks = await recommend.recommend(conn, principal.user_id, limit=limit)
     return cache.json_etag_response(request, {"items": [p.to_json(poster_url) for p in picks]})

@@ -10,16 +10,24 @@ import time
 from datetime import datetime, timezone
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from auth import playback
 from catalog import titles
 from catalog.errors import TitleNotReady
 from packager.uris import UriBuilder
 from server import keys
+from server.api.routing import ApiRoutes
 from server.http.authn import require_user
 from server.origin.routes import PREFIX
 
-routes = web.RouteTableDef()
+routes = ApiRoutes()
+
+
+class Playback(BaseModel):
+    hls_url: str
+    dash_url: str
+    expires_at: str
 
 
 def version_base(public_url: str | None, title_id: str, version: str) -> str:
@@ -28,7 +36,8 @@ def version_base(public_url: str | None, title_id: str, version: str) -> str:
     return public_url.rstrip("/") + path if public_url else path
 
 
-@routes.post("/api/v1/titles/{title_id}/playback")
+@routes.post("/api/v1/titles/{title_id}/playback", summary="Signed HLS and DASH URLs for a ready title",
+             tag="playback", response=Playback, auth="user", errors=(404, 409))
 async def start_playback(request: web.Request) -> web.Response:
     await require_user(request)
     settings = request.app[keys.SETTINGS]

@@ -55,12 +55,13 @@ async def verify_claims(request: web.Request, claims: AccessClaims) -> None:
     revocations = request.app.get(REVOCATIONS)
     if revocations is not None and await revocations.is_revoked(claims.session_id):
         raise SessionRevoked("this session has been signed out")
-    checker = request.app.get(SESSION_CHECK)
-    if checker is not None:
-        await checker(request, claims)
 
 
-SESSION_CHECK = web.AppKey("session_check", object)
+async def revoke_sessions(app: web.Application, session_ids: list[str]) -> None:
+    """After Postgres has the revocation: make access tokens of these sessions stop now."""
+    await app[REVOCATIONS].mark(session_ids)
+
+
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 

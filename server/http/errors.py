@@ -9,6 +9,8 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import BaseModel, ConfigDict
 
 from auth.errors import (
     AuthError,
@@ -112,6 +114,20 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
 }
 
 
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class Error(BaseModel):
+    """The one error body, as `error_response` writes it (and the OpenAPI document shows it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorInfo
+
+
 def status_for(exc: BaseException) -> int | None:
     for cls in type(exc).__mro__:
         if cls in STATUS_BY_ERROR:
@@ -162,7 +178,7 @@ MAX_REQUEST_LINE_BYTES = 65536
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if len(request.raw_path) > MAX_URI_BYTES:
         return error_response(414, "uri_too_long", f"the request URI is longer than {MAX_URI_BYTES} bytes")
     try:
