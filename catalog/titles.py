@@ -223,6 +223,20 @@ async def get_title(conn: asyncpg.Connection, title_id: str) -> Title:
     return title_from_row(row)
 
 
+async def list_titles(conn: asyncpg.Connection) -> list[Title]:
+    """Every title, hidden ones too, oldest first (the admin's view from the shell)."""
+    rows = await conn.fetch(f"SELECT {COLUMNS} FROM catalog.titles ORDER BY created_at, id")
+    return [title_from_row(r) for r in rows]
+
+
+async def find_by_name(conn: asyncpg.Connection, name: str) -> list[Title]:
+    """Titles named exactly `name`, newest first."""
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM catalog.titles WHERE title = $1 ORDER BY created_at DESC, id", name
+    )
+    return [title_from_row(r) for r in rows]
+
+
 async def find_series(conn: asyncpg.Connection, name: str) -> Title | None:
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM catalog.titles WHERE kind = 'series' AND lower(title) = lower($1)"

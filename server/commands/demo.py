@@ -53,6 +53,7 @@ def make_sample(path: Path) -> Path:
 
 async def prepare(settings: Settings, source: str | None) -> tuple[str, str]:
     """Returns (title id, demo password)."""
+    from catalog import titles
     from server.commands._runtime import open_runtime
     from server.commands.ingest import wait_for_title
     from server.migrate import migrate
@@ -65,11 +66,9 @@ async def prepare(settings: Settings, source: str | None) -> tuple[str, str]:
         title_id = None
         if source is None:
             # Reuse the demo title from an earlier run (ready, or still to be finished).
-            title_id = await pool.fetchval(
-                "SELECT id::text FROM catalog.titles WHERE title = $1 AND status <> 'failed'"
-                " ORDER BY created_at DESC LIMIT 1",
-                DEMO_TITLE,
-            )
+            async with pool.acquire() as conn:
+                earlier = [t for t in await titles.find_by_name(conn, DEMO_TITLE) if t.status != "failed"]
+            title_id = earlier[0].id if earlier else None
         if title_id is None:
             if source is None:
                 print("making a 20 s sample clip with ffmpeg ...", flush=True)
@@ -89,7 +88,8 @@ async def prepare(settings: Settings, source: str | None) -> tuple[str, str]:
             )
             title_id = title.id
             print(f"ingested {source} as title {title_id}", flush=True)
-        status = await pool.fetchval("SELECT status FROM catalog.titles WHERE id = $1::uuid", title_id)
+        async with pool.acquire() as conn:
+            status = (await titles.get_title(conn, title_id)).status
         if status != "ready":
             print("transcoding (in process) ...", flush=True)
         # a bar only on a terminal: redrawn lines are noise in a log file

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from catalog import titles
-from catalog.titles import COLUMNS, Title, title_from_row
+from catalog.titles import Title
 from server.commands._args import add_action
 from server.api.links import poster_url
 from server.commands._runtime import open_runtime
@@ -51,14 +51,9 @@ def _status(title: Title, job: jobs.Job | None) -> str:
     return title.status
 
 
-async def _all_titles(conn: asyncpg.Connection) -> list[Title]:
-    rows = await conn.fetch(f"SELECT {COLUMNS} FROM catalog.titles ORDER BY created_at, id")
-    return [title_from_row(r) for r in rows]
-
-
 async def list_titles(pool: asyncpg.Pool, as_json: bool) -> int:
     async with pool.acquire() as conn:
-        items = await _all_titles(conn)
+        items = await titles.list_titles(conn)
         progress = await jobs.progress_for(conn, [t.id for t in items if t.kind != "series"])
     if as_json:
         print(json.dumps({"items": [_json(t, progress.get(t.id)) for t in items]}, indent=2))

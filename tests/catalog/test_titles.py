@@ -1,6 +1,8 @@
 """Titles in Postgres: fields, visibility kept by triggers, series ordering, updates, deletes."""
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from catalog import status, titles
@@ -113,3 +115,12 @@ async def test_delete_tree(pg):
         await titles.delete_title_tree(pg, series.id)
     with pytest.raises(TitleNotFound):
         await titles.get_title(pg, "not-a-uuid")
+
+
+async def test_list_titles_and_find_by_name(pg):
+    name = "Named " + secrets.token_hex(3)
+    older = await make_title(pg, title=name, ready=False)
+    newer = await make_title(pg, title=name)
+    assert [t.id for t in await titles.find_by_name(pg, name)] == [newer.id, older.id]
+    listed = [t.id for t in await titles.list_titles(pg)]
+    assert listed.index(older.id) < listed.index(newer.id)  # hidden ones too, oldest first
