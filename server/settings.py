@@ -1,19 +1,24 @@
 """One settings object, built once from flags, the environment and a TOML file.
 
-Precedence (CONTRACT.md): flags beat the environment, the environment beats the file.
+Precedence: flags beat the environment, the environment beats the file.
 """
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 import sys
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 ENV_PREFIX = "STREAMFLIX_"
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _default_database_url() -> str:
@@ -46,7 +51,7 @@ class Settings:
     transcode_timeout_s: int = 6 * 3600
     segment_duration_s: int = 4
     x264_preset: str = "veryfast"
-    # Rate limits (accounts, issue 4): N requests per `rate_limit_window_s` (60 s: "per min").
+    # Rate limits: N requests per `rate_limit_window_s` (60 s: "per min").
     # Per client IP, and per account (the email's uniqueness key) on login, register, reset.
     rate_limit_login_per_min: int = 10
     rate_limit_login_account_per_min: int = 10
@@ -70,12 +75,15 @@ class Settings:
         object.__setattr__(self, "data_dir", data_dir)
         if not self.storage_url:
             object.__setattr__(self, "storage_url", "file://" + str(Path(data_dir) / "media"))
-        from server.http.clientip import networks
-
         try:
-            networks(tuple(self.trusted_proxies))
+            parse_networks(tuple(self.trusted_proxies))
         except ValueError as exc:
             raise ConfigError(f"STREAMFLIX_TRUSTED_PROXIES: {exc}") from None
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        """`trusted_proxies` parsed (validated in __post_init__, cached per value)."""
+        return parse_networks(tuple(self.trusted_proxies))
 
     # ---- construction -------------------------------------------------------------------
 
@@ -86,7 +94,7 @@ class Settings:
         config_file: str | os.PathLike[str] | None = None,
         env: Mapping[str, str] | None = None,
         overrides: Mapping[str, Any] | None = None,
-    ) -> "Settings":
+    ) -> Settings:
         """Merge file < environment < flags (`overrides`, None values ignored)."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
@@ -105,7 +113,7 @@ class Settings:
         return settings
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         return cls.load(env=env)
 
     @property
@@ -114,6 +122,18 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+@lru_cache(maxsize=8)
+def parse_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    """Addresses and CIDR blocks, parsed; ValueError names the first entry that is neither."""
+    out = []
+    for entry in entries:
+        try:
+            out.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"not an IP address or CIDR block: {entry!r}") from None
+    return tuple(out)
 
 
 def _coerce(name: str, raw: Any) -> Any:

@@ -10,27 +10,12 @@ ignored: anyone can send it, and believing it would let a client pick its own bu
 from __future__ import annotations
 
 import ipaddress
-from functools import lru_cache
-from typing import Iterable
+from collections.abc import Iterable
 
 from aiohttp import web
 
 from server import keys
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-@lru_cache(maxsize=8)
-def networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
-    """Parsed trusted-proxy entries; ValueError names the first one that is not an address or
-    a CIDR block."""
-    out = []
-    for entry in entries:
-        try:
-            out.append(ipaddress.ip_network(entry, strict=False))
-        except ValueError:
-            raise ValueError(f"not an IP address or CIDR block: {entry!r}") from None
-    return tuple(out)
+from server.settings import Network
 
 
 def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address, nets: Iterable[Network]) -> bool:
@@ -70,7 +55,7 @@ def resolve(peer: str, forwarded_for: Iterable[str], trusted: tuple[Network, ...
 def client_ip(request: web.Request) -> str:
     peer = request.remote or ""
     settings = request.app.get(keys.SETTINGS)
-    trusted = networks(settings.trusted_proxies) if settings is not None else ()
+    trusted = settings.trusted_networks if settings is not None else ()
     if not trusted:
         return peer or "unknown"
     return resolve(peer, request.headers.getall("X-Forwarded-For", ()), trusted) or "unknown"

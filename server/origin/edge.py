@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from server import keys
-from server.http import clientip, middlewares
+from server.http import middlewares
 from server.http.conditional import http_date
 from server.origin import aiohttp_glue, routes
 from server.origin.cache import Origin
@@ -58,7 +58,7 @@ class EdgeServer:
         self.handed_over = 0  # connections given to aiohttp
         self.date = DateField()
         settings = app.get(keys.SETTINGS)
-        self.trusted = clientip.networks(settings.trusted_proxies) if settings is not None else ()
+        self.trusted = settings.trusted_networks if settings is not None else ()
         self.matcher = routes.Matcher()
         self.urls: dict[bytes, Target] = {}  # raw request target -> parsed (fastpath.URL_CACHE_SIZE)
         # Route label for metrics and access log: the aiohttp route's canonical path.

@@ -11,11 +11,11 @@ import secrets
 import pytest
 
 from server.app import create_app
-from server.http.clientip import networks, resolve
-from server.settings import ConfigError, Settings
+from server.http.clientip import resolve
+from server.settings import ConfigError, Settings, parse_networks
 from tests.server.accounts_util import unique_email
 
-LB = networks(("127.0.0.1", "10.0.0.0/8", "2001:db8::/32"))
+LB = parse_networks(("127.0.0.1", "10.0.0.0/8", "2001:db8::/32"))
 
 
 @pytest.mark.parametrize(
