@@ -17,6 +17,7 @@ import mimetypes
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from server import vendor
 
@@ -145,7 +146,7 @@ def is_app_path(path: str) -> bool:
 
 
 @web.middleware
-async def spa_fallback(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def spa_fallback(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Unknown GET/HEAD paths outside the API and media answer the app shell (history routing)."""
     if request.method not in ("GET", "HEAD") or not is_app_path(request.path):
         return await handler(request)

@@ -9,7 +9,11 @@ import argparse
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable, Iterator
 
+import asyncpg
+
+from media.storage import Storage
 from server.commands._args import positive_int
 from server.commands._runtime import open_runtime
 from server.settings import Settings
@@ -24,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=positive_int, default=1)
 
 
-def make_worker(settings: Settings, pool, storage, *, concurrency: int = 1, title_id: str | None = None) -> Worker:  # type: ignore[no-untyped-def]
+def make_worker(
+    settings: Settings, pool: asyncpg.Pool, storage: Storage, *, concurrency: int = 1, title_id: str | None = None
+) -> Worker:
     return Worker(
         pool,
         storage,
@@ -40,7 +46,7 @@ def make_worker(settings: Settings, pool, storage, *, concurrency: int = 1, titl
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop):  # type: ignore[no-untyped-def]
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
     loop = asyncio.get_running_loop()
     sigs = (signal.SIGTERM, signal.SIGINT)
     for sig in sigs:
