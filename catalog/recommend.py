@@ -8,9 +8,8 @@ latter is in continue-watching) or already favorited. Every pick carries a `reas
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import asyncpg
 
@@ -72,7 +71,7 @@ async def _co_watched(
 
 
 async def _genre_matches(
-    conn: asyncpg.Connection, profile: Counter[str], exclude: list[uuid.UUID]
+    conn: asyncpg.Connection, profile: dict[str, float], exclude: list[uuid.UUID]
 ) -> list[tuple[Title, float]]:
     genres = list(profile)
     weights = [float(profile[g]) for g in genres]
@@ -90,7 +89,7 @@ async def _genre_matches(
     return [(title_from_row(r), float(r["gscore"])) for r in rows]
 
 
-async def popular(conn: asyncpg.Connection, *, limit: int, exclude: list[uuid.UUID] = ()) -> list[Title]:
+async def popular(conn: asyncpg.Connection, *, limit: int, exclude: Sequence[uuid.UUID] = ()) -> list[Title]:
     rows = await conn.fetch(
         f"""SELECT {COLUMNS} FROM catalog.titles
              WHERE visible AND kind <> 'episode' AND id <> ALL($1::uuid[])
@@ -101,7 +100,7 @@ async def popular(conn: asyncpg.Connection, *, limit: int, exclude: list[uuid.UU
     return [title_from_row(r) for r in rows]
 
 
-def _genre_reason(title: Title, profile: Counter[str]) -> str:
+def _genre_reason(title: Title, profile: dict[str, float]) -> str:
     shared = sorted((g for g in title.genres if g in profile), key=lambda g: (-profile[g], g))[:2]
     return "Because you like " + " and ".join(g.title() for g in shared) if shared else REASON_POPULAR
 
@@ -120,10 +119,10 @@ async def recommend(conn: asyncpg.Connection, user_id: str, *, limit: int = DEFA
         return [Pick(t, 0.0, REASON_POPULAR) for t in await popular(conn, limit=limit)]
 
     seed_titles = await get_titles(conn, list(seed_weight))
-    profile: Counter[str] = Counter()
+    profile: dict[str, float] = {}  # genre -> summed seed weight
     for item, weight in seed_weight.items():
         for genre in seed_titles[item].genres if item in seed_titles else ():
-            profile[genre] += weight
+            profile[genre] = profile.get(genre, 0.0) + weight
 
     co = await _co_watched(conn, uid, [uuid.UUID(s) for s in seed_weight], exclude)
     genre_hits = await _genre_matches(conn, profile, exclude) if profile else []
@@ -134,22 +133,22 @@ async def recommend(conn: asyncpg.Connection, user_id: str, *, limit: int = DEFA
     for item, n, seed in co:
         scores[item] = (CO_WATCH_WEIGHT * n / co_max, 0.0, seed)
     titles: dict[str, Title] = {}
-    for title, gscore in genre_hits:
-        titles[title.id] = title
-        c, _, seed = scores.get(title.id, (0.0, 0.0, None))
-        scores[title.id] = (c, GENRE_WEIGHT * gscore / g_max, seed)
+    for hit, gscore in genre_hits:
+        titles[hit.id] = hit
+        co_part, _, top_seed = scores.get(hit.id, (0.0, 0.0, None))
+        scores[hit.id] = (co_part, GENRE_WEIGHT * gscore / g_max, top_seed)
     titles.update(await get_titles(conn, [i for i in scores if i not in titles]))
 
     picks = []
-    for item, (c, g, seed) in scores.items():
-        title = titles.get(item)
-        if title is None or not title.visible or title.kind == "episode":
+    for item, (c, g, best_seed) in scores.items():
+        found = titles.get(item)
+        if found is None or not found.visible or found.kind == "episode":
             continue
-        if c >= g and seed is not None and seed in seed_titles:
-            reason = f"Viewers who watched {seed_titles[seed].title} also watched this"
+        if c >= g and best_seed is not None and best_seed in seed_titles:
+            reason = f"Viewers who watched {seed_titles[best_seed].title} also watched this"
         else:
-            reason = _genre_reason(title, profile)
-        picks.append(Pick(title, c + g, reason))
+            reason = _genre_reason(found, profile)
+        picks.append(Pick(found, c + g, reason))
     picks.sort(key=lambda p: (-p.score, -p.title.popularity, p.title.id))
     picks = picks[:limit]
     if len(picks) < limit:

@@ -218,7 +218,8 @@ async def ingest(
         await storage.put_file(key, local, content_type)
         try:
             async with pool.acquire() as conn, conn.transaction():
-                series_id = (await _series(conn, series, genres)).id if kind == "episode" else None
+                # plan_kind made sure an episode names its series
+                series_id = (await _series(conn, series, genres)).id if kind == "episode" and series else None
                 created = await titles.create_title(
                     conn,
                     title_id=title_id,

@@ -109,10 +109,7 @@ async def _read_progress(stream: asyncio.StreamReader | None, duration_s: float,
         key, sep, value = raw.decode("utf-8", "replace").strip().partition("=")
         if not sep:
             continue
-        if key == "progress" and value == "end":
-            t = duration_s
-        else:
-            t = parse_progress_time_s(key, value)
+        t: float | None = duration_s if key == "progress" and value == "end" else parse_progress_time_s(key, value)
         if t is None or duration_s <= 0:
             continue
         percent = min(99.9, 100.0 * t / duration_s)  # 100 only once ffmpeg has exited 0
