@@ -1,5 +1,10 @@
 """A minimal circuit breaker: after a failure, skip the dependency for `open_s` seconds,
-then let one call through to probe it again (half-open)."""
+then let calls through to probe it again (half-open; the next failure reopens it).
+
+The one breaker of the project: token revocation and the rate limiter use it in front of
+Redis, and so does the API response cache (server/api/cache.py). Callers log the failure;
+`is_open` tells them whether they already did.
+"""
 
 from __future__ import annotations
 

@@ -7,13 +7,14 @@
 - Writes made elsewhere (the transcoder worker publishing a title) reach us as a Postgres
   NOTIFY on `catalog_changed` (a trigger in catalog migration 0002); a listener bumps the
   version.
-- In front of Redis, each process keeps a small near cache (LOCAL_TTL_S, LOCAL_MAX_ENTRIES)
-  so a hot page costs no Redis round trip. Every process listens for `catalog_changed` and
-  clears it, so another process's write shows within the notification delay; at worst (a
-  lost notification) a page is LOCAL_TTL_S old.
-- When Redis fails, a breaker opens for BREAKER_OPEN_S: requests go straight to Postgres
-  without waiting on Redis timeouts, then one request tries Redis again.
+- In front of Redis, each process keeps a small near cache (a `cachetools.TTLCache` of
+  LOCAL_MAX_ENTRIES pages for LOCAL_TTL_S) so a hot page costs no Redis round trip. Every
+  process listens for `catalog_changed` and clears it, so another process's write shows
+  within the notification delay; at worst (a lost notification) a page is LOCAL_TTL_S old.
+- When Redis fails, a breaker (auth.breaker) opens for BREAKER_OPEN_S: requests go straight
+  to Postgres without waiting on Redis timeouts, then one request tries Redis again.
   `redis_state(app)` says "ok" or "degraded" for /readyz.
+- ETag and 304: the If-None-Match rule is server.http.conditional's, the origin's too.
 """
 from __future__ import annotations
 
@@ -22,15 +23,17 @@ import contextlib
 import hashlib
 import json
 import logging
-import time
-from collections import OrderedDict
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 from aiohttp import web
+from cachetools import TTLCache
 from redis.exceptions import RedisError
 
+from auth.breaker import Breaker
 from server import keys
+from server.http.conditional import if_none_match
 
 log = logging.getLogger("streamflix.cache")
 
@@ -56,43 +59,19 @@ return {v, redis.call('GET', ARGV[1] .. v .. ':' .. ARGV[2])}
 """
 
 
-class Breaker:
-    """Open for `open_s` after a failure; then lets calls through again (the next failure
-    reopens it)."""
-
-    def __init__(self, open_s: float = BREAKER_OPEN_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self.open_s = open_s
-        self.clock = clock
-        self.open_until = 0.0
-        self.failures = 0
-
-    @property
-    def is_open(self) -> bool:
-        return self.clock() < self.open_until
-
-    def trip(self, exc: BaseException) -> None:
-        if not self.is_open:
-            log.warning("redis unavailable (%s); bypassing it for %.0f s", exc, self.open_s)
-        self.failures += 1
-        self.open_until = self.clock() + self.open_s
-
-    def reset(self) -> None:
-        self.open_until = 0.0
-
-
-_REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+_REDIS_ERRORS = (RedisError, OSError, TimeoutError)
 
 
 class ResponseCache:
     def __init__(self, redis: Any, prefix: str, breaker: Breaker | None = None) -> None:
         self.redis = redis
         self.prefix = prefix
-        self.breaker = breaker or Breaker()
+        self.breaker = breaker or Breaker(BREAKER_OPEN_S)
         self._get = redis.register_script(_GET_LUA)
         self.attempts = 0  # Redis calls tried (tests check the breaker stops them)
-        # name -> (expires at, entry); `generation` moves on every bump so a page computed
-        # before a write is never kept locally after it.
-        self.local: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        # name -> entry; `generation` moves on every bump so a page computed before a write is
+        # never kept locally after it.
+        self.local: TTLCache[str, bytes] = TTLCache(maxsize=LOCAL_MAX_ENTRIES, ttl=LOCAL_TTL_S)
         self.generation = 0
         self._writes: set[asyncio.Task[None]] = set()
 
@@ -104,32 +83,21 @@ class ResponseCache:
         try:
             result = await fn(self.redis)
         except _REDIS_ERRORS as exc:
-            self.breaker.trip(exc)
+            if not self.breaker.is_open:
+                log.warning("redis unavailable (%s); bypassing it for %.0f s", exc, self.breaker.open_s)
+            self.breaker.trip()
             return default
         return result
 
-    def _local_get(self, name: str) -> bytes | None:
-        found = self.local.get(name)
-        if found is None:
-            return None
-        if found[0] < time.monotonic():
-            del self.local[name]
-            return None
-        return found[1]
-
     def _local_put(self, name: str, entry: bytes, generation: int) -> None:
-        if generation != self.generation:
-            return
-        self.local[name] = (time.monotonic() + LOCAL_TTL_S, entry)
-        self.local.move_to_end(name)
-        while len(self.local) > LOCAL_MAX_ENTRIES:
-            self.local.popitem(last=False)
+        if generation == self.generation:
+            self.local[name] = entry
 
     async def lookup(self, name: str) -> tuple[bytes | None, bytes | None, int]:
         """(version, entry, generation). version is None when Redis is unavailable or the
         entry came from the near cache (nothing to store then)."""
         generation = self.generation
-        entry = self._local_get(name)
+        entry = self.local.get(name)
         if entry is not None:
             return None, entry, generation
 
@@ -137,7 +105,8 @@ class ResponseCache:
             version, entry = await self._get(keys=[self.prefix + VERSION_KEY], args=[self.prefix + ENTRY_PREFIX, name])
             return version, entry
 
-        version, entry = await self.call(get, (None, None))
+        missing: tuple[bytes | None, bytes | None] = (None, None)
+        version, entry = await self.call(get, missing)
         if entry is not None:
             self._local_put(name, entry, generation)
         return version, entry, generation
@@ -220,7 +189,7 @@ async def _listen(dsn: str, cache: ResponseCache) -> None:
             while not conn.is_closed():
                 try:
                     await asyncio.wait_for(pending.wait(), timeout=LISTEN_RETRY_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
                 pending.clear()  # several notifications in a burst: one bump
                 await cache.bump()
@@ -253,18 +222,6 @@ def make_etag(body: bytes) -> str:
     return '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
 
 
-def etag_matches(header: str | None, etag: str) -> bool:
-    """RFC 9110 13.1.2: If-None-Match uses the weak comparison (W/ ignored); "*" matches."""
-    if not header:
-        return False
-    opaque = etag.removeprefix("W/")
-    for candidate in header.split(","):
-        candidate = candidate.strip()
-        if candidate == "*" or candidate.removeprefix("W/") == opaque:
-            return True
-    return False
-
-
 def respond(
     request: web.Request, body: bytes, etag: str, *, cache_control: str, status: int = 200, hit: bool | None = None
 ) -> web.Response:
@@ -272,14 +229,15 @@ def respond(
     if hit is not None:
         headers["X-Cache"] = "hit" if hit else "miss"  # for benchmarks and debugging
     # RFC 9110 15.4.5: a 304 carries the validators and caching headers, no body.
-    if status == 200 and etag_matches(request.headers.get("If-None-Match"), etag):
+    if status == 200 and if_none_match(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
 def json_etag_response(request: web.Request, data: Any, *, private: bool = True) -> web.Response:
     body = dumps(data)
-    return respond(request, body, make_etag(body), cache_control=PRIVATE_CACHE_CONTROL if private else PUBLIC_CACHE_CONTROL)
+    cache_control = PRIVATE_CACHE_CONTROL if private else PUBLIC_CACHE_CONTROL
+    return respond(request, body, make_etag(body), cache_control=cache_control)
 
 
 async def cached_json(

@@ -21,6 +21,7 @@ from server.api.links import poster_url
 from server.api.responses import Title, TitleList, TitlePage
 from server.api.routing import ApiRoutes, Query, limit_query
 from server.http.authn import optional_user, require_admin
+from server.http.conditional import if_none_match
 from server.http.errors import ApiError
 from server.http.validation import Body, SafeStr, parse_body, parse_limit
 from transcoder.remove import remove_title
@@ -264,7 +265,7 @@ async def get_poster(request: web.Request) -> web.Response:
         raise PosterNotFound(f"title {title.id} has no poster yet") from None
     etag = f'"{info.etag}"'
     headers = {"ETag": etag, "Cache-Control": POSTER_CACHE_CONTROL}
-    if cache.etag_matches(request.headers.get("If-None-Match"), etag):
+    if if_none_match(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     data = await storage.get_bytes(key)
     return web.Response(body=data, content_type=content_type, headers=headers)
