@@ -58,7 +58,7 @@ class Metrics:
         ]
         for route, counts in sorted(self.latency.items()):
             cumulative = 0
-            for bound, n in zip((*BUCKETS, float("inf")), counts):
+            for bound, n in zip((*BUCKETS, float("inf")), counts, strict=True):
                 cumulative += n
                 le = "+Inf" if bound == float("inf") else repr(bound)
                 out.append(

@@ -17,6 +17,7 @@ from json.encoder import encode_basestring_ascii as _q
 from typing import IO
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from server.http.clientip import client_ip
 from server.http.metrics import Metrics
@@ -116,7 +117,9 @@ class Recorder:
         self.metrics = app.get(METRICS)
         self.sink = app.get(ACCESS_SINK)
 
-    def __call__(self, method: str, route: str, fields: str, status: int, nbytes: int, elapsed: float, remote: str) -> None:
+    def __call__(
+        self, method: str, route: str, fields: str, status: int, nbytes: int, elapsed: float, remote: str
+    ) -> None:
         if self.metrics is not None:
             self.metrics.observe(method, route, status, elapsed, nbytes)
         if self.sink is not None:
@@ -133,12 +136,12 @@ def record(
 
 
 @web.middleware
-async def edge_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Outermost: answers CORS preflights, then times the request and records it (metrics and
     one JSON access line) with its final status, error responses included."""
     start = time.perf_counter()
     status = 500
-    resp = None
+    resp: web.StreamResponse | None = None
     try:
         if request.method == "OPTIONS":
             resp = preflight(request)
@@ -157,7 +160,7 @@ async def edge_middleware(request: web.Request, handler):  # type: ignore[no-unt
         if nbytes is None:
             if resp is None or request.method == "HEAD":
                 nbytes = 0
-            elif isinstance(resp, web.Response) and resp.body is not None and not resp.prepared:
+            elif isinstance(resp, web.Response) and isinstance(resp.body, bytes | bytearray) and not resp.prepared:
                 nbytes = len(resp.body)
             else:
                 nbytes = resp.body_length

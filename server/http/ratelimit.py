@@ -18,12 +18,14 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from redis.exceptions import RedisError
 
 from auth.breaker import Breaker
 from server import keys
 from server.http.clientip import client_ip
 from server.http.errors import ApiError
+from server.settings import Settings
 
 log = logging.getLogger("streamflix.ratelimit")
 
@@ -122,7 +124,7 @@ def limiter(app: web.Application) -> RateLimiter:
     return app[RATE_LIMITER]
 
 
-def limits(settings) -> dict[str, Limit]:  # type: ignore[no-untyped-def]
+def limits(settings: Settings) -> dict[str, Limit]:
     w = settings.rate_limit_window_s
     return {
         "api": Limit("api", settings.rate_limit_api_per_min, w),
@@ -142,7 +144,7 @@ async def hit(request: web.Request, name: str, ident: str) -> None:
 
 
 @web.middleware
-async def api_rate_limit(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def api_rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The general per-IP limit on `/api/v1`."""
     if request.path.startswith("/api/v1/"):
         await hit(request, "api", client_ip(request))
