@@ -112,10 +112,6 @@ class Settings:
             settings = dataclasses.replace(settings, secret_key=_dev_secret(Path(settings.data_dir)))
         return settings
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        return cls.load(env=env)
-
     @property
     def work_dir(self) -> Path:
         return Path(self.data_dir) / "work"

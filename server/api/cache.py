@@ -137,10 +137,6 @@ class ResponseCache:
 CACHE = web.AppKey("catalog_cache", ResponseCache)
 
 
-def get_cache(app: web.Application) -> ResponseCache:
-    return app[CACHE]
-
-
 def redis_state(app: web.Application) -> str:
     """"ok", or "degraded" while the breaker bypasses Redis (for /readyz: the API still
     answers from Postgres, without the cache)."""
