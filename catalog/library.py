@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -119,7 +119,7 @@ async def record_progress(
     if title.kind == "series":
         raise InvalidHistory("a series has no media of its own: report progress on an episode")
     progress = compute_progress(position_s, duration_s, title.duration_s)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     # A clock ahead of ours would otherwise pin this row against every later report.
     ts = min(client_ts, now) if client_ts is not None else now
     item_id = parse_id(title.series_id) if title.series_id else parse_id(title.id)

@@ -8,8 +8,9 @@ latter is in continue-watching) or already favorited. Every pick carries a `reas
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import asyncpg
 

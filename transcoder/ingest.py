@@ -16,10 +16,11 @@ import re
 import shutil
 import stat
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 from urllib.parse import unquote, urlsplit
 
+import aiofiles
 import aiohttp
 import asyncpg
 
@@ -112,13 +113,13 @@ async def download_http(url: str, dest: Path, max_bytes: int) -> int:
                     raise SourceUnavailable(f"download failed: {url} answered HTTP {resp.status} {resp.reason}")
                 if resp.content_length is not None and resp.content_length > max_bytes:
                     raise _too_large(resp.content_length, max_bytes)
-                with open(dest, "wb") as fh:
+                async with aiofiles.open(dest, "wb") as fh:
                     async for chunk in resp.content.iter_chunked(DOWNLOAD_CHUNK):
                         written += len(chunk)
                         if written > max_bytes:
                             raise _too_large(-1, max_bytes)
-                        await asyncio.to_thread(fh.write, chunk)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                        await fh.write(chunk)
+    except (TimeoutError, aiohttp.ClientError) as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise SourceUnavailable(f"download failed: {url}: {detail}") from None
     return written
@@ -149,16 +150,20 @@ def _download_s3(url: str, dest: Path, max_bytes: int, endpoint_url: str | None)
     return size
 
 
+def _checked_local(source: str, max_bytes: int) -> Path:
+    path = Path(source).expanduser().absolute()
+    check_local(path, max_bytes)
+    return path
+
+
 async def fetch_to_local(
     source: str, scratch: Path, max_bytes: int, *, s3_endpoint_url: str | None = None
 ) -> Path:
     """A local file holding the source: the path itself, or a download into `scratch`."""
     scheme = urlsplit(source).scheme.lower() if "://" in source else ""
     if not scheme:
-        path = Path(source).expanduser().absolute()
-        check_local(path, max_bytes)
-        return path
-    scratch.mkdir(parents=True, exist_ok=True)
+        return await asyncio.to_thread(_checked_local, source, max_bytes)
+    await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
     dest = scratch / ("download" + source_extension(source))
     if scheme in ("http", "https"):
         await download_http(source, dest, max_bytes)

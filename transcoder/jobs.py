@@ -14,9 +14,10 @@ the attempt (a graceful shutdown is not the job's fault).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 import asyncpg
 

@@ -40,6 +40,7 @@ Rules (issue 2, "Ladder and transcode"):
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -261,7 +262,7 @@ def _bitrate_for_pixels(pixels: int) -> float:
     points = sorted((_even(h * 16 / 9) * h, rate) for h, rate in STANDARD_RUNGS)
     if pixels <= points[0][0]:
         return max(MIN_VIDEO_BITRATE, points[0][1] * pixels / points[0][0])
-    for (p0, r0), (p1, r1) in zip(points, points[1:]):
+    for (p0, r0), (p1, r1) in itertools.pairwise(points):
         if pixels <= p1:
             return r0 + (r1 - r0) * (pixels - p0) / (p1 - p0)
     p_top, r_top = points[-1]

@@ -21,9 +21,9 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Awaitable, Callable
 
 import asyncpg
 
@@ -55,7 +55,7 @@ class LeaseLost(Exception):
 
 def new_version(now: datetime | None = None) -> str:
     """`v20240131120000-a1b2c3`: sorts by time, unique across concurrent attempts."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"v{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
 
 

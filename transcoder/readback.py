@@ -101,7 +101,7 @@ def _rendition(rendition_id: str, kind: str, scan: ScannedRendition, **fields) -
     durations = [s.duration for s in scan.segments]
     if timescale <= 0 or any(d <= 0 for d in durations):
         raise TranscodeError(f"{rendition_id}: segment with no duration")
-    peak = max(size * 8 * timescale / d for size, d in zip(scan.sizes, durations))
+    peak = max(size * 8 * timescale / d for size, d in zip(scan.sizes, durations, strict=True))
     avg = sum(scan.sizes) * 8 * timescale / sum(durations)
     return Rendition(
         id=rendition_id,
@@ -110,7 +110,7 @@ def _rendition(rendition_id: str, kind: str, scan: ScannedRendition, **fields) -
         bandwidth_peak=math.ceil(peak),
         bandwidth_avg=math.ceil(avg),
         timescale=timescale,
-        segments=tuple(Segment(duration=d, size=s) for d, s in zip(durations, scan.sizes)),
+        segments=tuple(Segment(duration=d, size=s) for d, s in zip(durations, scan.sizes, strict=True)),
         start_number=1,
         start_time=scan.segments[0].base_decode_time,
         **fields,

@@ -14,7 +14,7 @@ import inspect
 import signal
 import sys
 from collections import deque
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from transcoder.errors import TranscodeError, TranscodeTimeout
 
@@ -87,7 +87,7 @@ def parse_progress_time_s(key: str, value: str) -> float | None:
     return None
 
 
-def failure_reason(lines: "deque[str] | list[str]") -> str:
+def failure_reason(lines: deque[str] | list[str]) -> str:
     """The most telling of ffmpeg's last stderr lines, as one line."""
     cleaned = [" ".join(line.split()) for line in lines]
     cleaned = [line for line in cleaned if line]
