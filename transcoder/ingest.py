@@ -183,8 +183,8 @@ async def _series(conn: asyncpg.Connection, name: str, genres: Sequence[str]) ->
     found = await titles.find_series(conn, name)
     if found:
         return found
-    # series carry no media of their own: ready at once (catalog/migrations/0001)
-    return await titles.create_title(conn, kind="series", title=name, genres=list(genres), status="ready")
+    # a series carries no media of its own: the catalog makes it ready at once
+    return await titles.create_title(conn, kind="series", title=name, genres=list(genres))
 
 
 async def ingest(
