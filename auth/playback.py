@@ -3,7 +3,7 @@
     {kid}.{exp}.{scope}.{sig}        e.g. 3f9a0c1b.1712361600.Zm9vYmFy.<43 url-safe chars>
 
 - `kid`: which key of the ring signed it (8 hex), so keys rotate without breaking URLs.
-- `exp`: Unix seconds, always a multiple of the window (ARCHITECTURE "Tokens and CDN caching"):
+- `exp`: Unix seconds, always a multiple of the window (docs/origin.md):
   every viewer who asks within the same window gets the same token, hence the same URLs, so a
   CDN keyed on the full URL keeps one copy of each segment for all of them.
 - `scope`: 4 + 4 url-safe characters hashed from the title id and the version. Not a secret:

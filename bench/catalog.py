@@ -12,7 +12,7 @@ load, then cached browse throughput with wrk.
    mostly distinct (typos, word pairs), so most are cache misses: this measures Postgres.
 4. `wrk` against one cached browse page for 10 s on 127.0.0.1.
 
-Targets (issue 5): search p95 <= 15 ms, suggest p95 <= 5 ms, cached browse >= 5,000 req/s.
+Targets: search p95 <= 15 ms, suggest p95 <= 5 ms, cached browse >= 5,000 req/s.
 """
 from __future__ import annotations
 

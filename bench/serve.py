@@ -12,7 +12,7 @@ Stores one title version (file backend, 1 MiB segments) in a temp dir, starts
               written to disk once and served statically by nginx
 
 and prints req/s, MB/s and each server's CPU time per request (user + system µs, from /proc,
-the server's whole process tree) side by side with ratios. Targets (issue 3): segments >= 0.9x
+the server's whole process tree) side by side with ratios. Targets: segments >= 0.9x
 nginx, playlists >= 0.5x.
 """
 from __future__ import annotations

@@ -14,7 +14,7 @@ same text works behind any prefix or host. With `base` set (a public CDN URL or 
 path to the version directory) every URI is `base` + the path from the version directory.
 
 `query` (e.g. "token=abc") is appended to every URI: a player that cannot send headers (Safari,
-a CDN) must carry the credential on each request (CONTRACT "Streaming").
+a CDN) must carry the credential on each request.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Ladder planning: a pure function from a source's probe to the renditions to encode.
 
-Rules (issue 2, "Ladder and transcode"):
+Rules:
 
 - **Rungs are 16:9 boxes** named by their height: 2160, 1440, 1080, 720, 480, 360 (a
   portrait source uses the same boxes turned on their side, so a 1080x1920 phone clip gets a

@@ -4,7 +4,7 @@ Crash safety comes from the pieces: a lease renewed every couple of seconds (a d
 job is taken over once it expires), every job write fenced on (worker, attempt), publishing
 that only becomes visible in one final transaction, and cleanup at the start of the next
 attempt (stale version prefixes, the dead attempt's work dir). So a job may run twice, and
-running it twice is harmless (STYLE 8).
+running it twice is harmless.
 
 Shutdown (SIGTERM/SIGINT -> `stop()`): no new claims; in-flight encodes are cancelled (the
 runner kills ffmpeg) and their jobs released, not failed, so another worker starts them at

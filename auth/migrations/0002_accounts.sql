@@ -1,4 +1,4 @@
--- Issue 4: unicode-aware email uniqueness, one-time email tokens, session listing.
+-- Accounts: unicode-aware email uniqueness, one-time email tokens, session listing.
 
 -- The uniqueness key is NFKC-normalised and case-folded in Python (auth.emails.email_key),
 -- so "Bob@Example.com", "bob@example.com" and a full-width "ｂｏｂ@example.com" are one

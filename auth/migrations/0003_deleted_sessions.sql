@@ -1,4 +1,4 @@
--- Issue 4: a deleted account's sessions go with its user row (ON DELETE CASCADE), but access
+-- A deleted account's sessions go with its user row (ON DELETE CASCADE), but access
 -- tokens already issued to them live on for one access-token lifetime. Their ids are kept
 -- here (no foreign key: the user is gone) so that when Redis loses its revocation keys, the
 -- reload from Postgres (auth.revocation) finds these sessions too. Rows older than the

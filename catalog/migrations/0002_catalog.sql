@@ -1,4 +1,4 @@
--- Catalog, issue 5: credits, posters, visibility, popularity, search, favorites, history.
+-- Catalog: credits, posters, visibility, popularity, search, favorites, history.
 
 CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
 CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public;

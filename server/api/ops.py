@@ -42,7 +42,7 @@ DEGRADABLE = frozenset({"redis"})
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     """200 only while Postgres, Redis and storage all answer, each within READY_TIMEOUT_S;
-    else 503 listing what is down, with Retry-After (CONTRACT: 503 while a dependency is down)."""
+    else 503 listing what is down, with Retry-After."""
     app = request.app
 
     async def postgres() -> None:
@@ -59,7 +59,7 @@ async def readyz(request: web.Request) -> web.Response:
     down = {name: reason for name, reason in results if reason is not None}
     # Without Redis the API still answers from Postgres (catalog cache bypassed, sessions
     # checked in Postgres), so Redis is reported "degraded" rather than "down"; the status
-    # stays 503 as CONTRACT.md asks while any dependency is unreachable.
+    # stays 503 while any dependency is unreachable.
     checks = {
         name: "ok" if reason is None else ("degraded" if name in DEGRADABLE else "down")
         for name, reason in results

@@ -31,7 +31,7 @@ class Playback(BaseModel):
 
 
 def version_base(public_url: str | None, title_id: str, version: str) -> str:
-    """Absolute under STREAMFLIX_PUBLIC_URL (a CDN in front), else root-relative (CONTRACT)."""
+    """Absolute under STREAMFLIX_PUBLIC_URL (a CDN in front), else root-relative."""
     path = f"{PREFIX}/{title_id}/{version}/"
     return public_url.rstrip("/") + path if public_url else path
 

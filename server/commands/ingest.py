@@ -122,7 +122,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     if not getattr(args, "debug", False):
         # stdout/stderr carry the result (and a bar on a terminal), not the worker's log: its
-        # "job failed"/"will retry" warnings would make a failure two lines (CONTRACT: one).
+        # "job failed"/"will retry" warnings would make a failure two lines (it is one).
         # The reason still reaches stderr as the one error line; retries show in the bar.
         logging.getLogger("streamflix").setLevel(logging.ERROR)
     async with open_runtime(settings) as (pool, storage):

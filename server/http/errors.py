@@ -82,9 +82,9 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     InvalidPresentation: 500,
     InvalidUri: 500,
     # A stream URL whose token is missing, malformed, forged, expired or for another title: 403
-    # (ARCHITECTURE "Tokens and CDN caching"); each subclass has its own code.
+    # (docs/origin.md); each subclass has its own code.
     PlaybackTokenError: 403,
-    # catalog: not ready is a 409 (CONTRACT: "409 conflict or not ready")
+    # catalog: not ready is a 409, like a conflict
     CatalogError: 400,
     TitleNotFound: 404,
     TitleNotReady: 409,

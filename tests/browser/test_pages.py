@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 VIDEO = "document.getElementById('video')"
 XSS = "<img src=x onerror=alert(1)>"
-WIDTHS = [360, 375, 1440]  # 360: the narrowest phone the issue names
+WIDTHS = [360, 375, 1440]  # 360: the narrowest phone we support
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Issue 3, real players: hls.js and dash.js in headless chromium play a title from the origin
+"""Real players: hls.js and dash.js in headless chromium play a title from the origin
 (token-bearing URLs from POST /playback), switch rendition with ABR off, seek, and keep going,
 with no player error, no console error and no HTTP error on any request."""
 from __future__ import annotations

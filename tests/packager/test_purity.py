@@ -1,4 +1,4 @@
-"""packager/ is pure (ARCHITECTURE): it takes data and returns text, so it imports no I/O."""
+"""packager/ is pure (docs/architecture.md): it takes data and returns text, so it imports no I/O."""
 import ast
 from pathlib import Path
 

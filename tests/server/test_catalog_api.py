@@ -387,7 +387,7 @@ async def test_admin_delete_removes_media_source_and_jobs(app_client, admin_head
     assert r.status == 404
 
 
-# ---- audit (issue 5): contract fields everywhere, limits everywhere, writes refresh pages --
+# ---- audit: contract fields everywhere, limits everywhere, writes refresh pages --
 
 
 async def quiesce(client):

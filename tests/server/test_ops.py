@@ -95,7 +95,7 @@ def _concrete(path: str) -> str:
 
 
 async def test_head_and_options_on_every_route(app_client):
-    """Bad input, issue 3: HEAD and OPTIONS on every route of the app. HEAD answers what GET
+    """Bad input: HEAD and OPTIONS on every route of the app. HEAD answers what GET
     answers, without a body; OPTIONS is a CORS preflight allowing the route's methods and
     Range; both carry CORS headers whatever the status."""
     routes = []

@@ -1,4 +1,4 @@
-"""Issue 3 on real transcoded output (the `ready_title` fixture: ingest + worker + ffmpeg), not
+"""The origin on real transcoded output (the `ready_title` fixture: ingest + worker + ffmpeg), not
 on a hand-built model: a viewer logs in, asks for playback URLs, and every playlist, MPD,
 init and media segment they name is checked with independent parsers (m3u8, mpegdash), with
 BANDWIDTH recomputed from the bytes the origin actually serves."""
