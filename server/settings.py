@@ -2,6 +2,7 @@
 
 Precedence: flags beat the environment, the environment beats the file.
 """
+
 from __future__ import annotations
 
 import dataclasses

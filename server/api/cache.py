@@ -16,6 +16,7 @@
   `redis_state(app)` says "ok" or "degraded" for /readyz.
 - ETag and 304: the If-None-Match rule is server.http.conditional's, the origin's too.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -138,7 +139,7 @@ CACHE = web.AppKey("catalog_cache", ResponseCache)
 
 
 def redis_state(app: web.Application) -> str:
-    """"ok", or "degraded" while the breaker bypasses Redis (for /readyz: the API still
+    """`"ok"`, or `"degraded"` while the breaker bypasses Redis (for /readyz: the API still
     answers from Postgres, without the cache)."""
     cache = app.get(CACHE)
     if cache is None:

@@ -7,6 +7,7 @@ proxy appends the address it received from): the first address that is not a tru
 is the client. Without trusted proxies, or from a peer that is not one, the header is
 ignored: anyone can send it, and believing it would let a client pick its own bucket.
 """
+
 from __future__ import annotations
 
 import ipaddress

@@ -4,6 +4,7 @@ Hand-written (about 80 lines) rather than prometheus_client: the hot path only i
 dict entries, and with `serve --workers N` each process keeps its own registry (a scrape
 reaches one process; `pid` in every sample tells them apart).
 """
+
 from __future__ import annotations
 
 import os
@@ -65,8 +66,10 @@ class Metrics:
                     f"streamflix_http_request_duration_seconds_bucket{_labels((('route', route), ('le', le), pid))} "
                     f"{cumulative}"
                 )
-            out.append(f"streamflix_http_request_duration_seconds_sum{_labels((('route', route), pid))} "
-                       f"{self.latency_sum[route]:.6f}")
+            out.append(
+                f"streamflix_http_request_duration_seconds_sum{_labels((('route', route), pid))} "
+                f"{self.latency_sum[route]:.6f}"
+            )
             out.append(f"streamflix_http_request_duration_seconds_count{_labels((('route', route), pid))} {cumulative}")
         out += [
             "# HELP streamflix_http_response_bytes_total Response body bytes sent, by route template.",

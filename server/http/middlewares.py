@@ -7,6 +7,7 @@ server.http.errors.error_middleware. One middleware, not two: each layer costs o
 CORS headers are added in `on_response_prepare`, which runs for every response, streamed ones
 and errors included, just before its headers go out.
 """
+
 from __future__ import annotations
 
 import asyncio

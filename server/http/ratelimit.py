@@ -10,6 +10,7 @@ must not lock every viewer out, and argon2 hashing still bounds what a password-
 per second. A breaker skips Redis for a few seconds after an error instead of paying a
 timeout per request.
 """
+
 from __future__ import annotations
 
 import hashlib

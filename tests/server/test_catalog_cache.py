@@ -1,5 +1,6 @@
 """The catalog cache: Redis entries keyed by a version, NOTIFY-driven invalidation, and the
 API answering from Postgres with a breaker when Redis is down."""
+
 from __future__ import annotations
 
 import asyncio

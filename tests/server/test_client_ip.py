@@ -1,6 +1,7 @@
 """The client address behind trusted proxies (server/http/clientip.py): X-Forwarded-For believed
 only from configured proxies, read right to left; per-IP rate limits and the access log use
 it."""
+
 from __future__ import annotations
 
 import dataclasses
