@@ -13,7 +13,6 @@
   within the notification delay; at worst (a lost notification) a page is LOCAL_TTL_S old.
 - When Redis fails, a breaker (auth.breaker) opens for BREAKER_OPEN_S: requests go straight
   to Postgres without waiting on Redis timeouts, then one request tries Redis again.
-  `redis_state(app)` says "ok" or "degraded" for /readyz.
 - ETag and 304: the If-None-Match rule is server.http.conditional's, the origin's too.
 """
 
@@ -136,24 +135,6 @@ class ResponseCache:
 
 
 CACHE = web.AppKey("catalog_cache", ResponseCache)
-
-
-def redis_state(app: web.Application) -> str:
-    """`"ok"`, or `"degraded"` while the breaker bypasses Redis (for /readyz: the API still
-    answers from Postgres, without the cache)."""
-    cache = app.get(CACHE)
-    if cache is None:
-        return "ok"
-    return "degraded" if cache.breaker.is_open else "ok"
-
-
-async def redis_check(app: web.Application) -> str:
-    """Like `redis_state`, but pings Redis when the breaker is closed (a failed ping opens it)."""
-    cache = app.get(CACHE)
-    if cache is None:
-        return "ok"
-    await cache.call(lambda r: r.ping(), None)
-    return redis_state(app)
 
 
 # ---- wiring -------------------------------------------------------------------------------
