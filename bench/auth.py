@@ -8,6 +8,7 @@ the defaults) but a throw-away database and Redis prefix of its own, removed at 
 app runs in this process on a free port; client and server share the CPU, so absolute
 figures are pessimistic on a small machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,14 +24,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import aiohttp  # noqa: E402
-import asyncpg  # noqa: E402
-from aiohttp import web  # noqa: E402
+import aiohttp
+import asyncpg
+from aiohttp import web
 
-from server.app import create_app  # noqa: E402
-from server.http.authn import REVOCATIONS  # noqa: E402
-from server.migrate import migrate  # noqa: E402
-from server.settings import Settings  # noqa: E402
+from server.app import create_app
+from server.http.authn import REVOCATIONS
+from server.migrate import migrate
+from server.settings import Settings
 
 PASSWORD = "correct horse battery"
 
@@ -102,8 +103,10 @@ async def run_all(app: web.Application, http: aiohttp.ClientSession, args: argpa
     t0 = time.perf_counter()
     await asyncio.gather(*(client(e) for e in emails))
     elapsed = time.perf_counter() - t0
-    print(f"login, {args.clients} concurrent clients, {elapsed:.1f} s: {fmt(latencies)}   "
-          f"{len(latencies) / elapsed:.1f} logins/s  (argon2id m=19MiB t=2 p=1, {os.cpu_count()} CPUs)")
+    print(
+        f"login, {args.clients} concurrent clients, {elapsed:.1f} s: {fmt(latencies)}   "
+        f"{len(latencies) / elapsed:.1f} logins/s  (argon2id m=19MiB t=2 p=1, {os.cpu_count()} CPUs)"
+    )
 
     # ---- the revocation check itself -----------------------------------------------------
     r = await http.post("/api/v1/auth/login", json={"email": emails[0], "password": PASSWORD})
@@ -141,10 +144,14 @@ async def run_all(app: web.Application, http: aiohttp.ClientSession, args: argpa
     print(f"GET /api/v1/me with the check disabled:                 {fmt(without)}")
     added50 = (pct(with_check, 50) - pct(without, 50)) * 1000
     added95 = (pct(with_check, 95) - pct(without, 95)) * 1000
-    print(f"added by the check: p50 {added50:+.3f} ms, p95 {added95:+.3f} ms; "
-          f"check alone p95 {pct(check, 95) * 1000:.3f} ms (target < 1 ms)")
-    print(f"mean per request: with {statistics.mean(with_check) * 1000:.3f} ms, "
-          f"without {statistics.mean(without) * 1000:.3f} ms")
+    print(
+        f"added by the check: p50 {added50:+.3f} ms, p95 {added95:+.3f} ms; "
+        f"check alone p95 {pct(check, 95) * 1000:.3f} ms (target < 1 ms)"
+    )
+    print(
+        f"mean per request: with {statistics.mean(with_check) * 1000:.3f} ms, "
+        f"without {statistics.mean(without) * 1000:.3f} ms"
+    )
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """Small helpers the benchmark scripts share (they run as `python bench/NAME.py`, which puts
 this folder on sys.path)."""
+
 from __future__ import annotations
 
 import socket

@@ -14,6 +14,7 @@ load, then cached browse throughput with wrk.
 
 Targets: search p95 <= 15 ms, suggest p95 <= 5 ms, cached browse >= 5,000 req/s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -40,18 +41,33 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchlib import free_port, wait_http  # noqa: E402
+
 from server.migrate import migrate  # noqa: E402
 from server.settings import Settings  # noqa: E402
-
-from benchlib import free_port, wait_http  # noqa: E402
 
 N_TITLES = 10_000
 N_SERIES = 150
 EPISODES_PER_SERIES = 10
 N_HISTORY = 100_000
 N_USERS = 5_000
-GENRES = ["action", "comedy", "drama", "horror", "sci-fi", "romance", "thriller", "documentary",
-          "animation", "crime", "fantasy", "family", "mystery", "western", "music"]
+GENRES = [
+    "action",
+    "comedy",
+    "drama",
+    "horror",
+    "sci-fi",
+    "romance",
+    "thriller",
+    "documentary",
+    "animation",
+    "crime",
+    "fantasy",
+    "family",
+    "mystery",
+    "western",
+    "music",
+]
 WORDS = """night day river city shadow light storm winter summer ocean mountain dragon empire
 kingdom stranger secret garden silver golden iron glass stone fire water wind star moon sun
 hunter dancer soldier doctor teacher pilot captain queen king prince princess ghost robot
@@ -64,7 +80,9 @@ puzzle riddle labyrinth maze paradise inferno heaven harvest hunger thunder ligh
 blossom autumn spring frost ember ash dust smoke velvet crimson scarlet azure emerald
 midnight twilight dawn horizon frontier border wild quiet silent broken hidden lost last
 first final eternal endless forgotten burning frozen falling rising dark bright""".split()
-FIRST = "Anna Ben Carla David Elena Farid Grace Hiro Ines Jonas Kira Leo Maya Nico Olga Pablo Quinn Rosa Sami Tara".split()
+FIRST = (
+    "Anna Ben Carla David Elena Farid Grace Hiro Ines Jonas Kira Leo Maya Nico Olga Pablo Quinn Rosa Sami Tara".split()
+)
 LAST = "Reeves Moss Fishburne Weaving Okafor Tanaka Silva Novak Haddad Larsen Kowalski Dubois Moreau Rossi Chen".split()
 
 
@@ -87,14 +105,16 @@ async def seed(dsn: str, rng: random.Random) -> list[str]:
     """Returns the seeded titles' names (for queries)."""
     conn = await asyncpg.connect(dsn)
     try:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         rows = []
         names = []
         n_movies = N_TITLES - N_SERIES - N_SERIES * EPISODES_PER_SERIES
         specials = ["The Matrix", "The Matrix Reloaded", "Amélie", "Spirited Away", "Heat"]
 
         def credits() -> str:
-            people = [{"name": f"{rng.choice(FIRST)} {rng.choice(LAST)}", "role": "cast"} for _ in range(rng.randint(2, 5))]
+            people = [
+                {"name": f"{rng.choice(FIRST)} {rng.choice(LAST)}", "role": "cast"} for _ in range(rng.randint(2, 5))
+            ]
             people.append({"name": f"{rng.choice(FIRST)} {rng.choice(LAST)}", "role": "director"})
             return json.dumps(people)
 
@@ -108,8 +128,25 @@ async def seed(dsn: str, rng: random.Random) -> list[str]:
             name = specials[i] if i < len(specials) else make_title(rng)
             names.append(name)
             pub = when()
-            rows.append((uuid.uuid4(), "movie", name, rng.randint(1950, 2025), rng.sample(GENRES, rng.randint(1, 3)),
-                         desc(), credits(), None, None, None, "ready", "v1", float(rng.randint(4000, 9000)), pub, pub))
+            rows.append(
+                (
+                    uuid.uuid4(),
+                    "movie",
+                    name,
+                    rng.randint(1950, 2025),
+                    rng.sample(GENRES, rng.randint(1, 3)),
+                    desc(),
+                    credits(),
+                    None,
+                    None,
+                    None,
+                    "ready",
+                    "v1",
+                    float(rng.randint(4000, 9000)),
+                    pub,
+                    pub,
+                )
+            )
         series_rows, episode_rows = [], []
         for _ in range(N_SERIES):
             sid = uuid.uuid4()
@@ -117,14 +154,63 @@ async def seed(dsn: str, rng: random.Random) -> list[str]:
             names.append(name)
             genres = rng.sample(GENRES, rng.randint(1, 3))
             pub = when()
-            series_rows.append((sid, "series", name, rng.randint(1990, 2025), genres, desc(), credits(), None, None,
-                                None, "ready", None, None, pub, pub))
+            series_rows.append(
+                (
+                    sid,
+                    "series",
+                    name,
+                    rng.randint(1990, 2025),
+                    genres,
+                    desc(),
+                    credits(),
+                    None,
+                    None,
+                    None,
+                    "ready",
+                    None,
+                    None,
+                    pub,
+                    pub,
+                )
+            )
             for e in range(EPISODES_PER_SERIES):
                 season, number = 1 + e // 5, 1 + e % 5
-                episode_rows.append((uuid.uuid4(), "episode", f"{name}: {make_title(rng)}", None, genres, desc(), "[]",
-                                     sid, season, number, "ready", "v1", float(rng.randint(1200, 3600)), pub, pub))
-        cols = ["id", "kind", "title", "year", "genres", "description", "credits", "series_id", "season_number",
-                "episode_number", "status", "current_version", "duration_s", "published_at", "created_at"]
+                episode_rows.append(
+                    (
+                        uuid.uuid4(),
+                        "episode",
+                        f"{name}: {make_title(rng)}",
+                        None,
+                        genres,
+                        desc(),
+                        "[]",
+                        sid,
+                        season,
+                        number,
+                        "ready",
+                        "v1",
+                        float(rng.randint(1200, 3600)),
+                        pub,
+                        pub,
+                    )
+                )
+        cols = [
+            "id",
+            "kind",
+            "title",
+            "year",
+            "genres",
+            "description",
+            "credits",
+            "series_id",
+            "season_number",
+            "episode_number",
+            "status",
+            "current_version",
+            "duration_s",
+            "published_at",
+            "created_at",
+        ]
         for chunk in (rows, series_rows, episode_rows):
             await conn.copy_records_to_table("titles", schema_name="catalog", records=chunk, columns=cols)
 
@@ -148,8 +234,19 @@ async def seed(dsn: str, rng: random.Random) -> list[str]:
                 ts = when()
                 hist.append((user, tid, item, pos, dur, pos >= 0.95 * dur, ts, ts))
         await conn.copy_records_to_table(
-            "history", schema_name="catalog", records=hist,
-            columns=["user_id", "title_id", "item_id", "position_s", "duration_s", "finished", "client_ts", "updated_at"],
+            "history",
+            schema_name="catalog",
+            records=hist,
+            columns=[
+                "user_id",
+                "title_id",
+                "item_id",
+                "position_s",
+                "duration_s",
+                "finished",
+                "client_ts",
+                "updated_at",
+            ],
         )
         await conn.execute(
             """UPDATE catalog.titles t SET popularity = c.n FROM (
@@ -229,6 +326,7 @@ async def open_loop(base: str, paths: list[str], rate: float, duration: float) -
     total = int(rate * duration)
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def one(path: str, scheduled: float) -> None:
             nonlocal errors, hits
             try:
@@ -262,7 +360,9 @@ def quote(path: str) -> str:
 def wrk(url: str, duration: int, connections: int, threads: int) -> tuple[float, str]:
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     m = re.search(r"Requests/sec:\s+([\d.]+)", out)
     lat = re.search(r"99%\s+(\S+)", out)
@@ -313,8 +413,16 @@ def main() -> int:
             # address; 0 turns it off (it also costs a Redis round trip per request).
             "STREAMFLIX_RATE_LIMIT_API_PER_MIN": "0",
         }
-        cmd = [str(ROOT / ".venv/bin/streamflix"), "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(args.workers)]
+        cmd = [
+            str(ROOT / ".venv/bin/streamflix"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+        ]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / "serve.err", "wb"))
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/healthz")
@@ -327,25 +435,35 @@ def main() -> int:
         }
         # warm the server's pools and code paths (not the measured queries)
         asyncio.run(open_loop(base, ["/api/v1/titles", "/api/v1/search?q=warm", "/api/v1/search/suggest?q=wa"], 50, 1))
-        print(f"\nopen loop: {args.rate:.0f} req/s for {args.duration:.0f} s per endpoint, "
-              f"{args.workers} server process(es)")
+        print(
+            f"\nopen loop: {args.rate:.0f} req/s for {args.duration:.0f} s per endpoint, "
+            f"{args.workers} server process(es)"
+        )
         # /healthz does nothing: its latency is this machine's floor (client, loop, scheduler)
         cases["healthz"] = ["/healthz"] * n
         targets = {"search": 15.0, "suggest": 5.0, "browse": None, "healthz": None}
         for name, paths in cases.items():
             lat, errors, hits = asyncio.run(open_loop(base, paths, args.rate, args.duration))
             target = targets[name]
-            verdict = "" if target is None else ("  (target p95 <= %.0f ms: %s)" % (target, "met" if pct(lat, 95) <= target else "MISSED"))
-            print(f"  {name:8s} n={len(lat):5d}  p50 {pct(lat, 50):6.2f} ms  p95 {pct(lat, 95):6.2f} ms  "
-                  f"p99 {pct(lat, 99):6.2f} ms  cache hits {100 * hits / max(1, len(lat)):3.0f}%  errors {errors}{verdict}")
+            verdict = (
+                ""
+                if target is None
+                else ("  (target p95 <= %.0f ms: %s)" % (target, "met" if pct(lat, 95) <= target else "MISSED"))
+            )
+            print(
+                f"  {name:8s} n={len(lat):5d}  p50 {pct(lat, 50):6.2f} ms  p95 {pct(lat, 95):6.2f} ms  "
+                f"p99 {pct(lat, 99):6.2f} ms  cache hits {100 * hits / max(1, len(lat)):3.0f}%  errors {errors}{verdict}"
+            )
 
         url = base + "/api/v1/titles?sort=popular&limit=20"
         urllib.request.urlopen(url).read()  # cached from here on
         wrk(url, 2, args.wrk_connections, 1)
         rps, p99 = wrk(url, 10, args.wrk_connections, 1)
         verdict = "met" if rps >= 5000 else "MISSED"
-        print(f"\ncached browse (wrk -t1 -c{args.wrk_connections} -d10s): {rps:,.0f} req/s, p99 {p99}  "
-              f"(target >= 5,000 req/s: {verdict})")
+        print(
+            f"\ncached browse (wrk -t1 -c{args.wrk_connections} -d10s): {rps:,.0f} req/s, p99 {p99}  "
+            f"(target >= 5,000 req/s: {verdict})"
+        )
         return 0
     finally:
         if proc is not None:

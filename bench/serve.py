@@ -15,6 +15,7 @@ and prints req/s, MB/s and each server's CPU time per request (user + system µs
 the server's whole process tree) side by side with ratios. Targets: segments >= 0.9x
 nginx, playlists >= 0.5x.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,6 +35,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchlib import free_port, wait_http  # noqa: E402
+
 from auth import playback  # noqa: E402
 from media import keys as media_keys  # noqa: E402
 from media.backend import open_storage  # noqa: E402
@@ -42,8 +45,6 @@ from packager.model import Presentation, Rendition, Segment  # noqa: E402
 from packager.uris import UriBuilder  # noqa: E402
 from server.migrate import migrate  # noqa: E402
 from server.settings import Settings  # noqa: E402
-
-from benchlib import free_port, wait_http  # noqa: E402
 
 SEGMENT_BYTES = 1024 * 1024
 SEGMENTS = 4
@@ -194,16 +195,29 @@ def main() -> int:
         (tmp / "media" / rel / "index.m3u8").write_text(playlist)
 
         ours_port, nginx_port = free_port(), free_port()
-        cmd = [str(ROOT / ".venv/bin/streamflix"), "serve", "--host", "127.0.0.1", "--port", str(ours_port),
-               "--workers", str(args.workers)]
+        cmd = [
+            str(ROOT / ".venv/bin/streamflix"),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ours_port),
+            "--workers",
+            str(args.workers),
+        ]
         if args.loop:
             cmd += ["--loop", args.loop]
-        procs.append(subprocess.Popen(cmd, env=settings_env, stdout=subprocess.DEVNULL, stderr=open(tmp / "serve.err", "wb")))
+        procs.append(
+            subprocess.Popen(cmd, env=settings_env, stdout=subprocess.DEVNULL, stderr=open(tmp / "serve.err", "wb"))
+        )
         prefix = tmp / "nginx"
         prefix.mkdir()
         (prefix / "nginx.conf").write_text(nginx_conf(prefix, tmp / "media", nginx_port, args.workers))
-        procs.append(subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf")],
-                                      stderr=open(prefix / "stderr", "wb")))
+        procs.append(
+            subprocess.Popen(
+                [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf")], stderr=open(prefix / "stderr", "wb")
+            )
+        )
         wait_http(f"http://127.0.0.1:{ours_port}/healthz")
         wait_http(f"http://127.0.0.1:{nginx_port}/{rel}/index.m3u8")
 
@@ -218,11 +232,15 @@ def main() -> int:
             da, db = urllib.request.urlopen(a).read(), urllib.request.urlopen(b).read()
             assert da == db, f"{name}: ours and nginx's bodies differ"
 
-        print(f"bench/serve.py: {args.workers} worker(s) each, wrk -t{args.threads} -c{args.connections}, "
-              f"{args.duration}s per server per case ({ROUNDS} interleaved rounds), 127.0.0.1, "
-              f"loop={args.loop or 'default'}, cpus={os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}")
-        print(f"{'case':<10} {'server':<8} {'req/s':>10} {'MB/s':>10} {'CPU us/req user+sys':>20}   "
-              f"ratio (ours/nginx)  target")
+        print(
+            f"bench/serve.py: {args.workers} worker(s) each, wrk -t{args.threads} -c{args.connections}, "
+            f"{args.duration}s per server per case ({ROUNDS} interleaved rounds), 127.0.0.1, "
+            f"loop={args.loop or 'default'}, cpus={os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"{'case':<10} {'server':<8} {'req/s':>10} {'MB/s':>10} {'CPU us/req user+sys':>20}   "
+            f"ratio (ours/nginx)  target"
+        )
         ok = True
         ours_pid, nginx_pid = procs[0].pid, procs[1].pid
         for name, (a, b, target) in cases.items():
@@ -243,8 +261,10 @@ def main() -> int:
             ratio = ra / rb if rb else 0.0
             ok &= ratio >= target
             print(f"{name:<10} {'ours':<8} {ra:>10.0f} {ma:>10.1f} {f'{ua:.0f}+{sa:.0f}':>20}")
-            print(f"{'':<10} {'nginx':<8} {rb:>10.0f} {mb:>10.1f} {f'{ub:.0f}+{sb:.0f}':>20}   {ratio:>6.2f}x"
-                  f"             >= {target}x {'ok' if ratio >= target else 'MISSED'}")
+            print(
+                f"{'':<10} {'nginx':<8} {rb:>10.0f} {mb:>10.1f} {f'{ub:.0f}+{sb:.0f}':>20}   {ratio:>6.2f}x"
+                f"             >= {target}x {'ok' if ratio >= target else 'MISSED'}"
+            )
         return 0 if ok else 1
     finally:
         for proc in procs:

@@ -4,6 +4,7 @@ Two sorted sets (member = the case-folded query, score = count). They are trimme
 most frequent `KEEP` now and then, so a flood of unique queries cannot grow them without
 bound. The caller passes the Redis client and the deployment's key prefix.
 """
+
 from __future__ import annotations
 
 import random
@@ -37,8 +38,6 @@ async def stats(redis: Any, prefix: str, *, limit: int = 20) -> dict[str, list[d
     top, zero = await pipe.execute()
 
     def rows(pairs: list[tuple[bytes | str, float]]) -> list[dict[str, Any]]:
-        return [
-            {"query": q.decode() if isinstance(q, bytes) else q, "count": int(n)} for q, n in pairs
-        ]
+        return [{"query": q.decode() if isinstance(q, bytes) else q, "count": int(n)} for q, n in pairs]
 
     return {"top": rows(top), "zero_results": rows(zero)}

@@ -1,5 +1,6 @@
 """Browse: visible titles filtered by kind, genre and year, newest or most popular first,
 with keyset pagination (an index range per page, however deep; no OFFSET)."""
+
 from __future__ import annotations
 
 import unicodedata
@@ -39,9 +40,7 @@ class BrowseQuery:
     @property
     def scope(self) -> str:
         """What a cursor is bound to: the same filter, sort and audience."""
-        return "|".join(
-            str(v) for v in (self.kind, self.genre, self.year, self.sort, self.include_hidden, self.status)
-        )
+        return "|".join(str(v) for v in (self.kind, self.genre, self.year, self.sort, self.include_hidden, self.status))
 
 
 def parse_limit(raw: str | None, *, default: int = DEFAULT_LIMIT, maximum: int = MAX_LIMIT) -> int:

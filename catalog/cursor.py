@@ -5,6 +5,7 @@ for (its `scope`), so a cursor copied onto another query is refused instead of r
 page of something else. Anything that does not verify is `InvalidCursor` (a 400), whatever
 bytes a client sends.
 """
+
 from __future__ import annotations
 
 import base64

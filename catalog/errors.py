@@ -1,4 +1,5 @@
 """Typed catalog errors; `server/http/errors.py` maps them to HTTP."""
+
 from __future__ import annotations
 
 

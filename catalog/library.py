@@ -3,6 +3,7 @@
 Keyed by the accounts service's user id (a uuid) with no foreign key to `auth`: database
 per service. `erase_viewer` is how a deleted account's rows go.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,7 +60,7 @@ async def remove_favorite(conn: asyncpg.Connection, user_id: str, title_id: str)
 
 async def list_favorites(conn: asyncpg.Connection, user_id: str, *, limit: int = LIST_LIMIT) -> list[Title]:
     rows = await conn.fetch(
-        f"""SELECT {columns('t')} FROM catalog.favorites f JOIN catalog.titles t ON t.id = f.title_id
+        f"""SELECT {columns("t")} FROM catalog.favorites f JOIN catalog.titles t ON t.id = f.title_id
              WHERE f.user_id = $1 AND t.visible
              ORDER BY f.created_at DESC, t.id LIMIT $2""",
         _user(user_id),
@@ -172,7 +173,7 @@ class HistoryEntry:
 
 async def list_history(conn: asyncpg.Connection, user_id: str, *, limit: int = LIST_LIMIT) -> list[HistoryEntry]:
     rows = await conn.fetch(
-        f"""SELECT {columns('t')}, h.position_s AS h_position, h.finished AS h_finished,
+        f"""SELECT {columns("t")}, h.position_s AS h_position, h.finished AS h_finished,
                    h.updated_at AS h_updated
               FROM catalog.history h JOIN catalog.titles t ON t.id = h.title_id
              WHERE h.user_id = $1

@@ -1,4 +1,5 @@
 """Uploaded posters: what is accepted. Pure (the bytes are stored by the server)."""
+
 from __future__ import annotations
 
 from catalog.errors import InvalidPoster

@@ -5,6 +5,7 @@ Work is per show (a series stands for its episodes). Seeds are what the viewer w
 favorited; candidates are never something they have watched (finished or in progress: the
 latter is in continue-watching) or already favorited. Every pick carries a `reason`.
 """
+
 from __future__ import annotations
 
 import uuid

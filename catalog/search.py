@@ -9,6 +9,7 @@ text) and of `<%` (trigrams have no syntax at all).
 `suggest`: titles with a word starting with each typed word (a prefix tsquery built here
 from `\\w+` tokens only, so nothing the user types is tsquery syntax).
 """
+
 from __future__ import annotations
 
 import re
@@ -139,8 +140,7 @@ async def _candidates(conn: asyncpg.Connection, query: str) -> list[Hit]:
         prefix_tsquery(query),
     )
     return [
-        Hit(str(r["id"]), r["kind"], str(r["series_id"]) if r["series_id"] else None, float(r["score"]))
-        for r in rows
+        Hit(str(r["id"]), r["kind"], str(r["series_id"]) if r["series_id"] else None, float(r["score"])) for r in rows
     ]
 
 

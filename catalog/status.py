@@ -28,9 +28,7 @@ async def mark_processing(conn: asyncpg.Connection, title_id: str) -> bool:
     return result == "UPDATE 1"
 
 
-async def publish_ready(
-    conn: asyncpg.Connection, title_id: str, version: str, *, duration_s: float
-) -> str | None:
+async def publish_ready(conn: asyncpg.Connection, title_id: str, version: str, *, duration_s: float) -> str | None:
     """Point the title at `version` and mark it ready, in one statement; returns the version
     it replaced (for cleanup)."""
     return await conn.fetchval(

@@ -1,4 +1,5 @@
 """Titles: create, read, edit, delete (status moves in `catalog.status`)."""
+
 from __future__ import annotations
 
 import json
@@ -84,9 +85,7 @@ class Title:
             "published_at": self.published_at.isoformat() if self.published_at else None,
         }
         if self.kind == "episode":
-            out.update(
-                series_id=self.series_id, season_number=self.season_number, episode_number=self.episode_number
-            )
+            out.update(series_id=self.series_id, season_number=self.season_number, episode_number=self.episode_number)
         out.update(self.extra)
         return out
 
@@ -232,9 +231,7 @@ async def list_titles(conn: asyncpg.Connection) -> list[Title]:
 
 async def find_by_name(conn: asyncpg.Connection, name: str) -> list[Title]:
     """Titles named exactly `name`, newest first."""
-    rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM catalog.titles WHERE title = $1 ORDER BY created_at DESC, id", name
-    )
+    rows = await conn.fetch(f"SELECT {COLUMNS} FROM catalog.titles WHERE title = $1 ORDER BY created_at DESC, id", name)
     return [title_from_row(r) for r in rows]
 
 

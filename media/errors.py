@@ -1,4 +1,5 @@
 """Every error the media package raises. `server/http/errors.py` maps these `code`s to HTTP."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Storage key layout: the one place that knows where a title's objects live."""
+
 from __future__ import annotations
 
 TITLES = "titles"

@@ -3,6 +3,7 @@
 The parsing lives in `media.probe_parse`; this module only runs the process and turns its
 failures into one-line `ProbeError` reasons a user can act on.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -71,7 +72,7 @@ async def probe(path_or_url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S, ffpro
         raise ProbeError(source, f"{ffprobe} is not installed (install ffmpeg)") from None
     try:
         stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise ProbeError(source, f"ffprobe gave no answer within {timeout_s:g} s") from None
     finally:
         if proc.returncode is None:  # timed out or cancelled: never leave ffprobe running

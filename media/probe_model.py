@@ -2,6 +2,7 @@
 
 `media.probe.probe(path)` fills it from ffprobe; this module is pure data.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -56,7 +57,7 @@ class Probe:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Probe":
+    def from_dict(cls, data: dict[str, Any]) -> Probe:
         video = VideoStream(**data["video"]) if data.get("video") else None
         audio = tuple(AudioStream(**a) for a in data.get("audio", ()))
         return cls(**{**data, "video": video, "audio": audio})

@@ -3,6 +3,7 @@
 `media.probe` runs ffprobe; this module only reads its answer, so every quirk below is
 tested from a literal dict in milliseconds.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,7 @@ _SEMI_PLANAR_DEPTH = re.compile(r"^p0(\d\d)(?:le|be)$")  # p010le, p016le (hardw
 
 
 def parse_rate(text: str | None) -> float:
-    """"30000/1001" -> 29.97; "0/0", "N/A" or junk -> 0.0."""
+    """ "30000/1001" -> 29.97; "0/0", "N/A" or junk -> 0.0."""
     if not text:
         return 0.0
     try:

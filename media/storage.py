@@ -5,12 +5,14 @@ endpoint_url)`.
 Keys are relative, "/"-separated, validated by `validate_key` (no "..", no absolute paths,
 no NUL, no empty parts).
 """
+
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import AsyncIterator, Protocol
+from typing import Protocol
 
 # Re-exported: media.errors is the one list of media errors; existing imports keep working.
 from media.errors import InvalidKey, ObjectNotFound, StorageError
@@ -74,4 +76,3 @@ def validate_key(key: str) -> str:
         if part in ("", ".", ".."):
             raise InvalidKey(f"invalid storage key: {key!r}")
     return key
-

@@ -3,6 +3,7 @@
 Writes are atomic (a temp file in the same directory, fsynced, then `os.replace`), so a
 reader sees the old object or the new one, never half of one. Blocking calls run in threads.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -10,9 +11,10 @@ import mimetypes
 import os
 import shutil
 import uuid
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import AsyncIterator, BinaryIO, Callable
+from typing import BinaryIO
 
 from media.errors import InvalidKey, ObjectNotFound, StorageError
 from media.storage import ObjectInfo, validate_key
@@ -81,7 +83,7 @@ class FileStorage:
             # Changes whenever the file is replaced (new inode) or rewritten (size, mtime), and is
             # the same across processes and restarts: a strong validator (RFC 9110 8.8.3).
             etag=f"{st.st_size:x}-{st.st_mtime_ns:x}-{st.st_ino:x}",
-            mtime=datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=timezone.utc),
+            mtime=datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC),
             content_type=guess_content_type(key),
         )
 

@@ -4,12 +4,14 @@ boto3 is blocking, so every call runs in a thread (`asyncio.to_thread`); its cli
 thread-safe, so one client per instance serves all of them. Credentials and region come
 from the usual AWS_* variables (boto3's default chain).
 """
+
 from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, TypeVar
 
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
@@ -192,14 +194,10 @@ class S3Storage:
 
             def flush() -> None:
                 nonlocal count
-                r = self._client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
-                )
+                r = self._client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
                 if r.get("Errors"):
                     e = r["Errors"][0]
-                    raise StorageError(
-                        f"s3 delete {e.get('Key')!r}: {e.get('Code')} {e.get('Message', '')}".strip()
-                    )
+                    raise StorageError(f"s3 delete {e.get('Key')!r}: {e.get('Code')} {e.get('Message', '')}".strip())
                 count += len(batch)
                 batch.clear()
 

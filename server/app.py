@@ -1,5 +1,6 @@
 """The aiohttp application factory: clients opened and closed in cleanup contexts, routes
 registered by each route module's `setup(app)`."""
+
 from __future__ import annotations
 
 import logging
@@ -40,9 +41,7 @@ async def _pg_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    client = aioredis.from_url(
-        settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=30
-    )
+    client = aioredis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=30)
     app[keys.REDIS] = client
     yield
     await client.aclose()

@@ -1,4 +1,5 @@
 """Typed application keys: the one place where shared clients are reached from a request."""
+
 from __future__ import annotations
 
 import asyncpg

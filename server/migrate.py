@@ -4,6 +4,7 @@ Each package owns `PKG/migrations/NNNN_name.sql` in its own schema. Applied migr
 recorded in `public.streamflix_migrations`; a session-level advisory lock makes two processes
 running this at once take turns (the second finds nothing left to do).
 """
+
 from __future__ import annotations
 
 import importlib

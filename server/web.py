@@ -11,6 +11,7 @@
 - Every response here carries the security headers: a CSP that allows only this origin,
   `nosniff`, and a referrer policy.
 """
+
 from __future__ import annotations
 
 import mimetypes

@@ -1,5 +1,6 @@
 """Shared fixtures: a fresh migrated Postgres database per test session, a random Redis key
 prefix, the full aiohttp app, and generated media clips. Real services, no fakes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,8 +13,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -21,6 +23,7 @@ import pytest
 from server.migrate import migrate
 from server.settings import Settings
 from tests.support import EdgeTestServer, free_port
+
 
 def _admin_dsn() -> str:
     if "STREAMFLIX_TEST_ADMIN_DSN" in os.environ:
@@ -144,8 +147,8 @@ def _ffmpeg() -> str:
 def clip_factory(session_tmp: Path) -> Callable[..., Path]:
     """Make (once per session) a small generated clip:
 
-        clip_factory(seconds=4, width=640, height=360, fps=25, audio=True, video=True,
-                     pix_fmt="yuv420p", extra=[...], suffix=".mp4")
+    clip_factory(seconds=4, width=640, height=360, fps=25, audio=True, video=True,
+                 pix_fmt="yuv420p", extra=[...], suffix=".mp4")
     """
     cache: dict[tuple, Path] = {}
     clips = session_tmp / "clips"

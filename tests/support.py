@@ -1,4 +1,5 @@
 """Helpers shared by the test packages (fixtures live in conftest.py)."""
+
 from __future__ import annotations
 
 import socket

@@ -1,4 +1,5 @@
 """docker-compose.yml and the Dockerfile, checked by reading them (Docker cannot run here)."""
+
 from __future__ import annotations
 
 import dataclasses

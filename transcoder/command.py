@@ -20,6 +20,7 @@ since the start, and with a GOP that divides the segment duration that is exactl
 `segment_s` seconds. Its `{id}.m3u8` playlists in out_dir are a by-product: the packager
 renders playlists from the rendition model.
 """
+
 from __future__ import annotations
 
 import re
@@ -33,8 +34,15 @@ INIT_NAME = "init.mp4"
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
-def build_ffmpeg_args(source: str, ladder: Ladder, out_dir: Path, *, preset: str = "veryfast",
-                      threads: int = 0, ffmpeg_bin: str = "ffmpeg") -> list[str]:
+def build_ffmpeg_args(
+    source: str,
+    ladder: Ladder,
+    out_dir: Path,
+    *,
+    preset: str = "veryfast",
+    threads: int = 0,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
     """The argv (program first) that encodes `source` to `ladder` under `out_dir`."""
     # "file:" stops a local name like "a:b.mp4" being read as a protocol.
     inp = ffmpeg.input(source if _URL.match(source) else "file:" + source)
@@ -52,9 +60,7 @@ def build_ffmpeg_args(source: str, ladder: Ladder, out_dir: Path, *, preset: str
         for i, rung in enumerate(ladder.rungs):
             branch = branches.stream(i) if branches is not None else video
             streams.append(
-                branch.filter("scale", w=rung.width, h=rung.height)
-                .filter("setsar", "1")
-                .filter("format", PIX_FMT)
+                branch.filter("scale", w=rung.width, h=rung.height).filter("setsar", "1").filter("format", PIX_FMT)
             )
             opts[f"b:v:{i}"] = rung.video_bitrate
             opts[f"maxrate:v:{i}"] = rung.maxrate
@@ -62,26 +68,30 @@ def build_ffmpeg_args(source: str, ladder: Ladder, out_dir: Path, *, preset: str
             opts[f"profile:v:{i}"] = rung.profile
             opts[f"level:v:{i}"] = rung.level_name
             variants.append(f"v:{i},name:{rung.id}")
-        opts.update({
-            "c:v": "libx264",
-            "preset:v": preset,
-            "pix_fmt:v": PIX_FMT,
-            # Fixed GOP, no scene-cut IDRs: keyframes at the same instants in every rung.
-            "g:v": gop,
-            "keyint_min:v": gop,
-            "sc_threshold:v": 0,
-            "x264-params:v": f"keyint={gop}:min-keyint={gop}:scenecut=0",
-        })
+        opts.update(
+            {
+                "c:v": "libx264",
+                "preset:v": preset,
+                "pix_fmt:v": PIX_FMT,
+                # Fixed GOP, no scene-cut IDRs: keyframes at the same instants in every rung.
+                "g:v": gop,
+                "keyint_min:v": gop,
+                "sc_threshold:v": 0,
+                "x264-params:v": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+            }
+        )
 
     if ladder.audio:
         a = ladder.audio
         streams.append(inp[str(a.source_index)])
-        opts.update({
-            "c:a": a.codec,
-            "b:a": a.bitrate,
-            "ac": a.channels,
-            "ar": a.sample_rate,
-        })
+        opts.update(
+            {
+                "c:a": a.codec,
+                "b:a": a.bitrate,
+                "ac": a.channels,
+                "ar": a.sample_rate,
+            }
+        )
         if len(a.language) == 3 and a.language.isalpha():
             opts["metadata:s:a:0"] = f"language={a.language}"  # mdhd wants ISO 639-2
         variants.append(f"a:0,name:{a.id}")
@@ -92,23 +102,24 @@ def build_ffmpeg_args(source: str, ladder: Ladder, out_dir: Path, *, preset: str
     ids = ladder.rendition_ids
     # hlsenc substitutes %v in the init name only when there are several variants.
     init_name = f"%v/{INIT_NAME}" if len(ids) > 1 else f"{ids[0]}/{INIT_NAME}"
-    opts.update({
-        "threads": threads,
-        "map_metadata": -1,
-        "map_chapters": -1,
-        "f": "hls",
-        "hls_time": ladder.segment_s,
-        "hls_playlist_type": "vod",
-        "hls_segment_type": "fmp4",
-        "hls_flags": "independent_segments",
-        # init.mp4 is written relative to the playlist's folder (out_dir).
-        "hls_fmp4_init_filename": init_name,
-        "hls_segment_filename": str(out_dir / "%v" / "%d.m4s"),
-        "hls_start_number_source": "generic",
-        "start_number": 1,
-        "var_stream_map": " ".join(variants),
-    })
+    opts.update(
+        {
+            "threads": threads,
+            "map_metadata": -1,
+            "map_chapters": -1,
+            "f": "hls",
+            "hls_time": ladder.segment_s,
+            "hls_playlist_type": "vod",
+            "hls_segment_type": "fmp4",
+            "hls_flags": "independent_segments",
+            # init.mp4 is written relative to the playlist's folder (out_dir).
+            "hls_fmp4_init_filename": init_name,
+            "hls_segment_filename": str(out_dir / "%v" / "%d.m4s"),
+            "hls_start_number_source": "generic",
+            "start_number": 1,
+            "var_stream_map": " ".join(variants),
+        }
+    )
     out = ffmpeg.output(*streams, str(out_dir / "%v.m3u8"), **opts)
-    head = [ffmpeg_bin, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning",
-            "-nostats", "-progress", "pipe:1"]
+    head = [ffmpeg_bin, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"]
     return head + out.get_args()

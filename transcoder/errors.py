@@ -1,4 +1,5 @@
 """Typed transcoder errors. Each carries a snake_case `code`; the message is one human line."""
+
 from __future__ import annotations
 
 

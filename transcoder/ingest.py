@@ -6,6 +6,7 @@ The source is only checked for existence and size here; whether it is media at a
 worker's call (it probes, and stores the probe beside the source so nothing probes twice).
 A source that is rejected later leaves a `failed` title with a one-line reason.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -67,7 +68,7 @@ def _too_large(size: int, cap: int) -> SourceTooLarge:
 
 
 def source_extension(source: str) -> str:
-    """".mp4" from a path or URL, lower case; DEFAULT_EXT when it has none we can use."""
+    """ ".mp4" from a path or URL, lower case; DEFAULT_EXT when it has none we can use."""
     path = urlsplit(source).path if "://" in source else source
     ext = os.path.splitext(unquote(path))[1].lower()
     return ext if _EXT.match(ext) else DEFAULT_EXT
@@ -156,9 +157,7 @@ def _checked_local(source: str, max_bytes: int) -> Path:
     return path
 
 
-async def fetch_to_local(
-    source: str, scratch: Path, max_bytes: int, *, s3_endpoint_url: str | None = None
-) -> Path:
+async def fetch_to_local(source: str, scratch: Path, max_bytes: int, *, s3_endpoint_url: str | None = None) -> Path:
     """A local file holding the source: the path itself, or a download into `scratch`."""
     scheme = urlsplit(source).scheme.lower() if "://" in source else ""
     if not scheme:

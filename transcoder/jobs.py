@@ -11,6 +11,7 @@ Retries: `fail` requeues with exponential backoff while attempts remain, else th
 `failed`; the caller then marks the title failed. `release` gives a job back without counting
 the attempt (a graceful shutdown is not the job's fault).
 """
+
 from __future__ import annotations
 
 import uuid
@@ -93,9 +94,7 @@ async def enqueue(conn: asyncpg.Connection, title_id: str, source: str, max_atte
     return _job(row)
 
 
-async def claim(
-    conn: asyncpg.Connection, worker_id: str, lease_s: float, *, title_id: str | None = None
-) -> Job | None:
+async def claim(conn: asyncpg.Connection, worker_id: str, lease_s: float, *, title_id: str | None = None) -> Job | None:
     """Take the oldest runnable job: queued and due, or running with an expired lease (its
     worker died). Counts the attempt. `title_id` restricts the claim to one title (`ingest
     --wait`). Jobs out of attempts are left to `reap_exhausted`."""
@@ -139,9 +138,7 @@ async def reap_exhausted(conn: asyncpg.Connection) -> list[Job]:
     return [_job(r) for r in rows]
 
 
-async def heartbeat(
-    conn: asyncpg.Connection, job: Job, lease_s: float, progress: float | None = None
-) -> bool:
+async def heartbeat(conn: asyncpg.Connection, job: Job, lease_s: float, progress: float | None = None) -> bool:
     """Renew our lease (and record progress, 0..100); False when the job is no longer ours
     (lease expired and taken over, cancelled, or deleted)."""
     result = await conn.execute(

@@ -38,6 +38,7 @@ Rules:
   keeping its language; none when the source has no audio. An audio-only source gives a
   ladder with zero rungs (an audio-only title); a source with neither is rejected.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -80,8 +81,21 @@ AUDIO_SAMPLE_RATE = 48_000
 # Frame rates a container often stores rounded (29.97 as 2997/100, 23.976 as 2997/125).
 STANDARD_FPS: tuple[Fraction, ...] = tuple(
     Fraction(f)
-    for f in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60",
-              "100", "120000/1001", "120", "240")
+    for f in (
+        "24000/1001",
+        "24",
+        "25",
+        "30000/1001",
+        "30",
+        "48",
+        "50",
+        "60000/1001",
+        "60",
+        "100",
+        "120000/1001",
+        "120",
+        "240",
+    )
 )
 FALLBACK_FPS = Fraction(30)
 
@@ -132,8 +146,7 @@ class Ladder:
         return Fraction(self.fps) if self.fps else None
 
 
-def plan_ladder(probe: Probe, *, segment_s: int = DEFAULT_SEGMENT_S,
-                max_fps: float = DEFAULT_MAX_FPS) -> Ladder:
+def plan_ladder(probe: Probe, *, segment_s: int = DEFAULT_SEGMENT_S, max_fps: float = DEFAULT_MAX_FPS) -> Ladder:
     """Plan the renditions for `probe` (see the module docstring for the rules).
 
     Raises `SourceRejected` for a source that can never be transcoded: neither video nor
@@ -180,8 +193,7 @@ def plan_rungs(display_width: int, display_height: int, fps: Fraction) -> tuple[
     native_w, native_h = _even_at_most(dw, dw), _even_at_most(dh, dh)
     top_box_filled = bool(sizes) and sizes[0][0] == f"v{STANDARD_RUNGS[0][0]}"
     if not sizes or (
-        not top_box_filled
-        and sizes[0][1] * sizes[0][2] * NATIVE_RUNG_MIN_PIXEL_RATIO <= native_w * native_h
+        not top_box_filled and sizes[0][1] * sizes[0][2] * NATIVE_RUNG_MIN_PIXEL_RATIO <= native_w * native_h
     ):
         sizes.insert(0, (f"v{min(native_w, native_h)}", native_w, native_h))
 
@@ -191,10 +203,17 @@ def plan_rungs(display_width: int, display_height: int, fps: Fraction) -> tuple[
         bitrate = _round_to(_bitrate_for_pixels(w * h) * factor, 1000)
         maxrate = _round_to(bitrate * MAXRATE_FACTOR, 1000)
         bufsize = _round_to(bitrate * BUFSIZE_FACTOR, 1000)
-        rungs.append(Rung(
-            id=rung_id, width=w, height=h, video_bitrate=bitrate, maxrate=maxrate,
-            bufsize=bufsize, level=h264_level(w, h, fps, maxrate=maxrate, bufsize=bufsize),
-        ))
+        rungs.append(
+            Rung(
+                id=rung_id,
+                width=w,
+                height=h,
+                video_bitrate=bitrate,
+                maxrate=maxrate,
+                bufsize=bufsize,
+                level=h264_level(w, h, fps, maxrate=maxrate, bufsize=bufsize),
+            )
+        )
     return tuple(rungs)
 
 
@@ -243,18 +262,21 @@ def h264_level(width: int, height: int, fps: Fraction, *, maxrate: int, bufsize:
     frame_mbs = w_mbs * h_mbs
     for level, max_mbps, max_fs, max_dpb, max_br, max_cpb in _LEVELS:
         side = math.isqrt(8 * max_fs)  # A.3.1 (f): neither side above sqrt(8 * MaxFS) MBs
-        if (frame_mbs <= max_fs and w_mbs <= side and h_mbs <= side
-                and frame_mbs * fps <= max_mbps
-                and frame_mbs * _DPB_FRAMES <= max_dpb
-                and maxrate <= max_br * 1000 * _HIGH_BR_FACTOR
-                and bufsize <= max_cpb * 1000 * _HIGH_BR_FACTOR):
+        if (
+            frame_mbs <= max_fs
+            and w_mbs <= side
+            and h_mbs <= side
+            and frame_mbs * fps <= max_mbps
+            and frame_mbs * _DPB_FRAMES <= max_dpb
+            and maxrate <= max_br * 1000 * _HIGH_BR_FACTOR
+            and bufsize <= max_cpb * 1000 * _HIGH_BR_FACTOR
+        ):
             return level
     return _LEVELS[-1][0]
 
 
 def _audio_plan(stream: AudioStream) -> AudioPlan:
-    return AudioPlan(source_index=stream.index, language=stream.language or "und",
-                     name=stream.title or None)
+    return AudioPlan(source_index=stream.index, language=stream.language or "und", name=stream.title or None)
 
 
 def _bitrate_for_pixels(pixels: int) -> float:

@@ -6,6 +6,7 @@ exact where ffprobe reports rounded values: the RFC 6381 codec string from the s
 the duration (sum of trun sample durations, falling back to tfhd then trex defaults) and
 whether the first sample is a sync sample.
 """
+
 from __future__ import annotations
 
 import struct
@@ -14,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 # Boxes whose payload is a list of child boxes.
-_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"mvex", b"moof", b"traf",
-               b"edts", b"dinf", b"udta"}
+_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"mvex", b"moof", b"traf", b"edts", b"dinf", b"udta"}
 # ISO/IEC 14496-12 8.8.3.1: sample_is_non_sync_sample is bit 16 of the sample flags.
 SAMPLE_IS_NON_SYNC = 0x0001_0000
 
@@ -117,6 +117,7 @@ def _full_box(data: bytes, box: Box) -> tuple[int, int, int]:
 
 # ---- init segment ------------------------------------------------------------------------
 
+
 def parse_init(data: bytes) -> InitInfo:
     """The single track of a CMAF init segment."""
     trak = _require(data, "moov/trak")
@@ -143,19 +144,30 @@ def parse_init(data: bytes) -> InitInfo:
         # width, height, then 50 more bytes before the child boxes (14496-12 12.1.3).
         width, height = struct.unpack_from(">HH", data, entry.payload + 24)
         avcc = _require(data, "avcC", entry.payload + 78, entry.end)
-        return InitInfo(handler=handler, codec=avc_codec_string(data[avcc.payload:avcc.end],
-                                                               entry.type.decode()),
-                        timescale=timescale, track_id=track_id, defaults=defaults,
-                        width=width, height=height)
+        return InitInfo(
+            handler=handler,
+            codec=avc_codec_string(data[avcc.payload : avcc.end], entry.type.decode()),
+            timescale=timescale,
+            track_id=track_id,
+            defaults=defaults,
+            width=width,
+            height=height,
+        )
     if entry.type == b"mp4a":
         # AudioSampleEntry: 6 reserved, 2 data_reference_index, 8 reserved, channelcount,
         # samplesize, 4 reserved, samplerate 16.16, then child boxes (14496-12 12.2.3).
         channels = struct.unpack_from(">H", data, entry.payload + 16)[0]
         sample_rate = struct.unpack_from(">I", data, entry.payload + 24)[0] >> 16
         esds = _require(data, "esds", entry.payload + 28, entry.end)
-        return InitInfo(handler=handler, codec=mp4a_codec_string(data[esds.payload + 4:esds.end]),
-                        timescale=timescale, track_id=track_id, defaults=defaults,
-                        channels=channels, sample_rate=sample_rate)
+        return InitInfo(
+            handler=handler,
+            codec=mp4a_codec_string(data[esds.payload + 4 : esds.end]),
+            timescale=timescale,
+            track_id=track_id,
+            defaults=defaults,
+            channels=channels,
+            sample_rate=sample_rate,
+        )
     raise Mp4Error(f"unsupported sample entry {entry.type!r}")
 
 
@@ -208,13 +220,13 @@ def _descriptors(data: bytes, pos: int, end: int) -> Iterator[tuple[int, bytes]]
             size = (size << 7) | (b & 0x7F)
             if not b & 0x80:
                 break
-        yield tag, data[pos:pos + size]
+        yield tag, data[pos : pos + size]
         pos += size
 
 
 def _handler(data: bytes, hdlr: Box) -> str:
     _, _, body = _full_box(data, hdlr)
-    return data[body + 4:body + 8].decode("latin-1")
+    return data[body + 4 : body + 8].decode("latin-1")
 
 
 def _mdhd_timescale(data: bytes, mdhd: Box) -> int:
@@ -228,6 +240,7 @@ def _tkhd_track_id(data: bytes, tkhd: Box) -> int:
 
 
 # ---- media segments ----------------------------------------------------------------------
+
 
 def parse_segment(data: bytes, defaults: TrackDefaults = TrackDefaults()) -> SegmentInfo:
     """Timing of one media segment (one or more moof+mdat pairs of a single track)."""
@@ -253,8 +266,9 @@ def parse_segment(data: bytes, defaults: TrackDefaults = TrackDefaults()) -> Seg
                 count += n
                 if first_sync is None and n:
                     first_sync = sync
-    return SegmentInfo(base_decode_time=base_time or 0, duration=duration, sample_count=count,
-                       first_sample_is_sync=bool(first_sync))
+    return SegmentInfo(
+        base_decode_time=base_time or 0, duration=duration, sample_count=count, first_sample_is_sync=bool(first_sync)
+    )
 
 
 def _tfhd_defaults(data: bytes, tfhd: Box, defaults: TrackDefaults) -> tuple[int, int]:
@@ -304,6 +318,7 @@ def _trun(data: bytes, trun: Box, def_dur: int, def_flags: int) -> tuple[int, in
 
 
 # ---- files -------------------------------------------------------------------------------
+
 
 def segment_starts_with_keyframe(path: str | Path, init_path: str | Path | None = None) -> bool:
     """True when the segment's first sample is a sync sample (an IDR frame for H.264).

@@ -4,6 +4,7 @@ It does not upload: the publishing code puts the files named by the returned Pre
 (`{rendition}/init.mp4`, `{rendition}/{n}.m4s`, all under `out_dir`) into storage under a new
 version prefix and writes the model last.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,11 +32,20 @@ def default_timeout_s(duration_s: float) -> float:
     return max(MIN_TIMEOUT_S, TIMEOUT_PER_SOURCE_SECOND * duration_s)
 
 
-async def transcode(source: str, probe: Probe, out_dir: Path, *, title_id: str, version: str,
-                    segment_s: int = DEFAULT_SEGMENT_S, preset: str = "veryfast",
-                    timeout_s: float | None = None,
-                    on_progress: ProgressCallback | None = None,
-                    threads: int = 0, ffmpeg_bin: str = "ffmpeg") -> Presentation:
+async def transcode(
+    source: str,
+    probe: Probe,
+    out_dir: Path,
+    *,
+    title_id: str,
+    version: str,
+    segment_s: int = DEFAULT_SEGMENT_S,
+    preset: str = "veryfast",
+    timeout_s: float | None = None,
+    on_progress: ProgressCallback | None = None,
+    threads: int = 0,
+    ffmpeg_bin: str = "ffmpeg",
+) -> Presentation:
     """Encode `source` (already probed) to its ladder under `out_dir` and return the model.
 
     - Raises `SourceRejected` (do not retry) for a source with neither video nor audio or
@@ -54,8 +64,7 @@ async def transcode(source: str, probe: Probe, out_dir: Path, *, title_id: str, 
     ladder = plan_ladder(probe, segment_s=segment_s)
     out_dir = Path(out_dir)
     await asyncio.to_thread(_prepare_out_dir, out_dir, ladder)
-    args = build_ffmpeg_args(source, ladder, out_dir, preset=preset, threads=threads,
-                             ffmpeg_bin=ffmpeg_bin)
+    args = build_ffmpeg_args(source, ladder, out_dir, preset=preset, threads=threads, ffmpeg_bin=ffmpeg_bin)
     await run_ffmpeg(
         args,
         duration_s=probe.duration_s,
@@ -76,14 +85,11 @@ def check_presentation(p: Presentation, *, expected_duration_s: float | None = N
         for r in video[1:]:
             if _boundaries(r) != reference:
                 raise TranscodeError(
-                    f"segment boundaries of {r.id} differ from {video[0].id}: "
-                    f"{_fmt(r)} vs {_fmt(video[0])}"
+                    f"segment boundaries of {r.id} differ from {video[0].id}: {_fmt(r)} vs {_fmt(video[0])}"
                 )
         for a in p.audio:
             if abs(len(a.segments) - len(video[0].segments)) > 1:
-                raise TranscodeError(
-                    f"{a.id} has {len(a.segments)} segments but video has {len(video[0].segments)}"
-                )
+                raise TranscodeError(f"{a.id} has {len(a.segments)} segments but video has {len(video[0].segments)}")
     if expected_duration_s:
         longest = max(r.duration_s for r in p.renditions)
         if longest < expected_duration_s * MIN_DURATION_RATIO - DURATION_SLACK_S:

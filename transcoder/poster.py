@@ -1,6 +1,7 @@
 """The poster: one JPEG frame at about 10% of the duration (past black intros and fades),
 written as `poster.jpg` beside the renditions and published with the version
 (`media.keys.poster_key`). No poster for an audio-only title."""
+
 from __future__ import annotations
 
 import asyncio

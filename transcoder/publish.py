@@ -15,6 +15,7 @@ Orphans from dead attempts (crash before step 3, or between 3 and 4) are removed
 `gc_versions` at the start of the next attempt for the title: every version prefix other
 than the current one goes.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -99,9 +100,7 @@ async def upload_version(
         for name, path in files:
             tg.create_task(put(name, path))
     # Last: its presence marks the version complete.
-    await storage.put_bytes(
-        keys.model_key(title_id, version), presentation.to_json().encode(), CONTENT_TYPES[".json"]
-    )
+    await storage.put_bytes(keys.model_key(title_id, version), presentation.to_json().encode(), CONTENT_TYPES[".json"])
 
 
 async def commit_version(pool: asyncpg.Pool, job: jobs.Job, presentation: Presentation) -> str | None:

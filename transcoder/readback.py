@@ -6,6 +6,7 @@ timescale from mdhd, each segment's exact duration (ticks) from its moof and its
 the file, and the peak/average bitrates from those sizes and durations (the Apple HLS
 authoring spec 1.x wants BANDWIDTH and AVERAGE-BANDWIDTH measured, within 10%).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,8 +27,7 @@ class ScannedRendition:
     sizes: tuple[int, ...]
 
 
-async def read_back(out_dir: Path, ladder: Ladder, *, title_id: str,
-                    version: str) -> Presentation:
+async def read_back(out_dir: Path, ladder: Ladder, *, title_id: str, version: str) -> Presentation:
     """The Presentation for the renditions of `ladder` found under `out_dir`.
 
     Raises `TranscodeError` when a rendition is missing, has no segments or a gap in its
@@ -45,21 +45,33 @@ def _read_back(out_dir: Path, ladder: Ladder, title_id: str, version: str) -> Pr
         for number, seg in enumerate(scan.segments, start=1):
             if not seg.first_sample_is_sync:
                 raise TranscodeError(f"{rung.id}/{number}{SEGMENT_EXT} does not start with a keyframe")
-        renditions.append(_rendition(
-            rung.id, "video", scan,
-            width=scan.init.width or rung.width, height=scan.init.height or rung.height,
-            frame_rate=ladder.fps,
-        ))
+        renditions.append(
+            _rendition(
+                rung.id,
+                "video",
+                scan,
+                width=scan.init.width or rung.width,
+                height=scan.init.height or rung.height,
+                frame_rate=ladder.fps,
+            )
+        )
     if ladder.audio:
         a = ladder.audio
         scan = scan_rendition(out_dir / a.id)
         if scan.init.handler != "soun":
             raise TranscodeError(f"{a.id}: init segment holds a {scan.init.handler!r} track")
-        renditions.append(_rendition(
-            a.id, "audio", scan, language=a.language, name=audio_name(a.name, a.language),
-            channels=scan.init.channels or a.channels,
-            sample_rate=scan.init.sample_rate or a.sample_rate, default=True,
-        ))
+        renditions.append(
+            _rendition(
+                a.id,
+                "audio",
+                scan,
+                language=a.language,
+                name=audio_name(a.name, a.language),
+                channels=scan.init.channels or a.channels,
+                sample_rate=scan.init.sample_rate or a.sample_rate,
+                default=True,
+            )
+        )
     if not renditions:
         raise TranscodeError("ladder has no renditions")
     main = renditions[0]  # the top video rung, or the audio of an audio-only title
@@ -77,9 +89,7 @@ def scan_rendition(folder: Path) -> ScannedRendition:
     init_path = folder / INIT_NAME
     if not init_path.is_file():
         raise TranscodeError(f"{folder.name}: no {INIT_NAME} was written")
-    numbers = sorted(
-        int(p.stem) for p in folder.glob(f"*{SEGMENT_EXT}") if p.stem.isdigit()
-    )
+    numbers = sorted(int(p.stem) for p in folder.glob(f"*{SEGMENT_EXT}") if p.stem.isdigit())
     if not numbers:
         raise TranscodeError(f"{folder.name}: no media segments were written")
     if numbers != list(range(1, len(numbers) + 1)):

@@ -2,6 +2,7 @@
 episodes along), then every stored object (all versions and the source).
 
 One implementation for the CLI (`streamflix titles delete`) and the admin API."""
+
 from __future__ import annotations
 
 import asyncpg

@@ -5,6 +5,7 @@ The only module of the package that starts a process. ffmpeg must have been give
 blocks ending in `progress=continue|end`, and stderr only log lines, of which the tail is kept
 for a one-line failure reason.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,9 +27,9 @@ TERM_GRACE_S = 3.0
 _GENERIC = ("conversion failed", "exiting normally", "received signal", "press [q]")
 
 
-async def run_ffmpeg(args: list[str], *, duration_s: float,
-                     on_progress: ProgressCallback | None = None,
-                     timeout_s: float | None = None) -> None:
+async def run_ffmpeg(
+    args: list[str], *, duration_s: float, on_progress: ProgressCallback | None = None, timeout_s: float | None = None
+) -> None:
     """Run ffmpeg to completion, reporting 0..100 % through `on_progress` (sync or async).
 
     Raises `TranscodeTimeout` after `timeout_s` of wall-clock time and `TranscodeError` (with
@@ -100,8 +101,9 @@ def failure_reason(lines: deque[str] | list[str]) -> str:
     return cleaned[-1] if cleaned else "no error output"
 
 
-async def _read_progress(stream: asyncio.StreamReader | None, duration_s: float,
-                         on_progress: ProgressCallback | None) -> None:
+async def _read_progress(
+    stream: asyncio.StreamReader | None, duration_s: float, on_progress: ProgressCallback | None
+) -> None:
     if stream is None:
         return
     last = -1.0

@@ -32,9 +32,7 @@ async def set_probe(conn: asyncpg.Connection, title_id: str, probe: dict[str, An
 
 
 async def get_probe(conn: asyncpg.Connection, title_id: str) -> dict[str, Any] | None:
-    raw = await conn.fetchval(
-        "SELECT probe FROM jobs.title_sources WHERE title_id = $1", uuid.UUID(str(title_id))
-    )
+    raw = await conn.fetchval("SELECT probe FROM jobs.title_sources WHERE title_id = $1", uuid.UUID(str(title_id)))
     return json.loads(raw) if raw else None
 
 

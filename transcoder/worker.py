@@ -10,6 +10,7 @@ Shutdown (SIGTERM/SIGINT -> `stop()`): no new claims; in-flight encodes are canc
 runner kills ffmpeg) and their jobs released, not failed, so another worker starts them at
 once.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -231,7 +232,10 @@ class Worker:
             self.processed += 1
             log.info(
                 "job %s title %s: ready as %s in %.1f s",
-                job.id, job.title_id, presentation.version, time.monotonic() - started,
+                job.id,
+                job.title_id,
+                presentation.version,
+                time.monotonic() - started,
             )
         except asyncio.CancelledError:
             if job.id in self._lost:
@@ -264,7 +268,9 @@ class Worker:
         reason, retryable = classify(exc)
         log.log(
             logging.DEBUG if not retryable else logging.WARNING,
-            "job %s failure detail", job.id, exc_info=exc,
+            "job %s failure detail",
+            job.id,
+            exc_info=exc,
         )
         async with self.pool.acquire() as conn:
             outcome = await jobs.fail(conn, job, reason, retryable=retryable, base_s=self.backoff_base_s)
@@ -272,8 +278,9 @@ class Worker:
                 await status.mark_failed(conn, job.title_id, reason)
                 log.warning("job %s title %s failed: %s", job.id, job.title_id, reason)
             elif outcome == "queued":
-                log.warning("job %s title %s: attempt %d failed, will retry: %s",
-                            job.id, job.title_id, job.attempts, reason)
+                log.warning(
+                    "job %s title %s: attempt %d failed, will retry: %s", job.id, job.title_id, job.attempts, reason
+                )
             else:  # cancelled (title deleted) or taken over while it failed: not ours to judge
                 log.info("job %s: no longer ours; dropping the failure (%s)", job.id, reason)
                 return

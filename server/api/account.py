@@ -1,4 +1,5 @@
 """`/api/v1/me` (profile, password, deletion) and `/api/v1/me/sessions` (signed-in devices)."""
+
 from __future__ import annotations
 
 from aiohttp import web
@@ -33,9 +34,15 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response(user.to_json())
 
 
-@routes.patch("/api/v1/me",
-               summary="Change display name and/or password (with the current one; signs out other sessions)",
-               tag=A, response=User, auth="user", body=ProfilePatch, errors=(403, 404))
+@routes.patch(
+    "/api/v1/me",
+    summary="Change display name and/or password (with the current one; signs out other sessions)",
+    tag=A,
+    response=User,
+    auth="user",
+    body=ProfilePatch,
+    errors=(403, 404),
+)
 async def update_me(request: web.Request) -> web.Response:
     """Display name and/or password. A new password signs out every other session."""
     principal = await require_user(request)
@@ -54,8 +61,15 @@ async def update_me(request: web.Request) -> web.Response:
     return web.json_response(user.to_json())
 
 
-@routes.delete("/api/v1/me", summary="Delete the account, its sessions, favorites and history (password required)",
-                tag=A, status=204, auth="user", body=DeleteAccountBody, errors=(403, 404))
+@routes.delete(
+    "/api/v1/me",
+    summary="Delete the account, its sessions, favorites and history (password required)",
+    tag=A,
+    status=204,
+    auth="user",
+    body=DeleteAccountBody,
+    errors=(403, 404),
+)
 async def delete_me(request: web.Request) -> web.Response:
     """Delete the account, its sessions, and (through catalog's interface) its favorites and
     watch history, in one transaction; requires the password."""
@@ -79,8 +93,9 @@ async def my_sessions(request: web.Request) -> web.Response:
     return web.json_response({"items": [s.to_json(current_session_id=principal.session_id) for s in items]})
 
 
-@routes.delete("/api/v1/me/sessions/{session_id}", summary="Sign a device out", tag=A, status=204, auth="user",
-                errors=(404,))
+@routes.delete(
+    "/api/v1/me/sessions/{session_id}", summary="Sign a device out", tag=A, status=204, auth="user", errors=(404,)
+)
 async def sign_out_device(request: web.Request) -> web.Response:
     principal = await require_user(request)
     sid = parse_uuid(request.match_info["session_id"], SessionNotFound("no such session"))

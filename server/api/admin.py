@@ -1,5 +1,6 @@
 """`/api/v1/admin/*` outside the catalog and jobs: users (listing, role changes) and search
 analytics. Every route requires an admin (by token and by the database)."""
+
 from __future__ import annotations
 
 from aiohttp import web
@@ -35,9 +36,15 @@ class SearchStats(BaseModel):
     zero_results: list[QueryCount]
 
 
-@routes.get("/api/v1/admin/users", summary="Users, oldest first", tag="admin", response=UserPage, auth="admin",
-            errors=(400,), query=(limit_query(USERS_PAGE_MAX),
-                                  Query("cursor", {"type": "string"}, "opaque; the `next` of the previous page")))
+@routes.get(
+    "/api/v1/admin/users",
+    summary="Users, oldest first",
+    tag="admin",
+    response=UserPage,
+    auth="admin",
+    errors=(400,),
+    query=(limit_query(USERS_PAGE_MAX), Query("cursor", {"type": "string"}, "opaque; the `next` of the previous page")),
+)
 async def list_users(request: web.Request) -> web.Response:
     await require_admin(request)
     limit = parse_limit(request.query.get("limit"), default=USERS_PAGE_DEFAULT, maximum=USERS_PAGE_MAX)
@@ -47,8 +54,15 @@ async def list_users(request: web.Request) -> web.Response:
     return web.json_response({"items": [u.to_json() for u in items], "next": nxt})
 
 
-@routes.patch("/api/v1/admin/users/{user_id}", summary="Change a user's role", tag="admin", response=User,
-              auth="admin", body=RoleBody, errors=(404, 409))
+@routes.patch(
+    "/api/v1/admin/users/{user_id}",
+    summary="Change a user's role",
+    tag="admin",
+    response=User,
+    auth="admin",
+    body=RoleBody,
+    errors=(404, 409),
+)
 async def update_user(request: web.Request) -> web.Response:
     await require_admin(request)
     uid = parse_uuid(request.match_info["user_id"], UserNotFound("no such user"))
@@ -58,8 +72,15 @@ async def update_user(request: web.Request) -> web.Response:
     return web.json_response(user.to_json())
 
 
-@routes.get("/api/v1/admin/search-stats", summary="Search analytics", tag="admin", response=SearchStats,
-            auth="admin", errors=(400,), query=(limit_query(STATS_MAX),))
+@routes.get(
+    "/api/v1/admin/search-stats",
+    summary="Search analytics",
+    tag="admin",
+    response=SearchStats,
+    auth="admin",
+    errors=(400,),
+    query=(limit_query(STATS_MAX),),
+)
 async def search_stats(request: web.Request) -> web.Response:
     await require_admin(request)
     limit = parse_limit(request.query.get("limit"), default=STATS_DEFAULT, maximum=STATS_MAX)
@@ -67,8 +88,12 @@ async def search_stats(request: web.Request) -> web.Response:
     redis_cache = request.app[cache.CACHE]
     stats = await redis_cache.call(lambda r: analytics.stats(r, prefix, limit=limit), None)
     if stats is None:
-        raise ApiError(503, "analytics_unavailable", "search analytics live in Redis, which is unavailable",
-                       headers={"Retry-After": "30"})
+        raise ApiError(
+            503,
+            "analytics_unavailable",
+            "search analytics live in Redis, which is unavailable",
+            headers={"Retry-After": "30"},
+        )
     return cache.json_etag_response(request, stats)
 
 

@@ -3,6 +3,7 @@
 Also wires the accounts machinery into the app (`setup`): the revocation list, the mailer and
 the per-IP API rate limit, which `server.api.account` and `server.api.admin` rely on.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -66,8 +67,12 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     app[MAILER] = open_mailer(settings.smtp_url)
     app[BACKGROUND] = set()
     if not settings.public_url:
-        log.warning("STREAMFLIX_PUBLIC_URL is not set: email links use the request's host when it is "
-                    "this server's own, else http://%s:%s", settings.host, settings.port)
+        log.warning(
+            "STREAMFLIX_PUBLIC_URL is not set: email links use the request's host when it is "
+            "this server's own, else http://%s:%s",
+            settings.host,
+            settings.port,
+        )
     yield
     pending = app[BACKGROUND]
     if pending:
@@ -130,9 +135,7 @@ def token_pair(request: web.Request, *, user_id: str, role: str, session_id: str
 async def send_verification(app: web.Application, base_url: str, user: users.User) -> None:
     settings = app[keys.SETTINGS]
     async with app[keys.PG].acquire() as conn:
-        token = await email_tokens.issue(
-            conn, user_id=user.id, purpose=email_tokens.VERIFY_EMAIL, email=user.email
-        )
+        token = await email_tokens.issue(conn, user_id=user.id, purpose=email_tokens.VERIFY_EMAIL, email=user.email)
     hours = email_tokens.TTL_S[email_tokens.VERIFY_EMAIL] // 3600
     await app[MAILER].send(
         mail.verification_mail(sender=settings.mail_from, to=user.email, base_url=base_url, token=token, hours=hours)
@@ -145,9 +148,7 @@ async def send_reset(app: web.Application, base_url: str, typed_email: str) -> N
         user = await users.find_by_email(conn, typed_email)
         if user is None:
             return
-        token = await email_tokens.issue(
-            conn, user_id=user.id, purpose=email_tokens.PASSWORD_RESET, email=user.email
-        )
+        token = await email_tokens.issue(conn, user_id=user.id, purpose=email_tokens.PASSWORD_RESET, email=user.email)
     minutes = email_tokens.TTL_S[email_tokens.PASSWORD_RESET] // 60
     # To the stored address, never the typed one (see auth/emails.py).
     await app[MAILER].send(
@@ -158,22 +159,28 @@ async def send_reset(app: web.Application, base_url: str, typed_email: str) -> N
 # ---- routes -----------------------------------------------------------------------------
 
 
-@routes.post("/api/v1/auth/register", summary="Create an account (a verification mail follows)", tag=A,
-              status=201, response=User, body=RegisterBody, errors=(409,))
+@routes.post(
+    "/api/v1/auth/register",
+    summary="Create an account (a verification mail follows)",
+    tag=A,
+    status=201,
+    response=User,
+    body=RegisterBody,
+    errors=(409,),
+)
 async def register(request: web.Request) -> web.Response:
     await ratelimit.hit(request, "register_ip", ratelimit.client_ip(request))
     body = await parse_body(request, RegisterBody)
     await ratelimit.hit(request, "register_account", ratelimit.account_ident(email_key(body.email)))
     async with request.app[keys.PG].acquire() as conn:
-        user = await users.create_user(
-            conn, email=body.email, password=body.password, display_name=body.display_name
-        )
+        user = await users.create_user(conn, email=body.email, password=body.password, display_name=body.display_name)
     background(request.app, send_verification(request.app, public_base(request), user))
     return web.json_response(user.to_json(), status=201)
 
 
-@routes.post("/api/v1/auth/login", summary="Sign in: a new session", tag=A, response=TokenPair,
-              body=LoginBody, errors=(401,))
+@routes.post(
+    "/api/v1/auth/login", summary="Sign in: a new session", tag=A, response=TokenPair, body=LoginBody, errors=(401,)
+)
 async def login(request: web.Request) -> web.Response:
     await ratelimit.hit(request, "login_ip", ratelimit.client_ip(request))
     body = await parse_body(request, LoginBody)
@@ -197,8 +204,14 @@ async def login(request: web.Request) -> web.Response:
     )
 
 
-@routes.post("/api/v1/auth/refresh", summary="Rotate the refresh token; reusing an old one revokes the session",
-              tag=A, response=TokenPair, body=RefreshBody, errors=(401,))
+@routes.post(
+    "/api/v1/auth/refresh",
+    summary="Rotate the refresh token; reusing an old one revokes the session",
+    tag=A,
+    response=TokenPair,
+    body=RefreshBody,
+    errors=(401,),
+)
 async def refresh(request: web.Request) -> web.Response:
     body = await parse_body(request, RefreshBody)
     settings = request.app[keys.SETTINGS]
@@ -237,8 +250,15 @@ async def logout(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.post("/api/v1/auth/verify-email/request", summary="Send a new verification link", tag=A, status=202,
-              response=Accepted, auth="user", errors=(404,))
+@routes.post(
+    "/api/v1/auth/verify-email/request",
+    summary="Send a new verification link",
+    tag=A,
+    status=202,
+    response=Accepted,
+    auth="user",
+    errors=(404,),
+)
 async def verify_email_request(request: web.Request) -> web.Response:
     principal = await require_user(request)
     await ratelimit.hit(request, "verify_account", principal.user_id)
@@ -249,8 +269,13 @@ async def verify_email_request(request: web.Request) -> web.Response:
     return web.json_response({"status": "accepted"}, status=202)
 
 
-@routes.post("/api/v1/auth/verify-email", summary="Confirm the address with a link's token", tag=A,
-              response=EmailVerified, body=VerifyEmailBody)
+@routes.post(
+    "/api/v1/auth/verify-email",
+    summary="Confirm the address with a link's token",
+    tag=A,
+    response=EmailVerified,
+    body=VerifyEmailBody,
+)
 async def verify_email(request: web.Request) -> web.Response:
     body = await parse_body(request, VerifyEmailBody)
     async with request.app[keys.PG].acquire() as conn:
@@ -261,9 +286,14 @@ async def verify_email(request: web.Request) -> web.Response:
     return web.json_response({"email_verified": True})
 
 
-@routes.post("/api/v1/auth/password-reset/request",
-              summary="Mail a reset link if the address has an account (always 202)", tag=A, status=202,
-              response=Accepted, body=ResetRequestBody)
+@routes.post(
+    "/api/v1/auth/password-reset/request",
+    summary="Mail a reset link if the address has an account (always 202)",
+    tag=A,
+    status=202,
+    response=Accepted,
+    body=ResetRequestBody,
+)
 async def password_reset_request(request: web.Request) -> web.Response:
     """Always 202, whether the address has an account or not, and in the same time: the
     lookup and the mail happen after the response (no account enumeration)."""
@@ -275,8 +305,14 @@ async def password_reset_request(request: web.Request) -> web.Response:
     return web.json_response({"status": "accepted"}, status=202)
 
 
-@routes.post("/api/v1/auth/password-reset", summary="Set a new password with a link's token; revokes every session",
-              tag=A, status=204, body=ResetBody, errors=(404,))
+@routes.post(
+    "/api/v1/auth/password-reset",
+    summary="Set a new password with a link's token; revokes every session",
+    tag=A,
+    status=204,
+    body=ResetBody,
+    errors=(404,),
+)
 async def password_reset(request: web.Request) -> web.Response:
     await ratelimit.hit(request, "reset_ip", ratelimit.client_ip(request))
     body = await parse_body(request, ResetBody)

@@ -1,5 +1,6 @@
 """Request and response bodies of the accounts API (pydantic): the handlers validate requests
 with them, and `server/api/openapi.py` builds the document from them."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,5 +1,6 @@
 """Catalog routes: browse, title pages, posters, search, suggest and admin title CRUD.
 Domain logic lives in `catalog/`; this module parses, authorises, caches."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,10 +50,19 @@ async def _is_admin(request: web.Request) -> bool:
 # ---- browse and title pages ---------------------------------------------------------------
 
 
-@routes.get("/api/v1/titles", summary="Browse titles", tag=C, response=TitlePage, errors=(400, 401),
-            query=(Query("kind", {"type": "string"}), Query("genre", {"type": "string"}),
-                   Query("cursor", {"type": "string"}, "opaque; the `next` of the previous page"),
-                   limit_query(browse.MAX_LIMIT)))
+@routes.get(
+    "/api/v1/titles",
+    summary="Browse titles",
+    tag=C,
+    response=TitlePage,
+    errors=(400, 401),
+    query=(
+        Query("kind", {"type": "string"}),
+        Query("genre", {"type": "string"}),
+        Query("cursor", {"type": "string"}, "opaque; the `next` of the previous page"),
+        limit_query(browse.MAX_LIMIT),
+    ),
+)
 async def list_titles(request: web.Request) -> web.Response:
     admin = await _is_admin(request)
     if "status" in request.query and not admin:
@@ -88,8 +98,13 @@ async def title_page(conn: Any, title_id: str, *, admin: bool) -> dict[str, Any]
     return out
 
 
-@routes.get("/api/v1/titles/{title_id}", summary="One title (a series lists its seasons and episodes)", tag=C,
-            response=Title, errors=(401, 404))
+@routes.get(
+    "/api/v1/titles/{title_id}",
+    summary="One title (a series lists its seasons and episodes)",
+    tag=C,
+    response=Title,
+    errors=(401, 404),
+)
 async def get_title(request: web.Request) -> web.Response:
     title_id = request.match_info["title_id"]
     titles.parse_id(title_id)  # 404 for a malformed id before touching the cache
@@ -145,8 +160,16 @@ async def _changed(request: web.Request) -> None:
     await request.app[cache.CACHE].bump()
 
 
-@routes.post("/api/v1/titles", summary="Create a title (admin)", tag=C, status=201, response=Title, auth="admin",
-             body=TitleCreate, errors=(404, 409))
+@routes.post(
+    "/api/v1/titles",
+    summary="Create a title (admin)",
+    tag=C,
+    status=201,
+    response=Title,
+    auth="admin",
+    body=TitleCreate,
+    errors=(404, 409),
+)
 async def create_title(request: web.Request) -> web.Response:
     await require_admin(request)
     body = await parse_body(request, TitleCreate)
@@ -167,8 +190,15 @@ async def create_title(request: web.Request) -> web.Response:
     return web.json_response(title.to_json(poster_url), status=201, headers={"Location": f"/api/v1/titles/{title.id}"})
 
 
-@routes.patch("/api/v1/titles/{title_id}", summary="Edit a title (admin)", tag=C, response=Title, auth="admin",
-              body=TitlePatch, errors=(404, 409))
+@routes.patch(
+    "/api/v1/titles/{title_id}",
+    summary="Edit a title (admin)",
+    tag=C,
+    response=Title,
+    auth="admin",
+    body=TitlePatch,
+    errors=(404, 409),
+)
 async def patch_title(request: web.Request) -> web.Response:
     await require_admin(request)
     body = await parse_body(request, TitlePatch)
@@ -186,8 +216,9 @@ async def patch_title(request: web.Request) -> web.Response:
     return web.json_response(title.to_json(poster_url))
 
 
-@routes.delete("/api/v1/titles/{title_id}", summary="Delete a title (admin)", tag=C, status=204, auth="admin",
-               errors=(404, 409))
+@routes.delete(
+    "/api/v1/titles/{title_id}", summary="Delete a title (admin)", tag=C, status=204, auth="admin", errors=(404, 409)
+)
 async def delete_title(request: web.Request) -> web.Response:
     """Cancels its jobs, deletes the rows (a series with its episodes), then the stored
     objects: versions and the source (the same path as `streamflix titles delete`)."""
@@ -212,8 +243,15 @@ async def _read_capped(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@routes.post("/api/v1/titles/{title_id}/poster", summary="Upload a poster (admin): the body is the JPEG or PNG",
-             tag=C, status=201, response=Title, auth="admin", errors=(400, 404, 413, 415))
+@routes.post(
+    "/api/v1/titles/{title_id}/poster",
+    summary="Upload a poster (admin): the body is the JPEG or PNG",
+    tag=C,
+    status=201,
+    response=Title,
+    auth="admin",
+    errors=(400, 404, 413, 415),
+)
 async def upload_poster(request: web.Request) -> web.Response:
     await require_admin(request)
     title_id = request.match_info["title_id"]
@@ -249,8 +287,13 @@ async def _poster_source(conn: Any, title: titles.Title) -> tuple[str, str]:
     raise PosterNotFound(f"title {title.id} has no poster yet")
 
 
-@routes.get("/api/v1/titles/{title_id}/poster", summary="The title's poster image", tag=C, errors=(401, 404),
-            content={"image/jpeg": BINARY, "image/png": BINARY})
+@routes.get(
+    "/api/v1/titles/{title_id}/poster",
+    summary="The title's poster image",
+    tag=C,
+    errors=(401, 404),
+    content={"image/jpeg": BINARY, "image/png": BINARY},
+)
 async def get_poster(request: web.Request) -> web.Response:
     admin = await _is_admin(request)
     async with request.app[keys.PG].acquire() as conn:
@@ -274,8 +317,14 @@ async def get_poster(request: web.Request) -> web.Response:
 # ---- search -------------------------------------------------------------------------------
 
 
-@routes.get("/api/v1/search", summary="Search titles", tag=C, response=TitleList, errors=(400, 401),
-            query=(Q, limit_query(search.MAX_SEARCH_LIMIT)))
+@routes.get(
+    "/api/v1/search",
+    summary="Search titles",
+    tag=C,
+    response=TitleList,
+    errors=(400, 401),
+    query=(Q, limit_query(search.MAX_SEARCH_LIMIT)),
+)
 async def search_titles(request: web.Request) -> web.Response:
     query = search.normalize_query(request.query.get("q"))
     limit = parse_limit(
@@ -301,8 +350,9 @@ async def search_titles(request: web.Request) -> web.Response:
     return await cache.cached_json(request, name, compute, shared=not admin, observe=observe)
 
 
-@routes.get("/api/v1/search/suggest", summary="Search suggestions", tag=C, response=Suggestions,
-            errors=(400, 401), query=(Q,))
+@routes.get(
+    "/api/v1/search/suggest", summary="Search suggestions", tag=C, response=Suggestions, errors=(400, 401), query=(Q,)
+)
 async def suggest(request: web.Request) -> web.Response:
     query = search.normalize_query(request.query.get("q"))
     pg = request.app[keys.PG]

@@ -1,5 +1,6 @@
 """`GET /api/v1/admin/jobs?title_id=&limit=`: transcode jobs with status, progress, attempts
 and last error, newest first (admins only)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -40,9 +41,15 @@ class JobList(BaseModel):
     queue_depth: int
 
 
-@routes.get("/api/v1/admin/jobs", summary="Transcode jobs and their progress (admin)", tag="admin",
-            response=JobList, auth="admin", errors=(400,),
-            query=(Query("title_id", {"type": "string"}, "only this title's jobs"), limit_query(MAX_LIMIT)))
+@routes.get(
+    "/api/v1/admin/jobs",
+    summary="Transcode jobs and their progress (admin)",
+    tag="admin",
+    response=JobList,
+    auth="admin",
+    errors=(400,),
+    query=(Query("title_id", {"type": "string"}, "only this title's jobs"), limit_query(MAX_LIMIT)),
+)
 async def list_jobs(request: web.Request) -> web.Response:
     await require_admin(request)
     title_id = request.query.get("title_id") or None

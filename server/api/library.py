@@ -1,5 +1,6 @@
 """A viewer's things under /api/v1/me: favorites, watch history, continue watching,
 recommendations. Per-viewer answers: never in the shared cache, but with ETags (304)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
@@ -71,8 +72,9 @@ def parse_client_ts(value: int | str | None) -> datetime | None:
     return ts
 
 
-@routes.put("/api/v1/me/favorites/{title_id}", summary="Add a favorite", tag=C, status=204, auth="user",
-            errors=(404, 409))
+@routes.put(
+    "/api/v1/me/favorites/{title_id}", summary="Add a favorite", tag=C, status=204, auth="user", errors=(404, 409)
+)
 async def put_favorite(request: web.Request) -> web.Response:
     principal = await require_user(request)
     async with request.app[keys.PG].acquire() as conn:
@@ -80,8 +82,9 @@ async def put_favorite(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.delete("/api/v1/me/favorites/{title_id}", summary="Remove a favorite", tag=C, status=204, auth="user",
-               errors=(404,))
+@routes.delete(
+    "/api/v1/me/favorites/{title_id}", summary="Remove a favorite", tag=C, status=204, auth="user", errors=(404,)
+)
 async def delete_favorite(request: web.Request) -> web.Response:
     principal = await require_user(request)
     async with request.app[keys.PG].acquire() as conn:
@@ -93,8 +96,15 @@ def _limit(request: web.Request) -> int:
     return parse_limit(request.query.get("limit"), default=library.LIST_LIMIT, maximum=LIST_MAX)
 
 
-@routes.get("/api/v1/me/favorites", summary="Favorites", tag=C, response=TitleList, auth="user", errors=(400,),
-            query=(limit_query(LIST_MAX),))
+@routes.get(
+    "/api/v1/me/favorites",
+    summary="Favorites",
+    tag=C,
+    response=TitleList,
+    auth="user",
+    errors=(400,),
+    query=(limit_query(LIST_MAX),),
+)
 async def get_favorites(request: web.Request) -> web.Response:
     principal = await require_user(request)
     limit = _limit(request)
@@ -103,8 +113,15 @@ async def get_favorites(request: web.Request) -> web.Response:
     return cache.json_etag_response(request, {"items": [t.to_json(poster_url) for t in items]})
 
 
-@routes.put("/api/v1/me/history/{title_id}", summary="Report the playback position", tag=C, status=204,
-            auth="user", body=HistoryReport, errors=(404, 409))
+@routes.put(
+    "/api/v1/me/history/{title_id}",
+    summary="Report the playback position",
+    tag=C,
+    status=204,
+    auth="user",
+    body=HistoryReport,
+    errors=(404, 409),
+)
 async def put_history(request: web.Request) -> web.Response:
     principal = await require_user(request)
     body = await parse_body(request, HistoryReport)
@@ -125,8 +142,15 @@ def _entries(entries: list[library.HistoryEntry]) -> dict[str, Any]:
     return {"items": [e.to_json(poster_url) for e in entries]}
 
 
-@routes.get("/api/v1/me/history", summary="Watch history", tag=C, response=HistoryList, auth="user", errors=(400,),
-            query=(limit_query(LIST_MAX),))
+@routes.get(
+    "/api/v1/me/history",
+    summary="Watch history",
+    tag=C,
+    response=HistoryList,
+    auth="user",
+    errors=(400,),
+    query=(limit_query(LIST_MAX),),
+)
 async def get_history(request: web.Request) -> web.Response:
     principal = await require_user(request)
     limit = _limit(request)
@@ -135,8 +159,14 @@ async def get_history(request: web.Request) -> web.Response:
     return cache.json_etag_response(request, _entries(entries))
 
 
-@routes.get("/api/v1/me/continue-watching", summary="Started, unfinished titles", tag=C, response=HistoryList,
-            auth="user", errors=(400,))
+@routes.get(
+    "/api/v1/me/continue-watching",
+    summary="Started, unfinished titles",
+    tag=C,
+    response=HistoryList,
+    auth="user",
+    errors=(400,),
+)
 async def get_continue_watching(request: web.Request) -> web.Response:
     principal = await require_user(request)
     async with request.app[keys.PG].acquire() as conn:
@@ -144,8 +174,15 @@ async def get_continue_watching(request: web.Request) -> web.Response:
     return cache.json_etag_response(request, _entries(entries))
 
 
-@routes.get("/api/v1/me/recommendations", summary="Recommendations", tag=C, response=TitleList, auth="user",
-            errors=(400,), query=(limit_query(RECOMMEND_MAX),))
+@routes.get(
+    "/api/v1/me/recommendations",
+    summary="Recommendations",
+    tag=C,
+    response=TitleList,
+    auth="user",
+    errors=(400,),
+    query=(limit_query(RECOMMEND_MAX),),
+)
 async def get_recommendations(request: web.Request) -> web.Response:
     principal = await require_user(request)
     limit = parse_limit(request.query.get("limit"), default=recommend.DEFAULT_LIMIT, maximum=RECOMMEND_MAX)

@@ -6,6 +6,7 @@ request bodies the handlers validate with and the response models that describe 
 answers. Nothing is written twice, and a route without a declaration is an error at startup
 (`UndocumentedRoute`), not a hole in the document.
 """
+
 from __future__ import annotations
 
 import re
@@ -134,7 +135,7 @@ def build_spec(app: web.Application) -> dict[str, Any]:
         "info": {
             "title": "StreamFlix API",
             "version": "1",
-            "description": "Errors are {\"error\": {\"code\", \"message\", \"details\"?}}. "
+            "description": 'Errors are {"error": {"code", "message", "details"?}}. '
             "Authenticated routes take `Authorization: Bearer <access_token>`.",
         },
         "servers": [{"url": "/"}],

@@ -1,9 +1,11 @@
 """Operations routes, outside /api/v1: liveness, readiness and Prometheus metrics."""
+
 from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -30,7 +32,7 @@ async def _check(name: str, probe: Callable[[], Awaitable[Any]]) -> tuple[str, s
     try:
         await asyncio.wait_for(probe(), READY_TIMEOUT_S)
         return name, None
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return name, f"no answer within {READY_TIMEOUT_S:g} s"
     except Exception as exc:  # any failure means "not ready"; the reason goes in the body
         return name, " ".join(str(exc).split())[:200] or type(exc).__name__
@@ -61,8 +63,7 @@ async def readyz(request: web.Request) -> web.Response:
     # checked in Postgres), so Redis is reported "degraded" rather than "down"; the status
     # stays 503 while any dependency is unreachable.
     checks = {
-        name: "ok" if reason is None else ("degraded" if name in DEGRADABLE else "down")
-        for name, reason in results
+        name: "ok" if reason is None else ("degraded" if name in DEGRADABLE else "down") for name, reason in results
     }
     headers = {"Cache-Control": "no-store"}
     if not down:
@@ -73,7 +74,10 @@ async def readyz(request: web.Request) -> web.Response:
             "status": "unavailable",
             "down": sorted(down),
             "checks": checks,
-            "error": {"code": "dependency_unavailable", "message": "; ".join(f"{k}: {v}" for k, v in sorted(down.items()))},
+            "error": {
+                "code": "dependency_unavailable",
+                "message": "; ".join(f"{k}: {v}" for k, v in sorted(down.items())),
+            },
         },
         status=503,
         headers=headers,
@@ -86,7 +90,7 @@ async def _queue_depth(app: web.Application) -> float | None:
             return float(await asyncio.wait_for(jobs.queue_depth(conn), READY_TIMEOUT_S))
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
         return 0.0  # not migrated yet: nothing queued
-    except (OSError, asyncio.TimeoutError, asyncpg.PostgresError):
+    except (TimeoutError, OSError, asyncpg.PostgresError):
         return None  # Postgres is down: leave the sample out rather than report a false 0
 
 

@@ -4,10 +4,11 @@ The URLs carry a playback token for the title's current version that expires at 
 boundary (auth/playback.py), so everyone who presses play in the same window gets the same
 URLs and a CDN keeps one copy of each segment for all of them.
 """
+
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -36,8 +37,14 @@ def version_base(public_url: str | None, title_id: str, version: str) -> str:
     return public_url.rstrip("/") + path if public_url else path
 
 
-@routes.post("/api/v1/titles/{title_id}/playback", summary="Signed HLS and DASH URLs for a ready title",
-             tag="playback", response=Playback, auth="user", errors=(404, 409))
+@routes.post(
+    "/api/v1/titles/{title_id}/playback",
+    summary="Signed HLS and DASH URLs for a ready title",
+    tag="playback",
+    response=Playback,
+    auth="user",
+    errors=(404, 409),
+)
 async def start_playback(request: web.Request) -> web.Response:
     await require_user(request)
     settings = request.app[keys.SETTINGS]
@@ -55,7 +62,7 @@ async def start_playback(request: web.Request) -> web.Response:
         {
             "hls_url": uri.master(),
             "dash_url": uri.mpd(),
-            "expires_at": datetime.fromtimestamp(expires_at, tz=timezone.utc).isoformat().replace("+00:00", "Z"),
+            "expires_at": datetime.fromtimestamp(expires_at, tz=UTC).isoformat().replace("+00:00", "Z"),
         },
         headers={"Cache-Control": "no-store"},
     )

@@ -5,6 +5,7 @@ and the schemathesis test checks real answers against that document.
 Fields a client relies on are required; the rest are listed as optional, and objects stay
 open (no `additionalProperties: false`) so a new field is not a breaking change.
 """
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -13,6 +13,7 @@ document says about it, next to the handler, in its resource module:
 `server/api/openapi.py` walks the app's routes and builds the document from these
 declarations; an `/api/v1` route without one stops the app from starting.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Mapping

@@ -1,4 +1,5 @@
 """The Postgres pool and storage a CLI command needs, opened and closed together."""
+
 from __future__ import annotations
 
 import contextlib

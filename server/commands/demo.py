@@ -5,6 +5,7 @@ in process (with progress) unless a ready demo title is already there, creates o
 demo viewer account, then serves and prints the URL and the login. Safe to run again: the
 title is reused, the account's password is reset each run (it is printed, never stored).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,11 +39,32 @@ def make_sample(path: Path) -> Path:
     tmp = path.with_suffix(".tmp.mp4")
     subprocess.run(
         [
-            ffmpeg, "-v", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={SAMPLE_SECONDS}",
-            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={SAMPLE_SECONDS}",
-            "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-g", "60",
-            "-c:a", "aac", "-b:a", "128k", "-shortest", str(tmp),
+            ffmpeg,
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=1280x720:rate=30:duration={SAMPLE_SECONDS}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:sample_rate=48000:duration={SAMPLE_SECONDS}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "60",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-shortest",
+            str(tmp),
         ],
         check=True,
         capture_output=True,

@@ -5,6 +5,7 @@ title is ready (exit 0) or failed (exit 1, the reason on stderr), running a work
 that claims this title's job: SKIP LOCKED lets it share the queue safely with real workers,
 so whichever gets there first transcodes, and if a worker already has it this just waits.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,8 @@ import asyncpg
 from catalog import titles
 from catalog.titles import Title
 from media.storage import Storage
-from server.commands._args import non_negative_int, positive_int
 from server.api.links import poster_url
+from server.commands._args import non_negative_int, positive_int
 from server.commands._runtime import open_runtime
 from server.commands.worker import make_worker, stop_on_signals
 from server.settings import Settings

@@ -1,4 +1,5 @@
 """`streamflix migrate`: create or upgrade every package's schema (server/migrate.py)."""
+
 from __future__ import annotations
 
 import argparse

@@ -14,6 +14,7 @@ served 1 MiB segments at 0.91-0.98x nginx and playlists at 0.64-0.73x on a quiet
 asyncio within the same noise on segments and a little behind on playlists (0.61-0.64x).
 `--loop asyncio` remains available.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -279,6 +280,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     workers = getattr(args, "workers", 1) or 1
     loop_kind = getattr(args, "loop", None) or DEFAULT_LOOP
     if workers == 1:
+
         def announce(pid: int) -> None:
             print(f"streamflix: serving on http://{host}:{port} (pid {pid}, {loop_kind})", flush=True)
 

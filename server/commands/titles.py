@@ -1,4 +1,5 @@
 """`streamflix titles list|show|delete`: the catalog from the shell."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,8 @@ import asyncpg
 
 from catalog import titles
 from catalog.titles import Title
-from server.commands._args import add_action
 from server.api.links import poster_url
+from server.commands._args import add_action
 from server.commands._runtime import open_runtime
 from server.settings import Settings
 from transcoder import jobs
@@ -89,8 +90,13 @@ async def show_title(pool: asyncpg.Pool, title_id: str, as_json: bool) -> int:
         ("description", t.description),
     ]
     if job is not None:
-        rows.append(("job", f"#{job.id} {job.status}, attempt {job.attempts}/{job.max_attempts}"
-                     + (f", last error: {job.error}" if job.error else "")))
+        rows.append(
+            (
+                "job",
+                f"#{job.id} {job.status}, attempt {job.attempts}/{job.max_attempts}"
+                + (f", last error: {job.error}" if job.error else ""),
+            )
+        )
     for name, value in rows:
         if value not in (None, ""):
             print(f"{name:<12}{value}")

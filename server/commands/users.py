@@ -9,6 +9,7 @@
 `docker login --password-stdin`), else prompts twice on the terminal; it never takes the
 password as an argument (it would show in `ps` and shell history).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,8 +100,10 @@ async def _list(settings: Settings, args: argparse.Namespace) -> int:
     width = max([len(u.email) for u in everyone] + [5])
     print(f"{'ID':36}  {'EMAIL':{width}}  {'ROLE':6}  VERIFIED  CREATED")
     for u in everyone:
-        print(f"{u.id:36}  {u.email:{width}}  {u.role:6}  {'yes' if u.email_verified else 'no':8}  "
-              f"{u.created_at:%Y-%m-%d %H:%M}")
+        print(
+            f"{u.id:36}  {u.email:{width}}  {u.role:6}  {'yes' if u.email_verified else 'no':8}  "
+            f"{u.created_at:%Y-%m-%d %H:%M}"
+        )
     return 0
 
 

@@ -3,6 +3,7 @@
 SIGTERM / SIGINT: stop claiming, cancel in-flight encodes and give their jobs back (another
 worker takes them at once); a second signal is not needed.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Bearer authentication for API handlers: `principal = await require_user(request)`."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -12,6 +12,7 @@ Where RFC 9110 leaves a choice, this module does what nginx's static handler doe
   14.2: a server MAY ignore Range; players never ask for multipart/byteranges);
 - a range unit other than `bytes` is ignored (RFC 9110 14.2: MUST ignore).
 """
+
 from __future__ import annotations
 
 import re

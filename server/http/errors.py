@@ -1,7 +1,8 @@
 """Domain errors -> HTTP, in one middleware, with one JSON error shape:
 
-    {"error": {"code": "snake_case_code", "message": "human text"}}
+{"error": {"code": "snake_case_code", "message": "human text"}}
 """
+
 from __future__ import annotations
 
 import json

@@ -5,6 +5,7 @@ ids (`parse_uuid`) and page sizes (`parse_limit`).
 malformed JSON, 400 `invalid_body` with one entry per field error in `error.details`
 (`{"field", "message", "type"}`; the rejected value is never echoed: it may be a password).
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Email syntax and the uniqueness key (pure)."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """SMTP URL parsing and mail composition (pure)."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,7 +13,9 @@ from auth.mailer import LogMailer, SmtpMailer, open_mailer, parse_smtp_url
     [
         pytest.param("smtp://mail.example.com", "mail.example.com", 25, False, None, None, id="plain-default-port"),
         pytest.param("smtp://u:p@127.0.0.1:2525", "127.0.0.1", 2525, False, "u", "p", id="plain-auth"),
-        pytest.param("smtps://u%40x:p%3Aw@mail.example.com", "mail.example.com", 465, True, "u@x", "p:w", id="tls-quoted"),
+        pytest.param(
+            "smtps://u%40x:p%3Aw@mail.example.com", "mail.example.com", 465, True, "u@x", "p:w", id="tls-quoted"
+        ),
     ],
 )
 def test_parse_smtp_url(url, host, port, tls, user, password):

@@ -1,4 +1,5 @@
 """Password hashing (pure, argon2id)."""
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """Access tokens: algorithm pinned, claims required, keys by kid (pure)."""
+
 from __future__ import annotations
 
 import base64

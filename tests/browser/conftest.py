@@ -4,6 +4,7 @@ ingest + worker code, and helpers that call the API like any client would.
 
 Every test here is sync: Playwright's sync API and the server's loop each own a thread's
 loop, so nothing async runs on the test's thread while the browser is up."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,9 +16,10 @@ import shutil
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -81,7 +83,7 @@ class LiveServer:
         await site.start()
         return self.runner.addresses[0][1]
 
-    def start(self) -> "LiveServer":
+    def start(self) -> LiveServer:
         self.thread.start()
         self.port = self.call(self._start(), timeout=60)
         return self

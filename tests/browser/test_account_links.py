@@ -1,6 +1,7 @@
 """The pages behind mailed links, driven in the browser with a real SMTP server on loopback:
 forgot password -> mail -> reset page -> sign in with the new password; and the
 verification link sent at registration."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -9,7 +10,8 @@ import email.policy
 import re
 import secrets
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller

@@ -1,6 +1,7 @@
 """The viewer's journey in a real browser: register, sign in, search with a typo and
 pick the suggestion, watch 5 s, leave, come back and resume near where it stopped; a
 favourite that survives reloads; and not one console error, failed request or HTTP error."""
+
 from __future__ import annotations
 
 import json

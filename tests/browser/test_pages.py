@@ -3,6 +3,7 @@ screenshots under test-output/screenshots/ for a person to look at, no horizonta
 on the phone, and no console error or failed request anywhere. Also: a series' seasons and
 the next episode at the end of one, the admin page's progress and failure reasons, keyboard
 use, and a catalog title made of HTML that must render as text."""
+
 from __future__ import annotations
 
 import secrets
@@ -34,8 +35,16 @@ def catalog(live_server: Any, clip_factory: Any, tmp_path: Path) -> dict[str, An
     )
     series = f"Harbour Tales {tag}"
     episodes = [
-        live_server.ingest_ready(short, title=name, series=series, season=season, episode=number,
-                                 genres=["Mystery"], description=f"{name}: a short episode.", year=2022)
+        live_server.ingest_ready(
+            short,
+            title=name,
+            series=series,
+            season=season,
+            episode=number,
+            genres=["Mystery"],
+            description=f"{name}: a short episode.",
+            year=2022,
+        )
         for season, number, name in [(1, 1, "The Fog"), (1, 2, "The Bell"), (2, 1, "Low Tide")]
     ]
     broken = tmp_path / "broken.mp4"
@@ -61,7 +70,9 @@ def snap(page: Any, directory: Path, name: str, width: int) -> None:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_every_page(width: int, live_server: Any, catalog: dict[str, Any], new_context: Any, screenshot_dir: Path) -> None:
+def test_every_page(
+    width: int, live_server: Any, catalog: dict[str, Any], new_context: Any, screenshot_dir: Path
+) -> None:
     base = live_server.url
     admin = live_server.create_admin()
     movie, series_id = catalog["movie"], catalog["series_id"]
@@ -144,7 +155,9 @@ def test_every_page(width: int, live_server: Any, catalog: dict[str, Any], new_c
     watch.assert_clean()
 
 
-def test_catalog_html_renders_as_text(live_server: Any, clip_factory: Any, new_context: Any, screenshot_dir: Path) -> None:
+def test_catalog_html_renders_as_text(
+    live_server: Any, clip_factory: Any, new_context: Any, screenshot_dir: Path
+) -> None:
     """A title named `<img src=x onerror=alert(1)>` shows those characters, runs nothing,
     adds no element, in the rows, the suggestions, the results and its own page."""
     title = live_server.ingest_ready(
@@ -222,7 +235,11 @@ def test_player_quality_menu(live_server: Any, clip_factory: Any, new_context: A
     page.goto(f"{live_server.url}/watch/{title['id']}")
     page.wait_for_function("() => document.querySelectorAll('#quality option').length >= 3", timeout=20_000)
     labels = page.locator("#quality option").all_inner_texts()
-    assert labels[0] == "Auto" and any(lbl.startswith("480p") for lbl in labels) and any(lbl.startswith("360p") for lbl in labels)
+    assert (
+        labels[0] == "Auto"
+        and any(lbl.startswith("480p") for lbl in labels)
+        and any(lbl.startswith("360p") for lbl in labels)
+    )
     page.wait_for_function(f"() => {VIDEO}.currentTime > 0.5", timeout=20_000)
     showing = page.evaluate(f"() => {VIDEO}.videoHeight")
     target = 360 if showing == 480 else 480

@@ -1,5 +1,6 @@
 """The player's history reports (every ~10 s while playing, on pause, and when the tab goes
 away) and the service worker's cache (the shell only, never API answers or media)."""
+
 from __future__ import annotations
 
 import json
@@ -71,13 +72,17 @@ def test_position_reported_every_10s_on_pause_and_on_pagehide(
         if position >= left_at - 0.5:
             break
         time.sleep(0.2)
-    assert position is not None and abs(position - left_at) < 1.5, (position, left_at, reports[-3:], watch.bad_responses, watch.failed_requests)
+    assert position is not None and abs(position - left_at) < 1.5, (
+        position,
+        left_at,
+        reports[-3:],
+        watch.bad_responses,
+        watch.failed_requests,
+    )
     watch.assert_clean()
 
 
-def test_service_worker_caches_the_shell_only(
-    live_server: Any, long_title: dict[str, Any], new_context: Any
-) -> None:
+def test_service_worker_caches_the_shell_only(live_server: Any, long_title: dict[str, Any], new_context: Any) -> None:
     base = live_server.url
     account = live_server.register_and_login()
     _ctx, page, watch = new_context()
@@ -111,7 +116,9 @@ def test_service_worker_caches_the_shell_only(
     paths = {urlsplit(url).path: ctype for url, ctype in cached}
     assert "/" in paths and paths["/"].startswith("text/html"), cached
     assert "/static/js/app.js" in paths, cached
-    leaked = [p for p in paths if p.startswith(("/api/", "/stream/", "/vendor/")) or p in ("/healthz", "/title", "/favorites")]
+    leaked = [
+        p for p in paths if p.startswith(("/api/", "/stream/", "/vendor/")) or p in ("/healthz", "/title", "/favorites")
+    ]
     assert leaked == [], cached
     assert all(p == "/" or p.startswith("/static/") or p == "/manifest.webmanifest" for p in paths), cached
     watch.assert_clean()

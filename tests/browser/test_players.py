@@ -1,6 +1,7 @@
 """Real players: hls.js and dash.js in headless chromium play a title from the origin
 (token-bearing URLs from POST /playback), switch rendition with ABR off, seek, and keep going,
 with no player error, no console error and no HTTP error on any request."""
+
 from __future__ import annotations
 
 import secrets
@@ -58,7 +59,9 @@ def test_player_plays_switches_rendition_and_seeks(
 
     # 3. a seek forward, then playback carries on from there
     page.evaluate(f"{VIDEO}.currentTime = 6")
-    page.wait_for_function(f"() => ({VIDEO}.currentTime >= 10 && !{VIDEO}.seeking) || check.errors.length", timeout=25_000)
+    page.wait_for_function(
+        f"() => ({VIDEO}.currentTime >= 10 && !{VIDEO}.seeking) || check.errors.length", timeout=25_000
+    )
     state = page.evaluate(
         f"""() => {{
             const v = {VIDEO};

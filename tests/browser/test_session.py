@@ -1,12 +1,14 @@
 """Tokens in the browser: the access token is refreshed silently before it expires (no 401
 ever reaches the viewer), and a session revoked from another device lands on the sign-in
 page with a message."""
+
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

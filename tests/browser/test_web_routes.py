@@ -1,6 +1,7 @@
 """The web client's HTTP side, without a browser: the shell for client routes and never for
 the API or media, security headers on HTML and static files, vendored player libraries, and
 no HTML-string APIs anywhere in the client's code."""
+
 from __future__ import annotations
 
 import re
@@ -42,7 +43,14 @@ async def test_client_routes_answer_the_shell(app_client: Any, path: str) -> Non
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/v1/nothing-here", "/api/nothing", "/stream/nothing", "/stream/a/b/c.m4s", "/static/nope.js", "/vendor/nope.js"],
+    [
+        "/api/v1/nothing-here",
+        "/api/nothing",
+        "/stream/nothing",
+        "/stream/a/b/c.m4s",
+        "/static/nope.js",
+        "/vendor/nope.js",
+    ],
 )
 async def test_api_media_and_assets_never_get_the_shell(app_client: Any, path: str) -> None:
     resp = await app_client.get(path)
@@ -85,7 +93,14 @@ async def test_service_worker_may_control_the_whole_app(app_client: Any) -> None
 
 
 @pytest.mark.parametrize(
-    "path", ["/static/../web.py", "/static/%2e%2e/web.py", "/static/js/%2e%2e/%2e%2e/web.py", "/static/.hidden", "/static/js/..%2fapp.js"]
+    "path",
+    [
+        "/static/../web.py",
+        "/static/%2e%2e/web.py",
+        "/static/js/%2e%2e/%2e%2e/web.py",
+        "/static/.hidden",
+        "/static/js/..%2fapp.js",
+    ],
 )
 async def test_static_traversal_is_refused(app_client: Any, path: str) -> None:
     resp = await app_client.get(path)

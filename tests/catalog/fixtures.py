@@ -1,6 +1,7 @@
 """Catalog test helpers: titles made with catalog functions (ready through status.publish_ready),
 an admin's and a viewer's tokens, and a unique genre per test so shared-database tests see
 only their own titles."""
+
 from __future__ import annotations
 
 import secrets

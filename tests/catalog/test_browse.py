@@ -1,4 +1,5 @@
 """Browse: filters, sorts, keyset pagination, cursors bound to their query."""
+
 from __future__ import annotations
 
 import pytest
@@ -59,20 +60,30 @@ async def test_filters(pg, genre):
 
 
 async def test_unknown_genre_is_empty(pg):
-    items, cursor = await browse.browse(pg, browse.parse_browse({"genre": "no-such-genre-ever"}, admin=False), cursor_key=KEY)
+    items, cursor = await browse.browse(
+        pg, browse.parse_browse({"genre": "no-such-genre-ever"}, admin=False), cursor_key=KEY
+    )
     assert items == [] and cursor is None
 
 
 async def test_cursor_from_another_query_is_refused(pg, genre):
     for _ in range(3):
         await make_title(pg, genres=[genre])
-    _, cursor = await browse.browse(pg, browse.parse_browse({"genre": genre, "limit": "1"}, admin=False), cursor_key=KEY)
+    _, cursor = await browse.browse(
+        pg, browse.parse_browse({"genre": genre, "limit": "1"}, admin=False), cursor_key=KEY
+    )
     assert cursor
     for params in ({"genre": genre, "sort": "popular"}, {"genre": "x"}, {}):
         with pytest.raises(InvalidCursor):
-            await browse.browse(pg, browse.parse_browse({**params, "limit": "1", "cursor": cursor}, admin=False), cursor_key=KEY)
+            await browse.browse(
+                pg, browse.parse_browse({**params, "limit": "1", "cursor": cursor}, admin=False), cursor_key=KEY
+            )
     with pytest.raises(InvalidCursor):
-        await browse.browse(pg, browse.parse_browse({"genre": genre, "limit": "1", "cursor": cursor}, admin=False), cursor_key=derive_key("x"))
+        await browse.browse(
+            pg,
+            browse.parse_browse({"genre": genre, "limit": "1", "cursor": cursor}, admin=False),
+            cursor_key=derive_key("x"),
+        )
 
 
 async def test_pagination_uses_the_partial_index(pg):

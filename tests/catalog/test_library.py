@@ -1,8 +1,9 @@
 """Favorites, history (last write wins by client clock), continue watching, erase_viewer."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -42,7 +43,7 @@ async def test_favorites_unknown_and_not_ready(pg):
 
 async def test_history_last_write_wins_by_client_clock(pg):
     user, t = new_user(), await make_title(pg, duration_s=1000)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     assert await library.record_progress(pg, user, t.id, position_s=500, client_ts=now - timedelta(seconds=10))
     # a stale tab reports an older position with an older timestamp: ignored
     assert not await library.record_progress(pg, user, t.id, position_s=20, client_ts=now - timedelta(seconds=60))
@@ -54,7 +55,9 @@ async def test_history_last_write_wins_by_client_clock(pg):
 
 async def test_history_future_clock_cannot_pin_progress(pg):
     user, t = new_user(), await make_title(pg, duration_s=1000)
-    await library.record_progress(pg, user, t.id, position_s=100, client_ts=datetime.now(timezone.utc) + timedelta(days=365))
+    await library.record_progress(
+        pg, user, t.id, position_s=100, client_ts=datetime.now(UTC) + timedelta(days=365)
+    )
     assert await library.record_progress(pg, user, t.id, position_s=200)
     assert (await library.list_history(pg, user))[0].position_s == 200
 
@@ -103,7 +106,7 @@ async def test_continue_watching(pg):
     barely = await make_title(pg, duration_s=1000)
     series, eps = await make_series(pg, "Next Up", [(1, 1), (1, 2), (2, 1)])
     last_series, last_eps = await make_series(pg, "All Done", [(1, 1)])
-    t0 = datetime.now(timezone.utc) - timedelta(minutes=10)
+    t0 = datetime.now(UTC) - timedelta(minutes=10)
     await library.record_progress(pg, user, movie.id, position_s=300, client_ts=t0)
     await library.record_progress(pg, user, done_movie.id, position_s=990, client_ts=t0)
     await library.record_progress(pg, user, barely.id, position_s=1, client_ts=t0)

@@ -1,4 +1,5 @@
 """Pure catalog logic: cursors, query parsing, progress rules, poster sniffing."""
+
 from __future__ import annotations
 
 import base64

@@ -1,5 +1,6 @@
 """Recommendations: co-watch + genre similarity, never what the viewer finished; popular for
 a new viewer; a reason for every pick."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,4 +1,5 @@
 """Search and suggest against Postgres: weighting, typos, grouping, hostile input."""
+
 from __future__ import annotations
 
 import secrets

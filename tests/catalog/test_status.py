@@ -1,5 +1,6 @@
 """Each way a title's status moves (catalog.status), from the state it may move from and
 from the states it must not."""
+
 from __future__ import annotations
 
 from catalog import status, titles

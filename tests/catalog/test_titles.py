@@ -1,4 +1,5 @@
 """Titles in Postgres: fields, visibility kept by triggers, series ordering, updates, deletes."""
+
 from __future__ import annotations
 
 import secrets
@@ -22,7 +23,18 @@ async def test_create_with_credits_and_genres(pg):
     assert t.credits == [{"name": "Ann Actor", "role": "cast", "character": "Hero"}, {"name": "Dee Rector"}]
     assert t.status == "pending" and not t.visible and t.poster_tag is None
     j = t.to_json(lambda tid, tag: f"/poster/{tid}?v={tag}")
-    assert {"id", "kind", "title", "year", "genres", "description", "status", "duration_s", "credits", "poster_url"} <= set(j)
+    assert {
+        "id",
+        "kind",
+        "title",
+        "year",
+        "genres",
+        "description",
+        "status",
+        "duration_s",
+        "credits",
+        "poster_url",
+    } <= set(j)
 
 
 @pytest.mark.parametrize(
@@ -89,15 +101,21 @@ async def test_episodes_listed_in_order(pg):
 async def test_duplicate_episode_and_bad_parent(pg):
     series, _ = await make_series(pg, "Dup Show", [(1, 1)])
     with pytest.raises(DuplicateEpisode):
-        await titles.create_title(pg, kind="episode", title="again", series_id=series.id, season_number=1, episode_number=1)
+        await titles.create_title(
+            pg, kind="episode", title="again", series_id=series.id, season_number=1, episode_number=1
+        )
     movie = await make_title(pg)
     with pytest.raises(InvalidTitle):
-        await titles.create_title(pg, kind="episode", title="orphan", series_id=movie.id, season_number=1, episode_number=1)
+        await titles.create_title(
+            pg, kind="episode", title="orphan", series_id=movie.id, season_number=1, episode_number=1
+        )
 
 
 async def test_update_title(pg):
     t = await make_title(pg, title="Before")
-    t2 = await titles.update_title(pg, t.id, {"title": "After", "genres": ["Noir"], "credits": [{"name": "Z"}], "year": 1999})
+    t2 = await titles.update_title(
+        pg, t.id, {"title": "After", "genres": ["Noir"], "credits": [{"name": "Z"}], "year": 1999}
+    )
     assert (t2.title, t2.genres, t2.credits, t2.year) == ("After", ["noir"], [{"name": "Z"}], 1999)
     with pytest.raises(InvalidTitle):
         await titles.update_title(pg, t.id, {"status": "ready"})

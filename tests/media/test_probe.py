@@ -1,4 +1,5 @@
 """ffprobe on real clips made by the real ffmpeg (the parser's own cases: test_probe_parse.py)."""
+
 from __future__ import annotations
 
 import os

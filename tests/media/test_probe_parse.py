@@ -1,4 +1,5 @@
 """The ffprobe JSON parser, from literal ffprobe output: no ffmpeg needed."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,11 +12,17 @@ from media.probe_parse import bit_depth_of, is_variable_frame_rate, parse_probe,
     ("stream", "expected"),
     [
         pytest.param({}, 0, id="none"),
-        pytest.param({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]}, 90, id="phone-portrait"),
+        pytest.param(
+            {"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -90}]}, 90, id="phone-portrait"
+        ),
         pytest.param({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": 90}]}, 270, id="matrix-90"),
-        pytest.param({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -180}]}, 180, id="matrix-180"),
+        pytest.param(
+            {"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -180}]}, 180, id="matrix-180"
+        ),
         pytest.param({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": 180}]}, 180, id="matrix+180"),
-        pytest.param({"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -89.98}]}, 90, id="matrix-rounding"),
+        pytest.param(
+            {"side_data_list": [{"side_data_type": "Display Matrix", "rotation": -89.98}]}, 90, id="matrix-rounding"
+        ),
         pytest.param({"tags": {"rotate": "90"}}, 90, id="tag-90"),
         pytest.param({"tags": {"rotate": "-90"}}, 270, id="tag-negative"),
         pytest.param({"tags": {"rotate": "450"}}, 90, id="tag-over-360"),

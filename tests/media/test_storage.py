@@ -1,13 +1,14 @@
 """Both storage backends against the same tests: files under tmp_path, and S3 on moto's
 server over real HTTP."""
+
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 from boto3.s3.transfer import TransferConfig

@@ -1,5 +1,6 @@
 """Make `tests.packager.factories` importable (the repo root is not on sys.path under pytest's
 default import mode, and a bare `import factories` would collide with other packages' helpers)."""
+
 import sys
 from pathlib import Path
 

@@ -3,6 +3,7 @@
 Durations are given in seconds and converted to exact ticks; audio segments follow AAC's
 1024-sample frames, so they wobble around the video boundaries as real encodes do.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -155,8 +156,17 @@ def mixed_durations() -> Presentation:
     """NTSC 30000/1001 with irregular cuts: 4.004 / 3.9 / a 4.5 s that rounds half up to 5."""
     return presentation(
         video("v720", 1280, 720, durations_s=MIXED_S, timescale=30000, frame_rate="30000/1001"),
-        video("v360", 640, 360, codecs="avc1.64001e", peak=900_000, avg=700_000,
-              durations_s=MIXED_S, timescale=30000, frame_rate="30000/1001"),
+        video(
+            "v360",
+            640,
+            360,
+            codecs="avc1.64001e",
+            peak=900_000,
+            avg=700_000,
+            durations_s=MIXED_S,
+            timescale=30000,
+            frame_rate="30000/1001",
+        ),
         audio(durations_s=MIXED_S),
     )
 
@@ -164,8 +174,17 @@ def mixed_durations() -> Presentation:
 def event() -> Presentation:
     """The fast first pass: lowest rung only, still publishing, 2.002 s segments so far."""
     return presentation(
-        video("v360", 640, 360, codecs="avc1.64001e", peak=900_000, avg=700_000,
-              durations_s=(2.002, 2.002, 2.002), timescale=30000, frame_rate="30000/1001"),
+        video(
+            "v360",
+            640,
+            360,
+            codecs="avc1.64001e",
+            peak=900_000,
+            avg=700_000,
+            durations_s=(2.002, 2.002, 2.002),
+            timescale=30000,
+            frame_rate="30000/1001",
+        ),
         audio(durations_s=(2.002, 2.002, 2.002)),
         complete=False,
     )

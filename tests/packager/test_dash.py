@@ -1,4 +1,5 @@
 """DASH output read back by an independent parser (mpegdash), plus edge cases of the model."""
+
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from fractions import Fraction
@@ -185,7 +186,9 @@ def test_alignment_holds_across_timescales():
     [
         pytest.param((4, 4, 4, 4), [("0", "61440", "3")], id="one-run"),
         pytest.param((4, 4, 2.5), [("0", "61440", "1"), (None, "38400", None)], id="run-then-tail"),
-        pytest.param((4, 2, 4), [("0", "61440", None), (None, "30720", None), (None, "61440", None)], id="no-repeat-across-gap"),
+        pytest.param(
+            (4, 2, 4), [("0", "61440", None), (None, "30720", None), (None, "61440", None)], id="no-repeat-across-gap"
+        ),
         pytest.param((2,), [("0", "30720", None)], id="single-segment"),
     ],
 )

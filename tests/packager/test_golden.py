@@ -2,6 +2,7 @@
 
 Regenerate after an intended change with STREAMFLIX_UPDATE_GOLDEN=1, then review the diff.
 """
+
 import os
 from pathlib import Path
 

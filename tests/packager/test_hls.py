@@ -1,4 +1,5 @@
 """HLS output read back by an independent parser (m3u8), plus edge cases of the model."""
+
 from dataclasses import replace
 from fractions import Fraction
 from urllib.parse import parse_qs, urlsplit
@@ -51,7 +52,12 @@ def test_ladder_multivariant_parses():
         assert info.audio == AUDIO_GROUP
     [media] = pl.media
     assert (media.type, media.group_id, media.language, media.default, media.autoselect, media.channels) == (
-        "AUDIO", AUDIO_GROUP, "en", "YES", "YES", "2"
+        "AUDIO",
+        AUDIO_GROUP,
+        "en",
+        "YES",
+        "YES",
+        "2",
     )
     assert media.uri == f"a0/index.m3u8?token={TOKEN}"
 
@@ -115,7 +121,9 @@ def test_distinct_codecs_listed_once_each():
 )
 def test_exactly_one_default_audio(defaults, expected):
     langs = ("en", "fr", "de")
-    p = presentation(video(), *(audio(f"a{i}", language=l, name=l, default=d) for i, (l, d) in enumerate(zip(langs, defaults))))
+    p = presentation(
+        video(), *(audio(f"a{i}", language=l, name=l, default=d) for i, (l, d) in enumerate(zip(langs, defaults)))
+    )
     media = m3u8.loads(render_multivariant(p, REL)).media
     assert [m.default for m in media] == expected
     assert all(m.autoselect == "YES" for m in media)
@@ -124,7 +132,9 @@ def test_exactly_one_default_audio(defaults, expected):
 @pytest.mark.parametrize(
     ("names", "languages", "expected"),
     [
-        pytest.param(("English", "English"), ("en", "en"), ["English", "English (a1)"], id="duplicate-names-made-unique"),
+        pytest.param(
+            ("English", "English"), ("en", "en"), ["English", "English (a1)"], id="duplicate-names-made-unique"
+        ),
         pytest.param((None, None), ("en", "fr"), ["en", "fr"], id="name-falls-back-to-language"),
         pytest.param((None, None), (None, None), ["a0", "a1"], id="name-falls-back-to-id"),
         pytest.param(('Director "cut"', "x"), ("en", "en"), ["Director 'cut'", "x"], id="quote-in-name-replaced"),
@@ -180,7 +190,9 @@ def test_every_media_playlist_parses_and_matches_the_model(name, uri):
         assert pl.is_endlist is p.complete
         assert len(pl.segments) == len(r.segments)
         # Durations are exact to a microsecond, and so is their sum.
-        assert sum(Fraction(str(s.duration)) for s in pl.segments) == pytest.approx(r.duration_s, abs=1e-5 * len(r.segments))
+        assert sum(Fraction(str(s.duration)) for s in pl.segments) == pytest.approx(
+            r.duration_s, abs=1e-5 * len(r.segments)
+        )
         for s, model_seg in zip(pl.segments, r.segments):
             assert abs(Fraction(str(s.duration)) - Fraction(model_seg.duration, r.timescale)) <= Fraction(1, 2_000_000)
             # RFC 8216 4.3.3.1: each EXTINF rounded to the nearest integer <= target duration.
@@ -252,15 +264,41 @@ def test_no_query_means_no_question_mark():
     ("p", "error", "code"),
     [
         pytest.param(presentation(), InvalidPresentation, "invalid_presentation", id="no-renditions"),
-        pytest.param(presentation(video(durations_s=())), InvalidPresentation, "invalid_presentation", id="rendition-without-segments"),
-        pytest.param(presentation(video("v720"), video("v720")), InvalidPresentation, "invalid_presentation", id="duplicate-ids"),
+        pytest.param(
+            presentation(video(durations_s=())),
+            InvalidPresentation,
+            "invalid_presentation",
+            id="rendition-without-segments",
+        ),
+        pytest.param(
+            presentation(video("v720"), video("v720")), InvalidPresentation, "invalid_presentation", id="duplicate-ids"
+        ),
         pytest.param(presentation(video("V 720")), InvalidPresentation, "invalid_presentation", id="id-not-path-safe"),
         pytest.param(presentation(video("v$1")), InvalidPresentation, "invalid_presentation", id="id-with-dollar"),
-        pytest.param(presentation(replace(video(), timescale=0)), InvalidPresentation, "invalid_presentation", id="zero-timescale"),
-        pytest.param(presentation(replace(video(), segments=(Segment(0, 10),))), InvalidPresentation, "invalid_presentation", id="zero-duration-segment"),
-        pytest.param(presentation(replace(video(), start_number=-1)), InvalidPresentation, "invalid_presentation", id="negative-start-number"),
-        pytest.param(presentation(video(frame_rate="fast")), InvalidPresentation, "invalid_presentation", id="bad-frame-rate"),
-        pytest.param(presentation(video(codecs='avc1"')), InvalidPresentation, "invalid_presentation", id="quote-in-codecs"),
+        pytest.param(
+            presentation(replace(video(), timescale=0)),
+            InvalidPresentation,
+            "invalid_presentation",
+            id="zero-timescale",
+        ),
+        pytest.param(
+            presentation(replace(video(), segments=(Segment(0, 10),))),
+            InvalidPresentation,
+            "invalid_presentation",
+            id="zero-duration-segment",
+        ),
+        pytest.param(
+            presentation(replace(video(), start_number=-1)),
+            InvalidPresentation,
+            "invalid_presentation",
+            id="negative-start-number",
+        ),
+        pytest.param(
+            presentation(video(frame_rate="fast")), InvalidPresentation, "invalid_presentation", id="bad-frame-rate"
+        ),
+        pytest.param(
+            presentation(video(codecs='avc1"')), InvalidPresentation, "invalid_presentation", id="quote-in-codecs"
+        ),
     ],
 )
 def test_multivariant_rejects_impossible_models(p, error, code):

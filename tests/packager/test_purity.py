@@ -1,4 +1,5 @@
 """packager/ is pure (docs/architecture.md): it takes data and returns text, so it imports no I/O."""
+
 import ast
 from pathlib import Path
 
@@ -8,10 +9,27 @@ import packager
 
 PACKAGE_DIR = Path(packager.__file__).resolve().parent
 FORBIDDEN = {
-    "aiohttp", "asyncpg", "redis", "boto3", "botocore", "aiobotocore", "subprocess", "socket",
-    "requests", "httpx", "aiofiles", "urllib.request", "http.client", "asyncio", "shutil",
+    "aiohttp",
+    "asyncpg",
+    "redis",
+    "boto3",
+    "botocore",
+    "aiobotocore",
+    "subprocess",
+    "socket",
+    "requests",
+    "httpx",
+    "aiofiles",
+    "urllib.request",
+    "http.client",
+    "asyncio",
+    "shutil",
     # imports point down only: packager sits below every package that does I/O
-    "server", "transcoder", "catalog", "auth", "media",
+    "server",
+    "transcoder",
+    "catalog",
+    "auth",
+    "media",
 }
 
 
@@ -30,7 +48,8 @@ def _imports(path: Path) -> set[str]:
 @pytest.mark.parametrize("path", sorted(PACKAGE_DIR.glob("*.py")), ids=lambda p: p.name)
 def test_no_io_imports(path):
     bad = {
-        name for name in _imports(path)
+        name
+        for name in _imports(path)
         if name.startswith("<call") or any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
     }
     assert not bad, f"{path.name} imports {sorted(bad)}"

@@ -1,4 +1,5 @@
 """Helpers for the accounts HTTP tests."""
+
 from __future__ import annotations
 
 import secrets

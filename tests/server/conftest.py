@@ -1,5 +1,6 @@
 """Fixtures of the origin tests: one hand-written title version in file storage, and a
 playback token for it."""
+
 from __future__ import annotations
 
 import pytest

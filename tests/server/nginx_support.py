@@ -1,6 +1,7 @@
 """Run Debian's nginx from a generated config: free port, `-p` prefix, `daemon off`, pid and
 logs in a temp dir. Used by the parity test (nginx serving the same file) and the CDN test
 (nginx with proxy_cache in front of the origin)."""
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,8 @@ class Nginx:
         # As root, nginx's workers would become `nobody` and could not read pytest's 0700 dirs.
         user = "user root;" if os.geteuid() == 0 else ""
         temp = "\n".join(
-            f"    {name}_temp_path {prefix}/tmp_{name};" for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+            f"    {name}_temp_path {prefix}/tmp_{name};"
+            for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
         )
         self.conf = prefix / "nginx.conf"
         self.conf.write_text(
@@ -52,7 +54,7 @@ http {{
         )
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "Nginx":
+    def start(self) -> Nginx:
         nginx = nginx_or_skip()
         self.proc = subprocess.Popen(
             [nginx, "-p", str(self.prefix), "-c", str(self.conf)],

@@ -1,6 +1,7 @@
 """Helpers for the origin tests: a title version written by hand (model + fake segment bytes)
 into a storage, and a ready catalog row pointing at it. The end-to-end tests use the real
 pipeline's `ready_title` instead."""
+
 from __future__ import annotations
 
 import hashlib

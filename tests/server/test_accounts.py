@@ -1,5 +1,6 @@
 """Accounts over HTTP: registration, login, refresh rotation, logout, profile, sessions,
 deletion, admin — and the bad input each route must survive."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -257,8 +258,10 @@ async def test_delete_account_erases_real_favorites_and_history(app_client, pg):
     assert (await app_client.put(f"/api/v1/me/favorites/{t.id}", headers=h)).status == 204
     r = await app_client.put(f"/api/v1/me/history/{t.id}", json={"position_s": 120}, headers=h)
     assert r.status == 204, await r.text()
-    counts = "SELECT (SELECT count(*) FROM catalog.favorites WHERE user_id = $1::uuid) + " \
-             "(SELECT count(*) FROM catalog.history WHERE user_id = $1::uuid)"
+    counts = (
+        "SELECT (SELECT count(*) FROM catalog.favorites WHERE user_id = $1::uuid) + "
+        "(SELECT count(*) FROM catalog.history WHERE user_id = $1::uuid)"
+    )
     assert await pg.fetchval(counts, u["id"]) == 2
     r = await app_client.delete("/api/v1/me", json={"password": PASSWORD}, headers=h)
     assert r.status == 204
@@ -294,7 +297,9 @@ async def test_admin_routes_need_admin(app_client):
     u = await new_user(app_client)
     r = await app_client.get("/api/v1/admin/users", headers=bearer(u["access_token"]))
     assert r.status == 403 and await error_code(r) == "forbidden"
-    r = await app_client.patch(f"/api/v1/admin/users/{u['id']}", json={"role": "admin"}, headers=bearer(u["access_token"]))
+    r = await app_client.patch(
+        f"/api/v1/admin/users/{u['id']}", json={"role": "admin"}, headers=bearer(u["access_token"])
+    )
     assert r.status == 403
     assert (await app_client.get("/api/v1/admin/users")).status == 401
 
@@ -330,7 +335,9 @@ async def test_admin_changes_roles_and_demotion_is_immediate(app_client, pg):
     assert r.status == 200 and (await r.json())["role"] == "admin"
     r = await app_client.patch(f"/api/v1/admin/users/{u['id']}", json={"role": "root"}, headers=h)
     assert r.status == 400
-    r = await app_client.patch("/api/v1/admin/users/00000000-0000-0000-0000-000000000000", json={"role": "admin"}, headers=h)
+    r = await app_client.patch(
+        "/api/v1/admin/users/00000000-0000-0000-0000-000000000000", json={"role": "admin"}, headers=h
+    )
     assert r.status == 404
     # Demote the other admin: their still-valid access token (role "admin" inside) no longer works.
     me = await (await app_client.get("/api/v1/me", headers=bearer(other["access_token"]))).json()
@@ -389,9 +396,7 @@ async def test_one_megabyte_password(app_client):
 
 
 async def test_field_errors_are_listed(app_client):
-    r = await app_client.post(
-        "/api/v1/auth/register", json={"email": "nope", "password": 12345678, "role": "admin"}
-    )
+    r = await app_client.post("/api/v1/auth/register", json={"email": "nope", "password": 12345678, "role": "admin"})
     assert r.status == 400
     err = (await r.json())["error"]
     assert err["code"] == "invalid_body"
@@ -458,7 +463,9 @@ async def test_sql_and_script_text_in_account_and_admin_fields(app_client, pg, p
     u = await new_user(app_client)
     h = bearer(u["access_token"])
     # As the current password: just a wrong one.
-    r = await app_client.patch("/api/v1/me", json={"password": "new password 123", "current_password": payload}, headers=h)
+    r = await app_client.patch(
+        "/api/v1/me", json={"password": "new password 123", "current_password": payload}, headers=h
+    )
     assert r.status == 403 and await error_code(r) == "wrong_password"
     r = await app_client.delete("/api/v1/me", json={"password": payload}, headers=h)
     assert r.status == 403 and await error_code(r) == "wrong_password"
@@ -527,12 +534,12 @@ async def test_rotated_key_keeps_sessions(aiohttp_client, settings):
 
     client = await aiohttp_client(create_app(settings))
     u = await new_user(client)
-    rotated = dataclasses.replace(
-        settings, secret_key="brand-new-secret", previous_secret_keys=(settings.secret_key,)
-    )
+    rotated = dataclasses.replace(settings, secret_key="brand-new-secret", previous_secret_keys=(settings.secret_key,))
     client2 = await aiohttp_client(create_app(rotated))
     assert (await client2.get("/api/v1/me", headers=bearer(u["access_token"]))).status == 200
     fresh = await login(client2, u["email"])
-    assert jwt.get_unverified_header(fresh["access_token"])["kid"] != jwt.get_unverified_header(u["access_token"])["kid"]
+    assert (
+        jwt.get_unverified_header(fresh["access_token"])["kid"] != jwt.get_unverified_header(u["access_token"])["kid"]
+    )
     # A server that only knows the old key refuses the new kid.
     assert (await client.get("/api/v1/me", headers=bearer(fresh["access_token"]))).status == 401

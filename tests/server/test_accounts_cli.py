@@ -1,4 +1,5 @@
 """`streamflix users create|list|set-role`, run in-process and as a real subprocess."""
+
 from __future__ import annotations
 
 import io
@@ -34,8 +35,14 @@ def run_cli(argv, stdin="", monkeypatch=None):
 
 def test_create_list_set_role(cli_env, monkeypatch, capsys):
     email = unique_email("Cli")
-    assert run_cli(["users", "create", email, "--admin", "--password-stdin", "--display-name", "Ops"],
-                   PASSWORD + "\n", monkeypatch) == 0
+    assert (
+        run_cli(
+            ["users", "create", email, "--admin", "--password-stdin", "--display-name", "Ops"],
+            PASSWORD + "\n",
+            monkeypatch,
+        )
+        == 0
+    )
     out = capsys.readouterr()
     user_id = out.out.strip()
     assert len(user_id) == 36 and f"created admin {email}" in out.err
@@ -135,9 +142,21 @@ def test_console_script_subprocess(cli_env):
     exe = os.path.join(os.path.dirname(sys.executable), "streamflix")
     argv = [exe] if os.path.exists(exe) else [sys.executable, "-m", "server.cli"]
     email = unique_email()
-    p = subprocess.run(argv + ["users", "create", email, "--password-stdin"], input=PASSWORD + "\n",
-                       capture_output=True, text=True, env={**os.environ, **cli_env}, timeout=60)
+    p = subprocess.run(
+        argv + ["users", "create", email, "--password-stdin"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, **cli_env},
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
-    p = subprocess.run(argv + ["users", "create", email, "--password-stdin"], input=PASSWORD + "\n",
-                       capture_output=True, text=True, env={**os.environ, **cli_env}, timeout=60)
+    p = subprocess.run(
+        argv + ["users", "create", email, "--password-stdin"],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, **cli_env},
+        timeout=60,
+    )
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1

@@ -1,4 +1,5 @@
 """Verification and password-reset mail through a real SMTP server on loopback (aiosmtpd)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,7 +27,9 @@ class Mailbox:
         self.messages: list[tuple[list[str], Message]] = []
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
-        self.messages.append((list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=email.policy.default)))
+        self.messages.append(
+            (list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=email.policy.default))
+        )
         return "250 OK"
 
     async def wait_for(self, rcpt: str, subject_word: str, timeout: float = 10.0) -> Message:
@@ -54,7 +57,9 @@ def mailbox() -> Any:
 
 @pytest.fixture
 async def client(aiohttp_client, settings, mailbox):
-    s = dataclasses.replace(settings, smtp_url=f"smtp://127.0.0.1:{mailbox.port}", mail_from="StreamFlix <tv@example.com>")
+    s = dataclasses.replace(
+        settings, smtp_url=f"smtp://127.0.0.1:{mailbox.port}", mail_from="StreamFlix <tv@example.com>"
+    )
     return await aiohttp_client(create_app(s))
 
 
@@ -232,9 +237,10 @@ async def test_tokens_stored_hashed(client, mailbox, pg):
     _, _, token = link_of(await mailbox.wait_for(user["email"], "Confirm"))
     rows = await pg.fetch("SELECT token_hash FROM auth.email_tokens WHERE user_id = $1::uuid", user["id"])
     assert rows and all(token.encode() not in bytes(r["token_hash"]) for r in rows)
-    assert await pg.fetchval(
-        "SELECT count(*) FROM auth.email_tokens WHERE token_hash = sha256($1::text::bytea)", token
-    ) == 1
+    assert (
+        await pg.fetchval("SELECT count(*) FROM auth.email_tokens WHERE token_hash = sha256($1::text::bytea)", token)
+        == 1
+    )
 
 
 async def test_log_mailer_when_smtp_unset(app_client, caplog):

@@ -1,5 +1,6 @@
 """The OpenAPI document covers every /api/v1 route, and the running app conforms to it
 (schemathesis: generated requests, no 5xx, documented statuses, content types and bodies)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -159,8 +160,13 @@ def _token(live: dict) -> str:
     """A session's access token, replaced when a generated logout or sign-out revoked it
     (checked with one cheap GET instead of an argon2 login per case)."""
     token = live.get("token")
-    if token and requests.get(f"{live['base_url']}/api/v1/me", headers={"Authorization": f"Bearer {token}"},
-                              timeout=10).status_code == 200:
+    if (
+        token
+        and requests.get(
+            f"{live['base_url']}/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        ).status_code
+        == 200
+    ):
         return token
     r = requests.post(f"{live['base_url']}/api/v1/auth/login", json={"email": live["email"], "password": PASSWORD})
     assert r.status_code == 200, r.text
@@ -188,8 +194,9 @@ MAX_EXAMPLES = 6
 
 
 @schema.parametrize()
-@hsettings(max_examples=MAX_EXAMPLES, deadline=5000, derandomize=True, database=None,
-           suppress_health_check=list(HealthCheck))
+@hsettings(
+    max_examples=MAX_EXAMPLES, deadline=5000, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 def test_api_conforms_to_spec(case, live):
     assert time.monotonic() - live["started"] < 60, "schemathesis run over its time budget"
     headers = {"Authorization": f"Bearer {_token(live)}"} if case.operation.definition.raw.get("security") else {}

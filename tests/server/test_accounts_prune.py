@@ -1,5 +1,6 @@
 """`streamflix users prune` (auth/prune.py): expired tokens and dead sessions go, nothing a
 viewer can still use does."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _session_id(pg, email: str) -> str:
-    return str(await pg.fetchval(
-        "SELECT s.id FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id WHERE lower(u.email) = lower($1) "
-        "ORDER BY s.created_at DESC LIMIT 1",
-        email,
-    ))
+    return str(
+        await pg.fetchval(
+            "SELECT s.id FROM auth.sessions s JOIN auth.users u ON u.id = s.user_id WHERE lower(u.email) = lower($1) "
+            "ORDER BY s.created_at DESC LIMIT 1",
+            email,
+        )
+    )
 
 
 async def test_prune_keeps_what_is_live(app_client, pg, settings):
@@ -46,7 +49,9 @@ async def test_prune_keeps_what_is_live(app_client, pg, settings):
     gone = await register(app_client)
     await login(app_client, gone["email"])
     gone_sid = await _session_id(pg, gone["email"])
-    await pg.execute("UPDATE auth.refresh_tokens SET expires_at = now() - interval '2 days' WHERE session_id = $1::uuid", gone_sid)
+    await pg.execute(
+        "UPDATE auth.refresh_tokens SET expires_at = now() - interval '2 days' WHERE session_id = $1::uuid", gone_sid
+    )
     await pg.execute("UPDATE auth.sessions SET last_seen_at = now() - interval '31 days' WHERE id = $1::uuid", gone_sid)
     # email tokens: one expired, one used but unexpired
     uid = await pg.fetchval("SELECT id FROM auth.users WHERE lower(email) = lower($1)", live["email"])
@@ -55,7 +60,10 @@ async def test_prune_keeps_what_is_live(app_client, pg, settings):
         "INSERT INTO auth.email_tokens (token_hash, user_id, purpose, email, expires_at, used_at) VALUES "
         "($3, $1, 'verify_email', $2, now() - interval '1 hour', NULL), "
         "($4, $1, 'password_reset', $2, now() + interval '1 hour', now())",
-        uid, live["email"], expired_hash, used_hash,
+        uid,
+        live["email"],
+        expired_hash,
+        used_hash,
     )
 
     env = {
@@ -66,7 +74,11 @@ async def test_prune_keeps_what_is_live(app_client, pg, settings):
     }
     out = subprocess.run(
         [sys.executable, "-m", "server.cli", "users", "prune", "--json"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.returncode == 0, out.stderr
     counts = json.loads(out.stdout)
@@ -75,7 +87,10 @@ async def test_prune_keeps_what_is_live(app_client, pg, settings):
     sessions = {str(r["id"]) for r in await pg.fetch("SELECT id FROM auth.sessions")}
     assert live_sid in sessions and fresh_sid in sessions
     assert old_sid not in sessions and gone_sid not in sessions
-    kept = {bytes(r["token_hash"]) for r in await pg.fetch("SELECT token_hash FROM auth.email_tokens WHERE user_id = $1", uid)}
+    kept = {
+        bytes(r["token_hash"])
+        for r in await pg.fetch("SELECT token_hash FROM auth.email_tokens WHERE user_id = $1", uid)
+    }
     assert expired_hash not in kept
     assert used_hash in kept  # used but unexpired: a second click still says "already used"
     # The live viewer notices nothing: its current refresh token rotates, its first one is
@@ -87,6 +102,11 @@ async def test_prune_keeps_what_is_live(app_client, pg, settings):
 
     # Running it again finds nothing more of these.
     again = subprocess.run(
-        [sys.executable, "-m", "server.cli", "users", "prune"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "server.cli", "users", "prune"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert again.returncode == 0 and again.stdout.startswith("pruned ")

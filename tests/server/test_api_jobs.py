@@ -1,4 +1,5 @@
 """`GET /api/v1/admin/jobs`: admins see jobs with status, progress, attempts and error."""
+
 from __future__ import annotations
 
 import secrets

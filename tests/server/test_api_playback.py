@@ -1,4 +1,5 @@
 """POST /api/v1/titles/{id}/playback: bearer in, tokenised URLs out; the URLs play."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,9 +31,7 @@ def _auth(user_token) -> dict[str, str]:
 async def test_needs_a_bearer_token(app_client, ready):
     r = await app_client.post(f"/api/v1/titles/{ready.title_id}/playback")
     assert r.status == 401
-    r = await app_client.post(
-        f"/api/v1/titles/{ready.title_id}/playback", headers={"Authorization": "Bearer nonsense"}
-    )
+    r = await app_client.post(f"/api/v1/titles/{ready.title_id}/playback", headers={"Authorization": "Bearer nonsense"})
     assert r.status == 401
 
 

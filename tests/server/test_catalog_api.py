@@ -1,4 +1,5 @@
 """Catalog HTTP API: browse, title pages, search, suggest, admin CRUD, posters, ETags."""
+
 from __future__ import annotations
 
 import asyncio
@@ -48,7 +49,11 @@ async def test_browse_pages_with_cursor(app_client, pg, genre):
     "cursor",
     [
         pytest.param("garbage", id="garbage"),
-        pytest.param(base64.urlsafe_b64encode(json.dumps(["2020-01-01T00:00:00+00:00", "x"]).encode()).decode().rstrip("=") + ".AAAA", id="forged-mac"),
+        pytest.param(
+            base64.urlsafe_b64encode(json.dumps(["2020-01-01T00:00:00+00:00", "x"]).encode()).decode().rstrip("=")
+            + ".AAAA",
+            id="forged-mac",
+        ),
         pytest.param("e30.e30", id="json-looking"),
         pytest.param("%00", id="nul"),
         pytest.param("x" * 4000, id="long"),
@@ -148,7 +153,12 @@ async def test_etag_and_304(app_client, pg):
 async def test_admin_create_patch_delete(app_client, admin_headers, settings):
     r = await app_client.post(
         "/api/v1/titles",
-        json={"kind": "series", "title": "Admin Show", "genres": ["Drama"], "credits": [{"name": "A. Writer", "role": "creator"}]},
+        json={
+            "kind": "series",
+            "title": "Admin Show",
+            "genres": ["Drama"],
+            "credits": [{"name": "A. Writer", "role": "creator"}],
+        },
         headers=admin_headers,
     )
     assert r.status == 201, await r.text()
@@ -164,12 +174,20 @@ async def test_admin_create_patch_delete(app_client, admin_headers, settings):
     assert episode["status"] == "pending"
     r = await app_client.post(
         "/api/v1/titles",
-        json={"kind": "episode", "title": "Pilot again", "series_id": series["id"], "season_number": 1, "episode_number": 1},
+        json={
+            "kind": "episode",
+            "title": "Pilot again",
+            "series_id": series["id"],
+            "season_number": 1,
+            "episode_number": 1,
+        },
         headers=admin_headers,
     )
     assert r.status == 409
 
-    r = await app_client.patch(f"/api/v1/titles/{series['id']}", json={"title": "Renamed Show", "year": 2001}, headers=admin_headers)
+    r = await app_client.patch(
+        f"/api/v1/titles/{series['id']}", json={"title": "Renamed Show", "year": 2001}, headers=admin_headers
+    )
     assert r.status == 200 and (await r.json())["title"] == "Renamed Show"
     # the cached page follows the write
     assert (await (await app_client.get(f"/api/v1/titles/{series['id']}")).json())["title"] == "Renamed Show"
@@ -204,10 +222,14 @@ async def test_admin_create_bad_bodies(app_client, admin_headers, body):
 async def test_admin_routes_need_admin(app_client, pg, viewer_headers):
     t = await make_title(pg)
     assert (await app_client.post("/api/v1/titles", json={"kind": "movie", "title": "x"})).status == 401
-    assert (await app_client.post("/api/v1/titles", json={"kind": "movie", "title": "x"}, headers=viewer_headers)).status == 403
+    assert (
+        await app_client.post("/api/v1/titles", json={"kind": "movie", "title": "x"}, headers=viewer_headers)
+    ).status == 403
     assert (await app_client.patch(f"/api/v1/titles/{t.id}", json={"title": "x"}, headers=viewer_headers)).status == 403
     assert (await app_client.delete(f"/api/v1/titles/{t.id}", headers=viewer_headers)).status == 403
-    r = await app_client.post(f"/api/v1/titles/{t.id}/poster", data=JPEG, headers={**viewer_headers, "Content-Type": "image/jpeg"})
+    r = await app_client.post(
+        f"/api/v1/titles/{t.id}/poster", data=JPEG, headers={**viewer_headers, "Content-Type": "image/jpeg"}
+    )
     assert r.status == 403
     assert (await app_client.get("/api/v1/admin/search-stats", headers=viewer_headers)).status == 403
 
@@ -245,7 +267,9 @@ async def test_poster_upload_and_serve(app_client, pg, admin_headers):
 )
 async def test_poster_bad_uploads(app_client, pg, admin_headers, ctype, data, status):
     t = await make_title(pg)
-    r = await app_client.post(f"/api/v1/titles/{t.id}/poster", data=data, headers={**admin_headers, "Content-Type": ctype})
+    r = await app_client.post(
+        f"/api/v1/titles/{t.id}/poster", data=data, headers={**admin_headers, "Content-Type": ctype}
+    )
     assert r.status == status, await r.text()
 
 
@@ -399,6 +423,7 @@ async def quiesce(client):
         await asyncio.sleep(0.2)
         if c.generation == generation:
             return
+
 
 CONTRACT_FIELDS = {"id", "kind", "title", "year", "genres", "description", "status", "duration_s"}
 

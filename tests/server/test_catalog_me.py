@@ -1,4 +1,5 @@
 """/api/v1/me/*: favorites, history, continue watching, recommendations over HTTP."""
+
 from __future__ import annotations
 
 import time
@@ -64,7 +65,9 @@ async def test_history_and_stale_tab(app_client, pg, viewer_headers):
     r = await app_client.get("/api/v1/me/history", headers=viewer_headers)
     [item] = (await r.json())["items"]
     assert item["title"]["id"] == t.id and item["position_s"] == 400 and "updated_at" in item
-    r = await app_client.put(url, json={"position_s": 500.5, "client_ts": "2999-01-01T00:00:00Z"}, headers=viewer_headers)
+    r = await app_client.put(
+        url, json={"position_s": 500.5, "client_ts": "2999-01-01T00:00:00Z"}, headers=viewer_headers
+    )
     assert r.status == 204  # a future clock is taken as "now"
     r = await app_client.put(url, json={"position_s": 501}, headers=viewer_headers)
     assert r.status == 204

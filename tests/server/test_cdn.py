@@ -2,6 +2,7 @@
 says a real CDN should be (cache key = the full URL, origin Cache-Control respected, one
 upstream fetch per object at a time). Twenty viewers, each with their own account, press play
 on the same title; the origin must serve each segment once."""
+
 from __future__ import annotations
 
 import asyncio

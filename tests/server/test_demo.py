@@ -2,6 +2,7 @@
 temporary data dir and a free port. It must print the URL and a login, and that login must
 play: log in over HTTP, ask for playback URLs, fetch the master playlist, a media playlist and
 a segment. SIGTERM stops it cleanly."""
+
 from __future__ import annotations
 
 import asyncio
@@ -63,7 +64,10 @@ def test_demo_prints_a_login_that_plays(tmp_path, clip_factory, throwaway_databa
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "server.cli", "demo", str(clip), "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=err,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=err,
         )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S

@@ -1,4 +1,5 @@
 """The foundation: settings precedence, migrations, the error shape, minimal login."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """server/http/conditional.py: RFC 9110 preconditions and byte ranges, table-driven."""
+
 from __future__ import annotations
 
 import pytest
@@ -86,8 +87,7 @@ def test_if_range(if_range, status):
         pytest.param({"if_modified_since": http_date(LM - 1)}, 200, id="ims-earlier"),
         pytest.param({"if_modified_since": "Wed, 08 Jul 2037 22:53:52 GMT"}, 304, id="ims-2037"),
         pytest.param({"if_modified_since": "not a date"}, 200, id="ims-invalid-ignored"),
-        pytest.param({"if_none_match": '"foo"', "if_modified_since": http_date(LM)}, 200,
-                     id="inm-overrides-ims"),
+        pytest.param({"if_none_match": '"foo"', "if_modified_since": http_date(LM)}, 200, id="inm-overrides-ims"),
         pytest.param({"if_unmodified_since": http_date(LM - 1)}, 412, id="ius-fail"),
         pytest.param({"if_unmodified_since": http_date(LM)}, 200, id="ius-ok"),
         pytest.param({"if_none_match": '"abc"', "range_header": "bytes=0-1"}, 304, id="inm-before-range"),

@@ -6,6 +6,7 @@ nginx runs with `max_ranges 1` (several ranges -> the whole body, as we do: play
 for multipart/byteranges) and `if_modified_since before` (RFC 9110 13.1.3, where nginx's
 default is exact-match).
 """
+
 from __future__ import annotations
 
 import aiohttp

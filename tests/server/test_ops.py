@@ -1,4 +1,5 @@
 """/healthz, /readyz, /metrics and the JSON access log."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,8 +58,11 @@ async def test_metrics(app_client, settings):
     assert f'route="{seg_route}",status="403"' in text
     assert "streamflix_http_request_duration_seconds_bucket{" in text
     size = len(sv.objects["v360/1.m4s"])
-    line = next(line for line in text.splitlines()
-                if line.startswith("streamflix_http_response_bytes_total") and seg_route in line)
+    line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("streamflix_http_response_bytes_total") and seg_route in line
+    )
     # three segments plus the 403's small JSON error body
     assert 3 * size < int(line.rsplit(" ", 1)[1]) < 3 * size + 500
     assert "streamflix_transcode_jobs_queued " in text
@@ -72,7 +76,9 @@ async def test_access_log_is_json_without_tokens(app_client, settings, caplog, u
         await app_client.get(sv.url("v360/1.m4s", token))
         await app_client.get(sv.url("master.m3u8", token))
         await app_client.get(sv.url("v360/1.m4s", "forged" + token))
-        await app_client.post("/api/v1/auth/login", json={"email": user_token["email"], "password": user_token["password"]})
+        await app_client.post(
+            "/api/v1/auth/login", json={"email": user_token["email"], "password": user_token["password"]}
+        )
     lines = [r.getMessage() for r in caplog.records if r.name == "streamflix.access"]
     assert len(lines) >= 4
     for line in lines:
@@ -89,8 +95,16 @@ async def test_access_log_is_json_without_tokens(app_client, settings, caplog, u
 
 def _concrete(path: str) -> str:
     """A request path for a route template (values need not exist: only the route matters)."""
-    values = {"title_id": new_title_id(), "version": "v1", "rendition": "v360", "number": "1",
-              "session_id": new_title_id(), "user_id": new_title_id(), "path": "nope.css", "name": "nope.js"}
+    values = {
+        "title_id": new_title_id(),
+        "version": "v1",
+        "rendition": "v360",
+        "number": "1",
+        "session_id": new_title_id(),
+        "user_id": new_title_id(),
+        "path": "nope.css",
+        "name": "nope.js",
+    }
     return re.sub(r"{(\w+)(?::[^}]*)?}", lambda m: values.get(m.group(1), "x"), path)
 
 
@@ -115,8 +129,12 @@ async def test_head_and_options_on_every_route(app_client):
             assert h.headers["Access-Control-Allow-Origin"] == "*", template
         method = sorted(methods - {"HEAD"})[0]
         r = await app_client.options(
-            path, headers={"Origin": "https://player.example", "Access-Control-Request-Method": method,
-                           "Access-Control-Request-Headers": "range, authorization"},
+            path,
+            headers={
+                "Origin": "https://player.example",
+                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Headers": "range, authorization",
+            },
         )
         assert r.status == 204, (template, r.status)
         allowed = {m.strip() for m in r.headers["Access-Control-Allow-Methods"].split(",")}

@@ -1,4 +1,5 @@
 """auth/playback.py: stateless, window-rounded, key-rotating playback tokens."""
+
 from __future__ import annotations
 
 import re
@@ -56,19 +57,31 @@ def test_url_safe_and_dollar_free():
 @pytest.mark.parametrize(
     "mutate,error,code",
     [
-        pytest.param(lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"), PlaybackTokenForged,
-                     "playback_token_bad_signature", id="forged-signature"),
-        pytest.param(lambda t: t.replace(t.split(".")[1], str(int(t.split(".")[1]) + 21600)),
-                     PlaybackTokenForged, "playback_token_bad_signature", id="edited-expiry"),
-        pytest.param(lambda t: "ffffffff" + t[8:], PlaybackTokenUnknownKey, "playback_token_unknown_key",
-                     id="unknown-kid"),
+        pytest.param(
+            lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
+            PlaybackTokenForged,
+            "playback_token_bad_signature",
+            id="forged-signature",
+        ),
+        pytest.param(
+            lambda t: t.replace(t.split(".")[1], str(int(t.split(".")[1]) + 21600)),
+            PlaybackTokenForged,
+            "playback_token_bad_signature",
+            id="edited-expiry",
+        ),
+        pytest.param(
+            lambda t: "ffffffff" + t[8:], PlaybackTokenUnknownKey, "playback_token_unknown_key", id="unknown-kid"
+        ),
         pytest.param(lambda t: "", PlaybackTokenMalformed, "playback_token_malformed", id="empty"),
         pytest.param(lambda t: t + ".x", PlaybackTokenMalformed, "playback_token_malformed", id="extra-part"),
-        pytest.param(lambda t: t.replace(".", "$"), PlaybackTokenMalformed, "playback_token_malformed",
-                     id="dollar"),
+        pytest.param(lambda t: t.replace(".", "$"), PlaybackTokenMalformed, "playback_token_malformed", id="dollar"),
         pytest.param(lambda t: t + "A" * 500, PlaybackTokenMalformed, "playback_token_malformed", id="huge"),
-        pytest.param(lambda t: "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", PlaybackTokenMalformed,
-                     "playback_token_malformed", id="jwt-alg-none"),
+        pytest.param(
+            lambda t: "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
+            PlaybackTokenMalformed,
+            "playback_token_malformed",
+            id="jwt-alg-none",
+        ),
     ],
 )
 def test_bad_tokens(mutate, error, code):

@@ -1,5 +1,6 @@
 """`streamflix serve --workers 2`: a real subprocess, two processes answering on one port,
 a clean stop on SIGTERM."""
+
 from __future__ import annotations
 
 import json

@@ -2,6 +2,7 @@
 on a hand-built model: a viewer logs in, asks for playback URLs, and every playlist, MPD,
 init and media segment they name is checked with independent parsers (m3u8, mpegdash), with
 BANDWIDTH recomputed from the bytes the origin actually serves."""
+
 from __future__ import annotations
 
 import math
@@ -105,7 +106,9 @@ async def test_real_title_manifests_parse_and_every_uri_plays(app_client, ready_
     # ---- multivariant: BANDWIDTH is the measured peak of the video plus its audio ---------
     def peak(rid: str) -> int:
         r = model.rendition(rid)
-        return math.ceil(max(Fraction(size * 8 * r.timescale, seg.duration) for size, seg in zip(sizes[rid], r.segments)))
+        return math.ceil(
+            max(Fraction(size * 8 * r.timescale, seg.duration) for size, seg in zip(sizes[rid], r.segments))
+        )
 
     def average(rid: str) -> int:
         r = model.rendition(rid)

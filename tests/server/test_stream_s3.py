@@ -1,5 +1,6 @@
 """The origin on the S3 backend (moto's server over real HTTP): bytes streamed from a ranged
 GetObject, never a redirect, always a Content-Length."""
+
 from __future__ import annotations
 
 import dataclasses

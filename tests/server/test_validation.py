@@ -1,4 +1,5 @@
 """The one UUID parser and the one `limit` parser of request input."""
+
 from __future__ import annotations
 
 import pytest

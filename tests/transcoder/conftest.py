@@ -1,12 +1,14 @@
 """Real encodes shared by the transcoder tests (ffmpeg ultrafast, small clips)."""
+
 from __future__ import annotations
 
 import asyncio
 import json
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -28,7 +30,8 @@ class Encoded:
 def ffprobe_json(path: Path, *args: str) -> dict[str, Any]:
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-print_format", "json", *args, str(path)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     return json.loads(out)
 
@@ -48,24 +51,34 @@ def encode(clip_factory: Callable[..., Path], session_tmp: Path) -> Callable[...
     """encode(name, **clip_args) -> Encoded: probe + transcode a generated clip, once."""
     cache: dict[str, Encoded] = {}
 
-    def run(name: str, preset: str = "ultrafast", remux: tuple[str, ...] = (),
-            **clip_args: Any) -> Encoded:
+    def run(name: str, preset: str = "ultrafast", remux: tuple[str, ...] = (), **clip_args: Any) -> Encoded:
         """`remux`: options for a stream copy of the clip (ffmpeg 5.1 writes a display matrix
         from `-metadata:s:v rotate=` only when copying)."""
         if name not in cache:
             source = clip_factory(**clip_args)
             if remux:
                 copy = session_tmp / f"{name}{source.suffix}"
-                subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(source), "-c", "copy",
-                                *remux, str(copy)], check=True, capture_output=True)
+                subprocess.run(
+                    ["ffmpeg", "-v", "error", "-y", "-i", str(source), "-c", "copy", *remux, str(copy)],
+                    check=True,
+                    capture_output=True,
+                )
                 source = copy
             probed = asyncio.run(probe(str(source)))
             out_dir = session_tmp / "transcoded" / name
             progress: list[float] = []
-            presentation = asyncio.run(transcode(
-                str(source), probed, out_dir, title_id="t-" + name, version="v1",
-                preset=preset, timeout_s=120, on_progress=progress.append,
-            ))
+            presentation = asyncio.run(
+                transcode(
+                    str(source),
+                    probed,
+                    out_dir,
+                    title_id="t-" + name,
+                    version="v1",
+                    preset=preset,
+                    timeout_s=120,
+                    on_progress=progress.append,
+                )
+            )
             cache[name] = Encoded(source, probed, out_dir, presentation, progress)
         return cache[name]
 

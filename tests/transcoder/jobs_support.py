@@ -1,14 +1,16 @@
 """Helpers for the jobs / worker / ingest tests: a database of the test's own (so an
 unfiltered claim or a worker subprocess never takes another test's job), settings for it,
 and a look into storage and the work dir."""
+
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import os
 import secrets
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import asyncpg
 import pytest

@@ -5,13 +5,14 @@ crash, nothing half-published visible, and the work dir cleaned.
 Audio-only sources become audio-only titles (one AAC rendition, no poster): HLS and DASH both
 describe audio-only presentations, and a podcast or an album is a fair thing to stream.
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import asyncpg
 import pytest
@@ -36,9 +37,18 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, capture_output=True)
 
 
-def lavfi_clip(out: Path, *, size: str = "320x180", seconds: float = 2, rate: int = 25, audio: bool = True,
-               video: bool = True, vcodec: tuple[str, ...] = ("-c:v", "libx264", "-preset", "ultrafast"),
-               pix_fmt: str = "yuv420p", extra: tuple[str, ...] = ()) -> Path:
+def lavfi_clip(
+    out: Path,
+    *,
+    size: str = "320x180",
+    seconds: float = 2,
+    rate: int = 25,
+    audio: bool = True,
+    video: bool = True,
+    vcodec: tuple[str, ...] = ("-c:v", "libx264", "-preset", "ultrafast"),
+    pix_fmt: str = "yuv420p",
+    extra: tuple[str, ...] = (),
+) -> Path:
     args: list[str] = []
     if video:
         args += ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
@@ -103,37 +113,50 @@ def vfr(tmp: Path) -> Path:
 
 
 CASES = [
-    pytest.param(lambda t: t / "missing.mp4", Expect("refused", "source not found", error=SourceUnavailable),
-                 id="missing-file"),
+    pytest.param(
+        lambda t: t / "missing.mp4", Expect("refused", "source not found", error=SourceUnavailable), id="missing-file"
+    ),
     pytest.param(random_bytes, Expect("failed", "source rejected"), id="random-bytes"),
     pytest.param(text_file, Expect("failed", "source rejected"), id="text-named-mp4"),
     pytest.param(zero_bytes, Expect("failed", "zero-length file"), id="zero-bytes"),
     pytest.param(lambda t: cut_in_half(t, False), Expect("failed", "moov atom not found"), id="mp4-cut-in-half"),
     pytest.param(lambda t: cut_in_half(t, True), Expect("failed", ""), id="faststart-mp4-cut-in-half"),
-    pytest.param(lambda t: lavfi_clip(t / "audio.m4a", video=False), Expect("ready", heights=()),
-                 id="audio-only"),
-    pytest.param(lambda t: lavfi_clip(t / "silent.mp4", audio=False), Expect("ready", heights=(180,), audio=False),
-                 id="video-only"),
-    pytest.param(lambda t: lavfi_clip(t / "odd.mp4", size="1919x1079", pix_fmt="yuv444p", seconds=1, audio=False),
-                 Expect("ready", heights=(1078, 720, 480, 360), audio=False), id="1919x1079"),
+    pytest.param(lambda t: lavfi_clip(t / "audio.m4a", video=False), Expect("ready", heights=()), id="audio-only"),
+    pytest.param(
+        lambda t: lavfi_clip(t / "silent.mp4", audio=False),
+        Expect("ready", heights=(180,), audio=False),
+        id="video-only",
+    ),
+    pytest.param(
+        lambda t: lavfi_clip(t / "odd.mp4", size="1919x1079", pix_fmt="yuv444p", seconds=1, audio=False),
+        Expect("ready", heights=(1078, 720, 480, 360), audio=False),
+        id="1919x1079",
+    ),
     pytest.param(rotated, Expect("ready", heights=(640,), portrait=True), id="rotated-phone-clip"),
-    pytest.param(lambda t: lavfi_clip(t / "ten.mp4", pix_fmt="yuv420p10le"), Expect("ready", heights=(180,)),
-                 id="10-bit"),
-    pytest.param(lambda t: lavfi_clip(t / "422.mp4", pix_fmt="yuv422p"), Expect("ready", heights=(180,)),
-                 id="4:2:2"),
+    pytest.param(
+        lambda t: lavfi_clip(t / "ten.mp4", pix_fmt="yuv420p10le"), Expect("ready", heights=(180,)), id="10-bit"
+    ),
+    pytest.param(lambda t: lavfi_clip(t / "422.mp4", pix_fmt="yuv422p"), Expect("ready", heights=(180,)), id="4:2:2"),
     pytest.param(vfr, Expect("ready", heights=(180,)), id="variable-frame-rate"),
-    pytest.param(lambda t: lavfi_clip(t / "short.mp4", seconds=1), Expect("ready", heights=(180,), segments=1),
-                 id="1s-clip"),
-    pytest.param(lambda t: lavfi_clip(t / "big.mp4"),
-                 Expect("refused", "limit (max_source_bytes)", error=SourceTooLarge, kw={"max_source_bytes": 1000}),
-                 id="over-the-size-cap"),
+    pytest.param(
+        lambda t: lavfi_clip(t / "short.mp4", seconds=1), Expect("ready", heights=(180,), segments=1), id="1s-clip"
+    ),
+    pytest.param(
+        lambda t: lavfi_clip(t / "big.mp4"),
+        Expect("refused", "limit (max_source_bytes)", error=SourceTooLarge, kw={"max_source_bytes": 1000}),
+        id="over-the-size-cap",
+    ),
 ]
 
 
 @pytest.mark.parametrize("make, expect", CASES)
 async def test_bad_input(
-    make: Callable[[Path], Path], expect: Expect, settings: Settings, pool: asyncpg.Pool,  # noqa: F811
-    storage: Storage, tmp_path: Path,  # noqa: F811
+    make: Callable[[Path], Path],
+    expect: Expect,
+    settings: Settings,
+    pool: asyncpg.Pool,  # noqa: F811
+    storage: Storage,
+    tmp_path: Path,
 ) -> None:
     source = make(tmp_path)
     if expect.status == "refused":
@@ -173,22 +196,44 @@ async def test_bad_input(
 
 
 async def test_duplicate_episode_is_refused_and_leaves_nothing(
-    settings: Settings, pool: asyncpg.Pool, storage: Storage, tmp_path: Path,  # noqa: F811
+    settings: Settings,
+    pool: asyncpg.Pool,
+    storage: Storage,
+    tmp_path: Path,
 ) -> None:
     from transcoder.ingest import ingest
 
     clip = lavfi_clip(tmp_path / "ep.mp4", seconds=1)
     series = f"Dup Show {os.getpid()}-{tmp_path.name}"
-    first = await ingest(pool, storage, source=str(clip), title="Ep 1", series=series, season=1, episode=1,
-                         max_source_bytes=10**9, work_dir=settings.work_dir)
+    first = await ingest(
+        pool,
+        storage,
+        source=str(clip),
+        title="Ep 1",
+        series=series,
+        season=1,
+        episode=1,
+        max_source_bytes=10**9,
+        work_dir=settings.work_dir,
+    )
     before = await storage.list(keys.SOURCES + "/")
     with pytest.raises(DuplicateEpisode, match="season 1 episode 1 already exists"):
-        await ingest(pool, storage, source=str(clip), title="Ep 1 again", series=series.upper(), season=1,
-                     episode=1, max_source_bytes=10**9, work_dir=settings.work_dir)
+        await ingest(
+            pool,
+            storage,
+            source=str(clip),
+            title="Ep 1 again",
+            series=series.upper(),
+            season=1,
+            episode=1,
+            max_source_bytes=10**9,
+            work_dir=settings.work_dir,
+        )
     assert await storage.list(keys.SOURCES + "/") == before  # the second upload was removed
     async with pool.acquire() as conn:
         n = await conn.fetchval("SELECT count(*) FROM catalog.titles WHERE series_id = $1::uuid", first.series_id)
         series_rows = await conn.fetchval(
-            "SELECT count(*) FROM catalog.titles WHERE kind = 'series' AND lower(title) = lower($1)", series)
+            "SELECT count(*) FROM catalog.titles WHERE kind = 'series' AND lower(title) = lower($1)", series
+        )
     assert (n, series_rows) == (1, 1)
     assert work_dirs(settings) == []

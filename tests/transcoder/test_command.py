@@ -1,4 +1,5 @@
 """The ffmpeg argv, checked without running ffmpeg."""
+
 from __future__ import annotations
 
 import re
@@ -14,9 +15,22 @@ OUT = Path("/work/out")
 
 
 def _probe(video: bool = True, audio: bool = True, rotation: int = 0) -> Probe:
-    v = VideoStream(index=0, codec="h264", width=1920, height=1080, fps=30.0, fps_fraction="30/1",
-                    rotation=rotation, pix_fmt="yuv420p10le", bit_depth=10,
-                    variable_frame_rate=False) if video else None
+    v = (
+        VideoStream(
+            index=0,
+            codec="h264",
+            width=1920,
+            height=1080,
+            fps=30.0,
+            fps_fraction="30/1",
+            rotation=rotation,
+            pix_fmt="yuv420p10le",
+            bit_depth=10,
+            variable_frame_rate=False,
+        )
+        if video
+        else None
+    )
     a = (AudioStream(index=2, codec="aac", channels=6, sample_rate=44100, language="eng"),) if audio else ()
     return Probe(format_name="mp4", duration_s=60.0, size_bytes=1, bit_rate=None, video=v, audio=a)
 
@@ -86,9 +100,7 @@ def test_audio_encoded_once_as_its_own_rendition(args: list[str]) -> None:
     assert _opt(args, "-ac") == "2"
     assert _opt(args, "-ar") == "48000"
     assert _opt(args, "-metadata:s:a:0") == "language=eng"
-    assert _opt(args, "-var_stream_map") == (
-        "v:0,name:v1080 v:1,name:v720 v:2,name:v480 v:3,name:v360 a:0,name:a0"
-    )
+    assert _opt(args, "-var_stream_map") == ("v:0,name:v1080 v:1,name:v720 v:2,name:v480 v:3,name:v360 a:0,name:a0")
 
 
 def test_cmaf_segments_in_the_model_layout(args: list[str]) -> None:
@@ -111,10 +123,24 @@ def test_progress_on_stdout(args: list[str]) -> None:
 
 
 def test_single_rung_needs_no_split_and_a_literal_init_name() -> None:
-    tiny = Probe(format_name="mp4", duration_s=5.0, size_bytes=1, bit_rate=None,
-                 video=VideoStream(index=0, codec="h264", width=320, height=240, fps=25.0,
-                                   fps_fraction="25/1", rotation=0, pix_fmt="yuv420p",
-                                   bit_depth=8, variable_frame_rate=False))
+    tiny = Probe(
+        format_name="mp4",
+        duration_s=5.0,
+        size_bytes=1,
+        bit_rate=None,
+        video=VideoStream(
+            index=0,
+            codec="h264",
+            width=320,
+            height=240,
+            fps=25.0,
+            fps_fraction="25/1",
+            rotation=0,
+            pix_fmt="yuv420p",
+            bit_depth=8,
+            variable_frame_rate=False,
+        ),
+    )
     args = build_ffmpeg_args("in.mp4", plan_ladder(tiny), OUT)
     assert "split" not in _opt(args, "-filter_complex")
     # hlsenc only expands %v in the init name when there are several variants.
@@ -143,8 +169,7 @@ def test_rotated_source_scales_to_display_size() -> None:
 
 
 def test_preset_and_threads(ladder: Ladder) -> None:
-    args = build_ffmpeg_args("in.mp4", ladder, OUT, preset="ultrafast", threads=2,
-                             ffmpeg_bin="/usr/bin/ffmpeg")
+    args = build_ffmpeg_args("in.mp4", ladder, OUT, preset="ultrafast", threads=2, ffmpeg_bin="/usr/bin/ffmpeg")
     assert args[0] == "/usr/bin/ffmpeg"
     assert _opt(args, "-preset:v") == "ultrafast"
     assert _opt(args, "-threads") == "2"

@@ -1,6 +1,7 @@
 """`streamflix ingest --wait` end to end through the CLI entry point, on the file and the S3
 backends, with the stored output checked by ffprobe; `titles list/show/delete`; sources from
 http:// and s3:// URLs; the one-line errors."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,9 +14,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -29,8 +31,9 @@ from tests.transcoder.jobs_support import cli_env
 from transcoder.mp4 import segment_starts_with_keyframe
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Settings,
-            *argv: str) -> tuple[int, str, str]:
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Settings, *argv: str
+) -> tuple[int, str, str]:
     for k, v in cli_env(settings).items():
         if k.startswith(("STREAMFLIX_", "AWS_")):
             monkeypatch.setenv(k, v)
@@ -50,7 +53,7 @@ def s3_settings(settings: Settings, endpoint: str) -> Settings:
 async def download_version(storage: Storage, title_id: str, version: str, dest: Path) -> Presentation:
     prefix = keys.version_prefix(title_id, version)
     for obj in await storage.list(prefix):
-        path = dest / obj.key[len(prefix):]
+        path = dest / obj.key[len(prefix) :]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(await storage.get_bytes(obj.key))
     return Presentation.from_json((dest / keys.MODEL_NAME).read_bytes())
@@ -58,9 +61,20 @@ async def download_version(storage: Storage, title_id: str, version: str, dest: 
 
 def keyframe_times(joined: Path) -> tuple[list[float], dict[str, Any]]:
     out = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-         "packet=pts_time,flags:stream=width,height,codec_name,profile,pix_fmt", "-of", "json", str(joined)],
-        check=True, capture_output=True,
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time,flags:stream=width,height,codec_name,profile,pix_fmt",
+            "-of",
+            "json",
+            str(joined),
+        ],
+        check=True,
+        capture_output=True,
     ).stdout
     data = json.loads(out)
     keys_ = [float(p["pts_time"]) for p in data["packets"] if "K" in p.get("flags", "")]
@@ -106,14 +120,32 @@ def check_stored_output(storage: Storage, title: dict[str, Any], tmp: Path, *, h
 
 @pytest.mark.parametrize("backend", ["file", "s3"])
 def test_ingest_wait_1080p_end_to_end(
-    backend: str, settings: Settings, clip_factory: Callable[..., Path], tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest,
+    backend: str,
+    settings: Settings,
+    clip_factory: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
     if backend == "s3":
         settings = s3_settings(settings, request.getfixturevalue("s3_server"))
     clip = clip_factory(seconds=10, width=1920, height=1080, fps=25)
-    code, out, err = run_cli(monkeypatch, capsys, settings, "ingest", str(clip), "--title", f"E2E {backend}",
-                             "--genre", "Test", "--year", "2024", "--wait", "--json")
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        settings,
+        "ingest",
+        str(clip),
+        "--title",
+        f"E2E {backend}",
+        "--genre",
+        "Test",
+        "--year",
+        "2024",
+        "--wait",
+        "--json",
+    )
     assert code == 0, err
     assert err == ""  # not a terminal: nothing but the result
     title = json.loads(out)
@@ -126,21 +158,44 @@ def test_ingest_wait_1080p_end_to_end(
         init = asyncio.run(storage.head(keys.object_key(title["id"], title["version"], "v720/init.mp4")))
         poster = asyncio.run(storage.head(keys.poster_key(title["id"], title["version"])))
         assert (seg.content_type, init.content_type, poster.content_type) == (
-            "video/iso.segment", "video/mp4", "image/jpeg")
+            "video/iso.segment",
+            "video/mp4",
+            "image/jpeg",
+        )
     # the source is kept for re-encodes; nothing else beside the one version
     assert [o.key for o in asyncio.run(storage.list(keys.source_prefix(title["id"])))] == [
-        keys.source_key(title["id"], ".mp4")]
+        keys.source_key(title["id"], ".mp4")
+    ]
     assert not list(settings.work_dir.glob("job-*"))
 
 
 def test_titles_list_show_delete(
-    settings: Settings, clip_factory: Callable[..., Path], monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    clip_factory: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     clip = clip_factory(seconds=2, width=320, height=180)
-    code, out, err = run_cli(monkeypatch, capsys, settings, "ingest", str(clip), "--title", "Pilot",
-                             "--series", "CLI Show", "--season", "1", "--episode", "1", "--wait",
-                             "--credit", "Ann Actor:actor:Hero", "--credit", "Dee Rector:director")
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        settings,
+        "ingest",
+        str(clip),
+        "--title",
+        "Pilot",
+        "--series",
+        "CLI Show",
+        "--season",
+        "1",
+        "--episode",
+        "1",
+        "--wait",
+        "--credit",
+        "Ann Actor:actor:Hero",
+        "--credit",
+        "Dee Rector:director",
+    )
     assert code == 0, err
     episode_id = out.strip()
     uuid.UUID(episode_id)
@@ -162,8 +217,21 @@ def test_titles_list_show_delete(
     assert {episode_id, series_id} <= ids
 
     # duplicate episode: one line, exit 1, nothing left behind
-    code, out, err = run_cli(monkeypatch, capsys, settings, "ingest", str(clip), "--title", "Pilot again",
-                             "--series", "cli show", "--season", "1", "--episode", "1")
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        settings,
+        "ingest",
+        str(clip),
+        "--title",
+        "Pilot again",
+        "--series",
+        "cli show",
+        "--season",
+        "1",
+        "--episode",
+        "1",
+    )
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and "season 1 episode 1 already exists" in err
 
@@ -191,7 +259,10 @@ def test_titles_list_show_delete(
     ],
 )
 def test_ingest_usage_errors_are_one_line(
-    argv: list[str], message: str, settings: Settings, monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    message: str,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, out, err = run_cli(monkeypatch, capsys, settings, "ingest", *argv, "--title", "X")
@@ -201,7 +272,10 @@ def test_ingest_usage_errors_are_one_line(
 
 
 def test_ingest_wait_reports_a_failed_title(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     bogus = tmp_path / "notes.mp4"
     bogus.write_text("these are not the frames you are looking for\n" * 20)
@@ -214,7 +288,10 @@ def test_ingest_wait_reports_a_failed_title(
 
 
 async def test_ingest_from_http_and_s3_urls(
-    settings: Settings, clip_factory: Callable[..., Path], aiohttp_server: Any, s3_server: str,
+    settings: Settings,
+    clip_factory: Callable[..., Path],
+    aiohttp_server: Any,
+    s3_server: str,
 ) -> None:
     import boto3
     from aiohttp import web
@@ -233,7 +310,7 @@ async def test_ingest_from_http_and_s3_urls(
             resp.enable_chunked_encoding()
             await resp.prepare(request)
             for i in range(0, len(data), 8192):
-                await resp.write(data[i:i + 8192])
+                await resp.write(data[i : i + 8192])
             await resp.write_eof()
             return resp
         return web.Response(body=data, content_type="video/mp4")
@@ -249,26 +326,51 @@ async def test_ingest_from_http_and_s3_urls(
         title = await ingest_and_run(pool, storage, settings, server.make_url("/clip.mp4"))
         assert title.status == "ready"
         with pytest.raises(SourceUnavailable, match="HTTP 404"):
-            await ingest(pool, storage, source=str(server.make_url("/missing.mp4")), title="x",
-                         max_source_bytes=10**9, work_dir=settings.work_dir)
+            await ingest(
+                pool,
+                storage,
+                source=str(server.make_url("/missing.mp4")),
+                title="x",
+                max_source_bytes=10**9,
+                work_dir=settings.work_dir,
+            )
         for path in ("/clip.mp4", "/chunked.mp4"):
             with pytest.raises(SourceTooLarge, match="limit"):
-                await ingest(pool, storage, source=str(server.make_url(path)), title="x",
-                             max_source_bytes=len(data) // 2, work_dir=settings.work_dir)
+                await ingest(
+                    pool,
+                    storage,
+                    source=str(server.make_url(path)),
+                    title="x",
+                    max_source_bytes=len(data) // 2,
+                    work_dir=settings.work_dir,
+                )
 
         bucket = f"src-{uuid.uuid4().hex[:10]}"
         client = boto3.client("s3", endpoint_url=s3_server)
         client.create_bucket(Bucket=bucket)
         client.put_object(Bucket=bucket, Key="in/clip.mp4", Body=data)
-        title = await ingest_and_run(pool, storage, settings, f"s3://{bucket}/in/clip.mp4",
-                                     s3_endpoint_url=s3_server)
+        title = await ingest_and_run(pool, storage, settings, f"s3://{bucket}/in/clip.mp4", s3_endpoint_url=s3_server)
         assert title.status == "ready"
         with pytest.raises(SourceUnavailable, match="source not found"):
-            await ingest(pool, storage, source=f"s3://{bucket}/nope.mp4", title="x", max_source_bytes=10**9,
-                         work_dir=settings.work_dir, s3_endpoint_url=s3_server)
+            await ingest(
+                pool,
+                storage,
+                source=f"s3://{bucket}/nope.mp4",
+                title="x",
+                max_source_bytes=10**9,
+                work_dir=settings.work_dir,
+                s3_endpoint_url=s3_server,
+            )
         with pytest.raises(SourceTooLarge):
-            await ingest(pool, storage, source=f"s3://{bucket}/in/clip.mp4", title="x", max_source_bytes=100,
-                         work_dir=settings.work_dir, s3_endpoint_url=s3_server)
+            await ingest(
+                pool,
+                storage,
+                source=f"s3://{bucket}/in/clip.mp4",
+                title="x",
+                max_source_bytes=100,
+                work_dir=settings.work_dir,
+                s3_endpoint_url=s3_server,
+            )
     finally:
         await storage.close()
         await pool.close()
@@ -280,8 +382,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def cli_process(settings: Settings, *argv: str, stderr: int) -> subprocess.Popen[bytes]:
     """`streamflix ...` as a real process: the logging set-up of `main` applies unchanged."""
-    return subprocess.Popen([sys.executable, "-m", "server.cli", *argv], env=cli_env(settings), cwd=REPO,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
+    return subprocess.Popen(
+        [sys.executable, "-m", "server.cli", *argv],
+        env=cli_env(settings),
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+    )
 
 
 def test_wait_failure_is_one_line_on_stderr_of_a_real_process(settings: Settings, tmp_path: Path) -> None:
@@ -301,7 +409,8 @@ def test_wait_failure_is_one_line_on_stderr_of_a_real_process(settings: Settings
 
 
 def test_wait_shows_a_progress_bar_on_a_terminal(
-    settings: Settings, clip_factory: Callable[..., Path],
+    settings: Settings,
+    clip_factory: Callable[..., Path],
 ) -> None:
     clip = clip_factory(seconds=4, width=320, height=180)
     master, slave = pty.openpty()

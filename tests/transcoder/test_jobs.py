@@ -1,13 +1,14 @@
 """The job queue against real Postgres: claim, lease, heartbeat fencing, retry with backoff,
 expiry takeover, release, SKIP LOCKED with concurrent claimers. A database of its own, so
 unfiltered claims see only these jobs."""
+
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -49,7 +50,7 @@ async def test_claim_heartbeat_complete(conn: asyncpg.Connection) -> None:
     claimed = await jobs.claim(conn, "w1", 30)
     assert claimed is not None and claimed.id == job.id
     assert (claimed.status, claimed.attempts, claimed.worker_id) == ("running", 1, "w1")
-    assert claimed.lease_until is not None and claimed.lease_until > datetime.now(timezone.utc)
+    assert claimed.lease_until is not None and claimed.lease_until > datetime.now(UTC)
     assert await jobs.claim(conn, "w2", 30) is None  # nothing else to take
 
     assert await jobs.heartbeat(conn, claimed, 30, 42.5)

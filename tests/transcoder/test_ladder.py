@@ -1,4 +1,5 @@
 """Ladder planning: a pure function of the probe, so a table of sources and expectations."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -10,74 +11,147 @@ from transcoder.errors import SourceRejected
 from transcoder.ladder import h264_level, plan_ladder
 
 
-def video(width=1920, height=1080, fps="30/1", rotation=0, pix_fmt="yuv420p", bit_depth=8,
-          vfr=False, index=0) -> VideoStream:
+def video(
+    width=1920, height=1080, fps="30/1", rotation=0, pix_fmt="yuv420p", bit_depth=8, vfr=False, index=0
+) -> VideoStream:
     num, _, den = fps.partition("/")
-    return VideoStream(index=index, codec="h264", width=width, height=height,
-                       fps=float(Fraction(int(num), int(den or 1))), fps_fraction=fps,
-                       rotation=rotation, pix_fmt=pix_fmt, bit_depth=bit_depth,
-                       variable_frame_rate=vfr)
+    return VideoStream(
+        index=index,
+        codec="h264",
+        width=width,
+        height=height,
+        fps=float(Fraction(int(num), int(den or 1))),
+        fps_fraction=fps,
+        rotation=rotation,
+        pix_fmt=pix_fmt,
+        bit_depth=bit_depth,
+        variable_frame_rate=vfr,
+    )
 
 
-AUDIO = (AudioStream(index=1, codec="aac", channels=6, sample_rate=44100, language="fra",
-                     title="Français"),
-         AudioStream(index=2, codec="aac", channels=2, sample_rate=48000, language="eng"))
+AUDIO = (
+    AudioStream(index=1, codec="aac", channels=6, sample_rate=44100, language="fra", title="Français"),
+    AudioStream(index=2, codec="aac", channels=2, sample_rate=48000, language="eng"),
+)
 
 
 def probe(v: VideoStream | None = None, audio=AUDIO, duration_s=10.0) -> Probe:
-    return Probe(format_name="mov,mp4", duration_s=duration_s, size_bytes=1000, bit_rate=None,
-                 video=v, audio=audio)
+    return Probe(format_name="mov,mp4", duration_s=duration_s, size_bytes=1000, bit_rate=None, video=v, audio=audio)
 
 
 @pytest.mark.parametrize(
     "source, sizes, fps, gop",
     [
-        pytest.param(video(1920, 1080), [("v1080", 1920, 1080), ("v720", 1280, 720),
-                                         ("v480", 854, 480), ("v360", 640, 360)],
-                     "30", 60, id="1080p"),
-        pytest.param(video(3840, 2160, fps="24000/1001"),
-                     [("v2160", 3840, 2160), ("v1440", 2560, 1440), ("v1080", 1920, 1080),
-                      ("v720", 1280, 720), ("v480", 854, 480), ("v360", 640, 360)],
-                     "24000/1001", 48, id="4k"),
-        pytest.param(video(1919, 1079), [("v1078", 1918, 1078), ("v720", 1280, 720),
-                                         ("v480", 854, 480), ("v360", 640, 360)],
-                     "30", 60, id="1919x1079"),
-        pytest.param(video(1920, 1080, rotation=90),
-                     [("v1080", 1080, 1920), ("v720", 720, 1280), ("v480", 480, 854),
-                      ("v360", 360, 640)], "30", 60, id="rotated-phone-90"),
-        pytest.param(video(1920, 1080, rotation=180), [("v1080", 1920, 1080), ("v720", 1280, 720),
-                                                       ("v480", 854, 480), ("v360", 640, 360)],
-                     "30", 60, id="rotated-180"),
-        pytest.param(video(1920, 1080, pix_fmt="yuv420p10le", bit_depth=10),
-                     [("v1080", 1920, 1080), ("v720", 1280, 720), ("v480", 854, 480),
-                      ("v360", 640, 360)], "30", 60, id="10-bit"),
-        pytest.param(video(1280, 720, fps="120/1"), [("v720", 1280, 720), ("v480", 854, 480),
-                                                     ("v360", 640, 360)],
-                     "60", 120, id="120fps-halved"),
-        pytest.param(video(1280, 720, fps="120000/1001"), [("v720", 1280, 720), ("v480", 854, 480),
-                                                           ("v360", 640, 360)],
-                     "60000/1001", 120, id="119.88fps-halved"),
-        pytest.param(video(1280, 720, fps="2997/100"), [("v720", 1280, 720), ("v480", 854, 480),
-                                                        ("v360", 640, 360)],
-                     "30000/1001", 60, id="29.97-rounded-in-container"),
-        pytest.param(video(1280, 720, fps="2950/100", vfr=True),
-                     [("v720", 1280, 720), ("v480", 854, 480), ("v360", 640, 360)],
-                     "30000/1001", 60, id="vfr-average-snapped"),
-        pytest.param(video(320, 240, fps="25/1"), [("v240", 320, 240)], "25", 50,
-                     id="240p-tiny"),
+        pytest.param(
+            video(1920, 1080),
+            [("v1080", 1920, 1080), ("v720", 1280, 720), ("v480", 854, 480), ("v360", 640, 360)],
+            "30",
+            60,
+            id="1080p",
+        ),
+        pytest.param(
+            video(3840, 2160, fps="24000/1001"),
+            [
+                ("v2160", 3840, 2160),
+                ("v1440", 2560, 1440),
+                ("v1080", 1920, 1080),
+                ("v720", 1280, 720),
+                ("v480", 854, 480),
+                ("v360", 640, 360),
+            ],
+            "24000/1001",
+            48,
+            id="4k",
+        ),
+        pytest.param(
+            video(1919, 1079),
+            [("v1078", 1918, 1078), ("v720", 1280, 720), ("v480", 854, 480), ("v360", 640, 360)],
+            "30",
+            60,
+            id="1919x1079",
+        ),
+        pytest.param(
+            video(1920, 1080, rotation=90),
+            [("v1080", 1080, 1920), ("v720", 720, 1280), ("v480", 480, 854), ("v360", 360, 640)],
+            "30",
+            60,
+            id="rotated-phone-90",
+        ),
+        pytest.param(
+            video(1920, 1080, rotation=180),
+            [("v1080", 1920, 1080), ("v720", 1280, 720), ("v480", 854, 480), ("v360", 640, 360)],
+            "30",
+            60,
+            id="rotated-180",
+        ),
+        pytest.param(
+            video(1920, 1080, pix_fmt="yuv420p10le", bit_depth=10),
+            [("v1080", 1920, 1080), ("v720", 1280, 720), ("v480", 854, 480), ("v360", 640, 360)],
+            "30",
+            60,
+            id="10-bit",
+        ),
+        pytest.param(
+            video(1280, 720, fps="120/1"),
+            [("v720", 1280, 720), ("v480", 854, 480), ("v360", 640, 360)],
+            "60",
+            120,
+            id="120fps-halved",
+        ),
+        pytest.param(
+            video(1280, 720, fps="120000/1001"),
+            [("v720", 1280, 720), ("v480", 854, 480), ("v360", 640, 360)],
+            "60000/1001",
+            120,
+            id="119.88fps-halved",
+        ),
+        pytest.param(
+            video(1280, 720, fps="2997/100"),
+            [("v720", 1280, 720), ("v480", 854, 480), ("v360", 640, 360)],
+            "30000/1001",
+            60,
+            id="29.97-rounded-in-container",
+        ),
+        pytest.param(
+            video(1280, 720, fps="2950/100", vfr=True),
+            [("v720", 1280, 720), ("v480", 854, 480), ("v360", 640, 360)],
+            "30000/1001",
+            60,
+            id="vfr-average-snapped",
+        ),
+        pytest.param(video(320, 240, fps="25/1"), [("v240", 320, 240)], "25", 50, id="240p-tiny"),
         pytest.param(video(321, 181), [("v180", 320, 180)], "30", 60, id="odd-tiny"),
-        pytest.param(video(1920, 804, fps="24/1"),
-                     [("v1080", 1920, 804), ("v720", 1280, 536), ("v480", 854, 358),
-                      ("v360", 640, 268)], "24", 48, id="scope-2.39"),
-        pytest.param(video(1440, 1080), [("v1080", 1440, 1080), ("v720", 960, 720),
-                                         ("v480", 640, 480), ("v360", 480, 360)],
-                     "30", 60, id="4:3"),
-        pytest.param(video(7680, 4320), [("v2160", 3840, 2160), ("v1440", 2560, 1440),
-                                         ("v1080", 1920, 1080), ("v720", 1280, 720),
-                                         ("v480", 854, 480), ("v360", 640, 360)],
-                     "30", 60, id="8k-capped"),
-        pytest.param(video(1000, 562), [("v480", 854, 480), ("v360", 640, 360)], "30", 60,
-                     id="near-480-no-native-rung"),
+        pytest.param(
+            video(1920, 804, fps="24/1"),
+            [("v1080", 1920, 804), ("v720", 1280, 536), ("v480", 854, 358), ("v360", 640, 268)],
+            "24",
+            48,
+            id="scope-2.39",
+        ),
+        pytest.param(
+            video(1440, 1080),
+            [("v1080", 1440, 1080), ("v720", 960, 720), ("v480", 640, 480), ("v360", 480, 360)],
+            "30",
+            60,
+            id="4:3",
+        ),
+        pytest.param(
+            video(7680, 4320),
+            [
+                ("v2160", 3840, 2160),
+                ("v1440", 2560, 1440),
+                ("v1080", 1920, 1080),
+                ("v720", 1280, 720),
+                ("v480", 854, 480),
+                ("v360", 640, 360),
+            ],
+            "30",
+            60,
+            id="8k-capped",
+        ),
+        pytest.param(
+            video(1000, 562), [("v480", 854, 480), ("v360", 640, 360)], "30", 60, id="near-480-no-native-rung"
+        ),
     ],
 )
 def test_rungs(source: VideoStream, sizes, fps, gop) -> None:
@@ -101,11 +175,14 @@ def test_rungs(source: VideoStream, sizes, fps, gop) -> None:
 @pytest.mark.parametrize(
     "source, expected",
     [
-        pytest.param(video(1920, 1080), {"v1080": 5_000_000, "v720": 3_000_000,
-                                         "v480": 1_200_000, "v360": 700_000}, id="30fps"),
-        pytest.param(video(1920, 1080, fps="60/1"), {"v1080": 7_500_000, "v720": 4_500_000,
-                                                     "v480": 1_800_000, "v360": 1_050_000},
-                     id="60fps-x1.5"),
+        pytest.param(
+            video(1920, 1080), {"v1080": 5_000_000, "v720": 3_000_000, "v480": 1_200_000, "v360": 700_000}, id="30fps"
+        ),
+        pytest.param(
+            video(1920, 1080, fps="60/1"),
+            {"v1080": 7_500_000, "v720": 4_500_000, "v480": 1_800_000, "v360": 1_050_000},
+            id="60fps-x1.5",
+        ),
     ],
 )
 def test_bitrates(source: VideoStream, expected: dict[str, int]) -> None:

@@ -1,5 +1,6 @@
 """Box parsing: on real ffmpeg output, and on hand-built boxes for the paths ffmpeg does not
 take (defaults from tfhd/trex, 64-bit sizes, a non-keyframe start)."""
+
 from __future__ import annotations
 
 import struct
@@ -67,12 +68,16 @@ def test_mp4a_codec_string(asc: bytes, expected: str) -> None:
     assert mp4.mp4a_codec_string(es) == expected
 
 
-def _segment(*, tfhd_flags: int, tfhd_body: bytes, trun_flags: int, trun_body: bytes,
-             tfdt_version: int = 1, base: int = 90_000) -> bytes:
+def _segment(
+    *, tfhd_flags: int, tfhd_body: bytes, trun_flags: int, trun_body: bytes, tfdt_version: int = 1, base: int = 90_000
+) -> bytes:
     tfdt_body = struct.pack(">Q" if tfdt_version else ">I", base)
-    traf = box(b"traf", full(b"tfhd", 0, tfhd_flags, struct.pack(">I", 1) + tfhd_body)
-               + full(b"tfdt", tfdt_version, 0, tfdt_body)
-               + full(b"trun", 0, trun_flags, trun_body))
+    traf = box(
+        b"traf",
+        full(b"tfhd", 0, tfhd_flags, struct.pack(">I", 1) + tfhd_body)
+        + full(b"tfdt", tfdt_version, 0, tfdt_body)
+        + full(b"trun", 0, trun_flags, trun_body),
+    )
     return box(b"styp", b"msdh\x00\x00\x00\x00") + box(b"moof", traf) + box(b"mdat", b"xx")
 
 
@@ -88,8 +93,9 @@ def test_segment_with_per_sample_durations_and_first_sample_flags() -> None:
 def test_segment_durations_from_tfhd_defaults_and_non_sync_start() -> None:
     # tfhd: default-sample-duration (0x08) and default-sample-flags (0x20) = non-sync.
     tfhd = struct.pack(">II", 512, mp4.SAMPLE_IS_NON_SYNC)
-    seg = _segment(tfhd_flags=0x28, tfhd_body=tfhd, trun_flags=0, trun_body=struct.pack(">I", 4),
-                   tfdt_version=0, base=7)
+    seg = _segment(
+        tfhd_flags=0x28, tfhd_body=tfhd, trun_flags=0, trun_body=struct.pack(">I", 4), tfdt_version=0, base=7
+    )
     info = mp4.parse_segment(seg)
     assert (info.base_decode_time, info.duration, info.sample_count) == (7, 2048, 4)
     assert not info.first_sample_is_sync
@@ -105,8 +111,7 @@ def test_largesize_and_size_zero_boxes() -> None:
     large = struct.pack(">I4sQ", 1, b"free", 16 + 3) + b"abc"
     last = struct.pack(">I4s", 0, b"mdat") + b"rest"
     boxes = list(mp4.iter_boxes(large + last))
-    assert [(b.type, b.payload - b.start, b.end - b.start) for b in boxes] == [
-        (b"free", 16, 19), (b"mdat", 8, 12)]
+    assert [(b.type, b.payload - b.start, b.end - b.start) for b in boxes] == [(b"free", 16, 19), (b"mdat", 8, 12)]
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,11 @@
 """End to end: generated clip -> probe -> transcode -> files + rendition model, checked with
 ffprobe and our own box parser."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -34,8 +35,7 @@ def test_ladder_renditions(ladder720: Encoded) -> None:
     assert p.segment_target_s == 4
     assert p.duration_s == pytest.approx(6.0, abs=0.05)
     (a,) = p.audio
-    assert (a.codecs, a.channels, a.sample_rate, a.language, a.default) == (
-        "mp4a.40.2", 2, 48000, "und", True)
+    assert (a.codecs, a.channels, a.sample_rate, a.language, a.default) == ("mp4a.40.2", 2, 48000, "und", True)
 
 
 def test_out_dir_holds_exactly_the_model_files(ladder720: Encoded) -> None:
@@ -54,9 +54,13 @@ def test_every_segment_starts_with_a_keyframe(ladder720: Encoded) -> None:
         for n in range(1, len(r.segments) + 1):
             assert mp4.segment_starts_with_keyframe(folder / f"{n}.m4s"), f"{r.id}/{n}.m4s"
         # The same, seen by ffprobe: a keyframe packet at every segment's start time.
-        packets = ffprobe_json(joined(ladder720.out_dir, r.id, len(r.segments)),
-                               "-select_streams", "v", "-show_entries",
-                               "packet=pts,flags")["packets"]
+        packets = ffprobe_json(
+            joined(ladder720.out_dir, r.id, len(r.segments)),
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=pts,flags",
+        )["packets"]
         key_pts = {int(pk["pts"]) for pk in packets if "K" in pk["flags"]}
         first_pts = min(int(pk["pts"]) for pk in packets)
         starts = [b * r.timescale for b in boundaries(r)[:-1]]
@@ -78,8 +82,7 @@ def test_segment_boundaries_identical_across_rungs(ladder720: Encoded) -> None:
 def test_codec_strings_match_ffprobe(ladder720: Encoded) -> None:
     p = ladder720.presentation
     for r in p.renditions:
-        (stream,) = ffprobe_json(joined(ladder720.out_dir, r.id, len(r.segments)),
-                                 "-show_streams")["streams"]
+        (stream,) = ffprobe_json(joined(ladder720.out_dir, r.id, len(r.segments)), "-show_streams")["streams"]
         if r.kind == "video":
             fourcc, _, hexpart = r.codecs.partition(".")
             assert fourcc == "avc1"
@@ -102,8 +105,7 @@ def test_bitrates_measured_from_segment_sizes(ladder720: Encoded) -> None:
         assert r.bandwidth_peak >= r.bandwidth_avg > 0
         total = sum(s.size for s in r.segments) * 8 / r.duration_s
         assert r.bandwidth_avg == pytest.approx(total, abs=1)
-        sizes = [(ladder720.out_dir / r.segment_name(n)).stat().st_size
-                 for n in range(1, len(r.segments) + 1)]
+        sizes = [(ladder720.out_dir / r.segment_name(n)).stat().st_size for n in range(1, len(r.segments) + 1)]
         assert sizes == [s.size for s in r.segments]
     v = ladder720.presentation.video
     assert v[0].bandwidth_avg > v[1].bandwidth_avg > v[2].bandwidth_avg
@@ -121,8 +123,7 @@ def test_progress_reported_up_to_100(ladder720: Encoded) -> None:
 
 
 def test_rotated_phone_clip_is_upright_without_rotation(encode: Callable[..., Encoded]) -> None:
-    e = encode("rotated", seconds=2, width=640, height=360, fps=30,
-               remux=("-metadata:s:v:0", "rotate=90"))
+    e = encode("rotated", seconds=2, width=640, height=360, fps=30, remux=("-metadata:s:v:0", "rotate=90"))
     assert e.probe.video is not None and e.probe.video.rotation in (90, 270)
     (v,) = e.presentation.video
     assert (v.id, v.width, v.height) == ("v360", 360, 640)
@@ -132,11 +133,11 @@ def test_rotated_phone_clip_is_upright_without_rotation(encode: Callable[..., En
 
 
 def test_10bit_422_source_becomes_8bit_420(encode: Callable[..., Encoded]) -> None:
-    e = encode("10bit422", seconds=2, width=640, height=360, fps=25, pix_fmt="yuv422p10le",
-               preset="veryfast")
+    e = encode("10bit422", seconds=2, width=640, height=360, fps=25, pix_fmt="yuv422p10le", preset="veryfast")
     (v,) = e.presentation.video
-    (stream,) = ffprobe_json(joined(e.out_dir, v.id, len(v.segments)), "-show_streams",
-                             "-select_streams", "v")["streams"]
+    (stream,) = ffprobe_json(joined(e.out_dir, v.id, len(v.segments)), "-show_streams", "-select_streams", "v")[
+        "streams"
+    ]
     assert stream["pix_fmt"] == "yuv420p"
     assert stream["profile"] == "High"
     assert v.codecs.startswith("avc1.64")
@@ -148,11 +149,11 @@ def test_production_preset_gives_high_profile_8bit_420(encode: Callable[..., Enc
     from server.settings import Settings
 
     assert Settings.__dataclass_fields__["x264_preset"].default == "veryfast"
-    e = encode("veryfast8bit", seconds=2, width=320, height=180, fps=25, audio=False,
-               preset="veryfast")
+    e = encode("veryfast8bit", seconds=2, width=320, height=180, fps=25, audio=False, preset="veryfast")
     (v,) = e.presentation.video
-    (stream,) = ffprobe_json(joined(e.out_dir, v.id, len(v.segments)), "-show_streams",
-                             "-select_streams", "v")["streams"]
+    (stream,) = ffprobe_json(joined(e.out_dir, v.id, len(v.segments)), "-show_streams", "-select_streams", "v")[
+        "streams"
+    ]
     assert (stream["profile"], stream["pix_fmt"]) == ("High", "yuv420p")
     assert stream.get("bits_per_raw_sample", "8") == "8"
     assert v.codecs.startswith("avc1.64") and int(v.codecs[9:11], 16) == stream["level"]
@@ -164,8 +165,10 @@ def test_120fps_source_is_capped_at_60(encode: Callable[..., Encoded]) -> None:
     assert v.frame_rate == "60"
     (stream,) = ffprobe_json(joined(e.out_dir, v.id, len(v.segments)), "-show_streams")["streams"]
     assert stream["r_frame_rate"] == "60/1"
-    frames = sum(mp4.parse_segment((e.out_dir / v.segment_name(n)).read_bytes()).sample_count
-                 for n in range(1, len(v.segments) + 1))
+    frames = sum(
+        mp4.parse_segment((e.out_dir / v.segment_name(n)).read_bytes()).sample_count
+        for n in range(1, len(v.segments) + 1)
+    )
     assert frames == 120
 
 
@@ -188,8 +191,7 @@ def test_1s_clip_is_one_segment(encode: Callable[..., Encoded]) -> None:
 async def test_source_without_streams_is_rejected(tmp_path: Path) -> None:
     empty = Probe(format_name="mp4", duration_s=1.0, size_bytes=10, bit_rate=None, video=None)
     with pytest.raises(SourceRejected, match="neither a video nor an audio"):
-        await transcode(str(tmp_path / "x.mp4"), empty, tmp_path / "out", title_id="t",
-                        version="v")
+        await transcode(str(tmp_path / "x.mp4"), empty, tmp_path / "out", title_id="t", version="v")
 
 
 async def test_retry_reuses_the_work_dir(ladder720: Encoded, tmp_path: Path) -> None:
@@ -197,8 +199,7 @@ async def test_retry_reuses_the_work_dir(ladder720: Encoded, tmp_path: Path) -> 
     (out / "v720").mkdir(parents=True)
     (out / "v720" / "99.m4s").write_bytes(b"stale")  # from a dead attempt
     (out / "stale.m3u8").write_text("#EXTM3U")
-    p = await transcode(str(ladder720.source), ladder720.probe, out, title_id="t", version="v2",
-                        preset="ultrafast")
+    p = await transcode(str(ladder720.source), ladder720.probe, out, title_id="t", version="v2", preset="ultrafast")
     assert len(p.video[0].segments) == 2
     assert not (out / "v720" / "99.m4s").exists() and not (out / "stale.m3u8").exists()
 
@@ -207,8 +208,7 @@ async def test_unreadable_source_fails_with_one_line(ladder720: Encoded, tmp_pat
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00not a video" * 1000)
     with pytest.raises(TranscodeError) as info:
-        await transcode(str(junk), ladder720.probe, tmp_path / "out", title_id="t", version="v",
-                        preset="ultrafast")
+        await transcode(str(junk), ladder720.probe, tmp_path / "out", title_id="t", version="v", preset="ultrafast")
     assert "\n" not in str(info.value)
     assert "invalid data" in str(info.value).lower()
 
@@ -216,8 +216,12 @@ async def test_unreadable_source_fails_with_one_line(ladder720: Encoded, tmp_pat
 def test_misaligned_rungs_are_refused(ladder720: Encoded) -> None:
     p = ladder720.presentation
     v0, v1 = p.video[0], p.video[1]
-    shifted = Rendition(**{**v1.__dict__, "segments": (
-        type(v1.segments[0])(duration=v1.segments[0].duration + 1, size=1), *v1.segments[1:])})
+    shifted = Rendition(
+        **{
+            **v1.__dict__,
+            "segments": (type(v1.segments[0])(duration=v1.segments[0].duration + 1, size=1), *v1.segments[1:]),
+        }
+    )
     broken = Presentation(**{**p.__dict__, "renditions": (v0, shifted, *p.renditions[2:])})
     with pytest.raises(TranscodeError, match="boundaries"):
         check_presentation(broken)

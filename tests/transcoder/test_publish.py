@@ -3,9 +3,11 @@ earlier step leaves an orphan prefix the next attempt removes; a lost lease publ
 
 Each test republishes a `ready_title` (real ingest + worker) from its stored files under a
 new version, with a job claimed for the title, then breaks one step."""
+
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +61,10 @@ async def versions(storage: Storage, title_id: str) -> set[str]:  # noqa: F811
 
 
 def test_version_names_sort_by_time_and_are_unique() -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    a = new_version(datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
-    b = new_version(datetime(2024, 1, 2, 3, 4, 6, tzinfo=timezone.utc))
+    a = new_version(datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))
+    b = new_version(datetime(2024, 1, 2, 3, 4, 6, tzinfo=UTC))
     assert a.startswith("v20240102030405-") and len(a) == len("v20240102030405-abcdef")
     assert a < b
     assert len({new_version() for _ in range(50)}) == 50
@@ -75,7 +77,9 @@ def test_content_types() -> None:
 
 
 async def test_publish_switches_version_and_removes_the_old_one(
-    republish: Republish, pool: asyncpg.Pool, storage: Storage  # noqa: F811
+    republish: Republish,
+    pool: asyncpg.Pool,
+    storage: Storage,  # noqa: F811
 ) -> None:
     r = republish
     old = await publish.publish(pool, storage, r.job, r.presentation, r.out_dir)
@@ -90,7 +94,9 @@ async def test_publish_switches_version_and_removes_the_old_one(
 
 
 async def test_crash_before_the_model_leaves_the_old_version_served(
-    republish: Republish, pool: asyncpg.Pool, storage: Storage  # noqa: F811
+    republish: Republish,
+    pool: asyncpg.Pool,
+    storage: Storage,  # noqa: F811
 ) -> None:
     r = republish
     new = r.presentation.version
@@ -108,7 +114,9 @@ async def test_crash_before_the_model_leaves_the_old_version_served(
 
 
 async def test_crash_after_upload_before_commit_shows_nothing(
-    republish: Republish, pool: asyncpg.Pool, storage: Storage  # noqa: F811
+    republish: Republish,
+    pool: asyncpg.Pool,
+    storage: Storage,  # noqa: F811
 ) -> None:
     r = republish
     await publish.upload_version(storage, r.presentation, r.out_dir)  # model written, no commit
@@ -131,7 +139,9 @@ class FailingModelStorage:
 
 
 async def test_failed_model_write_cleans_up_and_keeps_the_old_version(
-    republish: Republish, pool: asyncpg.Pool, storage: Storage  # noqa: F811
+    republish: Republish,
+    pool: asyncpg.Pool,
+    storage: Storage,  # noqa: F811
 ) -> None:
     r = republish
     with pytest.raises(StorageError):
@@ -141,11 +151,15 @@ async def test_failed_model_write_cleans_up_and_keeps_the_old_version(
 
 
 async def test_lost_lease_publishes_nothing(
-    republish: Republish, pool: asyncpg.Pool, storage: Storage  # noqa: F811
+    republish: Republish,
+    pool: asyncpg.Pool,
+    storage: Storage,  # noqa: F811
 ) -> None:
     r = republish
     async with pool.acquire() as conn:  # another worker took the job over
-        await conn.execute("UPDATE jobs.transcode_jobs SET attempts = attempts + 1, worker_id = 'other' WHERE id = $1", r.job.id)
+        await conn.execute(
+            "UPDATE jobs.transcode_jobs SET attempts = attempts + 1, worker_id = 'other' WHERE id = $1", r.job.id
+        )
     with pytest.raises(LeaseLost):
         await publish.publish(pool, storage, r.job, r.presentation, r.out_dir)
     assert await served(pool, r.title_id) == ("ready", r.old)
@@ -153,7 +167,9 @@ async def test_lost_lease_publishes_nothing(
 
 
 async def test_deleted_title_publishes_nothing(
-    republish: Republish, pool: asyncpg.Pool, storage: Storage  # noqa: F811
+    republish: Republish,
+    pool: asyncpg.Pool,
+    storage: Storage,  # noqa: F811
 ) -> None:
     from transcoder.remove import remove_title
 

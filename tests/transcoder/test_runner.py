@@ -1,4 +1,5 @@
 """The ffmpeg runner: progress, failure reasons, the wall-clock limit, no orphan process."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,15 +14,24 @@ from transcoder import runner
 from transcoder.errors import TranscodeError, TranscodeTimeout
 from transcoder.runner import failure_reason, parse_progress_time_s, run_ffmpeg
 
-HEAD = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", "-nostats",
-        "-progress", "pipe:1"]
+HEAD = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"]
 
 
 def endless(token: str, realtime: bool = True) -> list[str]:
     """An ffmpeg that would run forever; `token` makes it findable in /proc."""
-    return [*HEAD, *(["-re"] if realtime else []), "-f", "lavfi",
-            "-i", "testsrc2=size=160x90:rate=25", "-metadata", f"comment={token}",
-            "-f", "null", "-"]
+    return [
+        *HEAD,
+        *(["-re"] if realtime else []),
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x90:rate=25",
+        "-metadata",
+        f"comment={token}",
+        "-f",
+        "null",
+        "-",
+    ]
 
 
 def running_with(token: str) -> list[int]:
@@ -52,12 +62,21 @@ def test_parse_progress(key: str, value: str, seconds: float | None) -> None:
 @pytest.mark.parametrize(
     "lines, reason",
     [
-        pytest.param(["in.mp4: Invalid data found when processing input"],
-                     "in.mp4: Invalid data found when processing input", id="last-line"),
-        pytest.param(["[h264 @ 0x1] error while decoding MB 3 4", "Conversion failed!"],
-                     "[h264 @ 0x1] error while decoding MB 3 4", id="skips-generic"),
-        pytest.param(["Error opening output file x", "  some   trailing   note  "],
-                     "Error opening output file x", id="prefers-an-error-line"),
+        pytest.param(
+            ["in.mp4: Invalid data found when processing input"],
+            "in.mp4: Invalid data found when processing input",
+            id="last-line",
+        ),
+        pytest.param(
+            ["[h264 @ 0x1] error while decoding MB 3 4", "Conversion failed!"],
+            "[h264 @ 0x1] error while decoding MB 3 4",
+            id="skips-generic",
+        ),
+        pytest.param(
+            ["Error opening output file x", "  some   trailing   note  "],
+            "Error opening output file x",
+            id="prefers-an-error-line",
+        ),
         pytest.param([], "no error output", id="silent"),
     ],
 )
@@ -71,8 +90,7 @@ async def test_progress_reaches_100() -> None:
     async def on_progress(p: float) -> None:
         seen.append(p)
 
-    args = [*HEAD, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=3",
-            "-f", "null", "-"]
+    args = [*HEAD, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=3", "-f", "null", "-"]
     await run_ffmpeg(args, duration_s=3.0, on_progress=on_progress, timeout_s=30)
     assert seen[-1] == 100.0
     assert seen == sorted(seen) and all(0 <= p <= 100 for p in seen)
@@ -80,8 +98,7 @@ async def test_progress_reaches_100() -> None:
 
 async def test_sync_progress_callback() -> None:
     seen: list[float] = []
-    args = [*HEAD, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=1",
-            "-f", "null", "-"]
+    args = [*HEAD, "-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=1", "-f", "null", "-"]
     await run_ffmpeg(args, duration_s=1.0, on_progress=seen.append, timeout_s=30)
     assert seen[-1] == 100.0
 
@@ -110,10 +127,14 @@ async def test_timeout_stops_ffmpeg() -> None:
 async def test_cancellation_kills_ffmpeg() -> None:
     token = uuid.uuid4().hex
     progressed = asyncio.Event()
-    task = asyncio.create_task(run_ffmpeg(
-        endless(token, realtime=False), duration_s=3600.0,
-        on_progress=lambda p: progressed.set(), timeout_s=60,
-    ))
+    task = asyncio.create_task(
+        run_ffmpeg(
+            endless(token, realtime=False),
+            duration_s=3600.0,
+            on_progress=lambda p: progressed.set(),
+            timeout_s=60,
+        )
+    )
     await asyncio.wait_for(progressed.wait(), 20)
     assert len(running_with(token)) == 1
     task.cancel()
@@ -125,9 +146,13 @@ async def test_cancellation_kills_ffmpeg() -> None:
 async def test_sigterm_ignored_then_sigkill(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "TERM_GRACE_S", 0.3)
     token = uuid.uuid4().hex
-    stubborn = [sys.executable, "-c",
-                "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                "print('out_time_us=1000000', flush=True); time.sleep(60)", token]
+    stubborn = [
+        sys.executable,
+        "-c",
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('out_time_us=1000000', flush=True); time.sleep(60)",
+        token,
+    ]
     started = time.monotonic()
     with pytest.raises(TranscodeTimeout):
         await run_ffmpeg(stubborn, duration_s=10.0, on_progress=None, timeout_s=0.5)

@@ -1,5 +1,6 @@
 """The transcoder's record of a title's source and probe (jobs.title_sources), and the
 migration that moved both out of catalog.titles keeping existing rows."""
+
 from __future__ import annotations
 
 import json
@@ -59,7 +60,9 @@ async def test_migration_keeps_existing_sources_and_probes():
                 await conn.execute(m.sql)
                 await conn.execute(
                     "INSERT INTO public.streamflix_migrations (package, number, name) VALUES ($1, $2, $3)",
-                    m.package, m.number, m.name,
+                    m.package,
+                    m.number,
+                    m.name,
                 )
             with_probe, source_only, neither = (uuid.uuid4() for _ in range(3))
             probe = {"duration_s": 12.5, "streams": [{"codec": "h264"}]}
@@ -68,7 +71,10 @@ async def test_migration_keeps_existing_sources_and_probes():
                      ($1, 'movie', 'With probe', '/in/a.mp4', $4::jsonb),
                      ($2, 'movie', 'Source only', 's3://bucket/b.mkv', NULL),
                      ($3, 'movie', 'Neither', NULL, NULL)""",
-                with_probe, source_only, neither, json.dumps(probe),
+                with_probe,
+                source_only,
+                neither,
+                json.dumps(probe),
             )
         finally:
             await conn.close()

@@ -1,10 +1,12 @@
 """The worker in-process: retries with backoff reuse the stored probe, a deleted title ends
 its job quietly, concurrency, the poster, and every attempt's work dir is removed."""
+
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import asyncpg
 import pytest
@@ -12,7 +14,6 @@ import pytest
 from catalog import titles
 from media import keys
 from media.storage import Storage
-from transcoder.remove import remove_title
 from server.settings import Settings
 from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     ingest_and_run,
@@ -25,13 +26,18 @@ from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     stored_keys,
     work_dirs,
 )
-from transcoder import poster, sources, worker as worker_mod
+from transcoder import poster, sources
+from transcoder import worker as worker_mod
 from transcoder.errors import TranscodeError
 from transcoder.ingest import ingest
+from transcoder.remove import remove_title
 
 
 async def test_transient_failure_is_retried_and_reuses_the_probe(
-    settings: Settings, pool: asyncpg.Pool, storage: Storage, clip_factory: Callable[..., Path],  # noqa: F811
+    settings: Settings,
+    pool: asyncpg.Pool,
+    storage: Storage,
+    clip_factory: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real_transcode, real_probe = worker_mod.transcode, worker_mod.run_probe
@@ -59,7 +65,10 @@ async def test_transient_failure_is_retried_and_reuses_the_probe(
 
 
 async def test_retries_exhausted_marks_the_title_failed(
-    settings: Settings, pool: asyncpg.Pool, storage: Storage, clip_factory: Callable[..., Path],  # noqa: F811
+    settings: Settings,
+    pool: asyncpg.Pool,
+    storage: Storage,
+    clip_factory: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async def broken(*args: Any, **kw: Any) -> Any:
@@ -76,11 +85,15 @@ async def test_retries_exhausted_marks_the_title_failed(
 
 
 async def test_title_deleted_before_the_job_runs(
-    settings: Settings, pool: asyncpg.Pool, storage: Storage, clip_factory: Callable[..., Path],  # noqa: F811
+    settings: Settings,
+    pool: asyncpg.Pool,
+    storage: Storage,
+    clip_factory: Callable[..., Path],
 ) -> None:
     clip = clip_factory(seconds=2, width=320, height=180)
-    title = await ingest(pool, storage, source=str(clip), title="Gone", max_source_bytes=10**9,
-                         work_dir=settings.work_dir)
+    title = await ingest(
+        pool, storage, source=str(clip), title="Gone", max_source_bytes=10**9, work_dir=settings.work_dir
+    )
     async with pool.acquire() as conn:
         await titles.delete_title_tree(conn, title.id)  # the row only: the job is still queued
     w = make_worker(pool, storage, settings, title_id=title.id)
@@ -91,7 +104,10 @@ async def test_title_deleted_before_the_job_runs(
 
 
 async def test_title_deleted_mid_encode_ends_quietly(
-    settings: Settings, pool: asyncpg.Pool, storage: Storage, clip_factory: Callable[..., Path],  # noqa: F811
+    settings: Settings,
+    pool: asyncpg.Pool,
+    storage: Storage,
+    clip_factory: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     real_transcode = worker_mod.transcode
@@ -102,8 +118,9 @@ async def test_title_deleted_mid_encode_ends_quietly(
 
     monkeypatch.setattr(worker_mod, "transcode", delete_then_transcode)
     clip = clip_factory(seconds=2, width=320, height=180)
-    title = await ingest(pool, storage, source=str(clip), title="Deleted midway", max_source_bytes=10**9,
-                         work_dir=settings.work_dir)
+    title = await ingest(
+        pool, storage, source=str(clip), title="Deleted midway", max_source_bytes=10**9, work_dir=settings.work_dir
+    )
     w = make_worker(pool, storage, settings, title_id=title.id, lease_s=1.5)
     assert await asyncio.wait_for(w.run(once=True), 60) == 0
     assert (await job_of(pool, title.id)).status == "cancelled"
@@ -113,7 +130,9 @@ async def test_title_deleted_mid_encode_ends_quietly(
 
 
 async def test_concurrency_runs_jobs_side_by_side(
-    own_settings: Settings, storage: Storage, clip_factory: Callable[..., Path],  # noqa: F811
+    own_settings: Settings,
+    storage: Storage,
+    clip_factory: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Its own database, so the unfiltered worker sees only these two jobs."""
@@ -135,8 +154,14 @@ async def test_concurrency_runs_jobs_side_by_side(
     own_pool = await asyncpg.create_pool(own_settings.database_url, min_size=1, max_size=8)
     try:
         made = [
-            await ingest(own_pool, storage, source=str(clip), title=f"Side {i}", max_source_bytes=10**9,
-                         work_dir=own_settings.work_dir)
+            await ingest(
+                own_pool,
+                storage,
+                source=str(clip),
+                title=f"Side {i}",
+                max_source_bytes=10**9,
+                work_dir=own_settings.work_dir,
+            )
             for i in range(2)
         ]
         w = make_worker(own_pool, storage, own_settings, concurrency=2)
@@ -151,7 +176,9 @@ async def test_concurrency_runs_jobs_side_by_side(
 
 
 async def test_ready_title_has_a_poster_and_only_its_version(
-    ready_title: dict[str, Any], storage: Storage, pool: asyncpg.Pool  # noqa: F811
+    ready_title: dict[str, Any],
+    storage: Storage,
+    pool: asyncpg.Pool,  # noqa: F811
 ) -> None:
     tid, version = ready_title["id"], ready_title["version"]
     data = await storage.get_bytes(keys.poster_key(tid, version))
@@ -175,6 +202,9 @@ def test_failure_reasons_are_classified() -> None:
     from media.errors import ProbeError
     from transcoder.errors import SourceRejected
 
-    assert worker_mod.classify(ProbeError("/w/x.mp4", "zero-length file")) == ("source rejected: zero-length file", False)
+    assert worker_mod.classify(ProbeError("/w/x.mp4", "zero-length file")) == (
+        "source rejected: zero-length file",
+        False,
+    )
     assert worker_mod.classify(SourceRejected("no duration")) == ("source rejected: no duration", False)
     assert worker_mod.classify(TranscodeError("ffmpeg failed"))[1] is True

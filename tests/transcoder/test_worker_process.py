@@ -3,6 +3,7 @@ expires, a restarted worker finishes the title on attempt 2 and nothing of the d
 is left), and SIGTERM (the job is given back at once, uncounted).
 
 A database of this module's own, so the unfiltered worker subprocess only sees these jobs."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,8 +12,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import asyncpg
 import pytest
@@ -40,7 +42,11 @@ def start_worker(settings: Settings, log: Path, *args: str) -> subprocess.Popen[
     with log.open("ab") as fh:
         return subprocess.Popen(
             [sys.executable, "-m", "server.cli", "worker", *args],
-            env=env, cwd=REPO, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -90,6 +96,7 @@ async def own_pool(own_settings: Settings) -> AsyncIterator[asyncpg.Pool]:  # no
 
 async def encoding(pool: asyncpg.Pool, title_id: str, worker: subprocess.Popen[bytes]) -> list[int]:
     """Wait until the worker's ffmpeg runs and has reported progress; its pids."""
+
     async def check() -> bool:
         assert worker.poll() is None, "worker exited early"
         job = await job_of(pool, title_id)
@@ -106,13 +113,18 @@ async def ingest_and_start(
     worker, its log file)."""
     storage = open_storage(settings.storage_url)
     clip = clip_factory(seconds=20, width=1280, height=720, audio=False)
-    title = await ingest(pool, storage, source=str(clip), title=name, max_source_bytes=10**9, work_dir=settings.work_dir)
+    title = await ingest(
+        pool, storage, source=str(clip), title=name, max_source_bytes=10**9, work_dir=settings.work_dir
+    )
     log = tmp_path / "worker.log"
     return storage, title, start_worker(settings, log), log
 
 
 async def test_sigkill_mid_encode_then_restart(
-    own_settings: Settings, own_pool: asyncpg.Pool, clip_factory: Callable[..., Path], tmp_path: Path,  # noqa: F811
+    own_settings: Settings,
+    own_pool: asyncpg.Pool,
+    clip_factory: Callable[..., Path],
+    tmp_path: Path,
 ) -> None:
     settings = own_settings
     storage, title, worker, log = await ingest_and_start(settings, own_pool, clip_factory, tmp_path, "Killed midway")
@@ -154,7 +166,10 @@ async def test_sigkill_mid_encode_then_restart(
 
 
 async def test_sigterm_gives_the_job_back(
-    own_settings: Settings, own_pool: asyncpg.Pool, clip_factory: Callable[..., Path], tmp_path: Path,  # noqa: F811
+    own_settings: Settings,
+    own_pool: asyncpg.Pool,
+    clip_factory: Callable[..., Path],
+    tmp_path: Path,
 ) -> None:
     settings = own_settings
     storage, title, worker, log = await ingest_and_start(settings, own_pool, clip_factory, tmp_path, "Stopped politely")
