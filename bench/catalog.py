@@ -448,11 +448,12 @@ def main() -> int:
             verdict = (
                 ""
                 if target is None
-                else ("  (target p95 <= %.0f ms: %s)" % (target, "met" if pct(lat, 95) <= target else "MISSED"))
+                else f"  (target p95 <= {target:.0f} ms: {'met' if pct(lat, 95) <= target else 'MISSED'})"
             )
             print(
                 f"  {name:8s} n={len(lat):5d}  p50 {pct(lat, 50):6.2f} ms  p95 {pct(lat, 95):6.2f} ms  "
-                f"p99 {pct(lat, 99):6.2f} ms  cache hits {100 * hits / max(1, len(lat)):3.0f}%  errors {errors}{verdict}"
+                f"p99 {pct(lat, 99):6.2f} ms  cache hits {100 * hits / max(1, len(lat)):3.0f}%  "
+                f"errors {errors}{verdict}"
             )
 
         url = base + "/api/v1/titles?sort=popular&limit=20"

@@ -116,7 +116,10 @@ def wrk(url: str, duration: int, connections: int, threads: int) -> tuple[float,
         text=True,
         timeout=duration + 30,
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if found is None:
+        raise SystemExit(f"wrk printed no Requests/sec line:\n{out}")
+    rps = float(found.group(1))
     m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
     assert m is not None
     scale = {"B": 1 / 1e6, "KB": 1024 / 1e6, "MB": 1024**2 / 1e6, "GB": 1024**3 / 1e6}[m.group(2)]
@@ -256,8 +259,8 @@ def main() -> int:
             for _ in range(ROUNDS):
                 runs_a.append(measured(ours_pid, a, step, args.connections, args.threads))
                 runs_b.append(measured(nginx_pid, b, step, args.connections, args.threads))
-            ra, ma, ua, sa = (sum(x) / ROUNDS for x in zip(*runs_a))
-            rb, mb, ub, sb = (sum(x) / ROUNDS for x in zip(*runs_b))
+            ra, ma, ua, sa = (sum(x) / ROUNDS for x in zip(*runs_a, strict=True))
+            rb, mb, ub, sb = (sum(x) / ROUNDS for x in zip(*runs_b, strict=True))
             ratio = ra / rb if rb else 0.0
             ok &= ratio >= target
             print(f"{name:<10} {'ours':<8} {ra:>10.0f} {ma:>10.1f} {f'{ua:.0f}+{sa:.0f}':>20}")

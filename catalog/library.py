@@ -99,8 +99,10 @@ def compute_progress(position_s: float, client_duration_s: float | None, title_d
     position = float(position_s)
     if duration:
         position = min(position, float(duration))
-    finished = bool(duration) and position >= FINISHED_FRACTION * float(duration)  # type: ignore[arg-type]
-    return Progress(position, float(duration) if duration else None, finished)
+    if not duration:
+        return Progress(position, None, False)
+    finished = position >= FINISHED_FRACTION * float(duration)
+    return Progress(position, float(duration), finished)
 
 
 async def record_progress(

@@ -16,7 +16,7 @@ from server.commands import Command, demo, ingest, migrate, serve, titles, users
 from server.commands._args import common_options
 from server.settings import Settings
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_FAILED = 1  # 0 is success; 2, bad usage, is argparse's own
 
 COMMANDS: tuple[Command, ...] = (migrate, serve, worker, ingest, titles, users, demo)
 

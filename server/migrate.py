@@ -33,7 +33,10 @@ class Migration:
 def discover(packages: tuple[str, ...] = PACKAGES) -> list[Migration]:
     found: list[Migration] = []
     for pkg in packages:
-        root = Path(importlib.import_module(pkg).__file__).parent / "migrations"
+        init = importlib.import_module(pkg).__file__
+        if init is None:  # a namespace package: no folder of its own to hold migrations
+            continue
+        root = Path(init).parent / "migrations"
         if not root.is_dir():
             continue
         numbers: set[int] = set()

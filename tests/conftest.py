@@ -228,7 +228,7 @@ def s3_server() -> Iterator[str]:
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not answer on {url} within 30 s")
+                    raise RuntimeError(f"moto_server did not answer on {url} within 30 s") from None
                 time.sleep(0.1)
         yield url
     finally:

@@ -13,6 +13,7 @@ import asyncio
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation, Rendition, Segment
 from transcoder import mp4
@@ -106,7 +107,7 @@ def scan_rendition(folder: Path) -> ScannedRendition:
     return ScannedRendition(init, tuple(segments), tuple(sizes))
 
 
-def _rendition(rendition_id: str, kind: str, scan: ScannedRendition, **fields) -> Rendition:
+def _rendition(rendition_id: str, kind: Literal["video", "audio"], scan: ScannedRendition, **fields) -> Rendition:
     timescale = scan.init.timescale
     durations = [s.duration for s in scan.segments]
     if timescale <= 0 or any(d <= 0 for d in durations):
@@ -115,7 +116,7 @@ def _rendition(rendition_id: str, kind: str, scan: ScannedRendition, **fields) -
     avg = sum(scan.sizes) * 8 * timescale / sum(durations)
     return Rendition(
         id=rendition_id,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         codecs=scan.init.codec,
         bandwidth_peak=math.ceil(peak),
         bandwidth_avg=math.ceil(avg),

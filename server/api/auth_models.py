@@ -61,9 +61,9 @@ class ProfilePatch(Body):
     model_config = ConfigDict(json_schema_extra={"dependentRequired": {"password": ["current_password"]}})
 
     # Optional but never null: absent means "unchanged" (one meaning, one spelling).
-    display_name: DisplayName = None  # type: ignore[assignment]
-    password: NewPassword = None  # type: ignore[assignment]
-    current_password: Password = None  # type: ignore[assignment]
+    display_name: DisplayName = None  # type: ignore[assignment]  # absent = unchanged; the type refuses null
+    password: NewPassword = None  # type: ignore[assignment]  # absent = unchanged; the type refuses null
+    current_password: Password = None  # type: ignore[assignment]  # absent = unchanged; the type refuses null
 
     @model_validator(mode="after")
     def _password_needs_current(self) -> ProfilePatch:

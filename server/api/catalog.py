@@ -143,11 +143,11 @@ class TitleCreate(Body):
 
 
 class TitlePatch(Body):
-    title: Annotated[SafeStr, Field(min_length=1, max_length=500)] = None  # type: ignore[assignment]
+    title: Annotated[SafeStr, Field(min_length=1, max_length=500)] = None  # type: ignore[assignment]  # absent = unchanged; the type refuses null
     year: Annotated[int, Field(ge=1870, le=2200)] | None = None
-    genres: Annotated[list[Genre], Field(max_length=20)] = None  # type: ignore[assignment]
-    description: Annotated[SafeStr, Field(max_length=10_000)] = None  # type: ignore[assignment]
-    credits: Annotated[list[Credit], Field(max_length=titles.MAX_CREDITS)] = None  # type: ignore[assignment]
+    genres: Annotated[list[Genre], Field(max_length=20)] = None  # type: ignore[assignment]  # absent = unchanged; the type refuses null
+    description: Annotated[SafeStr, Field(max_length=10_000)] = None  # type: ignore[assignment]  # absent = unchanged; the type refuses null
+    credits: Annotated[list[Credit], Field(max_length=titles.MAX_CREDITS)] = None  # type: ignore[assignment]  # absent = unchanged; the type refuses null
     season_number: Annotated[int, Field(ge=0, le=10_000)] | None = None
     episode_number: Annotated[int, Field(ge=0, le=100_000)] | None = None
 

@@ -49,14 +49,17 @@ FAST_FAIL_S = 2.0
 FAST_FAIL_LIMIT = 5
 
 
+class _AccessHandler(logging.StreamHandler):
+    """The access log's own handler, so configuring twice adds it once."""
+
+
 def configure_access_log() -> None:
     """Access lines are JSON already: one per line on stdout, nothing prepended."""
     logger = logging.getLogger("streamflix.access")
-    if any(getattr(h, "_sf_access", False) for h in logger.handlers):
+    if any(isinstance(h, _AccessHandler) for h in logger.handlers):
         return
-    handler = logging.StreamHandler(sys.stdout)
+    handler = _AccessHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
-    handler._sf_access = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False

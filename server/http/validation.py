@@ -92,14 +92,6 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         raise ApiError(400, "invalid_body", f"invalid request body: {summary}", details=details) from None
 
 
-async def json_body(request: web.Request) -> dict[str, Any]:
-    """A JSON object as a dict, for handlers without a model (prefer parse_body)."""
-    data = await read_json(request)
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    return data
-
-
 def parse_uuid(text: str, error: Exception) -> str:
     """The canonical form of a UUID from a path or query; `error` when it is not one (each
     route says what a malformed id means to it: a 404 for a path, a 400 for a filter)."""

@@ -3,6 +3,7 @@ away) and the service worker's cache (the shell only, never API answers or media
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import time
@@ -43,7 +44,7 @@ def test_position_reported_every_10s_on_pause_and_on_pagehide(
     # one report as playback starts, the next ~10 s later (never one per timeupdate)
     playing = list(reports)
     assert len(playing) >= 2, playing
-    gaps = [later[0] - earlier[0] for earlier, later in zip(playing, playing[1:])]
+    gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(playing)]
     assert all(8.5 <= g <= 13 for g in gaps), playing
     assert playing[0][1] < 3 and playing[1][1] >= 7, playing
 

@@ -32,7 +32,7 @@ async def test_newest_pages_cover_everything_once(pg, genre):
 
 async def test_popular_sort_and_ties(pg, genre):
     made = [await make_title(pg, genres=[genre]) for _ in range(5)]
-    for pop, t in zip([5, 1, 5, 0, 3], made):
+    for pop, t in zip([5, 1, 5, 0, 3], made, strict=True):
         await pg.execute("UPDATE catalog.titles SET popularity = $2 WHERE id = $1::uuid", t.id, pop)
     seen, _ = await _all_pages(pg, {"genre": genre, "sort": "popular", "limit": "2"})
     pops = [t.popularity for t in seen]

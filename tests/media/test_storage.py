@@ -120,18 +120,24 @@ async def test_stream_rejects_backwards_range(storage: Storage) -> None:
         await collect(storage.stream("k/x", 2, 1))
 
 
-async def test_put_file_large_multipart(storage: Storage, tmp_path: Path) -> None:
-    src = tmp_path / "big.mp4"
-    size = 17 * MiB + 123
+def _write_random(path: Path, mebibytes: int, tail_size: int) -> tuple[hashlib._Hash, bytes]:
+    """Random bytes into `path`: their running SHA-256 and the last `tail_size` of them."""
     digest = hashlib.sha256()
-    with open(src, "wb") as fh:
-        for _ in range(17):
+    with open(path, "wb") as fh:
+        for _ in range(mebibytes):
             block = os.urandom(MiB)
             digest.update(block)
             fh.write(block)
-        tail = os.urandom(123)
+        tail = os.urandom(tail_size)
         digest.update(tail)
         fh.write(tail)
+    return digest, tail
+
+
+async def test_put_file_large_multipart(storage: Storage, tmp_path: Path) -> None:
+    src = tmp_path / "big.mp4"
+    size = 17 * MiB + 123
+    digest, tail = _write_random(src, 17, 123)
     info = await storage.put_file("sources/big.mp4", src, "video/mp4")
     assert info.size == size
     if isinstance(storage, S3Storage):

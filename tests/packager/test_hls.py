@@ -122,7 +122,11 @@ def test_distinct_codecs_listed_once_each():
 def test_exactly_one_default_audio(defaults, expected):
     langs = ("en", "fr", "de")
     p = presentation(
-        video(), *(audio(f"a{i}", language=l, name=l, default=d) for i, (l, d) in enumerate(zip(langs, defaults)))
+        video(),
+        *(
+            audio(f"a{i}", language=lang, name=lang, default=d)
+            for i, (lang, d) in enumerate(zip(langs, defaults, strict=True))
+        ),
     )
     media = m3u8.loads(render_multivariant(p, REL)).media
     assert [m.default for m in media] == expected
@@ -141,7 +145,10 @@ def test_exactly_one_default_audio(defaults, expected):
     ],
 )
 def test_audio_names(names, languages, expected):
-    p = presentation(video(), *(audio(f"a{i}", name=n, language=l) for i, (n, l) in enumerate(zip(names, languages))))
+    p = presentation(
+        video(),
+        *(audio(f"a{i}", name=n, language=lang) for i, (n, lang) in enumerate(zip(names, languages, strict=True))),
+    )
     text = render_multivariant(p, REL)
     assert [m.name for m in m3u8.loads(text).media] == expected
     if languages[0] is None:
@@ -193,7 +200,7 @@ def test_every_media_playlist_parses_and_matches_the_model(name, uri):
         assert sum(Fraction(str(s.duration)) for s in pl.segments) == pytest.approx(
             r.duration_s, abs=1e-5 * len(r.segments)
         )
-        for s, model_seg in zip(pl.segments, r.segments):
+        for s, model_seg in zip(pl.segments, r.segments, strict=True):
             assert abs(Fraction(str(s.duration)) - Fraction(model_seg.duration, r.timescale)) <= Fraction(1, 2_000_000)
             # RFC 8216 4.3.3.1: each EXTINF rounded to the nearest integer <= target duration.
             assert int(Fraction(str(s.duration)) + Fraction(1, 2)) <= pl.target_duration

@@ -70,7 +70,7 @@ http {{
                     return self
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("nginx did not start within 15 s")
+                    raise RuntimeError("nginx did not start within 15 s") from None
                 time.sleep(0.05)
 
     @property

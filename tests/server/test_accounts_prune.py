@@ -3,6 +3,7 @@ viewer can still use does."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
@@ -72,7 +73,8 @@ async def test_prune_keeps_what_is_live(app_client, pg, settings):
         "STREAMFLIX_DATA_DIR": settings.data_dir,
         "STREAMFLIX_SECRET_KEY": settings.secret_key,
     }
-    out = subprocess.run(
+    out = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "server.cli", "users", "prune", "--json"],
         env=env,
         cwd=ROOT,
@@ -101,7 +103,8 @@ async def test_prune_keeps_what_is_live(app_client, pg, settings):
     assert r.status == 401
 
     # Running it again finds nothing more of these.
-    again = subprocess.run(
+    again = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "server.cli", "users", "prune"],
         env=env,
         cwd=ROOT,

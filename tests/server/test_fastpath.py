@@ -46,7 +46,7 @@ async def read_response(reader: asyncio.StreamReader, method: str = "GET") -> tu
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = lines[0]
-    fields = [tuple(x.strip() for x in line.split(":", 1)) for line in lines[1:] if line]
+    fields = [(k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:] if line)]
     length = next((int(v) for k, v in fields if k.lower() == "content-length"), None)
     code = int(status.split()[1])
     if method == "HEAD" or code in (204, 304):
@@ -55,7 +55,7 @@ async def read_response(reader: asyncio.StreamReader, method: str = "GET") -> tu
         body = await reader.readexactly(length)
     else:
         body = await reader.read()
-    return status, fields, body  # type: ignore[return-value]
+    return status, fields, body
 
 
 async def exchange(port: int, raw: bytes, method: str = "GET") -> tuple[str, list[tuple[str, str]], bytes]:

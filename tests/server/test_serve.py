@@ -58,7 +58,7 @@ def test_two_workers_share_one_port(settings, tmp_path):
         for pid in pids:  # the workers went with it
             assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
         log = (tmp_path / "stdout").read_text()
-        assert "serving on http://127.0.0.1:%d with 2 workers" % port in log
+        assert f"serving on http://127.0.0.1:{port} with 2 workers" in log
         # Access lines are JSON, one per request.
         lines = [line for line in log.splitlines() if line.startswith("{")]
         assert lines and all(json.loads(line)["route"] == "/healthz" for line in lines)

@@ -90,7 +90,7 @@ async def test_real_title_manifests_parse_and_every_uri_plays(app_client, ready_
         assert pl.target_duration >= max(math.floor(s.duration + 0.5) for s in pl.segments)
         # exact EXTINF: the model's ticks in seconds, to the 6 decimals written
         assert len(pl.segments) == len(r.segments)
-        for s, seg in zip(pl.segments, r.segments):
+        for s, seg in zip(pl.segments, r.segments, strict=True):
             assert abs(Fraction(str(s.duration)) - Fraction(seg.duration, r.timescale)) <= Fraction(1, 2_000_000)
         [init_map] = pl.segment_map
         assert _token_of(init_map.uri) == token
@@ -107,7 +107,9 @@ async def test_real_title_manifests_parse_and_every_uri_plays(app_client, ready_
     def peak(rid: str) -> int:
         r = model.rendition(rid)
         return math.ceil(
-            max(Fraction(size * 8 * r.timescale, seg.duration) for size, seg in zip(sizes[rid], r.segments))
+            max(
+                Fraction(size * 8 * r.timescale, seg.duration) for size, seg in zip(sizes[rid], r.segments, strict=True)
+            )
         )
 
     def average(rid: str) -> int:

@@ -16,7 +16,7 @@ import pytest
 
 from catalog import titles
 from media import keys
-from media.errors import StorageError
+from media.errors import ObjectNotFound, StorageError
 from media.storage import Storage
 from packager.model import Presentation
 from tests.transcoder.jobs_support import pool, storage  # noqa: F401 (fixtures)
@@ -34,7 +34,7 @@ class Republish:
 
 
 @pytest.fixture
-async def republish(ready_title: dict[str, Any], pool: asyncpg.Pool, storage: Storage, tmp_path: Path) -> Republish:  # noqa: F811
+async def republish(ready_title: dict[str, Any], pool: asyncpg.Pool, storage: Storage, tmp_path: Path) -> Republish:
     title_id, old = ready_title["id"], ready_title["version"]
     model = Presentation.from_json(await storage.get_bytes(keys.model_key(title_id, old)))
     out_dir = tmp_path / "out"
@@ -50,13 +50,13 @@ async def republish(ready_title: dict[str, Any], pool: asyncpg.Pool, storage: St
     return Republish(title_id, old, dataclasses.replace(model, version=new_version()), out_dir, job)
 
 
-async def served(pool: asyncpg.Pool, title_id: str) -> tuple[str, str | None]:  # noqa: F811
+async def served(pool: asyncpg.Pool, title_id: str) -> tuple[str, str | None]:
     async with pool.acquire() as conn:
         t = await titles.get_title(conn, title_id)
     return t.status, t.current_version
 
 
-async def versions(storage: Storage, title_id: str) -> set[str]:  # noqa: F811
+async def versions(storage: Storage, title_id: str) -> set[str]:
     return await publish.stored_versions(storage, title_id)
 
 
@@ -79,7 +79,7 @@ def test_content_types() -> None:
 async def test_publish_switches_version_and_removes_the_old_one(
     republish: Republish,
     pool: asyncpg.Pool,
-    storage: Storage,  # noqa: F811
+    storage: Storage,
 ) -> None:
     r = republish
     old = await publish.publish(pool, storage, r.job, r.presentation, r.out_dir)
@@ -96,7 +96,7 @@ async def test_publish_switches_version_and_removes_the_old_one(
 async def test_crash_before_the_model_leaves_the_old_version_served(
     republish: Republish,
     pool: asyncpg.Pool,
-    storage: Storage,  # noqa: F811
+    storage: Storage,
 ) -> None:
     r = republish
     new = r.presentation.version
@@ -105,7 +105,7 @@ async def test_crash_before_the_model_leaves_the_old_version_served(
         await storage.put_file(keys.object_key(r.title_id, new, name), path)
     assert await served(pool, r.title_id) == ("ready", r.old)
     assert await versions(storage, r.title_id) == {r.old, new}
-    with pytest.raises(Exception):
+    with pytest.raises(ObjectNotFound):
         await storage.head(keys.model_key(r.title_id, new))
     await storage.head(keys.model_key(r.title_id, r.old))  # still whole
     # the next attempt starts by removing the orphan
@@ -116,7 +116,7 @@ async def test_crash_before_the_model_leaves_the_old_version_served(
 async def test_crash_after_upload_before_commit_shows_nothing(
     republish: Republish,
     pool: asyncpg.Pool,
-    storage: Storage,  # noqa: F811
+    storage: Storage,
 ) -> None:
     r = republish
     await publish.upload_version(storage, r.presentation, r.out_dir)  # model written, no commit
@@ -141,7 +141,7 @@ class FailingModelStorage:
 async def test_failed_model_write_cleans_up_and_keeps_the_old_version(
     republish: Republish,
     pool: asyncpg.Pool,
-    storage: Storage,  # noqa: F811
+    storage: Storage,
 ) -> None:
     r = republish
     with pytest.raises(StorageError):
@@ -153,7 +153,7 @@ async def test_failed_model_write_cleans_up_and_keeps_the_old_version(
 async def test_lost_lease_publishes_nothing(
     republish: Republish,
     pool: asyncpg.Pool,
-    storage: Storage,  # noqa: F811
+    storage: Storage,
 ) -> None:
     r = republish
     async with pool.acquire() as conn:  # another worker took the job over
@@ -169,7 +169,7 @@ async def test_lost_lease_publishes_nothing(
 async def test_deleted_title_publishes_nothing(
     republish: Republish,
     pool: asyncpg.Pool,
-    storage: Storage,  # noqa: F811
+    storage: Storage,
 ) -> None:
     from transcoder.remove import remove_title
 
