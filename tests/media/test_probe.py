@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -222,7 +223,7 @@ def _write(path: Path, data: bytes) -> str:
         pytest.param(lambda d: str(d), "a directory, not a media file", id="directory"),
     ],
 )
-async def test_probe_errors(tmp_path: Path, make, reason: str) -> None:  # type: ignore[no-untyped-def]
+async def test_probe_errors(tmp_path: Path, make: Callable[[Path], str], reason: str) -> None:
     source = make(tmp_path)
     with pytest.raises(ProbeError) as exc_info:
         await probe(source)

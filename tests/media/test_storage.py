@@ -259,6 +259,7 @@ async def test_local_path(storage: Storage, tmp_path: Path) -> None:
     if isinstance(storage, S3Storage):
         assert path is None
         return
+    assert isinstance(storage, FileStorage)  # the fixture's other backend
     assert path is not None and path.read_bytes() == b"segment"
     assert path.is_relative_to(storage.root)
     # a symlink inside the root that points out of it is refused

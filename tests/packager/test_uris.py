@@ -101,7 +101,7 @@ def test_rejects_characters_that_break_playlists(base, query):
     assert isinstance(err.value, PackagerError) and err.value.code == "invalid_uri"
 
 
-def test_is_frozen():
+def test_is_frozen() -> None:
     u = UriBuilder(query="token=abc")
     with pytest.raises(AttributeError):
-        u.query = "token=other"  # type: ignore[misc]
+        u.query = "token=other"  # type: ignore[misc]  # assigning to the frozen field is what is tested

@@ -122,10 +122,12 @@ async def store_in(settings: Any, p: Presentation, *, create_bucket: bool = Fals
     """store_version into the storage that `settings` names (its S3 bucket created first
     with `create_bucket`)."""
     from media.backend import open_storage
+    from media.storage_s3 import S3Storage
 
     storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
     try:
         if create_bucket:
+            assert isinstance(storage, S3Storage), "only an S3 storage has a bucket to create"
             await storage.create_bucket()
         return await store_version(storage, p)
     finally:

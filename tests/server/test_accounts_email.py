@@ -8,8 +8,8 @@ import email
 import email.policy
 import re
 import secrets
-from email.message import Message
-from typing import Any
+from collections.abc import Iterator
+from email.message import EmailMessage
 from urllib.parse import unquote
 
 import pytest
@@ -23,8 +23,11 @@ LINK = re.compile(r"(https?://\S+?)/#/(verify-email|reset-password)\?token=(\S+)
 
 
 class Mailbox:
+    port: int  # the SMTP server's, set once it listens
+
     def __init__(self) -> None:
-        self.messages: list[tuple[list[str], Message]] = []
+        # parsed with the default policy, so each is an EmailMessage
+        self.messages: list[tuple[list[str], EmailMessage]] = []
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd handler hook
         self.messages.append(
@@ -32,7 +35,7 @@ class Mailbox:
         )
         return "250 OK"
 
-    async def wait_for(self, rcpt: str, subject_word: str, timeout: float = 10.0) -> Message:
+    async def wait_for(self, rcpt: str, subject_word: str, timeout: float = 10.0) -> EmailMessage:
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             for rcpts, msg in self.messages:
@@ -46,7 +49,7 @@ class Mailbox:
 
 
 @pytest.fixture
-def mailbox() -> Any:
+def mailbox() -> Iterator[Mailbox]:
     box = Mailbox()
     controller = Controller(box, hostname="127.0.0.1", port=free_port(), enable_SMTPUTF8=True)
     controller.start()
@@ -63,7 +66,7 @@ async def client(aiohttp_client, settings, mailbox):
     return await aiohttp_client(create_app(s))
 
 
-def link_of(msg: Message) -> tuple[str, str, str]:
+def link_of(msg: EmailMessage) -> tuple[str, str, str]:
     body = msg.get_content()
     m = LINK.search(body)
     assert m, body

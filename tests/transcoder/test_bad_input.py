@@ -20,7 +20,7 @@ import pytest
 from catalog.errors import DuplicateEpisode
 from media import keys
 from media.storage import Storage
-from packager.model import Presentation
+from packager.model import Presentation, Rendition
 from server.settings import Settings
 from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     ingest_and_run,
@@ -149,6 +149,12 @@ CASES = [
 ]
 
 
+def frame_size(r: Rendition) -> tuple[int, int]:
+    """A video rendition's width and height, which the model always records."""
+    assert r.width is not None and r.height is not None, f"video rendition {r.id} has no frame size"
+    return r.width, r.height
+
+
 @pytest.mark.parametrize("make, expect", CASES)
 async def test_bad_input(
     make: Callable[[Path], Path],
@@ -160,6 +166,7 @@ async def test_bad_input(
 ) -> None:
     source = make(tmp_path)
     if expect.status == "refused":
+        assert expect.error is not None, "a refused case names the error ingest raises"
         with pytest.raises(expect.error) as info:
             await ingest_and_run(pool, storage, settings, source, **expect.kw)
         assert expect.reason in str(info.value) and "\n" not in str(info.value)
@@ -179,15 +186,17 @@ async def test_bad_input(
         return
 
     assert title.status == "ready", title.failure_reason
+    assert title.current_version is not None
     assert job.status == "done" and job.attempts == 1
     keys_ = await stored_keys(storage, title.id)
     assert {k.split("/")[2] for k in keys_} == {title.current_version}
     model = Presentation.from_json(await storage.get_bytes(keys.model_key(title.id, title.current_version)))
-    video = sorted(model.video, key=lambda r: -r.height)
+    video = sorted(model.video, key=lambda r: -frame_size(r)[1])
     assert tuple(r.height for r in video) == expect.heights
     for r in video:
-        assert r.width % 2 == 0 and r.height % 2 == 0
-        assert (r.width < r.height) == expect.portrait
+        width, height = frame_size(r)
+        assert width % 2 == 0 and height % 2 == 0
+        assert (width < height) == expect.portrait
         if expect.segments is not None:
             assert len(r.segments) == expect.segments
     assert bool(model.audio) == expect.audio

@@ -24,7 +24,8 @@ import pytest
 from media import keys
 from media.backend import open_storage
 from media.storage import Storage
-from packager.model import Presentation
+from media.storage_s3 import S3Storage
+from packager.model import Presentation, Rendition
 from server.cli import main
 from server.settings import Settings
 from tests.transcoder.jobs_support import cli_env
@@ -46,6 +47,7 @@ def s3_settings(settings: Settings, endpoint: str) -> Settings:
     bucket = f"sf-{uuid.uuid4().hex[:12]}"
     s = dataclasses.replace(settings, storage_url=f"s3://{bucket}/media", s3_endpoint_url=endpoint)
     st = open_storage(s.storage_url, endpoint)
+    assert isinstance(st, S3Storage)
     asyncio.run(st.create_bucket())
     return s
 
@@ -81,11 +83,17 @@ def keyframe_times(joined: Path) -> tuple[list[float], dict[str, Any]]:
     return keys_, data["streams"][0]
 
 
+def height_of(r: Rendition) -> int:
+    """A video rendition's height, which the model always records."""
+    assert r.height is not None, f"video rendition {r.id} has no height"
+    return r.height
+
+
 def check_stored_output(storage: Storage, title: dict[str, Any], tmp: Path, *, heights: list[int]) -> None:
     """ffprobe the published version: the rungs, a keyframe at the start of every segment,
     identical boundaries across rungs, bitrates in the model."""
     model = asyncio.run(download_version(storage, title["id"], title["version"], tmp))
-    video = sorted(model.video, key=lambda r: -r.height)
+    video = sorted(model.video, key=lambda r: -height_of(r))
     assert [r.height for r in video] == heights
     assert [r.id for r in model.audio] == ["a0"]
     boundaries = None

@@ -34,6 +34,22 @@ async def enqueue(conn: asyncpg.Connection, max_attempts: int = 3) -> jobs.Job:
     return await jobs.enqueue(conn, title_id, f"sources/{title_id}/original.mp4", max_attempts)
 
 
+async def claim_one(
+    conn: asyncpg.Connection, worker_id: str, lease_s: float, *, title_id: str | None = None
+) -> jobs.Job:
+    """jobs.claim where the test expects a job to be there."""
+    job = await jobs.claim(conn, worker_id, lease_s, title_id=title_id)
+    assert job is not None, f"{worker_id} found no job to claim"
+    return job
+
+
+async def get_job(conn: asyncpg.Connection, job_id: int) -> jobs.Job:
+    """jobs.get of a job the test knows exists."""
+    job = await jobs.get(conn, job_id)
+    assert job is not None, f"job {job_id} is gone"
+    return job
+
+
 async def due_in_s(conn: asyncpg.Connection, job_id: int) -> float:
     return await conn.fetchval(
         "SELECT extract(epoch FROM run_after - now())::float8 FROM jobs.transcode_jobs WHERE id = $1", job_id
@@ -54,9 +70,9 @@ async def test_claim_heartbeat_complete(conn: asyncpg.Connection) -> None:
     assert await jobs.claim(conn, "w2", 30) is None  # nothing else to take
 
     assert await jobs.heartbeat(conn, claimed, 30, 42.5)
-    assert (await jobs.get(conn, job.id)).progress == pytest.approx(42.5)
+    assert (await get_job(conn, job.id)).progress == pytest.approx(42.5)
     assert await jobs.complete(conn, claimed)
-    done = await jobs.get(conn, job.id)
+    done = await get_job(conn, job.id)
     assert (done.status, done.progress, done.lease_until) == ("done", 100, None)
     assert done.finished_at is not None
     assert not await jobs.heartbeat(conn, claimed, 30)  # finished: not ours to renew
@@ -64,14 +80,14 @@ async def test_claim_heartbeat_complete(conn: asyncpg.Connection) -> None:
 
 async def test_claims_oldest_due_first(conn: asyncpg.Connection) -> None:
     first, second = await enqueue(conn), await enqueue(conn)
-    assert (await jobs.claim(conn, "w", 30)).id == first.id
-    assert (await jobs.claim(conn, "w", 30)).id == second.id
+    assert (await claim_one(conn, "w", 30)).id == first.id
+    assert (await claim_one(conn, "w", 30)).id == second.id
 
 
 async def test_claim_can_be_limited_to_one_title(conn: asyncpg.Connection) -> None:
     await enqueue(conn)
     wanted = await enqueue(conn)
-    claimed = await jobs.claim(conn, "w", 30, title_id=wanted.title_id)
+    claimed = await claim_one(conn, "w", 30, title_id=wanted.title_id)
     assert claimed.id == wanted.id
     assert await jobs.claim(conn, "w", 30, title_id=wanted.title_id) is None
 
@@ -91,15 +107,15 @@ async def test_skip_locked_claimer_does_not_wait(own_database_url: str, conn: as
     try:
         tx = a.transaction()
         await tx.start()
-        got_a = await jobs.claim(a, "a", 30)
+        got_a = await claim_one(a, "a", 30)
         assert got_a.id == first.id
         t0 = time.monotonic()
-        got_b = await asyncio.wait_for(jobs.claim(b, "b", 30), 2)
+        got_b = await asyncio.wait_for(claim_one(b, "b", 30), 2)
         assert got_b.id == second.id
         assert await asyncio.wait_for(jobs.claim(b, "b", 30), 2) is None
         assert time.monotonic() - t0 < 1.0
         await tx.rollback()  # the first job is free again
-        again = await jobs.claim(b, "b", 30)
+        again = await claim_one(b, "b", 30)
         assert again.id == first.id and again.attempts == 1
     finally:
         await a.close()
@@ -127,10 +143,10 @@ async def test_concurrent_claimers_never_share_a_job(own_database_url: str, conn
 
 async def test_expired_lease_is_taken_over_and_fences_the_old_worker(conn: asyncpg.Connection) -> None:
     await enqueue(conn)
-    dead = await jobs.claim(conn, "dead", 0.2)
+    dead = await claim_one(conn, "dead", 0.2)
     assert await jobs.claim(conn, "w2", 30) is None  # lease still live
     await asyncio.sleep(0.4)
-    alive = await jobs.claim(conn, "w2", 30)
+    alive = await claim_one(conn, "w2", 30)
     assert alive.id == dead.id and alive.attempts == 2 and alive.worker_id == "w2"
     # the dead worker, should it wake up, can touch nothing
     assert not await jobs.heartbeat(conn, dead, 30)
@@ -138,14 +154,14 @@ async def test_expired_lease_is_taken_over_and_fences_the_old_worker(conn: async
     assert await jobs.fail(conn, dead, "late") is None
     assert not await jobs.release(conn, dead)
     assert await jobs.heartbeat(conn, alive, 30)
-    assert (await jobs.get(conn, alive.id)).worker_id == "w2"
+    assert (await get_job(conn, alive.id)).worker_id == "w2"
 
 
 async def test_same_worker_reclaim_is_fenced_by_attempt(conn: asyncpg.Connection) -> None:
     await enqueue(conn)
-    old = await jobs.claim(conn, "w", 0.1)
+    old = await claim_one(conn, "w", 0.1)
     await asyncio.sleep(0.3)
-    new = await jobs.claim(conn, "w", 30)
+    new = await claim_one(conn, "w", 30)
     assert new.attempts == 2
     assert not await jobs.heartbeat(conn, old, 30)
     assert await jobs.heartbeat(conn, new, 30)
@@ -158,25 +174,25 @@ def test_backoff_doubles_and_is_capped() -> None:
 
 async def test_fail_retries_with_backoff_then_fails(conn: asyncpg.Connection) -> None:
     job = await enqueue(conn, max_attempts=3)
-    a = await jobs.claim(conn, "w", 30)
+    a = await claim_one(conn, "w", 30)
     assert await jobs.fail(conn, a, "ffmpeg failed:\n  something\tbroke") == "queued"
-    row = await jobs.get(conn, job.id)
+    row = await get_job(conn, job.id)
     assert row.error == "ffmpeg failed: something broke"  # one line
     assert row.worker_id is None and row.lease_until is None
     assert 8 < await due_in_s(conn, job.id) <= 10
     assert await jobs.claim(conn, "w", 30) is None  # not due yet
 
     await make_due(conn)
-    b = await jobs.claim(conn, "w", 30)
+    b = await claim_one(conn, "w", 30)
     assert b.attempts == 2
     assert await jobs.fail(conn, b, "again") == "queued"
     assert 18 < await due_in_s(conn, job.id) <= 20
 
     await make_due(conn)
-    c = await jobs.claim(conn, "w", 30)
+    c = await claim_one(conn, "w", 30)
     assert c.attempts == 3
     assert await jobs.fail(conn, c, "third time") == "failed"
-    final = await jobs.get(conn, job.id)
+    final = await get_job(conn, job.id)
     assert (final.status, final.error) == ("failed", "third time")
     assert final.finished_at is not None
     await make_due(conn)
@@ -185,18 +201,18 @@ async def test_fail_retries_with_backoff_then_fails(conn: asyncpg.Connection) ->
 
 async def test_non_retryable_failure_is_final_at_once(conn: asyncpg.Connection) -> None:
     job = await enqueue(conn, max_attempts=3)
-    a = await jobs.claim(conn, "w", 30)
+    a = await claim_one(conn, "w", 30)
     assert await jobs.fail(conn, a, "not a media file", retryable=False) == "failed"
-    assert (await jobs.get(conn, job.id)).status == "failed"
+    assert (await get_job(conn, job.id)).status == "failed"
 
 
 async def test_release_gives_the_job_back_without_counting(conn: asyncpg.Connection) -> None:
     job = await enqueue(conn)
-    a = await jobs.claim(conn, "w1", 30)
+    a = await claim_one(conn, "w1", 30)
     assert await jobs.release(conn, a)
-    row = await jobs.get(conn, job.id)
+    row = await get_job(conn, job.id)
     assert (row.status, row.attempts, row.worker_id) == ("queued", 0, None)
-    b = await jobs.claim(conn, "w2", 30)  # at once, no backoff
+    b = await claim_one(conn, "w2", 30)  # at once, no backoff
     assert b.attempts == 1
 
 
@@ -207,18 +223,18 @@ async def test_reap_exhausted_fails_jobs_whose_worker_kept_dying(conn: asyncpg.C
     assert await jobs.claim(conn, "w", 30) is None  # out of attempts: not taken over
     reaped = await jobs.reap_exhausted(conn)
     assert [j.id for j in reaped] == [job.id]
-    row = await jobs.get(conn, job.id)
-    assert row.status == "failed" and "stopped responding" in row.error
+    row = await get_job(conn, job.id)
+    assert row.status == "failed" and row.error is not None and "stopped responding" in row.error
     assert await jobs.reap_exhausted(conn) == []
 
 
 async def test_cancel_for_title_stops_the_worker_at_its_next_heartbeat(conn: asyncpg.Connection) -> None:
     job = await enqueue(conn)
-    a = await jobs.claim(conn, "w", 30)
+    a = await claim_one(conn, "w", 30)
     assert await jobs.cancel_for_title(conn, job.title_id) == 1
     assert not await jobs.heartbeat(conn, a, 30)
     assert not await jobs.still_ours(conn, a)
-    assert (await jobs.get(conn, job.id)).status == "cancelled"
+    assert (await get_job(conn, job.id)).status == "cancelled"
 
 
 async def test_progress_queue_depth_and_next_due(conn: asyncpg.Connection) -> None:
@@ -227,7 +243,7 @@ async def test_progress_queue_depth_and_next_due(conn: asyncpg.Connection) -> No
     j1, j2 = await enqueue(conn), await enqueue(conn)
     assert await jobs.queue_depth(conn) == 2
     assert await jobs.next_due_s(conn) == 0
-    a = await jobs.claim(conn, "w", 30)
+    a = await claim_one(conn, "w", 30)
     await jobs.heartbeat(conn, a, 30, 12.0)
     progress = await jobs.progress_for(conn, [j1.title_id, j2.title_id, tid()])
     assert set(progress) == {j1.title_id, j2.title_id}

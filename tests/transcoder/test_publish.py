@@ -47,6 +47,7 @@ async def republish(ready_title: dict[str, Any], pool: asyncpg.Pool, storage: St
     async with pool.acquire() as conn:
         await jobs.enqueue(conn, title_id, keys.source_key(title_id, ".mp4"), 3)
         job = await jobs.claim(conn, "test-publisher", 30, title_id=title_id)
+    assert job is not None, "the title's new job was not claimed"
     return Republish(title_id, old, dataclasses.replace(model, version=new_version()), out_dir, job)
 
 
@@ -90,7 +91,8 @@ async def test_publish_switches_version_and_removes_the_old_one(
     assert Presentation.from_json(stored) == r.presentation
     await storage.head(keys.poster_key(r.title_id, r.presentation.version))
     async with pool.acquire() as conn:
-        assert (await jobs.get(conn, r.job.id)).status == "done"
+        job = await jobs.get(conn, r.job.id)
+    assert job is not None and job.status == "done"
 
 
 async def test_crash_before_the_model_leaves_the_old_version_served(
