@@ -55,9 +55,7 @@ async def test_history_last_write_wins_by_client_clock(pg):
 
 async def test_history_future_clock_cannot_pin_progress(pg):
     user, t = new_user(), await make_title(pg, duration_s=1000)
-    await library.record_progress(
-        pg, user, t.id, position_s=100, client_ts=datetime.now(UTC) + timedelta(days=365)
-    )
+    await library.record_progress(pg, user, t.id, position_s=100, client_ts=datetime.now(UTC) + timedelta(days=365))
     assert await library.record_progress(pg, user, t.id, position_s=200)
     assert (await library.list_history(pg, user))[0].position_s == 200
 

@@ -160,7 +160,7 @@ async def test_bad_input(
     make: Callable[[Path], Path],
     expect: Expect,
     settings: Settings,
-    pool: asyncpg.Pool,  # noqa: F811
+    pool: asyncpg.Pool,
     storage: Storage,
     tmp_path: Path,
 ) -> None:

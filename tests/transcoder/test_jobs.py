@@ -18,7 +18,7 @@ from transcoder import jobs
 
 
 @pytest.fixture
-async def conn(own_database_url: str) -> AsyncIterator[asyncpg.Connection]:  # noqa: F811
+async def conn(own_database_url: str) -> AsyncIterator[asyncpg.Connection]:
     c = await asyncpg.connect(own_database_url)
     await c.execute("DELETE FROM jobs.transcode_jobs")  # our own database: only our rows
     yield c
@@ -98,7 +98,7 @@ async def test_one_live_job_per_title(conn: asyncpg.Connection) -> None:
         await jobs.enqueue(conn, job.title_id, job.source, 3)
 
 
-async def test_skip_locked_claimer_does_not_wait(own_database_url: str, conn: asyncpg.Connection) -> None:  # noqa: F811
+async def test_skip_locked_claimer_does_not_wait(own_database_url: str, conn: asyncpg.Connection) -> None:
     """A claim in an open transaction keeps its row locked; a second claimer skips it at once
     (no blocking) and takes the next job, or gets None."""
     first, second = await enqueue(conn), await enqueue(conn)
@@ -122,7 +122,7 @@ async def test_skip_locked_claimer_does_not_wait(own_database_url: str, conn: as
         await b.close()
 
 
-async def test_concurrent_claimers_never_share_a_job(own_database_url: str, conn: asyncpg.Connection) -> None:  # noqa: F811
+async def test_concurrent_claimers_never_share_a_job(own_database_url: str, conn: asyncpg.Connection) -> None:
     ids = {(await enqueue(conn)).id for _ in range(20)}
     claimers = [await asyncpg.connect(own_database_url) for _ in range(4)]
 

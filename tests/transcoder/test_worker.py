@@ -178,7 +178,7 @@ async def test_concurrency_runs_jobs_side_by_side(
 async def test_ready_title_has_a_poster_and_only_its_version(
     ready_title: dict[str, Any],
     storage: Storage,
-    pool: asyncpg.Pool,  # noqa: F811
+    pool: asyncpg.Pool,
 ) -> None:
     tid, version = ready_title["id"], ready_title["version"]
     data = await storage.get_bytes(keys.poster_key(tid, version))

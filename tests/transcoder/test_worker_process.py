@@ -88,7 +88,7 @@ async def wait_until(check: Callable[[], object], timeout: float, what: str) -> 
 
 
 @pytest.fixture
-async def own_pool(own_settings: Settings) -> AsyncIterator[asyncpg.Pool]:  # noqa: F811
+async def own_pool(own_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
     p = await asyncpg.create_pool(own_settings.database_url, min_size=1, max_size=4)
     yield p
     await p.close()
