@@ -72,6 +72,17 @@ async def ensure_database(dsn: str) -> None:
         await conn.close()
 
 
+async def pending(conn: asyncpg.Connection | asyncpg.Pool, packages: tuple[str, ...] = PACKAGES) -> list[str]:
+    """The migrations this code has that the database has not applied (all of them on a
+    database `migrate` never ran on)."""
+    if await conn.fetchval("SELECT to_regclass('public.streamflix_migrations')") is None:
+        done: set[tuple[str, int]] = set()
+    else:
+        rows = await conn.fetch("SELECT package, number FROM public.streamflix_migrations")
+        done = {(r["package"], r["number"]) for r in rows}
+    return [f"{m.package}/{m.number:04d}_{m.name}" for m in discover(packages) if (m.package, m.number) not in done]
+
+
 async def migrate(dsn: str, packages: tuple[str, ...] = PACKAGES) -> list[str]:
     """Apply what is missing; return the names applied (empty when up to date)."""
     await ensure_database(dsn)

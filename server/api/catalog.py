@@ -3,7 +3,6 @@ Domain logic lives in `catalog/`; this module parses, authorises, caches."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Annotated, Any, Literal
 
@@ -68,7 +67,7 @@ async def list_titles(request: web.Request) -> web.Response:
     if "status" in request.query and not admin:
         raise Forbidden("only admins can browse by status")
     limit = parse_limit(request.query.get("limit"), default=browse.DEFAULT_LIMIT, maximum=browse.MAX_LIMIT)
-    query = dataclasses.replace(browse.parse_browse(request.query, admin=admin), limit=limit)
+    query = browse.parse_browse(request.query, admin=admin, limit=limit)
     pg = request.app[keys.PG]
     key = cursor_key(request.app)
 

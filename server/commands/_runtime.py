@@ -9,6 +9,7 @@ import asyncpg
 
 from media.backend import open_storage
 from media.storage import Storage
+from server import migrate
 from server.settings import Settings
 
 
@@ -24,8 +25,11 @@ async def open_runtime(settings: Settings, *, pool_size: int = 4) -> AsyncIterat
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise DatabaseUnavailable(f"cannot connect to the database ({detail}); is Postgres running?") from exc
     try:
-        if await pool.fetchval("SELECT to_regclass('jobs.transcode_jobs')") is None:
-            raise DatabaseUnavailable("the database has no StreamFlix tables yet: run `streamflix migrate`")
+        missing = await migrate.pending(pool)
+        if missing:
+            raise DatabaseUnavailable(
+                f"the database is not migrated ({len(missing)} pending, first {missing[0]}): run `streamflix migrate`"
+            )
     except BaseException:
         await pool.close()
         raise

@@ -12,10 +12,10 @@ from tests.catalog.fixtures import make_series, make_title
 KEY = derive_key("browse-test")
 
 
-async def _all_pages(pg, params, *, admin=False):
+async def _all_pages(pg, params, *, admin=False, limit=browse.DEFAULT_LIMIT):
     seen, cursor, pages = [], None, 0
     while True:
-        q = browse.parse_browse({**params, **({"cursor": cursor} if cursor else {})}, admin=admin)
+        q = browse.parse_browse({**params, **({"cursor": cursor} if cursor else {})}, admin=admin, limit=limit)
         items, cursor = await browse.browse(pg, q, cursor_key=KEY)
         seen += items
         pages += 1
@@ -25,7 +25,7 @@ async def _all_pages(pg, params, *, admin=False):
 
 async def test_newest_pages_cover_everything_once(pg, genre):
     made = [await make_title(pg, genres=[genre], year=2000 + i) for i in range(7)]
-    seen, pages = await _all_pages(pg, {"genre": genre, "limit": "3"})
+    seen, pages = await _all_pages(pg, {"genre": genre}, limit=3)
     assert pages == 3
     assert [t.id for t in seen] == [t.id for t in reversed(made)]  # newest first
 
@@ -34,7 +34,7 @@ async def test_popular_sort_and_ties(pg, genre):
     made = [await make_title(pg, genres=[genre]) for _ in range(5)]
     for pop, t in zip([5, 1, 5, 0, 3], made, strict=True):
         await pg.execute("UPDATE catalog.titles SET popularity = $2 WHERE id = $1::uuid", t.id, pop)
-    seen, _ = await _all_pages(pg, {"genre": genre, "sort": "popular", "limit": "2"})
+    seen, _ = await _all_pages(pg, {"genre": genre, "sort": "popular"}, limit=2)
     pops = [t.popularity for t in seen]
     assert pops == sorted(pops, reverse=True) and len({t.id for t in seen}) == 5
 
@@ -69,19 +69,17 @@ async def test_unknown_genre_is_empty(pg):
 async def test_cursor_from_another_query_is_refused(pg, genre):
     for _ in range(3):
         await make_title(pg, genres=[genre])
-    _, cursor = await browse.browse(
-        pg, browse.parse_browse({"genre": genre, "limit": "1"}, admin=False), cursor_key=KEY
-    )
+    _, cursor = await browse.browse(pg, browse.parse_browse({"genre": genre}, admin=False, limit=1), cursor_key=KEY)
     assert cursor
     for params in ({"genre": genre, "sort": "popular"}, {"genre": "x"}, {}):
         with pytest.raises(InvalidCursor):
             await browse.browse(
-                pg, browse.parse_browse({**params, "limit": "1", "cursor": cursor}, admin=False), cursor_key=KEY
+                pg, browse.parse_browse({**params, "cursor": cursor}, admin=False, limit=1), cursor_key=KEY
             )
     with pytest.raises(InvalidCursor):
         await browse.browse(
             pg,
-            browse.parse_browse({"genre": genre, "limit": "1", "cursor": cursor}, admin=False),
+            browse.parse_browse({"genre": genre, "cursor": cursor}, admin=False, limit=1),
             cursor_key=derive_key("x"),
         )
 

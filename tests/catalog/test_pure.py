@@ -44,26 +44,6 @@ def test_cursor_forged(text):
 
 
 @pytest.mark.parametrize(
-    "raw,message",
-    [
-        pytest.param("0", "between 1 and 100", id="zero"),
-        pytest.param("-1", "between 1 and 100", id="negative"),
-        pytest.param("1000000000", "between 1 and 100", id="huge"),
-        pytest.param("ten", "whole number", id="text"),
-        pytest.param("1.5", "whole number", id="fraction"),
-    ],
-)
-def test_limit_out_of_range_is_an_error(raw, message):
-    with pytest.raises(InvalidQuery, match=message):
-        browse.parse_limit(raw)
-
-
-def test_limit_default_and_max():
-    assert browse.parse_limit(None) == 20
-    assert browse.parse_limit("100") == 100
-
-
-@pytest.mark.parametrize(
     "params",
     [
         pytest.param({"kind": "cartoon"}, id="kind"),

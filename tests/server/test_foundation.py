@@ -78,6 +78,41 @@ async def test_migrate_fresh_database_concurrently():
         await _drop(name)
 
 
+async def test_pending_migrations_and_the_commands_refusal(database_url, tmp_path, capsys):
+    import secrets
+
+    from server.migrate import discover, pending
+    from tests.conftest import _drop, _dsn_for
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await pending(conn) == []  # the session database is migrated
+    finally:
+        await conn.close()
+    name = f"sf_test_pend_{secrets.token_hex(3)}"
+    dsn = _dsn_for(name)
+    try:
+        await migrate(dsn, packages=("auth",))  # half a database: catalog and transcoder missing
+        conn = await asyncpg.connect(dsn)
+        try:
+            left = await pending(conn)
+        finally:
+            await conn.close()
+        assert left == [f"{m.package}/{m.number:04d}_{m.name}" for m in discover() if m.package != "auth"]
+        # a command that needs the database says what to do, in one line, and exits 1
+        code = await asyncio.to_thread(main, ["titles", "list", "--config", str(_config(tmp_path, dsn))])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(err) == 1 and "run `streamflix migrate`" in err[0], err
+    finally:
+        await _drop(name)
+
+
+def _config(tmp_path, dsn):
+    cfg = tmp_path / "sf.toml"
+    cfg.write_text(f'database_url = "{dsn}"\nsecret_key = "k"\ndata_dir = "{tmp_path}"\n')
+    return cfg
+
+
 def test_cli_bad_usage_exits_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["serve", "--port", "zero"])
