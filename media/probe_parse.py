@@ -6,12 +6,19 @@ tested from a literal dict in milliseconds.
 
 from __future__ import annotations
 
+import math
 import re
 from fractions import Fraction
 from typing import Any
 
 from media.errors import ProbeError
 from media.probe_model import AudioStream, Probe, VideoStream
+
+# Containers whose declared duration is measured on a timeline that starts at 0 (an MP4's
+# mvhd counts an initial empty edit; a Matroska segment's Duration counts from the segment
+# start). With a start offset it is the end time: libavformat reports it as declared. For
+# other formats (MPEG-TS, PS, raw streams) libavformat estimates end - start itself.
+_DECLARED_DURATION_FORMATS = ("mov", "mp4", "matroska", "webm")
 
 # r_frame_rate (the lowest rate that represents every timestamp) and avg_frame_rate agree on
 # constant-rate sources up to rounding (30000/1001 vs 2997/100); beyond this they are VFR.
@@ -99,7 +106,50 @@ def parse_video(stream: dict[str, Any]) -> VideoStream:
         bit_depth=bit_depth_of(stream),
         variable_frame_rate=is_variable_frame_rate(r, avg),
         bit_rate=_int(stream.get("bit_rate")),
+        start_time_s=_float(stream.get("start_time")),
+        field_order=field_order_of(stream),
     )
+
+
+def field_order_of(stream: dict[str, Any]) -> str:
+    """ffprobe's field_order ("progressive", "tt", "bb", "tb", "bt"), "unknown" when absent."""
+    order = str(stream.get("field_order") or "unknown").strip().lower()
+    return order or "unknown"
+
+
+def timeline(fmt: dict[str, Any], streams: list[dict[str, Any]]) -> tuple[float, float]:
+    """(start, real duration) in seconds of the audio/video `streams` (ffprobe dicts).
+
+    A broadcast capture's timestamps start where the recording began (3600 s, or the 1.4 s
+    every MPEG-TS muxer adds); what ffprobe calls its duration is sometimes the length and
+    sometimes the end time. Evidence first: when every stream states its start and its
+    duration, the length is the latest end minus the start. Otherwise a container that
+    declares its duration from 0 (`_DECLARED_DURATION_FORMATS`) gives an end time, and
+    anything else a length.
+    """
+    starts = [_optional_float(s.get("start_time")) for s in streams]
+    start = _optional_float(fmt.get("start_time"))
+    if start is None:
+        start = min((s for s in starts if s is not None), default=0.0)
+    reported = _float(fmt.get("duration"))
+    ends = []
+    for stream, stream_start in zip(streams, starts, strict=True):
+        length = _optional_float(stream.get("duration"))
+        if stream_start is None or not length:
+            ends = []
+            break
+        ends.append(stream_start + length)
+    if ends:
+        measured = max(ends) - start
+        if measured > 0:
+            return start, min(measured, reported) if reported > 0 else measured
+    if not reported:
+        reported = max((_float(s.get("duration")) for s in streams), default=0.0)
+        return start, reported
+    names = set((fmt.get("format_name") or "").split(","))
+    if start > 0 and reported > start and names.intersection(_DECLARED_DURATION_FORMATS):
+        return start, reported - start
+    return start, reported
 
 
 def parse_audio(stream: dict[str, Any]) -> AudioStream:
@@ -111,6 +161,7 @@ def parse_audio(stream: dict[str, Any]) -> AudioStream:
         language=(_tag(stream, "language") or "und").lower(),
         bit_rate=_int(stream.get("bit_rate")),
         title=_tag(stream, "title"),
+        start_time_s=_float(stream.get("start_time")),
     )
 
 
@@ -123,9 +174,7 @@ def parse_probe(data: dict[str, Any], source: str = "") -> Probe:
     if not videos and not audios:
         raise ProbeError(source, "no video or audio stream")
     video = parse_video(videos[0]) if videos else None
-    duration = _float(fmt.get("duration"))
-    if not duration:
-        duration = max((_float(s.get("duration")) for s in streams), default=0.0)
+    start, duration = timeline(fmt, videos + audios)
     subtitles = [
         {"index": s.get("index"), "codec": s.get("codec_name"), "language": _tag(s, "language") or "und"}
         for s in streams
@@ -146,6 +195,7 @@ def parse_probe(data: dict[str, Any], source: str = "") -> Probe:
         video=video,
         audio=tuple(parse_audio(s) for s in audios),
         extra=extra,
+        start_time_s=start,
     )
 
 
@@ -165,7 +215,13 @@ def _int(value: Any) -> int | None:
 
 
 def _float(value: Any) -> float:
+    return _optional_float(value) or 0.0
+
+
+def _optional_float(value: Any) -> float | None:
+    """ffprobe writes "N/A" (or leaves the key out) for unknown values."""
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        return 0.0
+        return None
+    return number if math.isfinite(number) else None

@@ -6,6 +6,20 @@ and is `split` into one branch per rung, each `scale`d to its size with square p
 converted to 8-bit 4:2:0, then encoded by its own libx264 with a fixed GOP and no scene-cut
 keyframes. Audio is encoded once to AAC-LC.
 
+Interlaced sources go through `bwdif` first, before `fps` and any scaling (scaling a woven
+frame blends its two fields into combing that no later filter can undo). `mode=send_frame`
+makes one frame per frame, so the frame rate, GOP and segment plan stay as planned;
+`parity=auto` takes the field order from each decoded frame, which comes from the bitstream,
+because containers disagree about what "tb" and "bt" mean; `deint=all` because the probe
+already said the source is interlaced.
+
+Timeline: without `-copyts` ffmpeg subtracts the source's start time (a broadcast capture's
+3600 s, MPEG-TS's 1.4 s), so the earliest stream starts at 0. The others may start later:
+the fMP4 muxer would start every track at 0 regardless and lose that offset, putting audio
+and video out of sync. So `fps=start_time=0` holds the first picture until the video
+begins and `aresample=async=1:first_pts=0` pads silence until the audio begins: both start
+at 0 and stay in step.
+
 Rotation: ffmpeg applies the source's display matrix on decode (autorotate, on by default,
 also for `-filter_complex` inputs), so the scale targets are display sizes. Encoded streams
 fed from a filter graph get no display matrix, so the output carries no rotation and the
@@ -31,6 +45,11 @@ import ffmpeg
 from transcoder.ladder import PIX_FMT, Ladder
 
 INIT_NAME = "init.mp4"
+# One output frame per input frame (the frame rate is kept), field order from each frame.
+DEINTERLACE = {"mode": "send_frame", "parity": "auto", "deint": "all"}
+# Pad silence (or trim) so the audio starts at 0; async turns aresample's timestamp
+# compensation on, which first_pts needs.
+AUDIO_FROM_ZERO = {"async": 1, "first_pts": 0}
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
@@ -53,7 +72,10 @@ def build_ffmpeg_args(
     if ladder.rungs:
         if ladder.video_source_index is None or not ladder.fps:
             raise ValueError("a ladder with rungs needs a video stream index and fps")
-        video = inp[str(ladder.video_source_index)].filter("fps", fps=ladder.fps)
+        video = inp[str(ladder.video_source_index)]
+        if ladder.deinterlace:
+            video = video.filter("bwdif", **DEINTERLACE)
+        video = video.filter("fps", fps=ladder.fps, start_time=0)
         n = len(ladder.rungs)
         branches = video.filter_multi_output("split", n) if n > 1 else None
         gop = ladder.gop_frames
@@ -83,7 +105,7 @@ def build_ffmpeg_args(
 
     if ladder.audio:
         a = ladder.audio
-        streams.append(inp[str(a.source_index)])
+        streams.append(inp[str(a.source_index)].filter("aresample", **AUDIO_FROM_ZERO))
         opts.update(
             {
                 "c:a": a.codec,

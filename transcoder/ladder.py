@@ -34,6 +34,8 @@ Rules:
   under 200% of the average) and the VBV buffer 2x the average (about 1.3 s at maxrate).
 - **H.264 High, 8-bit 4:2:0** (`yuv420p`) for every rung, whatever the source (10-bit and
   4:2:2 are converted), at the lowest level from H.264 Table A-1 that fits the rung.
+- **Interlaced sources** (ffprobe field order tt, bb, tb or bt) are deinterlaced before
+  anything else, at their frame rate (see `transcoder.command`).
 - **Audio**: one AAC-LC stereo 128 kb/s 48 kHz rendition "a0" from the first audio stream,
   keeping its language; none when the source has no audio. An audio-only source gives a
   ladder with zero rungs (an audio-only title); a source with neither is rejected.
@@ -136,6 +138,8 @@ class Ladder:
     gop_frames: int  # keyframe interval in frames; 0 without video
     segment_s: int
     video_source_index: int | None = None  # absolute stream index of the source's video
+    # ffprobe field order of an interlaced source ("tt", "bb", "tb", "bt"): deinterlace first.
+    deinterlace: str | None = None
 
     @property
     def rendition_ids(self) -> tuple[str, ...]:
@@ -174,6 +178,7 @@ def plan_ladder(probe: Probe, *, segment_s: int = DEFAULT_SEGMENT_S, max_fps: fl
         gop_frames=round(KEYFRAME_INTERVAL_S * fps),
         segment_s=segment_s,
         video_source_index=video.index,
+        deinterlace=video.field_order if video.interlaced else None,
     )
 
 

@@ -8,12 +8,14 @@ version prefix and writes the model last.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 from fractions import Fraction
 from pathlib import Path
 
 from media.probe_model import Probe
 from packager.model import Presentation, Rendition
+from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
 from transcoder.command import build_ffmpeg_args
 from transcoder.errors import TranscodeError
 from transcoder.ladder import DEFAULT_SEGMENT_S, Ladder, plan_ladder
@@ -57,9 +59,14 @@ async def transcode(
     - `out_dir` is created if needed. A previous attempt's output in it (same rendition ids)
       is removed first, so a retried job can reuse its work dir. ffmpeg's own playlists are
       deleted at the end: out_dir then holds exactly the files the model names.
+    - Timeline and picture: the output starts at 0 whatever the source's start time, audio
+      and video in step (`transcoder.command`); an interlaced source is deinterlaced. What
+      was changed is listed in `presentation.extra["source_adjustments"]`
+      (`transcoder.adjustments`).
     - Checks: every video rung has the same segment boundaries (exactly, in seconds), audio
       has the video's segment count +-1, every video segment starts with a keyframe (in
-      `read_back`), and the output is not much shorter than the probed duration.
+      `read_back`), and the output is not much shorter than the probed duration (the real
+      length, without any start offset: see `media.probe_parse.timeline`).
     """
     ladder = plan_ladder(probe, segment_s=segment_s)
     out_dir = Path(out_dir)
@@ -74,7 +81,8 @@ async def transcode(
     presentation = await read_back(out_dir, ladder, title_id=title_id, version=version)
     check_presentation(presentation, expected_duration_s=probe.duration_s)
     await asyncio.to_thread(_remove_playlists, out_dir)
-    return presentation
+    adjusted = list(source_adjustments(probe, ladder))
+    return dataclasses.replace(presentation, extra={**presentation.extra, SOURCE_ADJUSTMENTS: adjusted})
 
 
 def check_presentation(p: Presentation, *, expected_duration_s: float | None = None) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from media.keys import POSTER_NAME
 from media.probe_model import Probe
+from transcoder.command import DEINTERLACE
 from transcoder.runner import die_with_parent
 
 log = logging.getLogger("streamflix.poster")
@@ -23,11 +24,15 @@ def poster_time_s(duration_s: float) -> float:
     return max(0.0, duration_s * POSTER_AT)
 
 
-def poster_argv(source: str, out: Path, at_s: float, *, ffmpeg: str = "ffmpeg") -> list[str]:
+def poster_argv(source: str, out: Path, at_s: float, *, ffmpeg: str = "ffmpeg", deinterlace: bool = False) -> list[str]:
     """Seek before the input (fast, keyframe then decode to the exact time), one frame,
     scaled down to at most POSTER_MAX_WIDTH with square pixels, full-range 4:2:0 (what JPEG
-    decoders expect, whatever the source's bit depth or chroma)."""
+    decoders expect, whatever the source's bit depth or chroma). An interlaced source is
+    deinterlaced first, as the renditions are, so the poster shows no combing. `at_s` counts
+    from the source's start: ffmpeg adds the start time to an input `-ss`."""
     vf = f"scale='min({POSTER_MAX_WIDTH},iw*sar)':-2,setsar=1,format=yuvj420p"
+    if deinterlace:
+        vf = "bwdif=" + ":".join(f"{k}={v}" for k, v in DEINTERLACE.items()) + "," + vf
     return [
         ffmpeg, "-nostdin", "-v", "error", "-y",
         "-ss", f"{at_s:.3f}", "-i", "file:" + source,
@@ -45,7 +50,7 @@ async def make_poster(source: str, probe: Probe, out_dir: Path, *, ffmpeg: str =
     at = poster_time_s(probe.duration_s)
     for seek in (at, 0.0):  # a frame at 10% may not exist in a broken tail: fall back to 0
         proc = await asyncio.create_subprocess_exec(
-            *poster_argv(source, out, seek, ffmpeg=ffmpeg),
+            *poster_argv(source, out, seek, ffmpeg=ffmpeg, deinterlace=probe.video.interlaced),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
