@@ -13,11 +13,16 @@ import asyncpg
 
 from catalog import titles
 from catalog.titles import Title
+from media import keys
+from media.errors import StorageError
+from media.storage import Storage
+from packager.model import Presentation
 from server.api.links import poster_url
 from server.commands._args import add_action
 from server.commands._runtime import open_runtime
 from server.settings import Settings
 from transcoder import jobs
+from transcoder.adjustments import SOURCE_ADJUSTMENTS
 from transcoder.remove import remove_title
 
 log = logging.getLogger("streamflix.titles")
@@ -68,12 +73,29 @@ async def list_titles(pool: asyncpg.Pool, as_json: bool) -> int:
     return 0
 
 
-async def show_title(pool: asyncpg.Pool, title_id: str, as_json: bool) -> int:
+async def source_adjustments(storage: Storage, t: Title) -> list[str] | None:
+    """What the encode changed about the source (from the published version's model);
+    None when unknown: no version yet, a version published before the list was recorded, or
+    storage not answering (the rest of the title is still worth showing)."""
+    if not t.current_version:
+        return None
+    try:
+        raw = await storage.get_bytes(keys.model_key(t.id, t.current_version))
+        extra = Presentation.from_json(raw).extra
+    except (StorageError, ValueError) as exc:
+        log.warning("cannot read the rendition model of %s: %s", t.id, exc)
+        return None
+    value = extra.get(SOURCE_ADJUSTMENTS)
+    return [str(v) for v in value] if isinstance(value, list) else None
+
+
+async def show_title(pool: asyncpg.Pool, storage: Storage, title_id: str, as_json: bool) -> int:
     async with pool.acquire() as conn:
         t = await titles.get_title(conn, title_id)
         job = (await jobs.progress_for(conn, [t.id])).get(t.id)
+    adjusted = await source_adjustments(storage, t)
     if as_json:
-        print(json.dumps(_json(t, job), indent=2))
+        print(json.dumps({**_json(t, job), SOURCE_ADJUSTMENTS: adjusted}, indent=2))
         return 0
     rows = [
         ("id", t.id),
@@ -84,6 +106,7 @@ async def show_title(pool: asyncpg.Pool, title_id: str, as_json: bool) -> int:
         ("status", _status(t, job)),
         ("duration", f"{t.duration_s:.1f} s" if t.duration_s else None),
         ("version", t.current_version),
+        ("source", None if adjusted is None else "; ".join(adjusted) or "used as it is"),
         ("series", t.series_id),
         ("season", t.season_number),
         ("episode", t.episode_number),
@@ -112,7 +135,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         if args.titles_command == "list":
             return await list_titles(pool, args.json)
         if args.titles_command == "show":
-            return await show_title(pool, args.id, args.json)
+            return await show_title(pool, storage, args.id, args.json)
         if args.titles_command == "delete":
             ids = await remove_title(pool, storage, args.id)
             extra = f" and {len(ids) - 1} episode(s)" if len(ids) > 1 else ""
