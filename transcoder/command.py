@@ -105,7 +105,10 @@ def build_ffmpeg_args(
 
     if ladder.audio:
         a = ladder.audio
-        streams.append(inp[str(a.source_index)].filter("aresample", **AUDIO_FROM_ZERO))
+        audio = inp[str(a.source_index)]
+        # Alone, audio needs no padding: the muxer starts it at 0 and there is nothing to
+        # keep in step with.
+        streams.append(audio.filter("aresample", **AUDIO_FROM_ZERO) if ladder.rungs else audio)
         opts.update(
             {
                 "c:a": a.codec,

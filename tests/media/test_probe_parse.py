@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from media.errors import ProbeError
-from media.probe_parse import bit_depth_of, is_variable_frame_rate, parse_probe, parse_rate, rotation_of
+from media.probe_model import Probe, StaleProbe
+from media.probe_parse import (
+    bit_depth_of,
+    field_order_of,
+    is_variable_frame_rate,
+    parse_probe,
+    parse_rate,
+    rotation_of,
+    timeline,
+)
 
 
 @pytest.mark.parametrize(
@@ -96,3 +105,132 @@ def test_parse_elementary_stream_without_average_rate() -> None:
     assert (p.video.fps, p.video.fps_fraction, p.video.variable_frame_rate) == (25.0, "25/1", False)
     assert p.duration_s == 0.0 and p.bit_rate is None
     assert p.extra["subtitles"] == [{"index": 1, "codec": "mov_text", "language": "ger"}]
+
+
+# ---- timeline: start offsets and the real length ----------------------------------------
+
+_V = {"codec_type": "video", "index": 0, "width": 320, "height": 180, "r_frame_rate": "25/1"}
+_A = {"codec_type": "audio", "index": 1, "channels": 2, "sample_rate": "48000"}
+
+
+def _streams(v: dict, a: dict) -> list[dict]:
+    return [{**_V, **v}, {**_A, **a}]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "video", "audio", "start", "duration"),
+    [
+        pytest.param(
+            {"format_name": "mov,mp4,m4a,3gp,3g2,mj2", "start_time": "0.000000", "duration": "4.032000"},
+            {"start_time": "0.000000", "duration": "4.000000"},
+            {"start_time": "0.000000", "duration": "4.032000"},
+            0.0,
+            4.032,
+            id="mp4-from-0",
+        ),
+        pytest.param(
+            {"format_name": "mpegts", "start_time": "3601.378667", "duration": "4.021333"},
+            {"start_time": "3601.400000", "duration": "4.000000"},
+            {"start_time": "3601.378667", "duration": "3.840000"},
+            3601.378667,
+            4.021333,
+            id="ts-3600-duration-is-a-length",
+        ),
+        pytest.param(
+            {"format_name": "mpegts", "start_time": "1.400000", "duration": "4.021333"},
+            {"start_time": "1.421333", "duration": "4.000000"},
+            {"start_time": "1.400000", "duration": "3.840000"},
+            1.4,
+            4.021333,
+            id="ts-muxer-1.4s",
+        ),
+        pytest.param(
+            {"format_name": "mov,mp4,m4a,3gp,3g2,mj2", "start_time": "3599.978000", "duration": "3604.000000"},
+            {"start_time": "3600.000000", "duration": "4.000000"},
+            {"start_time": "3599.978000", "duration": "4.021333"},
+            3599.978,
+            4.022,
+            id="mp4-3600-duration-is-the-end",
+        ),
+        pytest.param(
+            {"format_name": "matroska,webm", "start_time": "3599.979000", "duration": "3604.000000"},
+            {"start_time": "3600.000000", "duration": "N/A"},
+            {"start_time": "3599.979000"},
+            3599.979,
+            4.021,
+            id="mkv-3600-no-stream-durations",
+        ),
+        pytest.param(
+            {"format_name": "mpegts", "start_time": "3601.4", "duration": "6.0"},
+            {"start_time": "3601.4"},
+            {"start_time": "3602.4"},
+            3601.4,
+            6.0,
+            id="ts-no-stream-durations-is-a-length",
+        ),
+        pytest.param(
+            {"format_name": "matroska,webm", "duration": "5.0"},
+            {"start_time": "N/A"},
+            {},
+            0.0,
+            5.0,
+            id="no-start-times",
+        ),
+        pytest.param(
+            {"format_name": "mpegts", "start_time": "10.0"},
+            {"start_time": "10.0", "duration": "N/A"},
+            {"start_time": "10.0", "duration": "3.0"},
+            10.0,
+            3.0,
+            id="no-format-duration",
+        ),
+    ],
+)
+def test_timeline(fmt: dict, video: dict, audio: dict, start: float, duration: float) -> None:
+    assert timeline(fmt, _streams(video, audio)) == (pytest.approx(start), pytest.approx(duration, abs=1e-6))
+    p = parse_probe({"format": fmt, "streams": _streams(video, audio)})
+    assert (p.start_time_s, p.duration_s) == (pytest.approx(start), pytest.approx(duration, abs=1e-6))
+
+
+def test_stream_start_times_are_kept() -> None:
+    p = parse_probe(
+        {
+            "format": {"format_name": "mpegts", "start_time": "3601.4", "duration": "6.0"},
+            "streams": _streams({"start_time": "3601.400000"}, {"start_time": "3602.378667"}),
+        }
+    )
+    assert p.video is not None and p.video.start_time_s == 3601.4
+    assert p.audio[0].start_time_s == 3602.378667
+
+
+@pytest.mark.parametrize(
+    ("value", "order", "interlaced"),
+    [
+        pytest.param("progressive", "progressive", False, id="progressive"),
+        pytest.param(None, "unknown", False, id="absent"),
+        pytest.param("unknown", "unknown", False, id="unknown"),
+        pytest.param("tt", "tt", True, id="tt"),
+        pytest.param("bb", "bb", True, id="bb"),
+        pytest.param("TB", "tb", True, id="tb-upper-case"),
+        pytest.param("bt", "bt", True, id="bt"),
+    ],
+)
+def test_field_order(value: str | None, order: str, interlaced: bool) -> None:
+    stream = {**_V, "field_order": value} if value is not None else dict(_V)
+    assert field_order_of(stream) == order
+    video = parse_probe({"format": {"duration": "1"}, "streams": [stream]}).video
+    assert video is not None and (video.field_order, video.interlaced) == (order, interlaced)
+
+
+def test_stored_probe_round_trips_and_an_older_one_is_refused() -> None:
+    p = parse_probe(
+        {
+            "format": {"format_name": "mpegts", "start_time": "1.4", "duration": "2"},
+            "streams": [{**_V, "field_order": "tt", "start_time": "1.4", "duration": "2"}],
+        }
+    )
+    assert Probe.from_dict(p.to_dict()) == p
+    old = p.to_dict()
+    del old["model"], old["start_time_s"]
+    with pytest.raises(StaleProbe):
+        Probe.from_dict(old)

@@ -14,7 +14,7 @@ from transcoder.ladder import Ladder, plan_ladder
 OUT = Path("/work/out")
 
 
-def _probe(video: bool = True, audio: bool = True, rotation: int = 0) -> Probe:
+def _probe(video: bool = True, audio: bool = True, rotation: int = 0, field_order: str = "progressive") -> Probe:
     v = (
         VideoStream(
             index=0,
@@ -27,6 +27,7 @@ def _probe(video: bool = True, audio: bool = True, rotation: int = 0) -> Probe:
             pix_fmt="yuv420p10le",
             bit_depth=10,
             variable_frame_rate=False,
+            field_order=field_order,
         )
         if video
         else None
@@ -66,7 +67,7 @@ def test_url_source_is_passed_as_is(ladder: Ladder) -> None:
 
 def test_fps_once_then_split_into_every_rung(args: list[str], ladder: Ladder) -> None:
     graph = _opt(args, "-filter_complex")
-    assert re.search(r"\[0:0\]fps=fps=30\[\w+\];\[\w+\]split=4\[", graph)
+    assert re.search(r"\[0:0\]fps=fps=30:start_time=0\[\w+\];\[\w+\]split=4\[", graph)
     assert graph.count("]fps=") == 1
     assert graph.count("split=") == 1
     for rung in ladder.rungs:
@@ -91,7 +92,8 @@ def test_every_rung_encoded_with_aligned_keyframes(args: list[str], ladder: Ladd
         assert _opt(args, f"-level:v:{i}") == rung.level_name
     maps = [args[i + 1] for i, a in enumerate(args) if a == "-map"]
     assert len(maps) == 5
-    assert maps[-1] == "0:2", "audio: exactly the first audio stream, by index"
+    graph = _opt(args, "-filter_complex")
+    assert maps[-1] in graph and "[0:2]aresample=" in graph, "audio: exactly the first audio stream, by index"
 
 
 def test_audio_encoded_once_as_its_own_rendition(args: list[str]) -> None:
@@ -173,3 +175,32 @@ def test_preset_and_threads(ladder: Ladder) -> None:
     assert args[0] == "/usr/bin/ffmpeg"
     assert _opt(args, "-preset:v") == "ultrafast"
     assert _opt(args, "-threads") == "2"
+
+
+def test_timeline_starts_at_zero_for_video_and_audio(args: list[str]) -> None:
+    """A source whose streams start apart (or at 3600 s) gets both padded to 0: the first
+    picture held, silence before the first sample (the fMP4 muxer would start each at 0)."""
+    graph = _opt(args, "-filter_complex")
+    assert graph.count("start_time=0") == 1 and "]fps=fps=30:start_time=0[" in graph
+    assert re.search(r"\[0:2\]aresample=async=1:first_pts=0\[(\w+)\]", graph)
+    audio_label = re.search(r"\[0:2\]aresample=[^\[]*\[(\w+)\]", graph)
+    assert audio_label and f"[{audio_label.group(1)}]" in args  # the padded audio is what is encoded
+    assert "-copyts" not in args  # ffmpeg subtracts the source's start time
+
+
+@pytest.mark.parametrize("order", ["tt", "bb", "tb", "bt"])
+def test_interlaced_source_is_deinterlaced_before_fps_and_scaling(order: str) -> None:
+    ladder = plan_ladder(_probe(field_order=order))
+    assert ladder.deinterlace == order
+    graph = _opt(build_ffmpeg_args("/media/in.ts", ladder, OUT), "-filter_complex")
+    assert graph.count("bwdif") == 1
+    assert re.search(r"^\[0:0\]bwdif=deint=all:mode=send_frame:parity=auto\[(\w+)\];\[\1\]fps=", graph)
+    assert graph.index("bwdif") < graph.index("fps=") < graph.index("split=") < graph.index("scale=")
+    assert ladder.fps == "30"  # send_frame: one frame per frame, the rate is kept
+
+
+@pytest.mark.parametrize("order", ["progressive", "unknown"])
+def test_progressive_source_is_not_deinterlaced(order: str) -> None:
+    ladder = plan_ladder(_probe(field_order=order))
+    assert ladder.deinterlace is None
+    assert "bwdif" not in _opt(build_ffmpeg_args("/media/in.mp4", ladder, OUT), "-filter_complex")

@@ -196,6 +196,13 @@ def test_poster_argv_is_pure() -> None:
     assert argv[-1] == "file:/out/poster.jpg"
     assert "-frames:v" in argv and argv[argv.index("-frames:v") + 1] == "1"
     assert poster.poster_time_s(60) == pytest.approx(6.0)
+    assert "bwdif" not in " ".join(argv)
+
+
+def test_poster_of_an_interlaced_source_is_deinterlaced_before_scaling() -> None:
+    argv = poster.poster_argv("/in/a.ts", Path("/out/poster.jpg"), 1.5, deinterlace=True)
+    vf = argv[argv.index("-vf") + 1]
+    assert vf.startswith("bwdif=mode=send_frame:parity=auto:deint=all,scale=")
 
 
 def test_failure_reasons_are_classified() -> None:
