@@ -132,7 +132,7 @@ def timeline(fmt: dict[str, Any], streams: list[dict[str, Any]]) -> tuple[float,
     if start is None:
         start = min((s for s in starts if s is not None), default=0.0)
     reported = _float(fmt.get("duration"))
-    ends = []
+    ends: list[float] = []
     for stream, stream_start in zip(streams, starts, strict=True):
         length = _optional_float(stream.get("duration"))
         if stream_start is None or not length:
