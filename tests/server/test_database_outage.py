@@ -1,0 +1,108 @@
+"""Postgres down or frozen under a running API: every database-backed route answers a JSON 503
+with Retry-After, the log says so once (no traceback per request), and the API is back on the
+first request after Postgres is.
+
+The app talks to the test's own database through tests/faultproxy.py; the shared Postgres is
+never touched."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from server.app import create_app
+from server.settings import Settings
+from tests.catalog.fixtures import make_title
+from tests.faultproxy import FaultProxy
+
+PASSWORD = "correct horse battery"
+# Short, so a frozen database costs the test little; the default is 5 s.
+DB_TIMEOUT_S = 0.5
+
+
+def via_proxy(dsn: str, port: int) -> str:
+    parts = urlsplit(dsn)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+@pytest.fixture
+def pg_proxy(database_url: str) -> Iterator[FaultProxy]:
+    parts = urlsplit(database_url)
+    with FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+async def outage_client(aiohttp_client: Any, settings: Settings, pg_proxy: FaultProxy) -> Any:
+    proxied = dataclasses.replace(
+        settings, database_url=via_proxy(settings.database_url, pg_proxy.port), db_timeout_s=DB_TIMEOUT_S
+    )
+    return await aiohttp_client(create_app(proxied))
+
+
+async def _register_and_login(client: Any) -> tuple[str, dict[str, str]]:
+    email = f"outage-{secrets.token_hex(4)}@example.com"
+    r = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    assert r.status == 201, await r.text()
+    r = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert r.status == 200, await r.text()
+    return email, {"Authorization": "Bearer " + (await r.json())["access_token"]}
+
+
+def _routes(email: str, headers: dict[str, str], title_id: str) -> list[tuple[str, str, dict[str, Any], int]]:
+    """(method, path, request kwargs, normal status) for each database-backed route."""
+    # a genre nobody has: never an answer from the catalog cache
+    titles = f"/api/v1/titles?limit=7&genre=g{secrets.token_hex(5)}"
+    return [
+        ("GET", "/api/v1/me", {"headers": headers}, 200),
+        ("GET", titles, {}, 200),
+        ("POST", "/api/v1/auth/login", {"json": {"email": email, "password": PASSWORD}}, 200),
+        (
+            "POST",
+            "/api/v1/auth/register",
+            {"json": {"email": f"new-{secrets.token_hex(4)}@example.com", "password": PASSWORD}},
+            201,
+        ),
+        ("PUT", f"/api/v1/me/history/{title_id}", {"headers": headers, "json": {"position_s": 3}}, 204),
+    ]
+
+
+def _messages(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith(text)]
+
+
+@pytest.mark.parametrize("fault", ["down", "freeze"])
+async def test_database_outage_is_a_503_that_heals(outage_client, pg, pg_proxy, caplog, fault):
+    client = outage_client
+    title = await make_title(pg)  # written directly, not through the proxy
+    email, headers = await _register_and_login(client)
+    caplog.set_level(logging.INFO, logger="streamflix")
+
+    getattr(pg_proxy, fault)()
+    for method, path, kwargs, _ in _routes(email, headers, title.id):
+        r = await client.request(method, path, **kwargs)
+        assert r.status == 503, (method, path, await r.text())
+        assert r.headers["Retry-After"] == "5"
+        assert r.content_type == "application/json"
+        body = await r.json()
+        assert body["error"]["code"] == "database_unavailable", body
+        assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+
+    pg_proxy.up()
+    for method, path, kwargs, status in _routes(email, headers, title.id):
+        r = await client.request(method, path, **kwargs)
+        assert r.status == status, (method, path, await r.text())
+
+    # one line when it starts, one when it ends; never a traceback
+    assert len(_messages(caplog, "database unavailable")) == 1, caplog.text
+    assert len(_messages(caplog, "database back")) == 1, caplog.text
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
+    assert "Traceback" not in caplog.text
