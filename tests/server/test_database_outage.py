@@ -7,6 +7,7 @@ never touched."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import secrets
@@ -16,7 +17,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from server.api import cache as cache_module
 from server.app import create_app
+from server.http.dbhealth import DB_HEALTH
 from server.settings import Settings
 from tests.catalog.fixtures import make_title
 from tests.faultproxy import FaultProxy
@@ -106,3 +109,40 @@ async def test_database_outage_is_a_503_that_heals(outage_client, pg, pg_proxy, 
     assert len(_messages(caplog, "database back")) == 1, caplog.text
     assert not [r for r in caplog.records if r.exc_info], caplog.text
     assert "Traceback" not in caplog.text
+
+
+async def _until(predicate: Any, what: str, limit_s: float = 15.0) -> None:
+    """Wait for a background task to get somewhere (not a speed check: the limit only stops a
+    broken test from hanging)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not predicate():
+        assert loop.time() < deadline, f"gave up waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("fault", ["down", "freeze"])
+async def test_catalog_listener_rides_out_an_outage(outage_client, pg, pg_proxy, caplog, monkeypatch, fault):
+    """The LISTEN/NOTIFY listener, with no request to help it: notices the outage (a frozen
+    server too), says so once, retries quietly, reconnects by itself and listens again."""
+    monkeypatch.setattr(cache_module, "LISTEN_RETRY_S", 0.1)
+    app = outage_client.server.app
+    health = app[DB_HEALTH]
+    cache = app[cache_module.CACHE]
+    caplog.set_level(logging.INFO, logger="streamflix")
+
+    getattr(pg_proxy, fault)()
+    await _until(lambda: health.down, "the listener to notice the outage")
+    failures = health.failures
+    await _until(lambda: health.failures >= failures + 3, "three more failed reconnects")
+    pg_proxy.up()
+    await _until(lambda: not health.down, "the listener to reconnect")
+
+    generation = cache.generation
+    await make_title(pg)  # a catalog change: NOTIFY catalog_changed
+    await _until(lambda: cache.generation > generation, "the notification to bump the cache")
+
+    assert len(_messages(caplog, "database unavailable")) == 1, caplog.text
+    assert len(_messages(caplog, "database back")) == 1, caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "database" not in r.getMessage()]
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
