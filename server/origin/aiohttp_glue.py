@@ -87,7 +87,7 @@ def hand_over(
 ) -> None:
     """aiohttp's protocol takes a live connection over, with the bytes not yet answered (a
     request it then parses and answers as if it had read it itself)."""
-    handler = protocol(server)
+    handler: asyncio.Protocol = protocol(server)
     transport.set_protocol(handler)
     handler.connection_made(transport)
     if write_paused:

@@ -79,6 +79,8 @@ async def test_malformed_request_is_a_json_error_and_one_info_line(app_client: A
 
 async def test_server_still_answers_after_malformed_requests(app_client: Any):
     for param in CASES:
-        await exchange(app_client.server.host, app_client.server.port, param.values[0])
+        data = param.values[0]
+        assert isinstance(data, bytes)
+        await exchange(app_client.server.host, app_client.server.port, data)
     r = await app_client.get("/healthz")
     assert r.status == 200
