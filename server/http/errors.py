@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import socket
 from typing import Any
 
 import asyncpg
@@ -122,6 +124,7 @@ DATABASE_RETRY_AFTER_S = 5
 
 # asyncpg's InterfaceError messages that mean "the connection or the pool went away", not a
 # bug in how we call it ("cannot perform operation: another operation is in progress" is one).
+_NETWORK_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT})
 _LOST_CONNECTION = ("pool is closing", "pool is closed", "connection is closed", "connection was closed")
 
 
@@ -141,9 +144,13 @@ def is_database_outage(exc: BaseException) -> bool:
         return True
     if isinstance(exc, asyncpg.InterfaceError):
         return any(text in str(exc) for text in _LOST_CONNECTION)
-    # ConnectionRefusedError/ConnectionResetError (OSError) from connect or a dropped socket;
-    # TimeoutError from connect, pool acquire or a statement's command_timeout.
-    return isinstance(exc, OSError | TimeoutError)
+    # TimeoutError from connect, pool acquire or a statement's command_timeout;
+    # ConnectionRefusedError/ConnectionResetError from connect or a dropped socket; a name that
+    # does not resolve; an unreachable network; asyncio's "Multiple exceptions" when every
+    # address of a host refused. Not any OSError: a missing file is no database outage.
+    if isinstance(exc, TimeoutError | ConnectionError | socket.gaierror):
+        return True
+    return isinstance(exc, OSError) and (exc.errno in _NETWORK_ERRNOS or str(exc).startswith("Multiple exceptions"))
 
 
 class ErrorInfo(BaseModel):

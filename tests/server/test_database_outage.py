@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import errno
 import logging
 import secrets
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 
 from server.api import cache as cache_module
 from server.app import create_app
 from server.http.dbhealth import DB_HEALTH
+from server.http.errors import is_database_outage
 from server.settings import Settings
 from tests.catalog.fixtures import make_title
 from tests.faultproxy import FaultProxy
@@ -146,3 +149,27 @@ async def test_catalog_listener_rides_out_an_outage(outage_client, pg, pg_proxy,
     assert len(_messages(caplog, "database back")) == 1, caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "database" not in r.getMessage()]
     assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+@pytest.mark.parametrize(
+    ("exc", "outage"),
+    [
+        pytest.param(ConnectionRefusedError(111, "Connect call failed"), True, id="refused"),
+        pytest.param(ConnectionResetError(104, "reset"), True, id="reset"),
+        pytest.param(OSError(errno.EHOSTUNREACH, "no route"), True, id="unreachable"),
+        pytest.param(OSError("Multiple exceptions: [Errno 111] ..., [Errno 99] ..."), True, id="every-address-refused"),
+        pytest.param(TimeoutError(), True, id="timeout"),
+        pytest.param(asyncpg.ConnectionDoesNotExistError("connection was closed in the middle"), True, id="lost"),
+        pytest.param(asyncpg.CannotConnectNowError("starting up"), True, id="starting-up"),
+        pytest.param(asyncpg.AdminShutdownError("terminating"), True, id="shutting-down"),
+        pytest.param(asyncpg.TooManyConnectionsError("too many"), True, id="full"),
+        pytest.param(asyncpg.InterfaceError("pool is closing"), True, id="pool-closing"),
+        pytest.param(asyncpg.InterfaceError("connection is closed"), True, id="connection-closed"),
+        pytest.param(asyncpg.InterfaceError("another operation is in progress"), False, id="misuse"),
+        pytest.param(asyncpg.UniqueViolationError("duplicate"), False, id="query-error"),
+        pytest.param(FileNotFoundError(2, "no such file"), False, id="missing-file"),
+        pytest.param(ValueError("bad"), False, id="bug"),
+    ],
+)
+def test_is_database_outage(exc, outage):
+    assert is_database_outage(exc) is outage
