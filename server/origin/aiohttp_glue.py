@@ -52,9 +52,13 @@ class JsonErrorHandler(web_protocol.RequestHandler):
         if status >= 500 or not isinstance(exc, HttpProcessingError):
             return super().handle_error(request, status, exc, message)
         reason = " ".join(str(message or exc.message or type(exc).__name__).split())[:200]
-        if isinstance(exc, LineTooLong) and status == 400:
-            # RFC 6585 section 5: header fields too large
+        limit = exc.args[1] if isinstance(exc, LineTooLong) and len(exc.args) > 1 else None
+        if limit is not None and limit == self.max_field_size and limit != self.max_line_size:
+            # RFC 6585 section 5: a header field over the limit
             status, code = 431, "header_fields_too_large"
+        elif limit is not None and limit == self.max_line_size:
+            # RFC 9110 section 15.5.15: the request line (its URI) over the limit
+            status, code = 414, "uri_too_long"
         else:
             code = "malformed_request" if status == 400 else "bad_request"
         log.info("malformed HTTP request from %s: %d %s", request.remote, status, reason)

@@ -45,7 +45,10 @@ CASES = [
     ),
     pytest.param(head(STREAM, f"X-Big: {BIG}"), 431, id="stream-oversized-header"),
     pytest.param(head("/healthz", "Bad Header: x"), 400, id="space-in-field-name"),
+    pytest.param(head("/api/v1/titles?q=" + "a" * 70000), 414, id="request-line-over-the-limit"),
 ]
+
+CODES = {400: "malformed_request", 414: "uri_too_long", 431: "header_fields_too_large"}
 
 
 async def exchange(host: str, port: int, data: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -71,7 +74,7 @@ async def test_malformed_request_is_a_json_error_and_one_info_line(app_client: A
     assert headers["content-type"].startswith("application/json")
     error = json.loads(body)["error"]
     assert set(error) == {"code", "message"}
-    assert error["code"] == ("header_fields_too_large" if status == 431 else "malformed_request")
+    assert error["code"] == CODES[status]
     lines = [r for r in caplog.records if r.getMessage().startswith("malformed HTTP request")]
     assert len(lines) == 1 and lines[0].levelno == logging.INFO, caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info], caplog.text
