@@ -73,15 +73,16 @@ class _Acquire:
 
 
 async def open_pool(dsn: str, *, timeout_s: float, health: DatabaseHealth, max_size: int = 10) -> MonitoredPool:
-    """A started pool (one connection open: a wrong DSN fails at start), each connection with
-    `command_timeout`. No connection floor (min_size 0): asyncpg restores a floor from a
-    background task that logs a traceback on every failed attempt, all through an outage;
-    here the next request's acquire reconnects instead."""
+    """A pool that opens connections on demand, each with `command_timeout`. None at start
+    (init_size 0): a server started during a Postgres outage runs and answers 503 until the
+    database is up, rather than exiting. No connection floor (min_size 0): asyncpg restores
+    a floor from a background task that logs a traceback on every failed attempt, all
+    through an outage; here the next request's acquire reconnects instead."""
     pool = MonitoredPool(
         dsn,
         health=health,
         acquire_timeout_s=timeout_s,
-        init_size=1,
+        init_size=0,
         min_size=0,
         max_size=max_size,
         # asyncpg.create_pool's defaults

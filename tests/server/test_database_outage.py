@@ -173,3 +173,19 @@ async def test_catalog_listener_rides_out_an_outage(outage_client, pg, pg_proxy,
 )
 def test_is_database_outage(exc, outage):
     assert is_database_outage(exc) is outage
+
+
+async def test_server_starts_while_postgres_is_down(aiohttp_client, settings, pg_proxy, caplog):
+    """A server started during an outage does not exit: it answers 503 until Postgres is up."""
+    pg_proxy.down()
+    proxied = dataclasses.replace(
+        settings, database_url=via_proxy(settings.database_url, pg_proxy.port), db_timeout_s=DB_TIMEOUT_S
+    )
+    client = await aiohttp_client(create_app(proxied))
+    titles = f"/api/v1/titles?limit=7&genre=g{secrets.token_hex(5)}"
+    r = await client.get(titles)
+    assert r.status == 503 and (await r.json())["error"]["code"] == "database_unavailable"
+    pg_proxy.up()
+    r = await client.get(titles)
+    assert r.status == 200, await r.text()
+    assert not [r for r in caplog.records if r.exc_info], caplog.text
