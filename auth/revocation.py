@@ -116,8 +116,15 @@ class RevocationList:
 
     async def reload(self) -> int:
         """Copy recent revocations from Postgres into Redis and set the marker, atomically."""
-        async with self.pool.acquire() as conn:
-            ids = await sessions.revoked_since(conn, self.ttl_s)
+        try:
+            async with self.pool.acquire() as conn:
+                ids = await sessions.revoked_since(conn, self.ttl_s)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Postgres is down: the request that started this reload fell back to Postgres
+            # too and reported the outage (one line for the whole outage, not one per
+            # request). The next request to find the marker missing tries again.
+            log.debug("could not read revocations from Postgres: %s", exc)
+            return 0
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 for sid in ids:

@@ -18,8 +18,11 @@ from catalog.errors import InvalidHistory, TitleNotFound, TitleNotReady
 from catalog.titles import PosterLink, Title, columns, get_title, get_titles, parse_id, title_from_row
 
 FINISHED_FRACTION = 0.95
-# Positions within this many seconds of 0 are "not started" for continue-watching.
+# Continue-watching lists a title once the viewer is past the start: STARTED_AFTER_S, or
+# STARTED_FRACTION of the title for one shorter than STARTED_AFTER_S / STARTED_FRACTION (a
+# fixed 5 s would hide a 4 s clip watched halfway).
 STARTED_AFTER_S = 5.0
+STARTED_FRACTION = 0.05
 # A history write a little past the end is a player rounding up; clamp it.
 LIST_LIMIT = 50
 
@@ -70,6 +73,15 @@ async def list_favorites(conn: asyncpg.Connection, user_id: str, *, limit: int =
 
 
 # ---- history -----------------------------------------------------------------------------
+
+
+def is_started(position_s: float, duration_s: float | None) -> bool:
+    """Past the start, for continue-watching: position >= min(STARTED_AFTER_S, 5 % of the
+    duration); with no known duration, STARTED_AFTER_S. A position of 0 is never started."""
+    threshold = STARTED_AFTER_S
+    if duration_s:
+        threshold = min(threshold, STARTED_FRACTION * float(duration_s))
+    return position_s > 0 and position_s >= threshold
 
 
 @dataclass(frozen=True)
@@ -191,11 +203,12 @@ async def continue_watching(conn: asyncpg.Connection, user_id: str, *, limit: in
     episode's next ready episode from its start (or from where that one stopped)."""
     rows = await conn.fetch(
         """WITH latest AS (
-                SELECT DISTINCT ON (h.item_id) h.title_id, h.position_s, h.finished, h.updated_at
+                SELECT DISTINCT ON (h.item_id) h.title_id, h.position_s, h.duration_s, h.finished, h.updated_at
                   FROM catalog.history h WHERE h.user_id = $1
                  ORDER BY h.item_id, h.updated_at DESC
            )
            SELECT l.title_id, l.position_s, l.finished, l.updated_at, t.kind, t.visible, nx.id AS next_id,
+                  coalesce(t.duration_s, l.duration_s) AS duration_s,
                   nh.position_s AS next_position, nh.finished AS next_finished
              FROM latest l
              JOIN catalog.titles t ON t.id = l.title_id
@@ -215,7 +228,7 @@ async def continue_watching(conn: asyncpg.Connection, user_id: str, *, limit: in
     picks: list[tuple[str, float, datetime]] = []
     for r in rows:
         if not r["finished"]:
-            if r["visible"] and r["kind"] != "series" and r["position_s"] >= STARTED_AFTER_S:
+            if r["visible"] and r["kind"] != "series" and is_started(r["position_s"], r["duration_s"]):
                 picks.append((str(r["title_id"]), r["position_s"], r["updated_at"]))
         elif r["next_id"] is not None and not r["next_finished"]:
             picks.append((str(r["next_id"]), r["next_position"] or 0.0, r["updated_at"]))

@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
@@ -24,6 +23,8 @@ from server.api import library as api_library
 from server.api import openapi, ops
 from server.api import playback as api_playback
 from server.http import middlewares
+from server.http.database import open_pool
+from server.http.dbhealth import DB_HEALTH, DatabaseHealth
 from server.http.errors import MAX_REQUEST_LINE_BYTES, error_middleware
 from server.origin import handlers as origin_handlers
 from server.settings import Settings
@@ -33,7 +34,8 @@ log = logging.getLogger("streamflix.server")
 
 async def _pg_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10)
+    health = app[DB_HEALTH] = DatabaseHealth()
+    pool = await open_pool(settings.database_url, timeout_s=settings.db_timeout_s, health=health)
     app[keys.PG] = pool
     yield
     await pool.close()

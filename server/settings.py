@@ -66,6 +66,10 @@ class Settings:
     # Sender of verification and reset mail (smtp_url: smtp://user:pass@host:port, smtps://).
     mail_from: str = "StreamFlix <no-reply@localhost>"
     max_body_bytes: int = 1024 * 1024
+    # The API's bound on Postgres: connecting, waiting for a pooled connection, and each
+    # statement. Past it a request answers 503 (database_unavailable) instead of hanging on a
+    # database that accepts connections but never answers.
+    db_timeout_s: float = 5.0
     # Load balancers / CDNs in front (addresses or CIDR blocks, comma-separated in the
     # environment): from them, the client is read from X-Forwarded-For (server/http/clientip.py).
     trusted_proxies: tuple[str, ...] = ()
@@ -76,6 +80,10 @@ class Settings:
         object.__setattr__(self, "data_dir", data_dir)
         if not self.storage_url:
             object.__setattr__(self, "storage_url", "file://" + str(Path(data_dir) / "media"))
+        if not (isinstance(self.db_timeout_s, int | float) and 0 < self.db_timeout_s < float("inf")):
+            raise ConfigError(
+                f"STREAMFLIX_DB_TIMEOUT_S must be a positive number of seconds, not {self.db_timeout_s!r}"
+            )
         try:
             parse_networks(tuple(self.trusted_proxies))
         except ValueError as exc:
@@ -139,6 +147,8 @@ def _coerce(name: str, raw: Any) -> Any:
     if isinstance(raw, str):
         if kind == "int":
             return int(raw)
+        if kind == "float":
+            return float(raw)
         if kind == "bool":
             return raw.strip().lower() in {"1", "true", "yes", "on"}
         if kind.startswith("tuple"):

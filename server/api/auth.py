@@ -39,6 +39,8 @@ from server.api.responses import User
 from server.api.routing import ApiRoutes
 from server.http import ratelimit
 from server.http.authn import REVOCATIONS, access_keyring, install_keyring, require_user, revoke_sessions
+from server.http.dbhealth import describe
+from server.http.errors import is_database_outage
 from server.http.validation import parse_body
 
 log = logging.getLogger("streamflix.accounts")
@@ -86,8 +88,13 @@ def background(app: web.Application, coro: Awaitable[None]) -> None:
     async def run() -> None:
         try:
             await coro
-        except Exception:
-            log.exception("background accounts task failed")
+        except Exception as exc:
+            if is_database_outage(exc):
+                # no traceback: the outage itself is logged once by DatabaseHealth; this line
+                # says which mail was not sent
+                log.warning("background accounts task not done, database unavailable: %s", describe(exc))
+            else:
+                log.exception("background accounts task failed")
 
     task = asyncio.get_running_loop().create_task(run())
     app[BACKGROUND].add(task)

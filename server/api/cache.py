@@ -34,6 +34,8 @@ from redis.exceptions import RedisError
 from auth.breaker import Breaker
 from server import keys
 from server.http.conditional import if_none_match
+from server.http.dbhealth import DB_HEALTH, DatabaseHealth
+from server.http.errors import is_database_outage
 
 log = logging.getLogger("streamflix.cache")
 
@@ -144,7 +146,8 @@ async def _cache_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     cache = ResponseCache(app[keys.REDIS], settings.redis_prefix)
     app[CACHE] = cache
-    task = asyncio.create_task(_listen(settings.database_url, cache))
+    health = app.get(DB_HEALTH) or DatabaseHealth()
+    task = asyncio.create_task(_listen(settings.database_url, cache, health, settings.db_timeout_s))
     yield
     await cache.drain()
     task.cancel()
@@ -152,33 +155,46 @@ async def _cache_ctx(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-async def _listen(dsn: str, cache: ResponseCache) -> None:
-    """Bump the cache version on every `catalog_changed` notification; reconnects."""
+async def _listen(dsn: str, cache: ResponseCache, health: DatabaseHealth, timeout_s: float) -> None:
+    """Bump the cache version on every `catalog_changed` notification; reconnects. During a
+    Postgres outage it reports to the app's DatabaseHealth (one log line per outage, shared
+    with the requests) and retries every LISTEN_RETRY_S."""
     pending: asyncio.Event = asyncio.Event()
 
     def on_notify(*_args: Any) -> None:
         pending.set()
 
+    connected_before = False
     while True:
         conn = None
         try:
-            conn = await asyncpg.connect(dsn)
+            # command_timeout: LISTEN itself must not wait forever on a frozen server
+            conn = await asyncpg.connect(dsn, timeout=timeout_s, command_timeout=timeout_s)
             await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+            health.ok()
+            if connected_before:
+                await cache.bump()  # changes made while nobody listened
+            connected_before = True
             while not conn.is_closed():
                 try:
                     await asyncio.wait_for(pending.wait(), timeout=LISTEN_RETRY_S)
                 except TimeoutError:
+                    # A frozen server never closes the socket: ask it something now and then.
+                    await conn.fetchval("SELECT 1")
                     continue
                 pending.clear()  # several notifications in a burst: one bump
                 await cache.bump()
         except asyncio.CancelledError:
             raise
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            log.warning("catalog change listener: %s; retrying in %.0f s", exc, LISTEN_RETRY_S)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if is_database_outage(exc):
+                health.failed(exc)
+            else:
+                log.warning("catalog change listener: %s; retrying in %.0f s", exc, LISTEN_RETRY_S)
         finally:
             if conn is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(conn.close())
+                # terminate, not close: close waits for an answer a frozen server never sends
+                conn.terminate()
         await asyncio.sleep(LISTEN_RETRY_S)
 
 

@@ -17,7 +17,7 @@ from server.api.links import poster_url
 from server.api.responses import Title, TitleList
 from server.api.routing import ApiRoutes, limit_query
 from server.http.authn import require_user
-from server.http.validation import Body, parse_body, parse_limit
+from server.http.validation import Body, FiniteNumber, parse_body, parse_limit
 
 routes = ApiRoutes()
 C = "catalog"
@@ -30,8 +30,8 @@ MAX_CLIENT_TS_MS = 7_258_118_400_000
 
 
 class HistoryReport(Body):
-    position_s: float | int
-    duration_s: float | int | None = None
+    position_s: FiniteNumber
+    duration_s: FiniteNumber | None = None
     # epoch milliseconds (JavaScript's Date.now()) or an ISO 8601 timestamp
     client_ts: int | Annotated[str, Field(max_length=64)] | None = None
 

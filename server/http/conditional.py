@@ -24,6 +24,7 @@ from functools import lru_cache
 _ETAG = re.compile(r'(W/)?("[^"]*")')
 # Python ints do not overflow; nginx refuses offsets beyond off_t (416). Do the same.
 _MAX_OFFSET = 2**63 - 1
+_MAX_OFFSET_DIGITS = len(str(_MAX_OFFSET))
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,12 @@ def _parse(spec: str, size: int) -> list[tuple[int, int]] | str | None:
             k += 1
         if k == j:
             return None
-        value = int(spec[j:k])
+        # int() refuses over 4300 digits (ValueError); 19 significant digits already pass the
+        # limit, so a longer number is refused before it is converted.
+        significant = spec[j:k].lstrip("0")
+        if len(significant) > _MAX_OFFSET_DIGITS:
+            return None
+        value = int(significant or "0")
         if value > _MAX_OFFSET:
             return None
         return value, k

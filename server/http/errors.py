@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import socket
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict
@@ -42,6 +45,7 @@ from catalog.errors import (
 )
 from media.errors import InvalidKey, MediaError, ObjectNotFound, ProbeError, StorageError
 from packager.errors import InvalidPresentation, InvalidUri, PresentationIncomplete, RenditionNotFound
+from server.http.dbhealth import DB_HEALTH
 from server.settings import ConfigError
 from transcoder.ingest import SourceTooLarge, SourceUnavailable
 
@@ -115,6 +119,40 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
 }
 
 
+# While Postgres is unreachable every database-backed route answers 503 with this Retry-After.
+DATABASE_RETRY_AFTER_S = 5
+
+# asyncpg's InterfaceError messages that mean "the connection or the pool went away", not a
+# bug in how we call it ("cannot perform operation: another operation is in progress" is one).
+_NETWORK_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT})
+_LOST_CONNECTION = ("pool is closing", "pool is closed", "connection is closed", "connection was closed")
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """True when `exc` means Postgres cannot be reached or stopped answering, so the request
+    is worth retrying later: refused or reset connections, a server shutting down or full, a
+    connection lost mid-query, and timeouts connecting, waiting for a pooled connection or
+    running a statement (`db_timeout_s`). Not a query the database answered with an error."""
+    if isinstance(
+        exc,
+        asyncpg.PostgresConnectionError  # 08xxx: refused, lost, does not exist
+        | asyncpg.CannotConnectNowError  # 57P03: starting up or in recovery
+        | asyncpg.AdminShutdownError  # 57P01: shutting down
+        | asyncpg.CrashShutdownError
+        | asyncpg.TooManyConnectionsError,  # 53300
+    ):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError):
+        return any(text in str(exc) for text in _LOST_CONNECTION)
+    # TimeoutError from connect, pool acquire or a statement's command_timeout;
+    # ConnectionRefusedError/ConnectionResetError from connect or a dropped socket; a name that
+    # does not resolve; an unreachable network; asyncio's "Multiple exceptions" when every
+    # address of a host refused. Not any OSError: a missing file is no database outage.
+    if isinstance(exc, TimeoutError | ConnectionError | socket.gaierror):
+        return True
+    return isinstance(exc, OSError) and (exc.errno in _NETWORK_ERRNOS or str(exc).startswith("Multiple exceptions"))
+
+
 class ErrorInfo(BaseModel):
     code: str
     message: str
@@ -178,6 +216,20 @@ MAX_URI_BYTES = 8192
 MAX_REQUEST_LINE_BYTES = 65536
 
 
+def database_unavailable(app: web.Application, exc: BaseException) -> web.Response:
+    """The answer while Postgres is down: 503 with Retry-After, and no traceback: the outage
+    is logged once, when it starts, by the app's DatabaseHealth."""
+    health = app.get(DB_HEALTH)
+    if health is not None:
+        health.failed(exc)
+    return error_response(
+        503,
+        "database_unavailable",
+        "the database is unavailable; try again shortly",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+    )
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if len(request.raw_path) > MAX_URI_BYTES:
@@ -195,6 +247,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, code, message, headers=headers)
     except Exception as exc:
         status = status_for(exc)
+        if status is None and is_database_outage(exc):
+            return database_unavailable(request.app, exc)
         if status is None:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return error_response(500, "internal_error", "internal server error")

@@ -1,5 +1,6 @@
 """Request input: bodies (`body = await parse_body(request, Model)` with a pydantic model),
-ids (`parse_uuid`) and page sizes (`parse_limit`).
+ids (`parse_uuid`) and page sizes (`parse_limit`). A float field is declared `FiniteNumber`
+(no inf, no integer too large for a float).
 
 415 when the body is not JSON, 413 over `settings.max_body_bytes`, 400 `invalid_json` for
 malformed JSON, 400 `invalid_body` with one entry per field error in `error.details`
@@ -9,6 +10,7 @@ malformed JSON, 400 `invalid_body` with one entry per field error in `error.deta
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from typing import Annotated, Any, TypeVar
@@ -42,6 +44,23 @@ def _storable(value: str) -> str:
 
 
 SafeStr = Annotated[str, AfterValidator(_storable)]
+
+
+def _finite(value: float | int) -> float | int:
+    # JSON has no limit on a number's size: 1e400 parses as inf, and 400 nines as an int no
+    # float can hold (float() raises OverflowError). Neither is a position, a duration or a
+    # price: refuse them here rather than deep inside as a 500.
+    try:
+        ok = math.isfinite(value)
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise ValueError("must be a finite number")
+    return value
+
+
+# Every float field of a request body: a finite JSON number (an integer is taken as it is).
+FiniteNumber = Annotated[float | int, AfterValidator(_finite)]
 
 
 def _reject_constant(name: str) -> Any:

@@ -83,7 +83,7 @@ class EdgeServer:
 
     def __call__(self) -> asyncio.Protocol:
         if self.closing:
-            return self.inner()
+            return aiohttp_glue.protocol(self.inner)
         if self._sweeper is None:
             self._sweeper = self.loop.call_later(SWEEP_S, self._sweep)
         return FastProtocol(self)

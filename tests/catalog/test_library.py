@@ -118,6 +118,37 @@ async def test_continue_watching(pg):
     assert items[0].title.id == eps[2].id  # most recent activity first
 
 
+async def test_continue_watching_short_titles(pg):
+    """ "Started" scales with the title: halfway through a 4 s clip is in progress, 0.1 s into
+    it (under 5 % of it) is not, and a long title keeps the 5 s threshold."""
+    user = new_user()
+    clip = await make_title(pg, duration_s=4)
+    barely_clip = await make_title(pg, duration_s=4)
+    long_movie = await make_title(pg, duration_s=7200)
+    await library.record_progress(pg, user, clip.id, position_s=2)
+    await library.record_progress(pg, user, barely_clip.id, position_s=0.1)
+    await library.record_progress(pg, user, long_movie.id, position_s=4.9)
+    got = {e.title.id: e.position_s for e in await library.continue_watching(pg, user)}
+    assert got == {clip.id: 2}
+
+
+@pytest.mark.parametrize(
+    ("position", "duration", "started"),
+    [
+        pytest.param(2, 4, True, id="half-of-4s"),
+        pytest.param(0.2, 4, True, id="exactly-5-percent"),
+        pytest.param(0.19, 4, False, id="under-5-percent"),
+        pytest.param(5, 7200, True, id="long-5s"),
+        pytest.param(4.9, 7200, False, id="long-under-5s"),
+        pytest.param(5, None, True, id="unknown-duration-5s"),
+        pytest.param(4, None, False, id="unknown-duration-under-5s"),
+        pytest.param(0, 4, False, id="zero"),
+    ],
+)
+def test_is_started(position, duration, started):
+    assert library.is_started(position, duration) is started
+
+
 async def test_erase_viewer(pg):
     user, other, t = new_user(), new_user(), await make_title(pg)
     await library.add_favorite(pg, user, t.id)

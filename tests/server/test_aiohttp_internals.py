@@ -145,3 +145,15 @@ def test_edge_server_stands_in_for_what_the_runner_calls(name):
     from server.origin.edge import EdgeServer
 
     assert callable(getattr(EdgeServer, name)), name
+
+
+def test_request_handler_answers_parse_errors_through_handle_error():
+    """JsonErrorHandler overrides handle_error and is built from web.Server's _loop/_kwargs."""
+    params = list(inspect.signature(web_protocol.RequestHandler.handle_error).parameters)
+    assert params[:5] == ["self", "request", "status", "exc", "message"], changed("RequestHandler.handle_error")
+    assert calls(web_protocol.RequestHandler._make_error_handler, "self.handle_error("), changed(
+        "how RequestHandler answers a request it cannot parse"
+    )
+    assert calls(web.Server.__call__, "RequestHandler(self, loop=self._loop, **self._kwargs)"), changed(
+        "how web.Server makes its protocol"
+    )

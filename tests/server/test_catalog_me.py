@@ -99,6 +99,27 @@ async def test_history_bad_bodies(app_client, pg, viewer_headers, body):
     assert r.status == 400, await r.text()
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param('{"position_s": 1e400}', id="exponent-overflows-to-inf"),
+        pytest.param('{"position_s": -1e400}', id="negative-inf"),
+        pytest.param('{"position_s": ' + "9" * 400 + "}", id="400-nines"),
+        pytest.param('{"position_s": ' + "9" * 400 + ".5}", id="400-nines-fraction"),
+        pytest.param('{"position_s": 1, "duration_s": 1e400}', id="duration-inf"),
+        pytest.param('{"position_s": 1, "duration_s": ' + "9" * 400 + "}", id="duration-400-nines"),
+    ],
+)
+async def test_history_huge_numbers_are_a_400(app_client, pg, viewer_headers, raw):
+    t = await make_title(pg)
+    headers = {**viewer_headers, "Content-Type": "application/json"}
+    r = await app_client.put(f"/api/v1/me/history/{t.id}", data=raw, headers=headers)
+    assert r.status == 400, await r.text()
+    error = (await r.json())["error"]
+    assert error["code"] == "invalid_body"
+    assert "finite" in error["message"]
+
+
 async def test_history_past_duration_is_clamped(app_client, pg, viewer_headers):
     t = await make_title(pg, duration_s=100)
     r = await app_client.put(f"/api/v1/me/history/{t.id}", json={"position_s": 1e9}, headers=viewer_headers)

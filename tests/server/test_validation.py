@@ -3,9 +3,34 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from server.http.errors import ApiError
-from server.http.validation import parse_limit, parse_uuid
+from server.http.validation import Body, FiniteNumber, parse_limit, parse_uuid
+
+
+class _Report(Body):
+    value: FiniteNumber
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(float("inf"), id="inf"),
+        pytest.param(float("-inf"), id="minus-inf"),
+        pytest.param(float("nan"), id="nan"),
+        pytest.param(10**400, id="int-too-big-for-a-float"),
+        pytest.param(-(10**400), id="negative-int-too-big"),
+    ],
+)
+def test_finite_number_refuses(value):
+    with pytest.raises(ValidationError, match="finite"):
+        _Report(value=value)
+
+
+@pytest.mark.parametrize("value", [0, 1.5, -2, 10**300, 1.7e308])
+def test_finite_number_keeps(value):
+    assert _Report(value=value).value == value
 
 
 @pytest.mark.parametrize(
