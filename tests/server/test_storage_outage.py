@@ -186,9 +186,7 @@ async def test_login_answers_while_storage_calls_hang(aiohttp_client, outage):
     hung = [asyncio.ensure_future(timed(client.get("/readyz"))) for _ in range(8)]
     hung += [asyncio.ensure_future(timed(client.get(o.sv.url(name, o.token)))) for name in names[:12]]
     await asyncio.sleep(0.3)  # let them reach storage
-    login = await asyncio.wait_for(
-        client.post("/api/v1/auth/login", json={"email": email, "password": password}), 10
-    )
+    login = await asyncio.wait_for(client.post("/api/v1/auth/login", json={"email": email, "password": password}), 10)
     assert login.status == 200, await login.text()
     assert "access_token" in await login.json()
     still_hanging = sum(not t.done() for t in hung[8:])
