@@ -150,7 +150,8 @@ async def test_titles_delete_removes_a_dead_uploads_temp_files(
     settings = own_settings
     title_id, title_dir, _log = await killed_mid_upload(settings, own_pool, clip_factory, tmp_path, "Killed, deleted")
     assert temp_files(title_dir)
-    done = subprocess.run(
+    done = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "server.cli", "titles", "delete", title_id],
         env=cli_env(settings),
         cwd=REPO,
