@@ -102,17 +102,22 @@ async def s3(s3_server: str) -> S3Storage:
     return st
 
 
-async def kill_mid_multipart(st: S3Storage, key: str, tmp_path: Path) -> None:
+def start_uploader(st: S3Storage, key: str, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """A process uploading an 80 MiB file to `key` in 5 MiB parts."""
     big = tmp_path / "big.bin"
     with big.open("wb") as fh:
         for _ in range(80):
             fh.write(os.urandom(MiB))
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", UPLOADER, st.url, st.endpoint_url or "", key, str(big)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+async def kill_mid_multipart(st: S3Storage, key: str, tmp_path: Path) -> None:
+    proc = start_uploader(st, key, tmp_path)
     try:
         deadline = time.monotonic() + 60
         while not await st.list_incomplete(""):
