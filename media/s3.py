@@ -27,7 +27,8 @@ def client(
     config = Config(
         connect_timeout=connect_timeout_s,
         read_timeout=read_timeout_s,
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        # total_max_attempts counts the first try; botocore's `max_attempts` counts retries only.
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         max_pool_connections=max_pool_connections,
         # MinIO and moto behind a plain host name need path-style addressing.
         s3={"addressing_style": "path"} if endpoint_url else {},
