@@ -221,6 +221,20 @@ class FileStorage:
             out.append(ObjectInfo(key=key, size=st.st_size, etag=path.name, mtime=mtime))
         return out
 
+    def _prune(self, dirs: set[Path]) -> None:
+        """Remove the directories in `dirs`, and their parents, that are empty now: deepest
+        first, walking up to (never including) the root."""
+        todo = set()
+        for d in dirs:
+            while d != self.root and d.is_relative_to(self.root):
+                todo.add(d)
+                d = d.parent
+        for d in sorted(todo, key=lambda p: len(p.parts), reverse=True):
+            try:
+                d.rmdir()
+            except OSError:
+                pass  # not empty (other objects, or a write in progress)
+
     async def list_incomplete(self, prefix: str) -> builtins.list[ObjectInfo]:
         """Temp files under `prefix` (their key ends in the temp name; `mtime` is their last write)."""
         if prefix:
@@ -236,10 +250,14 @@ class FileStorage:
         def run() -> int:
             cutoff = time.time() - older_than_s
             count = 0
+            dirs: set[Path] = set()
             for info in self._stat_all(self._walk(prefix, temp=True)):
                 if info.mtime.timestamp() < cutoff:
-                    (self.root / info.key).unlink(missing_ok=True)
+                    path = self.root / info.key
+                    path.unlink(missing_ok=True)
+                    dirs.add(path.parent)
                     count += 1
+            self._prune(dirs)  # a dead writer's folder that held nothing else
             return count
 
         return await self.pool.run(run)
@@ -263,17 +281,7 @@ class FileStorage:
             for _key, path in self._walk(prefix, temp=True):
                 path.unlink(missing_ok=True)
                 dirs.add(path.parent)
-            # Deepest first, walking up to (never including) the root.
-            todo = set()
-            for d in dirs:
-                while d != self.root and d.is_relative_to(self.root):
-                    todo.add(d)
-                    d = d.parent
-            for d in sorted(todo, key=lambda p: len(p.parts), reverse=True):
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass  # not empty (other objects, or a write in progress)
+            self._prune(dirs)
             return count
 
         return await self.pool.run(run)
