@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,6 +18,14 @@ from auth.errors import EmailTaken, InvalidCredentials, InvalidField, LastAdmin,
 from auth.passwords import check_policy, hash_password, needs_rehash, verify_password
 
 ROLES = ("viewer", "admin")
+
+
+async def _hashing(executor: Executor | None, fn: Callable[..., Any], *args: Any) -> Any:
+    """argon2 is CPU-bound (~20-50 ms): off the event loop, in `executor` (the server's own
+    `sf-argon2` pool, so logins never queue behind storage threads), else asyncio's default."""
+    return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+
 MAX_DISPLAY_NAME_LEN = 100
 
 
@@ -65,13 +75,13 @@ async def create_user(
     password: str,
     display_name: str = "",
     role: str = "viewer",
+    executor: Executor | None = None,
 ) -> User:
     email = normalize_email(email)
     check_policy(password)
     if role not in ROLES:
         raise InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
-    # argon2 is CPU-bound (~20-50 ms): keep the event loop free.
-    password_hash = await asyncio.to_thread(hash_password, password)
+    password_hash = await _hashing(executor, hash_password, password)
     try:
         row = await conn.fetchrow(
             f"""INSERT INTO auth.users (email, email_key, display_name, password_hash, role)
@@ -92,31 +102,37 @@ async def find_by_email(conn: asyncpg.Connection, email: str) -> User | None:
     return _user(row) if row else None
 
 
-async def authenticate(conn: asyncpg.Connection, *, email: str, password: str) -> User:
+async def authenticate(
+    conn: asyncpg.Connection, *, email: str, password: str, executor: Executor | None = None
+) -> User:
     """Unknown email and wrong password fail alike, in about the same time: an unknown email
     is verified against a dummy hash (auth.passwords)."""
     row = await conn.fetchrow(
         f"SELECT {_COLUMNS}, password_hash FROM auth.users WHERE email_key = $1", email_key(email)
     )
     stored = row["password_hash"] if row else None
-    ok = await asyncio.to_thread(verify_password, stored, password)
+    ok = await _hashing(executor, verify_password, stored, password)
     if not ok or row is None:
         raise InvalidCredentials("wrong email or password")
     if needs_rehash(row["password_hash"]):
-        new_hash = await asyncio.to_thread(hash_password, password)
+        new_hash = await _hashing(executor, hash_password, password)
         await conn.execute("UPDATE auth.users SET password_hash = $2 WHERE id = $1", row["id"], new_hash)
     return _user(row)
 
 
-async def check_password(conn: asyncpg.Connection, user_id: str, password: str) -> None:
+async def check_password(
+    conn: asyncpg.Connection, user_id: str, password: str, *, executor: Executor | None = None
+) -> None:
     stored = await conn.fetchval("SELECT password_hash FROM auth.users WHERE id = $1::uuid", user_id)
-    if not await asyncio.to_thread(verify_password, stored, password) or stored is None:
+    if not await _hashing(executor, verify_password, stored, password) or stored is None:
         raise WrongPassword("the current password is wrong")
 
 
-async def set_password(conn: asyncpg.Connection, user_id: str, password: str) -> None:
+async def set_password(
+    conn: asyncpg.Connection, user_id: str, password: str, *, executor: Executor | None = None
+) -> None:
     check_policy(password)
-    new_hash = await asyncio.to_thread(hash_password, password)
+    new_hash = await _hashing(executor, hash_password, password)
     done = await conn.execute(
         "UPDATE auth.users SET password_hash = $2, updated_at = now() WHERE id = $1::uuid", user_id, new_hash
     )

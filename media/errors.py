@@ -11,6 +11,25 @@ class StorageError(MediaError):
     code = "storage_error"
 
 
+class StorageUnavailable(StorageError):
+    """The backend did not answer in time, refused the connection, or is being skipped while
+    it is known to be down: try again in `retry_after` seconds. Callers that keep a circuit
+    breaker trip it on this error (and not on `StorageBusy`)."""
+
+    code = "storage_unavailable"
+
+    def __init__(self, message: str, *, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StorageBusy(StorageUnavailable):
+    """Every storage thread stayed busy for the whole bounded wait: load shed, not an outage
+    (the backend may be healthy, only saturated), so it does not trip a breaker."""
+
+    code = "storage_busy"
+
+
 class InvalidKey(StorageError):
     code = "invalid_key"
 

@@ -8,6 +8,7 @@ no NUL, no empty parts).
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 # Re-exported: media.errors is the one list of media errors; existing imports keep working.
-from media.errors import InvalidKey, ObjectNotFound, StorageError
+from media.errors import InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
 
 __all__ = [
     "InvalidKey",
@@ -23,8 +24,24 @@ __all__ = [
     "ObjectNotFound",
     "Storage",
     "StorageError",
+    "StorageOptions",
+    "StorageUnavailable",
     "validate_key",
 ]
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How a backend bounds its blocking calls (media/pool.py says why each exists)."""
+
+    threads: int = 16  # the backend's own pool (`sf-storage` threads)
+    wait_s: float = 1.0  # longest wait for a free thread before StorageBusy
+    # S3: botocore's defaults (60 s read, 60 s connect, retries) would hold a thread for minutes
+    # against a hung endpoint. A read (HEAD, GET, a chunk of a body) is also awaited at most
+    # read_timeout_s on any backend, then StorageUnavailable.
+    connect_timeout_s: float = 2.0
+    read_timeout_s: float = 5.0
+    max_attempts: int = 2
 
 
 @dataclass(frozen=True)
@@ -56,7 +73,17 @@ class Storage(Protocol):
     async def list(self, prefix: str) -> list[ObjectInfo]: ...
 
     async def delete_prefix(self, prefix: str) -> int:
-        """Deletes every object under prefix; returns how many."""
+        """Deletes every object under prefix, and every incomplete write there (temp files,
+        unfinished multipart uploads); returns how many objects went."""
+
+    async def list_incomplete(self, prefix: str) -> builtins.list[ObjectInfo]:
+        """Writes that never finished under `prefix`: temp files of the file backend,
+        multipart uploads never completed or aborted on S3 (`etag` is their upload id, `mtime`
+        when they started). `list` never shows them."""
+
+    async def sweep_incomplete(self, prefix: str, older_than_s: float) -> int:
+        """Remove (abort) the incomplete writes under `prefix` started more than
+        `older_than_s` seconds ago; returns how many went."""
 
     def local_path(self, key: str) -> Path | None:
         """A filesystem path for sendfile, or None when the backend is remote."""

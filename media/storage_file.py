@@ -1,15 +1,19 @@
 """`file:///abs/dir` storage: objects are files under one root directory.
 
 Writes are atomic (a temp file in the same directory, fsynced, then `os.replace`), so a
-reader sees the old object or the new one, never half of one. Blocking calls run in threads.
+reader sees the old object or the new one, never half of one. A writer killed mid-write
+leaves its temp file behind: `list` never shows it, `list_incomplete` does, and
+`delete_prefix` and `sweep_incomplete` remove it. Blocking calls run in the backend's own
+bounded pool (media/pool.py).
 """
 
 from __future__ import annotations
 
-import asyncio
+import builtins
 import mimetypes
 import os
 import shutil
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -17,7 +21,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from media.errors import InvalidKey, ObjectNotFound, StorageError
-from media.storage import ObjectInfo, validate_key
+from media.pool import StoragePool
+from media.storage import ObjectInfo, StorageOptions, validate_key
 
 CHUNK_SIZE = 256 * 1024
 # Temp files start with this; `list` skips them so a write in progress is never visible.
@@ -44,7 +49,7 @@ def guess_content_type(key: str) -> str | None:
 class FileStorage:
     """Storage under a local directory; `local_path` lets the server use sendfile."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, options: StorageOptions | None = None) -> None:
         if not url.startswith("file://"):
             raise StorageError(f"not a file:// URL: {url!r}")
         path = url[len("file://") :]
@@ -53,6 +58,10 @@ class FileStorage:
         self.url = url
         # resolve() once, so the containment check below compares real paths.
         self.root = Path(path).resolve()
+        self.options = options or StorageOptions()
+        self.pool = StoragePool(self.options.threads, self.options.wait_s)
+        # Reads are awaited this long at most (a hung disk or network mount answers 503).
+        self._read_s = self.options.read_timeout_s
 
     # ---- paths ---------------------------------------------------------------------------
 
@@ -114,7 +123,7 @@ class FileStorage:
         raise AssertionError("unreachable")
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
-        return await asyncio.to_thread(self._write_atomic, key, lambda fh: fh.write(data))
+        return await self.pool.run(self._write_atomic, key, lambda fh: fh.write(data))
 
     async def put_file(self, key: str, path: Path, content_type: str | None = None) -> ObjectInfo:
         """Copy a local file in chunks (never the whole file in memory)."""
@@ -123,13 +132,13 @@ class FileStorage:
             with open(path, "rb") as src:
                 shutil.copyfileobj(src, dst, CHUNK_SIZE)
 
-        return await asyncio.to_thread(self._write_atomic, key, copy)
+        return await self.pool.run(self._write_atomic, key, copy)
 
     # ---- reads ---------------------------------------------------------------------------
 
     async def head(self, key: str) -> ObjectInfo:
         path = self._path(key)
-        return await asyncio.to_thread(self._info, key, path)
+        return await self.pool.run(self._info, key, path, deadline_s=self._read_s)
 
     async def get_bytes(self, key: str) -> bytes:
         path = self._path(key)
@@ -140,7 +149,7 @@ class FileStorage:
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
                 raise ObjectNotFound(f"no object {key!r}") from exc
 
-        return await asyncio.to_thread(read)
+        return await self.pool.run(read, deadline_s=self._read_s)
 
     async def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         """Bytes [start, end] inclusive; `end` past the last byte is clamped, `start` past it
@@ -149,15 +158,15 @@ class FileStorage:
             raise ValueError(f"bad byte range {start}-{end}")
         path = self._path(key)
         try:
-            fh = await asyncio.to_thread(open, path, "rb")
+            fh = await self.pool.run(lambda: open(path, "rb"), deadline_s=self._read_s)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise ObjectNotFound(f"no object {key!r}") from exc
         try:
-            await asyncio.to_thread(fh.seek, start)
+            await self.pool.run(fh.seek, start, deadline_s=self._read_s)
             remaining = None if end is None else end - start + 1
             while remaining is None or remaining > 0:
                 n = CHUNK_SIZE if remaining is None else min(CHUNK_SIZE, remaining)
-                chunk = await asyncio.to_thread(fh.read, n)
+                chunk = await self.pool.run(fh.read, n, deadline_s=self._read_s)
                 if not chunk:
                     break
                 if remaining is not None:
@@ -166,7 +175,9 @@ class FileStorage:
         finally:
             fh.close()
 
-    def _walk(self, prefix: str) -> list[tuple[str, Path]]:
+    def _walk(self, prefix: str, *, temp: bool = False) -> list[tuple[str, Path]]:
+        """(key, path) of the objects under `prefix`; with `temp`, of the temp files there
+        instead (writes in progress, or left by a writer that died)."""
         # S3 semantics: a prefix is a string prefix, not a directory ("a/b" matches "a/bc").
         base = self.root / prefix.rpartition("/")[0] if prefix else self.root
         if not base.resolve().is_relative_to(self.root):
@@ -174,7 +185,7 @@ class FileStorage:
         found = []
         for dirpath, _dirs, files in os.walk(base):
             for name in files:
-                if name.startswith(TMP_PREFIX):
+                if name.startswith(TMP_PREFIX) != temp:
                     continue
                 path = Path(dirpath) / name
                 key = path.relative_to(self.root).as_posix()
@@ -188,7 +199,7 @@ class FileStorage:
         if prefix:
             validate_key(prefix)
 
-        def run() -> list[ObjectInfo]:
+        def run() -> builtins.list[ObjectInfo]:
             out = []
             for key, path in self._walk(prefix):
                 try:
@@ -197,11 +208,64 @@ class FileStorage:
                     pass  # deleted while we walked
             return out
 
-        return await asyncio.to_thread(run)
+        return await self.pool.run(run)
+
+    def _stat_all(self, found: builtins.list[tuple[str, Path]]) -> builtins.list[ObjectInfo]:
+        out = []
+        for key, path in found:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue  # renamed into place or removed while we walked
+            mtime = datetime.fromtimestamp(st.st_mtime_ns / 1e9, tz=UTC)
+            out.append(ObjectInfo(key=key, size=st.st_size, etag=path.name, mtime=mtime))
+        return out
+
+    def _prune(self, dirs: set[Path]) -> None:
+        """Remove the directories in `dirs`, and their parents, that are empty now: deepest
+        first, walking up to (never including) the root."""
+        todo = set()
+        for d in dirs:
+            while d != self.root and d.is_relative_to(self.root):
+                todo.add(d)
+                d = d.parent
+        for d in sorted(todo, key=lambda p: len(p.parts), reverse=True):
+            try:
+                d.rmdir()
+            except OSError:
+                pass  # not empty (other objects, or a write in progress)
+
+    async def list_incomplete(self, prefix: str) -> builtins.list[ObjectInfo]:
+        """Temp files under `prefix` (their key ends in the temp name; `mtime` is their last write)."""
+        if prefix:
+            validate_key(prefix)
+        return await self.pool.run(lambda: self._stat_all(self._walk(prefix, temp=True)))
+
+    async def sweep_incomplete(self, prefix: str, older_than_s: float) -> int:
+        """Remove temp files under `prefix` not written to for `older_than_s` seconds (a live
+        writer touches its file as it copies, so an old one belongs to a dead writer)."""
+        if prefix:
+            validate_key(prefix)
+
+        def run() -> int:
+            cutoff = time.time() - older_than_s
+            count = 0
+            dirs: set[Path] = set()
+            for info in self._stat_all(self._walk(prefix, temp=True)):
+                if info.mtime.timestamp() < cutoff:
+                    path = self.root / info.key
+                    path.unlink(missing_ok=True)
+                    dirs.add(path.parent)
+                    count += 1
+            self._prune(dirs)  # a dead writer's folder that held nothing else
+            return count
+
+        return await self.pool.run(run)
 
     async def delete_prefix(self, prefix: str) -> int:
-        """Delete every object under `prefix` (which may not be empty) and the directories that
-        become empty; returns how many objects went."""
+        """Delete every object under `prefix` (which may not be empty), every temp file there
+        (a write in progress under a prefix being deleted fails, as it would on S3), and the
+        directories that become empty; returns how many objects went."""
         validate_key(prefix)
 
         def run() -> int:
@@ -214,20 +278,13 @@ class FileStorage:
                 except FileNotFoundError:
                     pass
                 dirs.add(path.parent)
-            # Deepest first, walking up to (never including) the root.
-            todo = set()
-            for d in dirs:
-                while d != self.root and d.is_relative_to(self.root):
-                    todo.add(d)
-                    d = d.parent
-            for d in sorted(todo, key=lambda p: len(p.parts), reverse=True):
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass  # not empty (other objects, or a write in progress)
+            for _key, path in self._walk(prefix, temp=True):
+                path.unlink(missing_ok=True)
+                dirs.add(path.parent)
+            self._prune(dirs)
             return count
 
-        return await asyncio.to_thread(run)
+        return await self.pool.run(run)
 
     async def ping(self) -> None:
         def run() -> None:
@@ -238,7 +295,7 @@ class FileStorage:
             if not os.access(self.root, os.W_OK | os.X_OK):
                 raise StorageError(f"storage root {self.root} is not writable")
 
-        await asyncio.to_thread(run)
+        await self.pool.run(run, deadline_s=self._read_s)
 
     async def close(self) -> None:
-        return None
+        self.pool.close()

@@ -1,25 +1,38 @@
 """`s3://bucket/prefix` storage on any S3-compatible store (AWS, MinIO, R2, moto).
 
-boto3 is blocking, so every call runs in a thread (`asyncio.to_thread`); its clients are
-thread-safe, so one client per instance serves all of them. Credentials and region come
-from the usual AWS_* variables (boto3's default chain).
+boto3 is blocking, so every call runs in a thread of the backend's own bounded pool
+(media/pool.py); its clients are thread-safe, so one client per instance serves all of them.
+Timeouts are short and explicit (StorageOptions), and a timeout or a refused connection is
+StorageUnavailable. Credentials and region come from the usual AWS_* variables (boto3's
+default chain).
+
+A multipart upload whose writer died stays in the bucket (and is billed) until it is
+aborted: `list_incomplete` shows them, `sweep_incomplete` and `delete_prefix` abort them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
+import builtins
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from media import s3
-from media.errors import InvalidKey, ObjectNotFound, StorageError
-from media.storage import ObjectInfo, validate_key
+from media.errors import InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
+from media.pool import StoragePool
+from media.storage import ObjectInfo, StorageOptions, validate_key
 
 CHUNK_SIZE = 256 * 1024
 # S3 allows at most 1000 keys per DeleteObjects call.
@@ -31,6 +44,8 @@ DEFAULT_TRANSFER = TransferConfig(
     max_concurrency=4,
 )
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+# The endpoint is down, hung or overloaded (not: the request was wrong).
+_UNAVAILABLE = (ConnectTimeoutError, ReadTimeoutError, EndpointConnectionError, ConnectionClosedError)
 
 T = TypeVar("T")
 
@@ -57,6 +72,7 @@ class S3Storage:
         endpoint_url: str | None = None,
         *,
         transfer_config: TransferConfig | None = None,
+        options: StorageOptions | None = None,
     ) -> None:
         if not url.startswith("s3://"):
             raise StorageError(f"not an s3:// URL: {url!r}")
@@ -71,7 +87,16 @@ class S3Storage:
         self.prefix = prefix + "/" if prefix else ""
         self.endpoint_url = endpoint_url
         self.transfer_config = transfer_config or DEFAULT_TRANSFER
-        self._client = s3.client(endpoint_url, max_pool_connections=32)
+        self.options = o = options or StorageOptions()
+        self.pool = StoragePool(o.threads, o.wait_s)
+        # One connection per thread, and the transfer manager's own threads beside them.
+        self._client = s3.client(
+            endpoint_url,
+            max_pool_connections=max(32, o.threads + self.transfer_config.max_request_concurrency),
+            connect_timeout_s=o.connect_timeout_s,
+            read_timeout_s=o.read_timeout_s,
+            max_attempts=o.max_attempts,
+        )
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -81,16 +106,25 @@ class S3Storage:
             raise InvalidKey(f"invalid storage key: {key!r} (an object key cannot end with '/')")
         return self.prefix + key
 
-    async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one blocking boto3 call in a thread, mapping its errors to ours."""
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any, read: bool = False, **kwargs: Any) -> T:
+        """Run one blocking boto3 call in the pool, mapping its errors to ours. A `read` (one
+        request, small answer) is awaited at most the read timeout; writes and listings (many
+        requests in one call) are bounded by botocore's per-request timeouts instead."""
+        deadline = self.options.read_timeout_s if read else None
         try:
-            return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+            return await self.pool.run(fn, *args, deadline_s=deadline, **kwargs)
+        except StorageUnavailable as exc:
+            raise type(exc)(f"s3 {what}: {exc}", retry_after=exc.retry_after) from None
         except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
             raise self._error(what, exc) from exc
 
     def _error(self, what: str, exc: BaseException) -> StorageError:
         if _is_not_found(exc):
             return ObjectNotFound(f"no object {what}")
+        if isinstance(exc, _UNAVAILABLE) or isinstance(exc.__context__, _UNAVAILABLE):
+            return StorageUnavailable(f"s3 {what}: {_one_line(exc)}")
+        if isinstance(exc, ClientError) and exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500:
+            return StorageUnavailable(f"s3 {what}: {_one_line(exc)}")  # 500, 503 SlowDown
         return StorageError(f"s3 {what}: {_one_line(exc)}")
 
     def _to_info(self, key: str, size: int, etag: str, mtime: Any, content_type: str | None = None) -> ObjectInfo:
@@ -126,15 +160,15 @@ class S3Storage:
 
     async def head(self, key: str) -> ObjectInfo:
         full = self._key(key)
-        r = await self._call(repr(key), self._client.head_object, Bucket=self.bucket, Key=full)
+        r = await self._call(repr(key), self._client.head_object, Bucket=self.bucket, Key=full, read=True)
         return self._to_info(key, r["ContentLength"], r["ETag"], r["LastModified"], r.get("ContentType"))
 
     async def get_bytes(self, key: str) -> bytes:
         full = self._key(key)
-        r = await self._call(repr(key), self._client.get_object, Bucket=self.bucket, Key=full)
+        r = await self._call(repr(key), self._client.get_object, Bucket=self.bucket, Key=full, read=True)
         body = r["Body"]
         try:
-            return await self._call(repr(key), body.read)
+            return await self._call(repr(key), body.read, read=True)
         finally:
             body.close()
 
@@ -149,7 +183,9 @@ class S3Storage:
         if start or end is not None:
             kwargs["Range"] = f"bytes={start}-{'' if end is None else end}"  # RFC 9110 14.1.2
         try:
-            r = await asyncio.to_thread(functools.partial(self._client.get_object, **kwargs))
+            r = await self.pool.run(self._client.get_object, deadline_s=self.options.read_timeout_s, **kwargs)
+        except StorageUnavailable as exc:
+            raise type(exc)(f"s3 {key!r}: {exc}", retry_after=exc.retry_after) from None
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
                 # Unsatisfiable means start is past the end: nothing to send. Still a 404 when
@@ -161,7 +197,7 @@ class S3Storage:
         body = r["Body"]
         try:
             while True:
-                chunk = await self._call(repr(key), body.read, CHUNK_SIZE)
+                chunk = await self._call(repr(key), body.read, CHUNK_SIZE, read=True)
                 if not chunk:
                     break
                 yield chunk
@@ -173,7 +209,7 @@ class S3Storage:
         if prefix:
             validate_key(prefix)
 
-        def run() -> list[ObjectInfo]:
+        def run() -> builtins.list[ObjectInfo]:
             out = []
             paginator = self._client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
@@ -184,11 +220,54 @@ class S3Storage:
 
         return await self._call(f"list {prefix!r}", run)
 
+    def _uploads(self, prefix: str) -> builtins.list[dict[str, Any]]:
+        """Multipart uploads begun and never completed nor aborted under `prefix` (blocking)."""
+        out: builtins.list[dict[str, Any]] = []
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            out.extend(page.get("Uploads", ()))
+        return out
+
+    def _abort(self, upload: dict[str, Any]) -> None:
+        try:
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":  # finished or aborted meanwhile
+                raise
+
+    async def list_incomplete(self, prefix: str) -> builtins.list[ObjectInfo]:
+        """Unfinished multipart uploads under `prefix`: `etag` is the upload id, `mtime` when
+        it began, `size` 0 (S3 does not say without listing the parts)."""
+        if prefix:
+            validate_key(prefix)
+        uploads = await self._call(f"list uploads {prefix!r}", self._uploads, prefix)
+        return [
+            ObjectInfo(key=u["Key"][len(self.prefix) :], size=0, etag=u["UploadId"], mtime=u["Initiated"])
+            for u in uploads
+        ]
+
+    async def sweep_incomplete(self, prefix: str, older_than_s: float) -> int:
+        """Abort the multipart uploads under `prefix` begun more than `older_than_s` ago."""
+        if prefix:
+            validate_key(prefix)
+
+        def run() -> int:
+            cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+            old = [u for u in self._uploads(prefix) if u["Initiated"] < cutoff]
+            for u in old:
+                self._abort(u)
+            return len(old)
+
+        return await self._call(f"sweep uploads {prefix!r}", run)
+
     async def delete_prefix(self, prefix: str) -> int:
-        """Delete every object under `prefix` (which may not be empty); returns how many."""
+        """Delete every object under `prefix` (which may not be empty) and abort every
+        unfinished multipart upload there; returns how many objects went."""
         validate_key(prefix)
 
         def run() -> int:
+            for upload in self._uploads(prefix):
+                self._abort(upload)
             count = 0
             batch: list[dict[str, str]] = []
 
@@ -219,7 +298,7 @@ class S3Storage:
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def ping(self) -> None:
-        await self._call(f"bucket {self.bucket!r}", self._client.head_bucket, Bucket=self.bucket)
+        await self._call(f"bucket {self.bucket!r}", self._client.head_bucket, Bucket=self.bucket, read=True)
 
     async def create_bucket(self) -> None:
         """Create the bucket if it does not exist (tests and `streamflix demo`)."""
@@ -242,4 +321,5 @@ class S3Storage:
         await self._call(f"create bucket {self.bucket!r}", run)
 
     async def close(self) -> None:
+        self.pool.close()
         self._client.close()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
 from auth import playback
+from auth.breaker import Breaker
 from media.backend import open_storage
 from server import keys
 from server import web as web_client
@@ -28,6 +30,7 @@ from server.http.dbhealth import DB_HEALTH, DatabaseHealth
 from server.http.errors import MAX_REQUEST_LINE_BYTES, error_middleware
 from server.origin import handlers as origin_handlers
 from server.settings import Settings
+from server.storage_guard import GuardedStorage
 
 log = logging.getLogger("streamflix.server")
 
@@ -51,10 +54,19 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
-    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    backend = open_storage(settings.storage_url, settings.s3_endpoint_url, settings.storage_options)
+    storage = GuardedStorage(backend, Breaker(settings.storage_breaker_s))
     app[keys.STORAGE] = storage
     yield
     await storage.close()
+
+
+async def _password_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Its own threads: hashing never waits behind storage calls (or anything else).
+    executor = ThreadPoolExecutor(app[keys.SETTINGS].password_threads, thread_name_prefix="sf-argon2")
+    app[keys.PASSWORD_EXECUTOR] = executor
+    yield
+    executor.shutdown(wait=False, cancel_futures=True)
 
 
 class RouteModule(Protocol):
@@ -72,7 +84,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     # One keyring per app: the playback API signs with it, the origin verifies with it.
     app[keys.PLAYBACK_KEYRING] = playback.keyring(settings.secret_key, settings.previous_secret_keys)
-    app.cleanup_ctx.extend([_pg_ctx, _redis_ctx, _storage_ctx])
+    app.cleanup_ctx.extend([_pg_ctx, _redis_ctx, _storage_ctx, _password_ctx])
     _register_routes(app)
     return app
 

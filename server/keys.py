@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -13,6 +15,9 @@ from server.settings import Settings
 SETTINGS = web.AppKey("settings", Settings)
 PG = web.AppKey("pg", asyncpg.Pool)
 REDIS = web.AppKey("redis", aioredis.Redis)
+# The storage backend behind the server's circuit breaker (server/storage_guard.py).
 STORAGE = web.AppKey("storage", Storage)
+# argon2 hashing's own thread pool (`sf-argon2`, settings.password_threads).
+PASSWORD_EXECUTOR = web.AppKey("password_executor", Executor)
 # Playback tokens (auth/playback.py): signed by server/api/playback.py, verified by the origin.
 PLAYBACK_KEYRING = web.AppKey("playback_keyring", KeyRing)

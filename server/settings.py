@@ -17,6 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from media.storage import StorageOptions
+
 ENV_PREFIX = "STREAMFLIX_"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -34,6 +36,20 @@ class Settings:
     redis_prefix: str = "sf:"
     storage_url: str = ""  # resolved in __post_init__ from data_dir
     s3_endpoint_url: str | None = None
+    # Storage calls run in the backend's own pool of this many threads (never asyncio's
+    # default executor); a call waits at most storage_wait_s for a free one, else 503.
+    storage_threads: int = 16
+    storage_wait_s: float = 1.0
+    # S3 timeouts and attempts per call (botocore's defaults are 60 s, retried); a storage read
+    # on any backend is awaited at most s3_read_timeout_s.
+    s3_connect_timeout_s: float = 2.0
+    s3_read_timeout_s: float = 5.0
+    s3_max_attempts: int = 2
+    # After storage fails to answer, storage-backed requests answer 503 at once for this long;
+    # then one request probes it (docs/origin.md, "When storage stops answering").
+    storage_breaker_s: float = 2.0
+    # Password hashing (argon2) runs in its own pool, so logins never queue behind storage.
+    password_threads: int = 4
     data_dir: str = "./var"
     secret_key: str = ""  # resolved from the data dir when empty
     previous_secret_keys: tuple[str, ...] = ()
@@ -120,6 +136,16 @@ class Settings:
         if not settings.secret_key:
             settings = dataclasses.replace(settings, secret_key=_dev_secret(Path(settings.data_dir)))
         return settings
+
+    @property
+    def storage_options(self) -> StorageOptions:
+        return StorageOptions(
+            threads=self.storage_threads,
+            wait_s=self.storage_wait_s,
+            connect_timeout_s=self.s3_connect_timeout_s,
+            read_timeout_s=self.s3_read_timeout_s,
+            max_attempts=self.s3_max_attempts,
+        )
 
     @property
     def work_dir(self) -> Path:

@@ -260,6 +260,19 @@ async def get(conn: asyncpg.Connection, job_id: int) -> Job | None:
     return _job(row) if row else None
 
 
+async def live_titles(conn: asyncpg.Connection, title_ids: Iterable[str]) -> set[str]:
+    """Which of `title_ids` have a live (queued or running) job: a worker may be writing
+    their storage, so storage sweeps leave them to that job's own clean-up."""
+    ids = [uuid.UUID(str(t)) for t in title_ids]
+    if not ids:
+        return set()
+    rows = await conn.fetch(
+        "SELECT title_id FROM jobs.transcode_jobs WHERE title_id = ANY($1::uuid[]) AND status IN ('queued', 'running')",
+        ids,
+    )
+    return {str(r["title_id"]) for r in rows}
+
+
 async def queue_depth(conn: asyncpg.Connection) -> int:
     """Jobs waiting for a worker (due now or later)."""
     return await conn.fetchval("SELECT count(*) FROM jobs.transcode_jobs WHERE status = 'queued'")

@@ -13,7 +13,10 @@ Order, and why each step is crash safe:
 
 Orphans from dead attempts (crash before step 3, or between 3 and 4) are removed by
 `gc_versions` at the start of the next attempt for the title: every version prefix other
-than the current one goes.
+than the current one goes, including one that holds nothing but the temp files (or
+unfinished multipart uploads) of a worker killed mid-upload. Temp files older than
+INCOMPLETE_MAX_AGE_S elsewhere under the title (and its source) go too. A title whose job
+never runs again is the worker's periodic sweep's (transcoder/gc.py).
 """
 
 from __future__ import annotations
@@ -38,6 +41,9 @@ from transcoder.errors import TranscodeError
 log = logging.getLogger("streamflix.publish")
 
 UPLOAD_CONCURRENCY = 8
+# A write not touched for this long belongs to a dead writer: a live one writes as it goes
+# (a file's mtime moves with every chunk; a multipart upload of a source takes minutes).
+INCOMPLETE_MAX_AGE_S = 3600
 # Media types of what a version holds. RFC 8216 4.3.2.5 / CMAF: fMP4 init = video/mp4,
 # media segments = video/iso.segment (the ISO BMFF segment type registered with IANA).
 CONTENT_TYPES = {
@@ -159,13 +165,21 @@ def version_of(title_id: str, key: str) -> str | None:
 
 
 async def stored_versions(storage: Storage, title_id: str) -> set[str]:
-    objects = await storage.list(keys.title_prefix(title_id))
+    """Every version prefix of the title in storage, one holding only incomplete writes (a
+    worker killed mid-upload) included."""
+    prefix = keys.title_prefix(title_id)
+    objects = await storage.list(prefix) + await storage.list_incomplete(prefix)
     return {v for v in (version_of(title_id, o.key) for o in objects) if v}
 
 
-async def gc_versions(storage: Storage, title_id: str, current: str | None) -> list[str]:
+async def gc_versions(
+    storage: Storage, title_id: str, current: str | None, *, max_age_s: float = INCOMPLETE_MAX_AGE_S
+) -> list[str]:
     """Delete every version prefix of the title except `current` (orphans of dead attempts,
-    or an old version a crash left behind). Only call it while holding the title's job."""
+    or an old version a crash left behind), then the title's and its source's incomplete
+    writes older than `max_age_s`. Only call it while holding the title's job, or while the
+    title has no live job (a title has at most one): then no live worker is writing any of
+    those versions."""
     removed = []
     for version in sorted(await stored_versions(storage, title_id)):
         if version != current:
@@ -173,4 +187,8 @@ async def gc_versions(storage: Storage, title_id: str, current: str | None) -> l
             removed.append(version)
     if removed:
         log.info("title %s: removed %d stale version(s): %s", title_id, len(removed), ", ".join(removed))
+    swept = await storage.sweep_incomplete(keys.title_prefix(title_id), max_age_s)
+    swept += await storage.sweep_incomplete(keys.source_prefix(title_id), max_age_s)
+    if swept:
+        log.info("title %s: removed %d abandoned incomplete write(s)", title_id, swept)
     return removed

@@ -31,7 +31,7 @@ from media.errors import ObjectNotFound, ProbeError, StorageError
 from media.probe import probe as run_probe
 from media.probe_model import Probe
 from media.storage import Storage
-from transcoder import jobs, sources
+from transcoder import gc, jobs, sources
 from transcoder.errors import SourceRejected, TranscoderError
 from transcoder.pipeline import transcode
 from transcoder.poster import make_poster
@@ -86,6 +86,7 @@ class Worker:
         poll_s: float = POLL_S,
         backoff_base_s: float = jobs.BACKOFF_BASE_S,
         worker_id: str | None = None,
+        sweep_s: float | None = gc.SWEEP_EVERY_S,
     ) -> None:
         self.pool = pool
         self.storage = storage
@@ -100,6 +101,10 @@ class Worker:
         self.poll_s = poll_s
         self.backoff_base_s = backoff_base_s
         self.worker_id = worker_id or make_worker_id()
+        # A worker for one title (`ingest --wait`) does not sweep everyone's storage.
+        self.sweep_s = sweep_s if title_id is None else None
+        self._next_sweep = 0.0
+        self._sweeper: asyncio.Task[None] | None = None
         self.heartbeat_s = max(0.2, min(HEARTBEAT_MAX_S, self.lease_s / 3))
         self.processed = 0
         self._stopping = asyncio.Event()
@@ -137,6 +142,7 @@ class Worker:
         try:
             while not self._stopping.is_set():
                 await self._reap()
+                self._maybe_sweep()
                 while len(self._tasks) < self.concurrency and not self._stopping.is_set():
                     async with self.pool.acquire() as conn:
                         job = await jobs.claim(conn, self.worker_id, self.lease_s, title_id=self.title_id)
@@ -157,7 +163,25 @@ class Worker:
                 task.cancel()
             if self._tasks:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            await _stop_task(self._sweeper)
         return self.processed
+
+    def _maybe_sweep(self) -> None:
+        """Start the periodic storage sweep (transcoder/gc.py) when it is due, in the
+        background: claiming jobs never waits for it."""
+        if self.sweep_s is None or (self._sweeper is not None and not self._sweeper.done()):
+            return
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.sweep_s
+        self._sweeper = asyncio.create_task(self._sweep(), name="storage-sweep")
+
+    async def _sweep(self) -> None:
+        try:
+            await gc.sweep(self.pool, self.storage)
+        except (OSError, asyncpg.PostgresError, StorageError) as exc:
+            log.warning("storage sweep failed (next in %.0f s): %s", self.sweep_s or 0, exc)
 
     def _start(self, job: jobs.Job) -> None:
         task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")

@@ -23,7 +23,7 @@ async def _confirm_password(request: web.Request, user_id: str, password: str) -
     # Guessing the password through a stolen access token is limited like login.
     await ratelimit.hit(request, "login_account", "user:" + user_id)
     async with request.app[keys.PG].acquire() as conn:
-        await users.check_password(conn, user_id, password)
+        await users.check_password(conn, user_id, password, executor=request.app[keys.PASSWORD_EXECUTOR])
 
 
 @routes.get("/api/v1/me", summary="The signed-in user", tag=A, response=User, auth="user", errors=(404,))
@@ -52,7 +52,9 @@ async def update_me(request: web.Request) -> web.Response:
         await _confirm_password(request, principal.user_id, body.current_password or "")
     async with request.app[keys.PG].acquire() as conn, conn.transaction():
         if body.password is not None:
-            await users.set_password(conn, principal.user_id, body.password)
+            await users.set_password(
+                conn, principal.user_id, body.password, executor=request.app[keys.PASSWORD_EXECUTOR]
+            )
             revoked = await sessions.revoke_all(conn, principal.user_id, except_session=principal.session_id)
         if body.display_name is not None:
             await users.update_profile(conn, principal.user_id, display_name=body.display_name)

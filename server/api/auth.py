@@ -180,7 +180,13 @@ async def register(request: web.Request) -> web.Response:
     body = await parse_body(request, RegisterBody)
     await ratelimit.hit(request, "register_account", ratelimit.account_ident(email_key(body.email)))
     async with request.app[keys.PG].acquire() as conn:
-        user = await users.create_user(conn, email=body.email, password=body.password, display_name=body.display_name)
+        user = await users.create_user(
+            conn,
+            email=body.email,
+            password=body.password,
+            display_name=body.display_name,
+            executor=request.app[keys.PASSWORD_EXECUTOR],
+        )
     background(request.app, send_verification(request.app, public_base(request), user))
     return web.json_response(user.to_json(), status=201)
 
@@ -195,7 +201,9 @@ async def login(request: web.Request) -> web.Response:
     await ratelimit.hit(request, "login_account", ratelimit.account_ident(email_key(body.email)))
     settings = request.app[keys.SETTINGS]
     async with request.app[keys.PG].acquire() as conn:
-        user = await users.authenticate(conn, email=body.email, password=body.password)
+        user = await users.authenticate(
+            conn, email=body.email, password=body.password, executor=request.app[keys.PASSWORD_EXECUTOR]
+        )
         new = await sessions.create_session(
             conn,
             user_id=user.id,
@@ -326,7 +334,7 @@ async def password_reset(request: web.Request) -> web.Response:
     async with request.app[keys.PG].acquire() as conn:
         async with conn.transaction():
             used = await email_tokens.consume(conn, body.token, purpose=email_tokens.PASSWORD_RESET)
-            await users.set_password(conn, used.user_id, body.password)
+            await users.set_password(conn, used.user_id, body.password, executor=request.app[keys.PASSWORD_EXECUTOR])
             # The link proved control of the mailbox.
             await users.mark_verified(conn, used.user_id, used.email)
             revoked = await sessions.revoke_all(conn, used.user_id)

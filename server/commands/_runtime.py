@@ -33,7 +33,7 @@ async def open_runtime(settings: Settings, *, pool_size: int = 4) -> AsyncIterat
     except BaseException:
         await pool.close()
         raise
-    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url, settings.storage_options)
     try:
         yield pool, storage
     finally:

@@ -33,6 +33,33 @@ def test_settings_env_beats_file(tmp_path):
     assert s.port == 9100
 
 
+def test_storage_settings_from_env_reach_the_backend_and_the_s3_client(tmp_path):
+    """Seconds are floats in the environment too (`2.5`, not only whole numbers)."""
+    from media.storage_s3 import S3Storage
+
+    env = {
+        "STREAMFLIX_DATA_DIR": str(tmp_path),
+        "STREAMFLIX_SECRET_KEY": "k",
+        "STREAMFLIX_STORAGE_THREADS": "3",
+        "STREAMFLIX_STORAGE_WAIT_S": "0.5",
+        "STREAMFLIX_S3_CONNECT_TIMEOUT_S": "1.5",
+        "STREAMFLIX_S3_READ_TIMEOUT_S": "2.5",
+        "STREAMFLIX_S3_MAX_ATTEMPTS": "1",
+        "STREAMFLIX_STORAGE_BREAKER_S": "0.75",
+        "STREAMFLIX_PASSWORD_THREADS": "2",
+    }
+    s = Settings.load(env=env)
+    assert (s.storage_wait_s, s.s3_read_timeout_s, s.storage_breaker_s, s.password_threads) == (0.5, 2.5, 0.75, 2)
+    st = S3Storage("s3://b/p", endpoint_url="http://127.0.0.1:1", options=s.storage_options)
+    try:
+        config = st._client.meta.config
+        assert (config.connect_timeout, config.read_timeout, config.retries["total_max_attempts"]) == (1.5, 2.5, 1)
+        assert st.pool.size == 3 and st.pool.wait_s == 0.5
+    finally:
+        st.pool.close()
+        st._client.close()
+
+
 @pytest.mark.parametrize(
     "text",
     [pytest.param("port = [", id="bad-toml"), pytest.param("nope = 1", id="unknown-key")],
