@@ -49,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not debug:
+        # asyncpg's own warnings (a pool reconnecting) carry tracebacks; our code says what
+        # is wrong in one line instead.
+        logging.getLogger("asyncpg").setLevel(logging.ERROR)
     command = next(c for c in COMMANDS if c.NAME == args.command)
     try:
         code = command.run(args, settings_from_args(args))
