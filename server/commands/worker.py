@@ -43,6 +43,8 @@ def make_worker(
         preset=settings.x264_preset,
         timeout_s=settings.transcode_timeout_s,
         max_attempts=settings.job_max_attempts,
+        defer_base_s=settings.job_defer_base_s,
+        defer_cap_s=settings.job_defer_max_s,
         title_id=title_id,
     )
 
