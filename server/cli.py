@@ -14,7 +14,9 @@ from typing import Any
 
 from server.commands import Command, demo, ingest, migrate, serve, titles, users, worker
 from server.commands._args import common_options
+from server.commands._runtime import DatabaseUnavailable
 from server.settings import Settings
+from transcoder.failures import is_database_outage
 
 EXIT_FAILED = 1  # 0 is success; 2, bad usage, is argparse's own
 
@@ -63,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if is_database_outage(exc) and not isinstance(exc, DatabaseUnavailable):  # that one says it already
+            message = f"the database is unreachable ({' '.join(str(exc).split()) or type(exc).__name__})"
         print(f"streamflix {args.command}: error: {message}", file=sys.stderr)
         return EXIT_FAILED
     return int(code or 0)
