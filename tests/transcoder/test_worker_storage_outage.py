@@ -47,7 +47,7 @@ async def proxied_s3(settings: Settings, s3_server: str, s3_proxy: FaultProxy) -
 async def test_upload_failure_records_the_real_cause_and_defers(
     proxied_s3: Settings,
     s3_proxy: FaultProxy,
-    pool: asyncpg.Pool,  # noqa: F811 (fixture)
+    pool: asyncpg.Pool,
     clip_factory: Callable[..., Path],
 ) -> None:
     settings = proxied_s3
