@@ -13,15 +13,16 @@ from transcoder.errors import SourceRejected, TranscodeError, TranscodeTimeout
 from transcoder.failures import OUTAGE, PERMANENT, RETRY, classify, is_database_outage, leaves
 
 
-def wrapped(outer: BaseException, inner: BaseException) -> BaseException:
+def wrapped(outer: Exception, inner: Exception) -> Exception:
     """`outer` raised from `inner`, as the storage backends wrap their client's errors."""
     try:
         try:
             raise inner
-        except BaseException as exc:
+        except Exception as exc:
             raise outer from exc
-    except BaseException as exc:
+    except Exception as exc:
         return exc
+    raise AssertionError("unreachable")
 
 
 def s3_client_error(code: str) -> botocore.exceptions.ClientError:
