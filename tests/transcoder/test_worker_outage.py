@@ -210,3 +210,54 @@ async def test_sigterm_during_an_outage_exits_zero_promptly(
     await worker.logged("database unreachable")
     assert await worker.terminate(timeout=10) == 0
     assert "Traceback" not in worker.text()
+
+
+async def test_a_worker_whose_job_was_taken_over_during_the_outage_publishes_nothing(
+    proxied: Settings,
+    pg_proxy: FaultProxy,
+    own_pool: asyncpg.Pool,
+    clip_factory: Callable[..., Path],
+) -> None:
+    """The lease runs out during the outage and another worker takes the job over: when the
+    database is back, the first worker (in process here, through the proxy) must stop and
+    publish nothing, whether it was still encoding or already committing."""
+    from tests.transcoder.jobs_support import make_worker, stored_keys
+    from transcoder import jobs
+
+    clip = clip_factory(seconds=20, width=1280, height=720, audio=False)
+    title = await ingest_clip(proxied, own_pool, clip, "Taken over")
+    stale_pool = await asyncpg.create_pool(proxied.database_url, min_size=0, max_size=4)
+    storage = open_storage(proxied.storage_url)
+    stale = make_worker(stale_pool, storage, proxied, lease_s=1, title_id=title.id)
+    runner = asyncio.create_task(stale.run())
+    try:
+
+        async def encoding() -> bool:
+            assert not runner.done(), runner
+            job = await job_of(own_pool, title.id)
+            return job.status == "running" and job.progress > 0
+
+        await wait_until(encoding, 60, "the encode to start")
+        pg_proxy.down()
+        await asyncio.sleep(1.5)  # the lease has run out
+        async with own_pool.acquire() as conn:
+            other = await jobs.claim(conn, "other-worker", 600)
+        assert other is not None and other.attempts == 2
+        pg_proxy.up()
+
+        async def let_go() -> bool:
+            return not stale._tasks  # its job's task ended
+
+        await wait_until(let_go, 90, "the stale worker to drop the job")
+    finally:
+        stale.stop()
+        await asyncio.wait({runner})
+        await stale_pool.close()
+    async with own_pool.acquire() as conn:
+        t = await titles.get_title(conn, title.id)
+    assert t.status != "ready" and t.current_version is None
+    job = await job_of(own_pool, title.id)
+    assert (job.status, job.worker_id, job.attempts) == ("running", "other-worker", 2)  # untouched
+    assert await stored_keys(storage, title.id) == []  # nothing of the stale attempt left
+    assert stale.processed == 0
+    await storage.close()
