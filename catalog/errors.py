@@ -15,6 +15,12 @@ class TitleNotReady(CatalogError):
     code = "title_not_ready"
 
 
+class TitleNotFailed(CatalogError):
+    """A retry was asked for a title that has not failed (pending, processing or ready)."""
+
+    code = "title_not_failed"
+
+
 class DuplicateEpisode(CatalogError):
     code = "duplicate_episode"
 

@@ -4,6 +4,7 @@
        ^                             |
        +----release_to_pending-------+
     pending/processing --mark_failed--> failed   (unless an older version still plays)
+    failed --retry_failed--> pending             (an operator asked for another go)
 
 A title that is already `ready` stays `ready` while a new version is encoded (viewers keep
 the old one) and when that encode fails. The transcoder calls these; it holds no status
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncpg
 
+from catalog.errors import TitleNotFailed, TitleNotFound
 from catalog.titles import parse_id
 
 
@@ -66,3 +68,20 @@ async def release_to_pending(conn: asyncpg.Connection, title_id: str) -> bool:
         parse_id(title_id),
     )
     return result == "UPDATE 1"
+
+
+async def retry_failed(conn: asyncpg.Connection, title_id: str) -> None:
+    """A failed title goes back to `pending` (its transcode is queued again by the caller, in
+    the same transaction). Raises TitleNotFound, or TitleNotFailed when it has not failed."""
+    tid = parse_id(title_id)
+    result = await conn.execute(
+        """UPDATE catalog.titles SET status = 'pending', failure_reason = NULL, updated_at = now()
+            WHERE id = $1 AND status = 'failed'""",
+        tid,
+    )
+    if result == "UPDATE 1":
+        return
+    current = await conn.fetchval("SELECT status FROM catalog.titles WHERE id = $1", tid)
+    if current is None:
+        raise TitleNotFound(f"no title {title_id!r}")
+    raise TitleNotFailed(f"title {title_id} is {current}, not failed: only a failed title can be retried")

@@ -14,7 +14,9 @@ from typing import Any
 
 from server.commands import Command, demo, ingest, migrate, serve, titles, users, worker
 from server.commands._args import common_options
+from server.commands._runtime import DatabaseUnavailable
 from server.settings import Settings
+from transcoder.failures import is_database_outage
 
 EXIT_FAILED = 1  # 0 is success; 2, bad usage, is argparse's own
 
@@ -49,6 +51,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not debug:
+        # asyncpg's own warnings (a pool reconnecting) carry tracebacks; our code says what
+        # is wrong in one line instead.
+        logging.getLogger("asyncpg").setLevel(logging.ERROR)
     command = next(c for c in COMMANDS if c.NAME == args.command)
     try:
         code = command.run(args, settings_from_args(args))
@@ -59,6 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if is_database_outage(exc) and not isinstance(exc, DatabaseUnavailable):  # that one says it already
+            message = f"the database is unreachable ({' '.join(str(exc).split()) or type(exc).__name__})"
         print(f"streamflix {args.command}: error: {message}", file=sys.stderr)
         return EXIT_FAILED
     return int(code or 0)

@@ -65,6 +65,10 @@ class Settings:
     max_source_bytes: int = 20 * 1024**3
     job_max_attempts: int = 3
     job_lease_s: int = 60
+    # A job whose storage or database was unreachable is deferred (no attempt spent) for this
+    # long, doubling each time up to job_defer_max_s, for as long as the outage lasts.
+    job_defer_base_s: int = 10
+    job_defer_max_s: int = 120
     transcode_timeout_s: int = 6 * 3600
     segment_duration_s: int = 4
     x264_preset: str = "veryfast"

@@ -9,7 +9,9 @@ that another worker now holds.
 
 Retries: `fail` requeues with exponential backoff while attempts remain, else the job ends
 `failed`; the caller then marks the title failed. `release` gives a job back without counting
-the attempt (a graceful shutdown is not the job's fault).
+the attempt (a graceful shutdown is not the job's fault), and so does `defer` (a dependency
+outage is not the title's fault either), on a schedule that grows to minutes and never ends.
+`requeue` gives a failed title a new job with fresh attempts (an operator's retry).
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ import asyncpg
 
 BACKOFF_BASE_S = 10.0
 BACKOFF_CAP_S = 600.0
+DEFER_BASE_S = 10.0
+DEFER_CAP_S = 120.0
 ERROR_MAX_CHARS = 500
 
 _COLUMNS = (
-    "id, title_id, source, status, attempts, max_attempts, run_after, lease_until, worker_id,"
+    "id, title_id, source, status, attempts, max_attempts, deferrals, run_after, lease_until, worker_id,"
     " progress, error, created_at, updated_at, finished_at"
 )
 
@@ -40,6 +44,7 @@ class Job:
     status: str
     attempts: int  # including the current one once claimed; the fencing token
     max_attempts: int
+    deferrals: int  # times put back by an outage, attempt not spent (`defer`)
     run_after: datetime
     lease_until: datetime | None
     worker_id: str | None
@@ -57,6 +62,7 @@ class Job:
             "progress": round(self.progress, 1),
             "attempts": self.attempts,
             "max_attempts": self.max_attempts,
+            "deferrals": self.deferrals,
             "error": self.error,
             "worker_id": self.worker_id,
             "run_after": self.run_after.isoformat(),
@@ -78,6 +84,12 @@ def backoff_s(attempts: int, base_s: float = BACKOFF_BASE_S, cap_s: float = BACK
     return min(cap_s, base_s * 2 ** max(0, attempts - 1))
 
 
+def deferral_s(deferrals: int, base_s: float = DEFER_BASE_S, cap_s: float = DEFER_CAP_S) -> float:
+    """Delay before a job deferred `deferrals` times before runs again: base, 2x base, ...,
+    capped. No limit on how many: an outage ends when it ends."""
+    return min(cap_s, base_s * 2 ** min(max(0, deferrals), 32))
+
+
 def _one_line(reason: str) -> str:
     line = " ".join(str(reason).split()) or "unknown error"
     return line if len(line) <= ERROR_MAX_CHARS else line[: ERROR_MAX_CHARS - 1] + "…"
@@ -94,10 +106,19 @@ async def enqueue(conn: asyncpg.Connection, title_id: str, source: str, max_atte
     return _job(row)
 
 
-async def claim(conn: asyncpg.Connection, worker_id: str, lease_s: float, *, title_id: str | None = None) -> Job | None:
+async def claim(
+    conn: asyncpg.Connection,
+    worker_id: str,
+    lease_s: float,
+    *,
+    title_id: str | None = None,
+    running: Iterable[int] = (),
+) -> Job | None:
     """Take the oldest runnable job: queued and due, or running with an expired lease (its
     worker died). Counts the attempt. `title_id` restricts the claim to one title (`ingest
-    --wait`). Jobs out of attempts are left to `reap_exhausted`."""
+    --wait`). `running`: job ids the caller is still working on, never taken over by it (after
+    a database outage longer than the lease, its own expired leases are still its own). Jobs
+    out of attempts are left to `reap_exhausted`."""
     row = await conn.fetchrow(
         f"""UPDATE jobs.transcode_jobs j
                SET status = 'running', attempts = j.attempts + 1, worker_id = $1,
@@ -106,7 +127,7 @@ async def claim(conn: asyncpg.Connection, worker_id: str, lease_s: float, *, tit
               FROM (SELECT id FROM jobs.transcode_jobs
                      WHERE ((status = 'queued' AND run_after <= now())
                             OR (status = 'running' AND lease_until < now()
-                                AND attempts < max_attempts))
+                                AND attempts < max_attempts AND NOT id = ANY($4::bigint[])))
                        AND ($3::uuid IS NULL OR title_id = $3::uuid)
                      ORDER BY run_after, id
                      LIMIT 1
@@ -116,14 +137,15 @@ async def claim(conn: asyncpg.Connection, worker_id: str, lease_s: float, *, tit
         worker_id,
         float(lease_s),
         uuid.UUID(str(title_id)) if title_id else None,
+        list(running),
     )
     return _job(row) if row else None
 
 
-async def reap_exhausted(conn: asyncpg.Connection) -> list[Job]:
+async def reap_exhausted(conn: asyncpg.Connection, *, running: Iterable[int] = ()) -> list[Job]:
     """Fail running jobs whose lease expired on their last attempt (the worker died every
     time: a source that crashes or starves workers must not loop forever). Returns them so
-    the caller marks their titles failed."""
+    the caller marks their titles failed. `running`: job ids the caller still works on."""
     rows = await conn.fetch(
         f"""UPDATE jobs.transcode_jobs j
                SET status = 'failed', finished_at = now(), updated_at = now(), lease_until = NULL,
@@ -131,9 +153,11 @@ async def reap_exhausted(conn: asyncpg.Connection) -> list[Job]:
                            || j.attempts || ' times'
               FROM (SELECT id FROM jobs.transcode_jobs
                      WHERE status = 'running' AND lease_until < now() AND attempts >= max_attempts
+                       AND NOT id = ANY($1::bigint[])
                      FOR UPDATE SKIP LOCKED) c
              WHERE j.id = c.id
-         RETURNING {", ".join("j." + c.strip() for c in _COLUMNS.split(","))}"""
+         RETURNING {", ".join("j." + c.strip() for c in _COLUMNS.split(","))}""",
+        list(running),
     )
     return [_job(r) for r in rows]
 
@@ -225,6 +249,61 @@ async def release(conn: asyncpg.Connection, job: Job) -> bool:
         job.attempts,
     )
     return result == "UPDATE 1"
+
+
+async def defer(
+    conn: asyncpg.Connection,
+    job: Job,
+    reason: str,
+    *,
+    base_s: float = DEFER_BASE_S,
+    cap_s: float = DEFER_CAP_S,
+) -> float | None:
+    """Put the job back because a dependency was unreachable: queued again after
+    `deferral_s(job's deferrals)`, this attempt not counted, `deferrals` + 1, the reason kept
+    as its error. Returns the delay, or None when the job was not ours any more."""
+    current = await conn.fetchval(
+        "SELECT deferrals FROM jobs.transcode_jobs WHERE id = $1 AND worker_id = $2 AND attempts = $3",
+        job.id,
+        job.worker_id,
+        job.attempts,
+    )
+    if current is None:
+        return None
+    delay = deferral_s(current, base_s, cap_s)
+    result = await conn.execute(
+        """UPDATE jobs.transcode_jobs
+              SET status = 'queued', attempts = attempts - 1, deferrals = deferrals + 1,
+                  error = $4, worker_id = NULL, lease_until = NULL, progress = 0,
+                  run_after = now() + make_interval(secs => $5), updated_at = now()
+            WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'""",
+        job.id,
+        job.worker_id,
+        job.attempts,
+        _one_line(reason),
+        delay,
+    )
+    return delay if result == "UPDATE 1" else None
+
+
+async def requeue(conn: asyncpg.Connection, title_id: str, max_attempts: int) -> Job | None:
+    """A new job for a title whose last one failed, from the same source, with fresh attempts
+    and no deferrals (the failed one stays as history). Returns the live job instead when
+    there already is one; None when the title never had a job (nothing to transcode)."""
+    tid = uuid.UUID(str(title_id))
+    live = await conn.fetchrow(
+        f"""SELECT {_COLUMNS} FROM jobs.transcode_jobs
+             WHERE title_id = $1 AND status IN ('queued', 'running')""",
+        tid,
+    )
+    if live:
+        return _job(live)
+    source = await conn.fetchval(
+        "SELECT source FROM jobs.transcode_jobs WHERE title_id = $1 ORDER BY id DESC LIMIT 1", tid
+    )
+    if source is None:
+        return None
+    return await enqueue(conn, str(tid), source, max_attempts)
 
 
 async def cancel_for_title(conn: asyncpg.Connection, title_id: str, reason: str = "title deleted") -> int:

@@ -32,6 +32,7 @@ from pathlib import Path
 import asyncpg
 
 from catalog import status, titles
+from catalog.errors import TitleNotFound
 from media import keys
 from media.storage import Storage
 from packager.model import Presentation
@@ -114,6 +115,11 @@ async def commit_version(pool: asyncpg.Pool, job: jobs.Job, presentation: Presen
     Returns the version it replaced. Raises LeaseLost, or TitleNotFound when it was deleted."""
     async with pool.acquire() as conn, conn.transaction():
         if not await jobs.still_ours(conn, job, lock=True):
+            with contextlib.suppress(TitleNotFound):
+                if (await titles.get_title(conn, presentation.title_id)).current_version == presentation.version:
+                    # An earlier try of this commit went through and only its answer was lost
+                    # (the connection dropped): done; the old version is left to `gc_versions`.
+                    return None
             raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
         await titles.get_title(conn, presentation.title_id)  # raises TitleNotFound
         old = await status.publish_ready(
@@ -132,18 +138,25 @@ async def publish(
     *,
     concurrency: int = UPLOAD_CONCURRENCY,
     before_commit: Callable[[], Awaitable[None]] | None = None,
+    retry: Callable[[Callable[[], Awaitable[str | None]]], Awaitable[str | None]] | None = None,
 ) -> str | None:
     """Upload, write the model, commit, delete the previous version. Returns the previous
     version. On any failure before the commit, the new prefix is removed (best effort; the
     next attempt's `gc_versions` catches what this misses) and the error re-raised.
     `before_commit` runs between upload and commit (the worker stops its heartbeat there:
-    the commit is fenced anyway, and a finished job must not look like a lost lease)."""
+    the commit is fenced anyway, and a finished job must not look like a lost lease).
+    `retry` wraps the commit (the worker's wait through a database outage: an encode that is
+    uploaded is worth waiting for; the commit is fenced, so a late one is safe)."""
     title_id, version = presentation.title_id, presentation.version
     try:
         await upload_version(storage, presentation, out_dir, concurrency=concurrency)
         if before_commit is not None:
             await before_commit()
-        old = await commit_version(pool, job, presentation)
+
+        async def commit() -> str | None:
+            return await commit_version(pool, job, presentation)
+
+        old = await (retry(commit) if retry is not None else commit())
     except BaseException:
         with contextlib.suppress(Exception):
             await asyncio.shield(storage.delete_prefix(keys.version_prefix(title_id, version)))

@@ -9,6 +9,13 @@ running it twice is harmless.
 Shutdown (SIGTERM/SIGINT -> `stop()`): no new claims; in-flight encodes are cancelled (the
 runner kills ffmpeg) and their jobs released, not failed, so another worker starts them at
 once.
+
+Outages: while Postgres is unreachable the worker waits and tries again with backoff (one log
+line when the outage starts, one when it ends) and never exits; a running encode goes on, its
+failed lease renewals only logged, and every database write of the job waits for Postgres to
+come back. The writes stay fenced, so if the lease ran out and another worker took the job
+meanwhile, this one drops its result. A storage (or database) error that escapes a job
+defers it without spending an attempt (transcoder/failures.py says which errors are outages).
 """
 
 from __future__ import annotations
@@ -19,20 +26,22 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from secrets import token_hex
+from typing import TypeVar
 
 import aiofiles
 import asyncpg
 
 from catalog import status, titles
 from catalog.errors import TitleNotFound
-from media.errors import ObjectNotFound, ProbeError, StorageError
+from media.errors import ObjectNotFound, StorageError
 from media.probe import probe as run_probe
 from media.probe_model import Probe
 from media.storage import Storage
 from transcoder import gc, jobs, sources
-from transcoder.errors import SourceRejected, TranscoderError
+from transcoder.failures import OUTAGE, classify, is_database_outage
 from transcoder.pipeline import transcode
 from transcoder.poster import make_poster
 from transcoder.publish import LeaseLost, gc_versions, new_version, publish
@@ -44,26 +53,19 @@ HEARTBEAT_MAX_S = 2.0
 # Progress: the encode is 0..90 %, poster and upload the rest.
 ENCODE_SHARE = 90.0
 PUBLISH_AT = 92.0
+# While Postgres is unreachable: the first retry after this, doubling up to the cap.
+OUTAGE_RETRY_S = 0.5
+OUTAGE_RETRY_MAX_S = 10.0
+# A connection that neither connects nor fails (a hung server) counts as unreachable after this.
+DB_ACQUIRE_TIMEOUT_S = 10.0
+# Giving a job back at shutdown is worth one quick try: during an outage its lease runs out.
+RELEASE_TIMEOUT_S = 3.0
+
+T = TypeVar("T")
 
 
 def make_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{token_hex(3)}"
-
-
-def classify(exc: BaseException) -> tuple[str, bool]:
-    """(one-line reason, retryable). A source that is not media, or that the ladder cannot
-    use, fails at once: trying again gives the same answer."""
-    if isinstance(exc, ProbeError):
-        return f"source rejected: {exc.reason}", False
-    if isinstance(exc, SourceRejected):
-        return f"source rejected: {exc.reason}", False
-    if isinstance(exc, ObjectNotFound):
-        return "the uploaded source is missing from storage", False
-    if isinstance(exc, TranscoderError):
-        return exc.reason, True
-    if isinstance(exc, StorageError):
-        return f"storage: {exc}", True
-    return f"{type(exc).__name__}: {exc}", True
 
 
 class Worker:
@@ -85,6 +87,10 @@ class Worker:
         title_id: str | None = None,
         poll_s: float = POLL_S,
         backoff_base_s: float = jobs.BACKOFF_BASE_S,
+        defer_base_s: float = jobs.DEFER_BASE_S,
+        defer_cap_s: float = jobs.DEFER_CAP_S,
+        outage_retry_s: float = OUTAGE_RETRY_S,
+        outage_retry_max_s: float = OUTAGE_RETRY_MAX_S,
         worker_id: str | None = None,
         sweep_s: float | None = gc.SWEEP_EVERY_S,
     ) -> None:
@@ -100,6 +106,11 @@ class Worker:
         self.title_id = title_id
         self.poll_s = poll_s
         self.backoff_base_s = backoff_base_s
+        self.defer_base_s = defer_base_s
+        self.defer_cap_s = defer_cap_s
+        self.outage_retry_s = outage_retry_s
+        self.outage_retry_max_s = outage_retry_max_s
+        self._db_down_since: float | None = None
         self.worker_id = worker_id or make_worker_id()
         # A worker for one title (`ingest --wait`) does not sweep everyone's storage.
         self.sweep_s = sweep_s if title_id is None else None
@@ -139,23 +150,21 @@ class Worker:
     async def run(self, *, once: bool = False) -> int:
         """Returns how many jobs this worker finished (ready, failed or retried)."""
         await asyncio.to_thread(self.work_dir.mkdir, parents=True, exist_ok=True)
+        outage_wait_s = self.outage_retry_s
         try:
             while not self._stopping.is_set():
-                await self._reap()
-                self._maybe_sweep()
-                while len(self._tasks) < self.concurrency and not self._stopping.is_set():
-                    async with self.pool.acquire() as conn:
-                        job = await jobs.claim(conn, self.worker_id, self.lease_s, title_id=self.title_id)
-                    if job is None:
-                        break
-                    self._start(job)
-                wait_s = self.poll_s
-                if once and not self._tasks:
-                    async with self.pool.acquire() as conn:
-                        due = await jobs.next_due_s(conn, self.title_id)
-                    if due is None:
-                        break  # queue empty: --once is done
-                    wait_s = max(0.05, min(self.poll_s, due))
+                try:
+                    wait_s = await self._poll(once)
+                except Exception as exc:
+                    if not is_database_outage(exc):
+                        raise
+                    self._outage_begins(exc)
+                    wait_s, outage_wait_s = outage_wait_s, min(self.outage_retry_max_s, outage_wait_s * 2)
+                else:
+                    self._outage_ends()
+                    outage_wait_s = self.outage_retry_s
+                if wait_s is None:
+                    break  # queue empty: --once is done
                 await self._sleep(wait_s)
         finally:
             self._stopping.set()
@@ -183,6 +192,56 @@ class Worker:
         except (OSError, asyncpg.PostgresError, StorageError) as exc:
             log.warning("storage sweep failed (next in %.0f s): %s", self.sweep_s or 0, exc)
 
+    async def _poll(self, once: bool) -> float | None:
+        """One turn of the loop: reap, claim what fits; how long to sleep (None: --once done)."""
+        await self._reap()
+        self._maybe_sweep()
+        while len(self._tasks) < self.concurrency and not self._stopping.is_set():
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                job = await jobs.claim(
+                    conn, self.worker_id, self.lease_s, title_id=self.title_id, running=list(self._tasks)
+                )
+            if job is None:
+                break
+            self._start(job)
+        if once and not self._tasks:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                due = await jobs.next_due_s(conn, self.title_id)
+            if due is None:
+                return None
+            return max(0.05, min(self.poll_s, due))
+        return self.poll_s
+
+    # ---- outages --------------------------------------------------------------------------
+
+    def _outage_begins(self, exc: BaseException) -> None:
+        if self._db_down_since is None:
+            self._db_down_since = time.monotonic()
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            log.warning("database unreachable (%s); waiting for it, jobs in flight keep running", detail)
+
+    def _outage_ends(self) -> None:
+        if self._db_down_since is not None:
+            log.warning("database reachable again after %.1f s", time.monotonic() - self._db_down_since)
+            self._db_down_since = None
+
+    async def _waiting(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, tried again with backoff for as long as Postgres is unreachable (every
+        job write is fenced, so a late one is harmless). Cancelled by `stop()`."""
+        delay = self.outage_retry_s
+        while True:
+            try:
+                result = await call()
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    raise
+                self._outage_begins(exc)
+                await asyncio.sleep(delay)
+                delay = min(self.outage_retry_max_s, delay * 2)
+                continue
+            self._outage_ends()
+            return result
+
     def _start(self, job: jobs.Job) -> None:
         task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
         self._tasks[job.id] = task
@@ -207,8 +266,8 @@ class Worker:
 
     async def _reap(self) -> None:
         """Jobs whose worker died on their last attempt end failed, and so do their titles."""
-        async with self.pool.acquire() as conn:
-            for job in await jobs.reap_exhausted(conn):
+        async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+            for job in await jobs.reap_exhausted(conn, running=list(self._tasks)):
                 log.warning("job %s (title %s) failed: %s", job.id, job.title_id, job.error)
                 await status.mark_failed(conn, job.title_id, job.error or "worker died")
 
@@ -222,14 +281,21 @@ class Worker:
         log.info("job %s title %s: attempt %d/%d", job.id, job.title_id, job.attempts, job.max_attempts)
         try:
             await asyncio.to_thread(self._clean_work_dirs, job.id)
-            async with self.pool.acquire() as conn:
-                try:
-                    title = await titles.get_title(conn, job.title_id)
-                except TitleNotFound:
-                    await jobs.cancel(conn, job, "title deleted")
-                    log.info("job %s: title %s is gone; nothing to do", job.id, job.title_id)
-                    return
-                await status.mark_processing(conn, title.id)
+
+            async def start() -> titles.Title | None:
+                async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                    try:
+                        title = await titles.get_title(conn, job.title_id)
+                    except TitleNotFound:
+                        await jobs.cancel(conn, job, "title deleted")
+                        return None
+                    await status.mark_processing(conn, title.id)
+                    return title
+
+            title = await self._waiting(start)
+            if title is None:
+                log.info("job %s: title %s is gone; nothing to do", job.id, job.title_id)
+                return
             heartbeat = asyncio.create_task(self._heartbeat(job, asyncio.current_task()))
             await gc_versions(self.storage, job.title_id, title.current_version)
             source = await self._fetch_source(job, attempt_dir)
@@ -252,7 +318,9 @@ class Worker:
             async def stop_heartbeat() -> None:
                 await _stop_task(heartbeat)
 
-            await publish(self.pool, self.storage, job, presentation, out_dir, before_commit=stop_heartbeat)
+            await publish(
+                self.pool, self.storage, job, presentation, out_dir, before_commit=stop_heartbeat, retry=self._waiting
+            )
             self.processed += 1
             log.info(
                 "job %s title %s: ready as %s in %.1f s",
@@ -271,8 +339,12 @@ class Worker:
         except LeaseLost:
             log.warning("job %s: lease lost before publishing; another worker has it", job.id)
         except TitleNotFound:
-            async with self.pool.acquire() as conn:
-                await jobs.cancel(conn, job, "title deleted")
+
+            async def cancel() -> None:
+                async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                    await jobs.cancel(conn, job, "title deleted")
+
+            await self._waiting(cancel)
             log.info("job %s: title %s was deleted while it ran", job.id, job.title_id)
         except Exception as exc:
             await self._failed(job, exc)
@@ -283,32 +355,60 @@ class Worker:
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, attempt_dir, True))
 
     async def _release(self, job: jobs.Job) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            if await jobs.release(conn, job):
-                await status.release_to_pending(conn, job.title_id)
-                log.info("job %s released for another worker", job.id)
+        """One quick try (we are shutting down): when Postgres is unreachable the job stays
+        ours until its lease runs out, then another worker takes it over."""
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT_S):
+                async with self.pool.acquire() as conn, conn.transaction():
+                    if await jobs.release(conn, job):
+                        await status.release_to_pending(conn, job.title_id)
+                        log.info("job %s released for another worker", job.id)
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            log.warning("job %s: not released (database unreachable); another worker takes it after its lease", job.id)
 
     async def _failed(self, job: jobs.Job, exc: Exception) -> None:
-        reason, retryable = classify(exc)
+        verdict = classify(exc)
+        reason = verdict.reason
         log.log(
-            logging.DEBUG if not retryable else logging.WARNING,
+            logging.DEBUG if not verdict.retryable else logging.WARNING,
             "job %s failure detail",
             job.id,
             exc_info=exc,
         )
-        async with self.pool.acquire() as conn:
-            outcome = await jobs.fail(conn, job, reason, retryable=retryable, base_s=self.backoff_base_s)
-            if outcome == "failed":
-                await status.mark_failed(conn, job.title_id, reason)
-                log.warning("job %s title %s failed: %s", job.id, job.title_id, reason)
-            elif outcome == "queued":
-                log.warning(
-                    "job %s title %s: attempt %d failed, will retry: %s", job.id, job.title_id, job.attempts, reason
-                )
-            else:  # cancelled (title deleted) or taken over while it failed: not ours to judge
-                log.info("job %s: no longer ours; dropping the failure (%s)", job.id, reason)
-                return
+        if verdict.kind == OUTAGE:
+            await self._waiting(lambda: self._defer(job, reason))
+            return
+
+        async def record() -> str | None:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                outcome = await jobs.fail(conn, job, reason, retryable=verdict.retryable, base_s=self.backoff_base_s)
+                if outcome == "failed":
+                    await status.mark_failed(conn, job.title_id, reason)
+                return outcome
+
+        outcome = await self._waiting(record)
+        if outcome == "failed":
+            log.warning("job %s title %s failed: %s", job.id, job.title_id, reason)
+        elif outcome == "queued":
+            log.warning(
+                "job %s title %s: attempt %d failed, will retry: %s", job.id, job.title_id, job.attempts, reason
+            )
+        else:  # cancelled (title deleted) or taken over while it failed: not ours to judge
+            log.info("job %s: no longer ours; dropping the failure (%s)", job.id, reason)
+            return
         self.processed += 1
+
+    async def _defer(self, job: jobs.Job, reason: str) -> None:
+        """A dependency was unreachable: give the job back for later, attempt not spent."""
+        async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
+            delay = await jobs.defer(conn, job, reason, base_s=self.defer_base_s, cap_s=self.defer_cap_s)
+            if delay is None:
+                log.info("job %s: no longer ours; dropping the deferral (%s)", job.id, reason)
+                return
+            await status.release_to_pending(conn, job.title_id)
+        log.warning("job %s title %s deferred for %.0f s, attempt not counted: %s", job.id, job.title_id, delay, reason)
 
     def _set_progress(self, job: jobs.Job, percent: float) -> None:
         self._progress[job.id] = percent
@@ -319,11 +419,17 @@ class Worker:
         while True:
             await asyncio.sleep(self.heartbeat_s)
             try:
-                async with self.pool.acquire() as conn:
+                async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
                     ours = await jobs.heartbeat(conn, job, self.lease_s, self._progress.get(job.id))
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("job %s: heartbeat failed (%s); retrying", job.id, exc)
+            except Exception as exc:
+                # The encode goes on: if the lease runs out meanwhile and another worker takes
+                # the job, the next renewal (or the fenced commit) finds out.
+                if is_database_outage(exc):
+                    self._outage_begins(exc)
+                else:
+                    log.warning("job %s: heartbeat failed (%s); retrying", job.id, exc)
                 continue
+            self._outage_ends()
             if not ours:
                 self._lost.add(job.id)
                 if main is not None:
@@ -349,16 +455,24 @@ class Worker:
 
     async def _probe(self, job: jobs.Job, source: Path) -> Probe:
         """The stored probe when an earlier attempt made one, else ffprobe (and store it)."""
-        async with self.pool.acquire() as conn:
-            stored = await sources.get_probe(conn, job.title_id)
+
+        async def get() -> dict | None:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                return await sources.get_probe(conn, job.title_id)
+
+        stored = await self._waiting(get)
         if stored:
             try:
                 return Probe.from_dict(stored)
             except (TypeError, KeyError, ValueError):
                 log.info("job %s: stored probe is from an older model; probing again", job.id)
         probe = await run_probe(str(source))
-        async with self.pool.acquire() as conn:
-            await sources.set_probe(conn, job.title_id, probe.to_dict())
+
+        async def put() -> None:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                await sources.set_probe(conn, job.title_id, probe.to_dict())
+
+        await self._waiting(put)
         return probe
 
     def _clean_work_dirs(self, job_id: int) -> None:

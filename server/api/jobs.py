@@ -1,5 +1,6 @@
 """`GET /api/v1/admin/jobs?title_id=&limit=`: transcode jobs with status, progress, attempts
-and last error, newest first (admins only)."""
+and last error, newest first; `POST /api/v1/admin/titles/{id}/retry`: a failed title queued
+again with fresh attempts (admins only)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from server.http.authn import require_admin
 from server.http.errors import ApiError
 from server.http.validation import parse_limit, parse_uuid
 from transcoder import jobs
+from transcoder.retry import retry_title
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -27,6 +29,7 @@ class Job(BaseModel):
     progress: float
     attempts: int
     max_attempts: int
+    deferrals: int = 0
     error: str | None
     worker_id: str | None = None
     run_after: datetime | None = None
@@ -60,6 +63,25 @@ async def list_jobs(request: web.Request) -> web.Response:
         items = await jobs.list_jobs(conn, title_id=title_id, limit=limit)
         depth = await jobs.queue_depth(conn)
     return web.json_response({"items": [j.to_json() for j in items], "queue_depth": depth})
+
+
+@routes.post(
+    "/api/v1/admin/titles/{title_id}/retry",
+    summary="Queue a failed title again, with fresh attempts (admin)",
+    tag="admin",
+    response=Job,
+    status=202,
+    auth="admin",
+    errors=(404, 409),
+)
+async def retry(request: web.Request) -> web.Response:
+    """202 with the new job; 404 unknown title; 409 `title_not_failed` unless it failed."""
+    await require_admin(request)
+    settings = request.app[keys.SETTINGS]
+    job = await retry_title(
+        request.app[keys.PG], request.match_info["title_id"], max_attempts=settings.job_max_attempts
+    )
+    return web.json_response(job.to_json(), status=202)
 
 
 def setup(app: web.Application) -> None:

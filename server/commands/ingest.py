@@ -4,6 +4,8 @@ Prints the new title's id (its JSON with `--json`). With `--wait` it returns onl
 title is ready (exit 0) or failed (exit 1, the reason on stderr), running a worker in-process
 that claims this title's job: SKIP LOCKED lets it share the queue safely with real workers,
 so whichever gets there first transcodes, and if a worker already has it this just waits.
+While Postgres is unreachable it says so once on stderr and waits for it (so does the worker
+inside it); every other command that cannot reach the database fails with one error line.
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ from server.commands._runtime import open_runtime
 from server.commands.worker import make_worker, stop_on_signals
 from server.settings import Settings
 from transcoder import jobs
+from transcoder.failures import is_database_outage
 from transcoder.ingest import ingest
 
 NAME = "ingest"
 HELP = "register a title and queue its transcode"
 
 POLL_S = 0.25
+OUTAGE_POLL_MAX_S = 5.0
+WAITING_LINE = "streamflix: the database is unreachable; waiting for it (Ctrl-C to stop waiting)"
 BAR_WIDTH = 30
 
 
@@ -87,12 +92,28 @@ async def wait_for_title(
     """Transcode in-process (or watch another worker do it) until the title is ready or failed."""
     worker = make_worker(settings, pool, storage, title_id=title_id)
     runner = asyncio.create_task(worker.run())
+    outage_wait_s: float | None = None  # set while the database is unreachable
+    told = False
     try:
         with stop_on_signals(worker.stop):
             while True:
-                async with pool.acquire() as conn:
-                    title = await titles.get_title(conn, title_id)
-                    job = (await jobs.progress_for(conn, [title_id])).get(title_id)
+                try:
+                    async with pool.acquire() as conn:
+                        title = await titles.get_title(conn, title_id)
+                        job = (await jobs.progress_for(conn, [title_id])).get(title_id)
+                except Exception as exc:
+                    if not is_database_outage(exc):
+                        raise
+                    if not told:
+                        told = True
+                        print(("\n" if bar is not None else "") + WAITING_LINE, file=sys.stderr, flush=True)
+                    if runner.done():
+                        runner.result()
+                        raise KeyboardInterrupt from None  # stopped by a signal
+                    outage_wait_s = min(OUTAGE_POLL_MAX_S, (outage_wait_s or POLL_S) * 2)
+                    await asyncio.sleep(outage_wait_s)
+                    continue
+                outage_wait_s = None
                 live = job is not None and job.status in ("queued", "running")
                 if title.status in ("ready", "failed") and not live:
                     if bar is not None and title.status == "ready":

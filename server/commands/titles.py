@@ -1,4 +1,7 @@
-"""`streamflix titles list|show|delete`: the catalog from the shell."""
+"""`streamflix titles list|show|delete|retry`: the catalog from the shell.
+
+`retry ID` puts a failed title back in the queue with fresh attempts (after the cause of its
+failure is fixed: storage credentials, a bucket, a bug); a worker picks it up as usual."""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from server.settings import Settings
 from transcoder import jobs
 from transcoder.adjustments import SOURCE_ADJUSTMENTS
 from transcoder.remove import remove_title
+from transcoder.retry import retry_title
 
 log = logging.getLogger("streamflix.titles")
 
@@ -40,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true")
     p = add_action(actions, "delete")
     p.add_argument("id")
+    p = add_action(actions, "retry", help="queue a failed title again, with fresh attempts")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
 
 
 def _json(title: Title, job: jobs.Job | None) -> dict[str, Any]:
@@ -140,5 +147,12 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             ids = await remove_title(pool, storage, args.id)
             extra = f" and {len(ids) - 1} episode(s)" if len(ids) > 1 else ""
             print(f"deleted {ids[0]}{extra}", file=sys.stdout)
+            return 0
+        if args.titles_command == "retry":
+            job = await retry_title(pool, args.id, max_attempts=settings.job_max_attempts)
+            if args.json:
+                print(json.dumps(job.to_json(), indent=2))
+            else:
+                print(f"queued {job.title_id} again as job #{job.id} ({job.max_attempts} attempts)")
             return 0
     raise AssertionError(args.titles_command)

@@ -1,7 +1,8 @@
 """`streamflix worker [--once] [--concurrency N]`: run transcode jobs until stopped.
 
 SIGTERM / SIGINT: stop claiming, cancel in-flight encodes and give their jobs back (another
-worker takes them at once); a second signal is not needed.
+worker takes them at once); a second signal is not needed. These are the only ways it stops
+(besides `--once`): while Postgres is unreachable, at start or later, it waits for it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import asyncpg
 
 from media.storage import Storage
 from server.commands._args import positive_int
-from server.commands._runtime import open_runtime
+from server.commands._runtime import Stopped, open_runtime
 from server.settings import Settings
 from transcoder.worker import Worker
 
@@ -42,6 +43,8 @@ def make_worker(
         preset=settings.x264_preset,
         timeout_s=settings.transcode_timeout_s,
         max_attempts=settings.job_max_attempts,
+        defer_base_s=settings.job_defer_base_s,
+        defer_cap_s=settings.job_defer_max_s,
         title_id=title_id,
     )
 
@@ -64,8 +67,21 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_runtime(settings, pool_size=2 * args.concurrency + 2) as (pool, storage):
-        worker = make_worker(settings, pool, storage, concurrency=args.concurrency)
-        with stop_on_signals(worker.stop):
-            await worker.run(once=args.once)
+    stopping = asyncio.Event()
+    worker: Worker | None = None
+
+    def stop() -> None:
+        stopping.set()
+        if worker is not None:
+            worker.stop()
+
+    with stop_on_signals(stop):
+        try:
+            # A worker started while Postgres is down waits for it, like one running does.
+            async with open_runtime(settings, pool_size=2 * args.concurrency + 2, wait_for=stopping) as (pool, storage):
+                worker = make_worker(settings, pool, storage, concurrency=args.concurrency)
+                if not stopping.is_set():
+                    await worker.run(once=args.once)
+        except Stopped:
+            pass  # a signal while waiting for the database: nothing was started
     return 0

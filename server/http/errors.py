@@ -40,6 +40,7 @@ from catalog.errors import (
     InvalidTitle,
     PosterNotFound,
     PosterTooLarge,
+    TitleNotFailed,
     TitleNotFound,
     TitleNotReady,
 )
@@ -93,6 +94,7 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     CatalogError: 400,
     TitleNotFound: 404,
     TitleNotReady: 409,
+    TitleNotFailed: 409,
     DuplicateEpisode: 409,
     InvalidTitle: 400,
     InvalidQuery: 400,

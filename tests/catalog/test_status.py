@@ -3,7 +3,12 @@ from the states it must not."""
 
 from __future__ import annotations
 
+import uuid
+
+import pytest
+
 from catalog import status, titles
+from catalog.errors import TitleNotFailed, TitleNotFound
 from tests.catalog.fixtures import make_title
 
 
@@ -74,3 +79,27 @@ async def test_release_to_pending_only_from_processing(pg):
     await status.mark_failed(pg, failed.id, "x")
     assert not await status.release_to_pending(pg, failed.id)
     assert (await titles.get_title(pg, failed.id)).status == "failed"
+
+
+async def test_retry_failed_moves_a_failed_title_back_to_pending(pg):
+    t = await make_title(pg, ready=False)
+    assert await status.mark_failed(pg, t.id, "storage: AccessDenied")
+    await status.retry_failed(pg, t.id)
+    t = await titles.get_title(pg, t.id)
+    assert (t.status, t.failure_reason) == ("pending", None)
+
+
+async def test_retry_failed_refuses_a_title_that_has_not_failed(pg):
+    pending = await make_title(pg, ready=False)
+    ready = await make_title(pg, version="v1")
+    for t, now in ((pending, "pending"), (ready, "ready")):
+        with pytest.raises(TitleNotFailed, match=f"is {now}, not failed"):
+            await status.retry_failed(pg, t.id)
+        assert (await titles.get_title(pg, t.id)).status == now
+
+
+async def test_retry_failed_on_an_unknown_title(pg):
+    with pytest.raises(TitleNotFound):
+        await status.retry_failed(pg, str(uuid.uuid4()))
+    with pytest.raises(TitleNotFound):
+        await status.retry_failed(pg, "not-a-uuid")

@@ -253,3 +253,65 @@ async def test_progress_queue_depth_and_next_due(conn: asyncpg.Connection) -> No
     listed = await jobs.list_jobs(conn, title_id=j1.title_id)
     assert [j.id for j in listed] == [j1.id]
     assert listed[0].to_json()["title_id"] == j1.title_id
+
+
+def test_deferral_delay_doubles_to_minutes_without_a_limit() -> None:
+    assert [jobs.deferral_s(n) for n in range(6)] == [10, 20, 40, 80, 120, 120]
+    assert jobs.deferral_s(10_000) == jobs.DEFER_CAP_S == 120  # no limit on how many
+
+
+async def test_defer_spends_no_attempt_and_backs_off_further_each_time(conn: asyncpg.Connection) -> None:
+    job = await enqueue(conn, max_attempts=1)
+    for n, delay in enumerate((10, 20, 40, 80, 120, 120), start=1):
+        running = await claim_one(conn, "w", 30)
+        assert running.attempts == 1  # never more: deferrals are not attempts
+        assert await jobs.defer(conn, running, "storage unreachable:\n connect refused") == delay
+        row = await get_job(conn, job.id)
+        assert (row.status, row.attempts, row.deferrals, row.worker_id) == ("queued", 0, n, None)
+        assert row.error == "storage unreachable: connect refused"
+        assert delay - 2 < await due_in_s(conn, job.id) <= delay
+        assert await jobs.claim(conn, "w", 30) is None  # not due yet
+        await make_due(conn)
+    # a single attempt was allowed, and after six outages the job still runs
+    last = await claim_one(conn, "w", 30)
+    assert await jobs.complete(conn, last)
+
+
+async def test_defer_is_fenced(conn: asyncpg.Connection) -> None:
+    await enqueue(conn)
+    stale = await claim_one(conn, "a", 0.1)
+    await asyncio.sleep(0.3)
+    current = await claim_one(conn, "b", 30)
+    assert await jobs.defer(conn, stale, "late") is None
+    assert (await get_job(conn, current.id)).status == "running"
+
+
+async def test_a_worker_never_takes_over_or_reaps_a_job_it_still_runs(conn: asyncpg.Connection) -> None:
+    """After a database outage longer than the lease, the worker's own lease has expired; its
+    next claim must not take the job it is still encoding (nor its reaper fail it)."""
+    job = await enqueue(conn, max_attempts=1)
+    mine = await claim_one(conn, "w", 0.1)
+    await asyncio.sleep(0.3)
+    assert await jobs.reap_exhausted(conn, running=[mine.id]) == []
+    await conn.execute("UPDATE jobs.transcode_jobs SET max_attempts = 3 WHERE id = $1", job.id)
+    assert await jobs.claim(conn, "w", 30, running=[mine.id]) is None
+    assert await jobs.heartbeat(conn, mine, 30)  # still ours: the renewal goes through
+    # another worker (not running it) takes over an expired lease as before
+    await conn.execute("UPDATE jobs.transcode_jobs SET lease_until = now() - interval '1 s' WHERE id = $1", job.id)
+    assert (await claim_one(conn, "other", 30)).attempts == 2
+
+
+async def test_requeue_gives_a_failed_title_fresh_attempts(conn: asyncpg.Connection) -> None:
+    job = await enqueue(conn, max_attempts=2)
+    for _ in range(2):
+        running = await claim_one(conn, "w", 30)
+        await jobs.fail(conn, running, "boom")
+        await make_due(conn)
+    assert (await get_job(conn, job.id)).status == "failed"
+    again = await jobs.requeue(conn, job.title_id, 3)
+    assert again is not None and again.id != job.id
+    assert (again.status, again.attempts, again.max_attempts, again.deferrals) == ("queued", 0, 3, 0)
+    assert again.source == job.source
+    assert (await get_job(conn, job.id)).status == "failed"  # kept as history
+    assert await jobs.requeue(conn, job.title_id, 3) == again  # already live: that one
+    assert await jobs.requeue(conn, tid(), 3) is None  # never had a job

@@ -208,10 +208,17 @@ def test_poster_of_an_interlaced_source_is_deinterlaced_before_scaling() -> None
 def test_failure_reasons_are_classified() -> None:
     from media.errors import ProbeError
     from transcoder.errors import SourceRejected
+    from transcoder.failures import classify
 
-    assert worker_mod.classify(ProbeError("/w/x.mp4", "zero-length file")) == (
+    assert (
+        classify(ProbeError("/w/x.mp4", "zero-length file")).reason,
+        classify(ProbeError("/w/x.mp4", "z")).retryable,
+    ) == (
         "source rejected: zero-length file",
         False,
     )
-    assert worker_mod.classify(SourceRejected("no duration")) == ("source rejected: no duration", False)
-    assert worker_mod.classify(TranscodeError("ffmpeg failed"))[1] is True
+    assert (classify(SourceRejected("no duration")).reason, classify(SourceRejected("no duration")).retryable) == (
+        "source rejected: no duration",
+        False,
+    )
+    assert classify(TranscodeError("ffmpeg failed")).retryable is True

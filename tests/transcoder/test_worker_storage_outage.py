@@ -1,0 +1,101 @@
+"""A real upload failure: the moto S3 server behind tests/faultproxy.py goes away while the
+worker encodes, so the upload's TaskGroup fails. The job records the real cause (not
+"ExceptionGroup: unhandled errors in a TaskGroup"), is deferred without spending an attempt,
+and once storage is back the same title ends ready."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import asyncpg
+import pytest
+
+from catalog import titles
+from media.backend import open_storage
+from media.storage_s3 import S3Storage
+from server.settings import Settings
+from tests.faultproxy import FaultProxy
+from tests.transcoder.jobs_support import job_of, make_worker, pool  # noqa: F401 (fixture)
+from tests.transcoder.test_worker_process import wait_until
+from transcoder.ingest import ingest
+
+
+@pytest.fixture
+async def s3_proxy(s3_server: str) -> AsyncIterator[FaultProxy]:
+    parts = urlsplit(s3_server)
+    with FaultProxy(parts.hostname or "127.0.0.1", parts.port or 80) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+async def proxied_s3(settings: Settings, s3_server: str, s3_proxy: FaultProxy) -> Settings:
+    bucket = f"sf-{uuid.uuid4().hex[:12]}"
+    direct = open_storage(f"s3://{bucket}/media", s3_server)
+    assert isinstance(direct, S3Storage)
+    await direct.create_bucket()
+    await direct.close()
+    return dataclasses.replace(
+        settings, storage_url=f"s3://{bucket}/media", s3_endpoint_url=f"http://127.0.0.1:{s3_proxy.port}"
+    )
+
+
+async def test_upload_failure_records_the_real_cause_and_defers(
+    proxied_s3: Settings,
+    s3_proxy: FaultProxy,
+    pool: asyncpg.Pool,
+    clip_factory: Callable[..., Path],
+) -> None:
+    settings = proxied_s3
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    clip = clip_factory(seconds=20, width=1280, height=720, audio=False)
+    title = await ingest(
+        pool,
+        storage,
+        source=str(clip),
+        title="Upload into an outage",
+        max_source_bytes=10**9,
+        work_dir=settings.work_dir,
+    )
+    # Deferred for 3 s first: long enough to look at the job before it runs again.
+    worker = make_worker(pool, storage, settings, title_id=title.id, defer_base_s=3, defer_cap_s=3)
+    runner = asyncio.create_task(worker.run(once=True))
+    try:
+
+        async def encoding() -> bool:
+            assert not runner.done(), runner
+            job = await job_of(pool, title.id)
+            return job.status == "running" and job.progress > 0  # the source is fetched
+
+        await wait_until(encoding, 60, "the encode to start")
+        s3_proxy.down()  # the upload after the encode finds storage gone
+
+        async def deferred() -> bool:
+            return (await job_of(pool, title.id)).deferrals >= 1
+
+        await wait_until(deferred, 120, "the job to be deferred")
+        job = await job_of(pool, title.id)
+        assert (job.status, job.attempts, job.deferrals) == ("queued", 0, 1)  # no attempt spent
+        assert job.error is not None
+        assert job.error.startswith("storage unreachable: s3 put"), job.error
+        assert "Could not connect to the endpoint URL" in job.error
+        assert "ExceptionGroup" not in job.error and "TaskGroup" not in job.error
+        async with pool.acquire() as conn:
+            waiting = await titles.get_title(conn, title.id)
+        assert (waiting.status, waiting.failure_reason) == ("pending", None)  # not failed
+
+        s3_proxy.up()
+        await asyncio.wait_for(runner, 120)
+    finally:
+        runner.cancel()
+        await asyncio.wait({runner})
+        await storage.close()
+    async with pool.acquire() as conn:
+        done = await titles.get_title(conn, title.id)
+    assert done.status == "ready", done.failure_reason
+    job = await job_of(pool, title.id)
+    assert (job.status, job.attempts) == ("done", 1)
