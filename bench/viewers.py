@@ -18,8 +18,9 @@ duration. A step is held when the p99 time to first byte of the segment requests
 `--p99-ms` and no request failed (a status other than 200, a short body, a reset, or a
 segment not complete within two segment durations). The first step that is not held ends the
 count. Printed per step: viewers, requests, p50/p99 TTFB, errors, the server's CPU (its whole
-process tree, % of one core over the step) and RSS, and the clients' CPU, so it is plain
-whether the server or the client side ran out first. Target: >= 2,000 viewers on one server
+process tree, % of one core over the step) and RSS, the clients' CPU, the p99 lateness of a
+50 ms timer in the clients (time spent waiting for a CPU) and the machine's load average, so
+it is plain whether the server, the clients or the machine ran out first. Target: >= 2,000 viewers on one server
 process. Everything talks to 127.0.0.1 and every step is bounded in time.
 """
 
@@ -244,11 +245,22 @@ async def client(args: argparse.Namespace) -> None:
     start = time.monotonic()
     deadline = start + args.seconds
     cpu0 = time.process_time()
+    lags: list[float] = []
+
+    async def ticker() -> None:
+        # How late this process's own timers fire: when it is as large as the TTFB, the
+        # time goes to waiting for a CPU (this process's or the machine's), not to the server.
+        while time.monotonic() < deadline:
+            t = time.monotonic()
+            await asyncio.sleep(0.05)
+            lags.append(time.monotonic() - t - 0.05)
+
     await asyncio.gather(
-        *(viewer(master, deadline, random.uniform(0, SEGMENT_S), ttfb, errors, requests) for _ in range(args.viewers))
+        ticker(),
+        *(viewer(master, deadline, random.uniform(0, SEGMENT_S), ttfb, errors, requests) for _ in range(args.viewers)),
     )
     json.dump(
-        {"ttfb": ttfb, "errors": errors, "requests": requests[0], "cpu_s": time.process_time() - cpu0},
+        {"ttfb": ttfb, "errors": errors, "requests": requests[0], "cpu_s": time.process_time() - cpu0, "lag": lags},
         sys.stdout,
     )
 
@@ -328,10 +340,11 @@ def step(args: argparse.Namespace, base: str, title_id: str, server_pid: int, n:
         except (subprocess.TimeoutExpired, json.JSONDecodeError):
             p.kill()
             p.wait()
-            results.append({"ttfb": [], "errors": {"client process failed": 1}, "requests": 0, "cpu_s": 0.0})
+            results.append({"ttfb": [], "errors": {"client process failed": 1}, "requests": 0, "cpu_s": 0.0, "lag": []})
     elapsed = time.monotonic() - t0
     cpu = tree_cpu_s(server_pid) - cpu0
     ttfb = sorted(x for r in results for x in r["ttfb"])
+    lag = sorted(x for r in results for x in r["lag"])
     errors: dict[str, int] = {}
     for r in results:
         for k, v in r["errors"].items():
@@ -346,6 +359,8 @@ def step(args: argparse.Namespace, base: str, title_id: str, server_pid: int, n:
         "server_cpu_pct": cpu / elapsed * 100,
         "server_rss_mb": rss,
         "client_cpu_pct": sum(r["cpu_s"] for r in results) / elapsed * 100,
+        "client_lag_p99_ms": percentile(lag, 0.99) * 1000,
+        "load": os.getloadavg()[0],
     }
 
 
@@ -369,7 +384,7 @@ def run_workers(args: argparse.Namespace, env: dict[str, str], title_id: str, wo
         )
         print(
             f"{'viewers':>8} {'requests':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
-            f"{'server CPU%':>11} {'server RSS MB':>13} {'client CPU%':>11}  held"
+            f"{'server CPU%':>11} {'server RSS MB':>13} {'client CPU%':>11} {'client lag p99':>14} {'load':>5}  held"
         )
         subprocess.run(
             [sys.executable, __file__, "--client", "--warm", "--base", base, "--title-id", title_id],
@@ -382,7 +397,8 @@ def run_workers(args: argparse.Namespace, env: dict[str, str], title_id: str, wo
             ok = nerr == 0 and r["p99_ms"] < args.p99_ms and r["segments"] > 0
             print(
                 f"{n:>8} {r['requests']:>9} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {nerr:>7} "
-                f"{r['server_cpu_pct']:>11.0f} {r['server_rss_mb']:>13.0f} {r['client_cpu_pct']:>11.0f}  "
+                f"{r['server_cpu_pct']:>11.0f} {r['server_rss_mb']:>13.0f} {r['client_cpu_pct']:>11.0f} "
+                f"{r['client_lag_p99_ms']:>14.1f} {r['load']:>5.1f}  "
                 f"{'yes' if ok else 'NO'}" + (f"  {r['errors']}" if nerr else ""),
                 flush=True,
             )
