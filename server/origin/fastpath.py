@@ -130,6 +130,9 @@ class _Later:
 
 
 class ParsedRequest:
+    """One request head taken apart. Kept per exact head bytes and shared by every request
+    that repeats them (EdgeServer.heads), so nothing but `target` changes after parsing."""
+
     __slots__ = ("method", "url", "target", "fields", "complete", "ours", "keep_alive", "forwarded_for")
 
     def __init__(self) -> None:
