@@ -24,5 +24,8 @@ bench:
 	scripts/setup.sh --bench
 	.venv/bin/python bench/transcode.py
 	.venv/bin/python bench/serve.py
+	.venv/bin/python bench/fastpath_profile.py
+	.venv/bin/python bench/viewers.py
+	.venv/bin/python bench/soak.py
 	.venv/bin/python bench/auth.py
 	.venv/bin/python bench/catalog.py

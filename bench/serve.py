@@ -1,11 +1,12 @@
 """Benchmark (not a test): our origin against nginx serving the same stored files.
 
-    .venv/bin/python bench/serve.py [--workers N] [--duration 10] [--connections 32] [--loop asyncio|uvloop]
+    .venv/bin/python bench/serve.py [--workers 1,2] [--only segment|playlist] [--duration 10]
+                                    [--connections 64] [--threads 2] [--loop asyncio|uvloop]
 
-Stores one title version (file backend, 1 MiB segments) in a temp dir, starts
-`streamflix serve --workers N` (token verification on) and Debian's nginx with
-`worker_processes N` whose root is the same storage directory, then runs wrk against
-127.0.0.1 for a bounded time per case:
+Stores one title version (file backend, 1 MiB segments) in a temp dir; for each count N in
+`--workers` (default 1 then 2) starts `streamflix serve --workers N` (token verification on)
+and Debian's nginx with `worker_processes N` whose root is the same storage directory, then
+runs wrk against 127.0.0.1 for a bounded time per case:
 
     segment   1 MiB media segment: ours (/stream/...?token=) vs nginx (the stored file)
     playlist  our tokenised media playlist (rendered, cached per token) vs the same text
@@ -163,21 +164,130 @@ def measured(pid: int, url: str, duration: int, connections: int, threads: int) 
     return rps, mbs, (u1 - u0) / n * 1e6, (s1 - s0) / n * 1e6
 
 
+def worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--workers takes counts like 1,2, not {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("--workers takes counts of at least 1, like 1,2")
+    return counts
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_case_set(args: argparse.Namespace, workers: int, tmp: Path, env: dict[str, str], paths: dict[str, str]) -> bool:
+    """Our server and nginx, `workers` processes each, through every case; True if all met their target."""
+    ours_port, nginx_port = free_port(), free_port()
+    cmd = [
+        str(ROOT / ".venv/bin/streamflix"),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(ours_port),
+        "--workers",
+        str(workers),
+    ]
+    if args.loop:
+        cmd += ["--loop", args.loop]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(
+            subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp / f"serve-{workers}.err", "wb"))
+        )
+        prefix = tmp / f"nginx-{workers}"
+        prefix.mkdir()
+        (prefix / "nginx.conf").write_text(nginx_conf(prefix, tmp / "media", nginx_port, workers))
+        procs.append(
+            subprocess.Popen(
+                [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf")], stderr=open(prefix / "stderr", "wb")
+            )
+        )
+        rel = paths["rel"]
+        wait_http(f"http://127.0.0.1:{ours_port}/healthz")
+        wait_http(f"http://127.0.0.1:{nginx_port}/{rel}/index.m3u8")
+
+        ours = f"http://127.0.0.1:{ours_port}/stream/{paths['title_id']}/{paths['version']}/v1080"
+        theirs = f"http://127.0.0.1:{nginx_port}/{rel}"
+        token = paths["token"]
+        cases = {
+            "segment": (f"{ours}/2.m4s?token={token}", f"{theirs}/2.m4s", 0.9),
+            "playlist": (f"{ours}/index.m3u8?token={token}", f"{theirs}/index.m3u8", 0.5),
+        }
+        # Same bytes from both before measuring anything.
+        for name, (a, b, _target) in cases.items():
+            da, db = urllib.request.urlopen(a).read(), urllib.request.urlopen(b).read()
+            assert da == db, f"{name}: ours and nginx's bodies differ"
+
+        print(
+            f"\n{workers} worker(s) each: wrk -t{args.threads} -c{args.connections}, "
+            f"{args.duration}s per server per case ({ROUNDS} interleaved rounds), 127.0.0.1, "
+            f"loop={args.loop or 'default'}, cpus={os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"{'case':<10} {'server':<8} {'req/s':>10} {'MB/s':>10} {'CPU us/req user+sys':>20}   "
+            f"ratio (ours/nginx)  target"
+        )
+        ok = True
+        ours_pid, nginx_pid = procs[0].pid, procs[1].pid
+        for name, (a, b, target) in cases.items():
+            if args.only and name != args.only:
+                continue
+            wrk(a, 2, args.connections, args.threads)  # warm both (page cache, LRUs)
+            wrk(b, 2, args.connections, args.threads)
+            # Interleaved rounds (ours, nginx, ours, nginx, ...): the machine's speed drifts
+            # (nginx alone moves +-5% from run to run here, more while others use the CPU),
+            # and short alternating rounds give both servers the same drift. Totals:
+            # `duration` seconds each.
+            step = max(1, args.duration // ROUNDS)
+            runs_a, runs_b = [], []
+            for _ in range(ROUNDS):
+                runs_a.append(measured(ours_pid, a, step, args.connections, args.threads))
+                runs_b.append(measured(nginx_pid, b, step, args.connections, args.threads))
+            ra, ma, ua, sa = (sum(x) / ROUNDS for x in zip(*runs_a, strict=True))
+            rb, mb, ub, sb = (sum(x) / ROUNDS for x in zip(*runs_b, strict=True))
+            ratio = ra / rb if rb else 0.0
+            ok &= ratio >= target
+            print(f"{name:<10} {'ours':<8} {ra:>10.0f} {ma:>10.1f} {f'{ua:.0f}+{sa:.0f}':>20}")
+            print(
+                f"{'':<10} {'nginx':<8} {rb:>10.0f} {mb:>10.1f} {f'{ub:.0f}+{sb:.0f}':>20}   {ratio:>6.2f}x"
+                f"             >= {target}x {'ok' if ratio >= target else 'MISSED'}"
+            )
+        return ok
+    finally:
+        stop(procs)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--duration", type=int, default=10)
-    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument(
+        "--workers",
+        type=worker_counts,
+        default=[1, 2],
+        help="comma-separated process counts, each run against nginx with as many workers (default 1,2)",
+    )
+    ap.add_argument("--duration", type=int, default=10, help="seconds per server per case (default 10)")
+    ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default=None)
-    ap.add_argument("--only", choices=("segment", "playlist"), default=None)
+    ap.add_argument("--only", choices=("segment", "playlist"), default=None, help="run one case only")
     args = ap.parse_args()
     if not shutil.which("wrk") or not os.path.exists(NGINX):
         print("bench/serve.py needs wrk and nginx (scripts/setup.sh --bench installs them)", file=sys.stderr)
         return 1
 
     tmp = Path(tempfile.mkdtemp(prefix="sf-bench-serve-"))
-    procs: list[subprocess.Popen[bytes]] = []
     try:
         base = Settings.load()
         settings_env = {
@@ -196,88 +306,14 @@ def main() -> int:
         rel = f"titles/{title_id}/{version}/v1080"
         playlist = render_media(p, "v1080", UriBuilder(query=f"token={token}"))
         (tmp / "media" / rel / "index.m3u8").write_text(playlist)
-
-        ours_port, nginx_port = free_port(), free_port()
-        cmd = [
-            str(ROOT / ".venv/bin/streamflix"),
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ours_port),
-            "--workers",
-            str(args.workers),
-        ]
-        if args.loop:
-            cmd += ["--loop", args.loop]
-        procs.append(
-            subprocess.Popen(cmd, env=settings_env, stdout=subprocess.DEVNULL, stderr=open(tmp / "serve.err", "wb"))
-        )
-        prefix = tmp / "nginx"
-        prefix.mkdir()
-        (prefix / "nginx.conf").write_text(nginx_conf(prefix, tmp / "media", nginx_port, args.workers))
-        procs.append(
-            subprocess.Popen(
-                [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf")], stderr=open(prefix / "stderr", "wb")
-            )
-        )
-        wait_http(f"http://127.0.0.1:{ours_port}/healthz")
-        wait_http(f"http://127.0.0.1:{nginx_port}/{rel}/index.m3u8")
-
-        ours = f"http://127.0.0.1:{ours_port}/stream/{title_id}/{version}/v1080"
-        theirs = f"http://127.0.0.1:{nginx_port}/{rel}"
-        cases = {
-            "segment": (f"{ours}/2.m4s?token={token}", f"{theirs}/2.m4s", 0.9),
-            "playlist": (f"{ours}/index.m3u8?token={token}", f"{theirs}/index.m3u8", 0.5),
-        }
-        # Same bytes from both before measuring anything.
-        for name, (a, b, _target) in cases.items():
-            da, db = urllib.request.urlopen(a).read(), urllib.request.urlopen(b).read()
-            assert da == db, f"{name}: ours and nginx's bodies differ"
-
-        print(
-            f"bench/serve.py: {args.workers} worker(s) each, wrk -t{args.threads} -c{args.connections}, "
-            f"{args.duration}s per server per case ({ROUNDS} interleaved rounds), 127.0.0.1, "
-            f"loop={args.loop or 'default'}, cpus={os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}"
-        )
-        print(
-            f"{'case':<10} {'server':<8} {'req/s':>10} {'MB/s':>10} {'CPU us/req user+sys':>20}   "
-            f"ratio (ours/nginx)  target"
-        )
+        paths = {"rel": rel, "title_id": title_id, "version": version, "token": token}
+        print("bench/serve.py: our origin against nginx serving the same files (ratios are what to compare:")
+        print("  absolute req/s move with whatever else the machine is running)")
         ok = True
-        ours_pid, nginx_pid = procs[0].pid, procs[1].pid
-        for name, (a, b, target) in cases.items():
-            if args.only and name != args.only:
-                continue
-            wrk(a, 2, args.connections, args.threads)  # warm both (page cache, LRUs)
-            wrk(b, 2, args.connections, args.threads)
-            # Interleaved rounds (ours, nginx, ours, nginx, ...): the machine's speed drifts
-            # (nginx alone moves +-5% from run to run here), and short alternating rounds give
-            # both servers the same drift. Totals: `duration` seconds each.
-            step = max(1, args.duration // ROUNDS)
-            runs_a, runs_b = [], []
-            for _ in range(ROUNDS):
-                runs_a.append(measured(ours_pid, a, step, args.connections, args.threads))
-                runs_b.append(measured(nginx_pid, b, step, args.connections, args.threads))
-            ra, ma, ua, sa = (sum(x) / ROUNDS for x in zip(*runs_a, strict=True))
-            rb, mb, ub, sb = (sum(x) / ROUNDS for x in zip(*runs_b, strict=True))
-            ratio = ra / rb if rb else 0.0
-            ok &= ratio >= target
-            print(f"{name:<10} {'ours':<8} {ra:>10.0f} {ma:>10.1f} {f'{ua:.0f}+{sa:.0f}':>20}")
-            print(
-                f"{'':<10} {'nginx':<8} {rb:>10.0f} {mb:>10.1f} {f'{ub:.0f}+{sb:.0f}':>20}   {ratio:>6.2f}x"
-                f"             >= {target}x {'ok' if ratio >= target else 'MISSED'}"
-            )
+        for workers in args.workers:
+            ok &= run_case_set(args, workers, tmp, settings_env, paths)
         return 0 if ok else 1
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

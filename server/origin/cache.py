@@ -102,17 +102,24 @@ class Origin:
         self.documents: Lru[tuple[str, str, str, str], Document] = Lru(PLAYLIST_CACHE_SIZE)
         self.tokens: Lru[str, tuple[str, str, int]] = Lru(TOKEN_CACHE_SIZE)
         self._loading: dict[Any, asyncio.Future[Any]] = {}
+        # Bumped whenever the set of versions this process knows changes (a model loaded, which
+        # is also when one may have been evicted, or a version forgotten): whoever remembers an
+        # answer derived from a model (the fast path's per-URL answers) keeps the generation it
+        # saw and drops the answer when it differs.
+        self.generation = 0
 
-    def verify_token(self, token: str, title_id: str, version: str) -> None:
-        """Raises the precise PlaybackTokenError unless `token` opens this title version now."""
+    def verify_token(self, token: str, title_id: str, version: str) -> int:
+        """Raises the precise PlaybackTokenError unless `token` opens this title version now;
+        returns the token's expiry (Unix seconds)."""
         now = time.time()
         hit = self.tokens.get(token)
         # A token verified once is remembered with its scope; the expiry is still checked on
         # every request (and a scope mismatch re-verifies, to raise the precise error).
         if hit is not None and hit[0] == title_id and hit[1] == version and hit[2] > now:
-            return
+            return hit[2]
         exp = playback.verify(self.ring, token, title_id, version, now)
         self.tokens[token] = (title_id, version, exp)
+        return exp
 
     # ---- loads, each once --------------------------------------------------------------------
 
@@ -150,6 +157,7 @@ class Origin:
                 raise ApiError(404, "version_not_found", f"title {title_id} has no version {version}") from None
             entry = (Presentation.from_json(raw), int(info.mtime.timestamp()))
             self.models[(title_id, version)] = entry
+            self.generation += 1
             return entry
 
         return await self._once(("model", title_id, version), load)
@@ -187,6 +195,7 @@ class Origin:
     def forget_version(self, title_id: str, version: str) -> None:
         """The version vanished from storage (deleted or garbage-collected): drop its entries."""
         self.models.drop(lambda k: k == (title_id, version))
+        self.generation += 1
         prefix = media_keys.version_prefix(title_id, version)
         self.objects.drop(lambda k: k.startswith(prefix))
         self.documents.drop(lambda k: k[0] == title_id and k[1] == version)

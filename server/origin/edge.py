@@ -19,7 +19,7 @@ from server.http import middlewares
 from server.http.conditional import http_date
 from server.origin import aiohttp_glue, routes
 from server.origin.cache import Origin
-from server.origin.fastpath import FastProtocol, Target
+from server.origin.fastpath import FastProtocol, ParsedRequest, Target
 from server.origin.handlers import ORIGIN
 
 KEEPALIVE_S = 75.0  # aiohttp's default keepalive_timeout
@@ -61,6 +61,7 @@ class EdgeServer:
         self.trusted = settings.trusted_networks if settings is not None else ()
         self.matcher = routes.Matcher()
         self.urls: dict[bytes, Target] = {}  # raw request target -> parsed (fastpath.URL_CACHE_SIZE)
+        self.heads: dict[bytes, ParsedRequest] = {}  # raw request head -> parsed (fastpath.HEAD_CACHE_SIZE)
         # Route label for metrics and access log: the aiohttp route's canonical path.
         self.labels = {name: app.router[routes.route_name(name)].canonical for name in routes.ROUTES}
         self._origin: Origin | None = None

@@ -26,6 +26,12 @@ How, per connection (`FastProtocol`):
   (so it leaves in the body's first packet, like nginx's tcp_nopush), then its body goes to
   sendfile(2) from a bare descriptor of the file; the rest of a segment the socket does not
   take at once is sendfile.send_rest's;
+- what repeats is worked out once: a request head seen before is not parsed again (the
+  parsed head is kept per exact head bytes, except from trusted proxies), and a playlist or
+  MPD answer is kept on its URL's Target (the URL includes the token) with the token's expiry
+  and the Origin.generation it was made under, so a repeat costs no token, model or document
+  lookup; an expired token, or any version loaded or forgotten since, sends the request
+  through the full checks again (bench/fastpath_profile.py measures the cost per request);
 - pipelined requests are answered in order, one response finished before the next request
   is read; past PIPELINE_LIMIT unanswered bytes, reading pauses;
 - idle connections close after edge.KEEPALIVE_S, as aiohttp's do; on shutdown idle
@@ -59,6 +65,7 @@ log = logging.getLogger("streamflix.fastpath")
 
 HEAD_LIMIT = 8192  # longer heads (and URIs over 8 KiB: 414) are aiohttp's
 URL_CACHE_SIZE = 4096  # parsed stream URLs
+HEAD_CACHE_SIZE = 1024  # parsed request heads
 PIPELINE_LIMIT = 65536  # unanswered bytes kept before reading pauses
 
 _STARTS = (b"GET /stream/", b"HEAD /stream/")
@@ -90,9 +97,11 @@ class _Fields(dict[str, str]):
 
 
 class Target:
-    """A stream URL taken apart: route name, path, route variables, playback token."""
+    """A stream URL taken apart: route name, path, route variables, playback token; and, for a
+    playlist or MPD, the Document it answered with, remembered with the token's expiry and the
+    Origin.generation it was made under (see _answer)."""
 
-    __slots__ = ("route", "path", "variables", "token", "log_fields")
+    __slots__ = ("route", "path", "variables", "token", "log_fields", "document", "generation", "expires")
 
     def __init__(self, route: str, path: str, variables: dict[str, str], token: str) -> None:
         self.route = route
@@ -100,6 +109,9 @@ class Target:
         self.variables = variables
         self.token = token
         self.log_fields: dict[str, str] = {}  # method -> middlewares.access_fields
+        self.document: Document | None = None
+        self.generation = -1
+        self.expires = 0
 
 
 class _Later:
@@ -117,7 +129,10 @@ class _Later:
         self.length = length  # body bytes once the awaitable is done
 
 
-class _Request:
+class ParsedRequest:
+    """One request head taken apart. Kept per exact head bytes and shared by every request
+    that repeats them (EdgeServer.heads), so nothing but `target` changes after parsing."""
+
     __slots__ = ("method", "url", "target", "fields", "complete", "ours", "keep_alive", "forwarded_for")
 
     def __init__(self) -> None:
@@ -157,7 +172,7 @@ class FastProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.buf = b""
         self.parser = httptools.HttpRequestParser(self)
-        self.req = _Request()
+        self.req = ParsedRequest()
         self.busy = False  # a response is being finished asynchronously
         self.last_active = edge.loop.time()
         self.eof = False
@@ -279,8 +294,16 @@ class FastProtocol(asyncio.Protocol):
         if self.transport is not None and not self.busy and (self.closing or self.eof):
             self.transport.close()
 
-    def _parse(self, head: bytes) -> _Request | None:
-        self.req = req = _Request()
+    def _parse(self, head: bytes) -> ParsedRequest | None:
+        # Players and CDNs send the same head again and again (same URL, same fields): a head
+        # parsed once is reused as it is. Not from a trusted proxy, whose X-Forwarded-For is
+        # read per connection; never for a head that is not ours (those are parsed by aiohttp).
+        heads = self.edge.heads
+        if not self.proxied:
+            hit = heads.get(head)
+            if hit is not None:
+                return hit
+        self.req = req = ParsedRequest()
         try:
             self.parser.feed_data(head)
         except httptools.HttpParserError:
@@ -288,9 +311,13 @@ class FastProtocol(asyncio.Protocol):
         if not req.complete or not req.ours or self.parser.get_http_version() != "1.1":
             return None
         req.method = self.parser.get_method()
+        if not self.proxied:
+            if len(heads) >= HEAD_CACHE_SIZE:
+                heads.clear()
+            heads[head] = req
         return req
 
-    def _match(self, req: _Request) -> Target | None:
+    def _match(self, req: ParsedRequest) -> Target | None:
         url = req.url
         hit = self.edge.urls.get(url)
         if hit is not None:
@@ -310,22 +337,30 @@ class FastProtocol(asyncio.Protocol):
         urls[url] = hit
         return hit
 
-    def _answer(self, req: _Request, start: float) -> Literal[False] | _Later | None:
+    def _answer(self, req: ParsedRequest, start: float) -> Literal[False] | _Later | None:
         """None: answered. False: not ours (hand over). _Later: await it, then (for a cache
         load) answer again; see _finish."""
         matched = self._match(req)
         if matched is None:
             return False
-        route, mi, token = matched.route, matched.variables, matched.token
+        route = matched.route
         req.target = matched
         o = self.edge.origin
-        title_id, version = mi["title_id"], mi["version"]
-        o.verify_token(token, title_id, version)  # a PlaybackTokenError: aiohttp's 403
-        model = o.models.get((title_id, version))
-        if model is None:
-            return _Later(True, o.presentation(title_id, version))
-        p, lm = model
-        t = o.target(p, lm, token, route, mi.get("rendition"), mi.get("number"))
+        t: Document | str | None = matched.document
+        # A playlist this very URL (token included) was answered with, while its token is
+        # still valid and no version came or went since: the same answer again, without the
+        # token, model and document lookups. Any other URL or token has its own Target.
+        if t is None or matched.generation != o.generation or matched.expires <= time.time():
+            mi, token = matched.variables, matched.token
+            title_id, version = mi["title_id"], mi["version"]
+            expires = o.verify_token(token, title_id, version)  # a PlaybackTokenError: aiohttp's 403
+            model = o.models.get((title_id, version))
+            if model is None:
+                return _Later(True, o.presentation(title_id, version))
+            p, lm = model
+            t = o.target(p, lm, token, route, mi.get("rendition"), mi.get("number"))
+            if isinstance(t, Document):
+                matched.document, matched.generation, matched.expires = t, o.generation, expires
         method = _METHODS[req.method]
         if isinstance(t, Document):
             d = decide(method, req.fields, t) if req.fields else t.full
@@ -375,11 +410,11 @@ class FastProtocol(asyncio.Protocol):
             return None
         return _Later(False, self._send_rest(fd, d.start + sent, d.length - sent), route, d.status, d.length)
 
-    def _head(self, req: _Request, d: Any, of: Document | StoredObject) -> bytes:
+    def _head(self, req: ParsedRequest, d: Any, of: Document | StoredObject) -> bytes:
         head = of.head_200 if d is of.full else of.head(d)
         return b"".join((head, self.edge.date.now(), _SERVER if req.keep_alive else _SERVER_CLOSE))
 
-    def _record(self, req: _Request, route: str, status: int, nbytes: int, start: float) -> None:
+    def _record(self, req: ParsedRequest, route: str, status: int, nbytes: int, start: float) -> None:
         edge = self.edge
         edge.answered += 1
         method = _METHODS[req.method]
@@ -428,7 +463,7 @@ class FastProtocol(asyncio.Protocol):
             self.drain = self.edge.loop.create_future()
             await self.drain
 
-    async def _finish(self, later: _Later, req: _Request, head: bytes, start: float) -> None:
+    async def _finish(self, later: _Later, req: ParsedRequest, head: bytes, start: float) -> None:
         """Await what _answer could not do at once, then go on with the connection."""
         handoff = False
         try:

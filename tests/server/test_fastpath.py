@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -321,3 +322,67 @@ def test_large_segments_to_a_slow_reader_through_serve(settings, tmp_path, loop)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def remove_version(root: Path, version: str) -> None:
+    """A version's whole folder gone from file storage (deleted or garbage-collected)."""
+    shutil.rmtree(next(root.rglob(version)))
+
+
+def get_raw(target: str) -> bytes:
+    return f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+
+
+async def test_a_remembered_playlist_answers_only_its_own_token(app_client, settings, stored, token):
+    """The fast path remembers each playlist answer per URL; another token (valid, forged or
+    expired) on the same path never gets it."""
+    handler = app_client.server.handler
+    port = app_client.server.port
+    playlist = stored.url("v360/index.m3u8", token)
+    for _ in range(3):  # load, then answered from the remembered Document
+        status, _fields, body = await exchange(port, get_raw(playlist))
+        assert status == "HTTP/1.1 200 OK" and f"token={token}".encode() in body
+    answered = handler.answered
+    ring = playback.keyring(settings.secret_key)
+    # A later window: a different valid token for the same title version.
+    later, _ = playback.sign(ring, stored.title_id, stored.version, time.time() + 2 * 3600, 3600)
+    assert later != token
+    status, _fields, body = await exchange(port, get_raw(stored.url("v360/index.m3u8", later)))
+    assert status == "HTTP/1.1 200 OK"
+    assert f"token={later}".encode() in body and token.encode() not in body
+    assert handler.answered == answered + 1  # on the fast path, not a hand-over
+    expired, _ = playback.sign(ring, stored.title_id, stored.version, time.time() - 86400, 3600)
+    for bad in (token[:-3] + "AAA", expired):
+        status, _fields, body = await exchange(port, get_raw(stored.url("v360/index.m3u8", bad)))
+        assert status == "HTTP/1.1 403 Forbidden", bad
+        assert token.encode() not in body
+
+
+async def test_a_remembered_playlist_stops_when_its_token_expires(app_client, stored, token, monkeypatch):
+    port = app_client.server.port
+    playlist = stored.url("master.m3u8", token)
+    for _ in range(2):
+        status, _fields, _body = await exchange(port, get_raw(playlist))
+        assert status == "HTTP/1.1 200 OK"
+    exp = int(token.split(".")[1])
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: max(real(), exp + 1.0))
+    status, _fields, body = await exchange(port, get_raw(playlist))
+    assert status == "HTTP/1.1 403 Forbidden"
+    assert b"playback_token_expired" in body
+
+
+async def test_a_remembered_playlist_goes_with_its_version(app_client, settings, stored, token):
+    """A version removed from storage is forgotten when a request finds it gone; its
+    playlists are then 404 like any unknown version's, not answered from memory."""
+    port = app_client.server.port
+    playlist = stored.url("v360/index.m3u8", token)
+    for _ in range(2):
+        status, _fields, _body = await exchange(port, get_raw(playlist))
+        assert status == "HTTP/1.1 200 OK"
+    remove_version(Path(settings.storage_url.removeprefix("file://")), stored.version)
+    status, _fields, _body = await exchange(port, get_raw(stored.url("v360/2.m4s", token)))
+    assert status == "HTTP/1.1 404 Not Found"  # found gone: the version is forgotten
+    status, _fields, body = await exchange(port, get_raw(playlist))
+    assert status == "HTTP/1.1 404 Not Found"
+    assert b"version_not_found" in body
