@@ -42,7 +42,8 @@ def title_row(stack: Stack, title_id: str) -> asyncpg.Record:
 def job_rows(stack: Stack, title_id: str) -> list[asyncpg.Record]:
     return sql(
         stack.world.database_url,
-        "SELECT id, status, attempts, progress, worker_id, error FROM jobs.transcode_jobs WHERE title_id = $1 ORDER BY id",
+        "SELECT id, status, attempts, progress, worker_id, error"
+        " FROM jobs.transcode_jobs WHERE title_id = $1 ORDER BY id",
         title_id,
     )
 
@@ -179,7 +180,7 @@ def assert_load_outcomes(outcomes: list[Outcome], *, back_at: float) -> None:
 
 
 def assert_history_kept(stack: Stack, acked: dict[str, tuple[str, int]], attempted: dict[str, list[int]]) -> None:
-    """Every history write that got a 2xx is in the database: per viewer, the stored
+    """Every history write that got a 2xx is in the database (positions in milliseconds): per viewer, the stored
     position is the last acknowledged one, or a later one that was sent (a write whose answer
     was lost may have landed) but never an earlier one."""
     lost = []
@@ -192,6 +193,6 @@ def assert_history_kept(stack: Stack, acked: dict[str, tuple[str, int]], attempt
         )
         stored = rows[0]["position_s"] if rows else None
         later = [p for p in attempted[user_id] if p >= position]
-        if stored is None or int(stored) not in later:
-            lost.append(f"user {user_id}: acknowledged position {position}, database has {stored}")
+        if stored is None or round(stored * 1000) not in later:
+            lost.append(f"user {user_id}: acknowledged position {position / 1000} s, database has {stored}")
     assert not lost, "history writes lost:\n" + "\n".join(lost)

@@ -53,8 +53,8 @@ class Viewer:
 
 @dataclass
 class StreamUrls:
-    master: str
-    segment: str
+    playlists: list[str]  # the master, then every media playlist
+    segments: list[str]  # every init and media segment of every rendition
 
 
 def _http(timeout: float = CLIENT_TIMEOUT_S) -> aiohttp.ClientSession:
@@ -83,7 +83,7 @@ async def make_viewers(base: str, n: int = VIEWERS) -> list[Viewer]:
 
 
 async def stream_urls(base: str, viewer: Viewer, title_id: str) -> StreamUrls:
-    """The master playlist of a ready title and the first media segment it leads to."""
+    """Every playlist and segment URL of a ready title, as a player would find them."""
     async with _http() as http:
         bearer = {"Authorization": f"Bearer {viewer.token}"}
         async with http.post(f"{base}/api/v1/titles/{title_id}/playback", headers=bearer) as r:
@@ -91,11 +91,17 @@ async def stream_urls(base: str, viewer: Viewer, title_id: str) -> StreamUrls:
             master = urljoin(base + "/", (await r.json())["hls_url"])
         async with http.get(master) as r:
             assert r.status == 200, await r.text()
-            variant = urljoin(master, m3u8.loads(await r.text()).playlists[0].uri)
-        async with http.get(variant) as r:
-            assert r.status == 200, await r.text()
-            segment = urljoin(variant, m3u8.loads(await r.text()).segments[0].uri)
-    return StreamUrls(master, segment)
+            doc = m3u8.loads(await r.text())
+        media = [urljoin(master, p.uri) for p in doc.playlists] + [urljoin(master, m.uri) for m in doc.media if m.uri]
+        segments: list[str] = []
+        for url in media:
+            async with http.get(url) as r:
+                assert r.status == 200, await r.text()
+                playlist = m3u8.loads(await r.text())
+            segments += [urljoin(url, m.uri) for m in playlist.segment_map if m.uri]
+            segments += [urljoin(url, seg.uri) for seg in playlist.segments]
+    assert segments, f"title {title_id} has no segments"
+    return StreamUrls([master, *media], list(dict.fromkeys(segments)))
 
 
 class Load:
@@ -124,7 +130,11 @@ class Load:
             await asyncio.gather(*(self._viewer(http, v) for v in self.viewers))
 
     async def _viewer(self, http: aiohttp.ClientSession, v: Viewer) -> None:
+        # each viewer starts at its own place and walks every segment, so storage is read
+        # (not only a cache) for as long as the load runs
+        turn = self.viewers.index(v) * 7
         while not self._stopping.is_set():
+            turn += 1
             bearer = {"Authorization": f"Bearer {v.token}"}
             login = await self._call(
                 http, "login", "POST", "/api/v1/auth/login", json={"email": v.email, "password": PASSWORD}
@@ -143,13 +153,15 @@ class Load:
                 "PUT",
                 f"/api/v1/me/history/{self.title_id}",
                 headers=bearer,
-                json={"position_s": v.position},
+                # in milliseconds: every position stays inside the short title (the server
+                # clamps a position past the end to the duration)
+                json={"position_s": v.position / 1000},
             )
             if wrote.ok:
                 self.acked[v.user_id] = (self.title_id, v.position)
             await self._call(http, "playback", "POST", f"/api/v1/titles/{self.title_id}/playback", headers=bearer)
-            await self._call(http, "playlist", "GET", self.urls.master)
-            await self._call(http, "segment", "GET", self.urls.segment)
+            await self._call(http, "playlist", "GET", self.urls.playlists[turn % len(self.urls.playlists)])
+            await self._call(http, "segment", "GET", self.urls.segments[turn % len(self.urls.segments)])
             await asyncio.sleep(ROUND_PAUSE_S)
 
     async def _call(self, http: aiohttp.ClientSession, op: str, method: str, path: str, **kw: object) -> Outcome:
@@ -167,7 +179,9 @@ class Load:
                 body = raw[:2000].decode(errors="replace") if op != "segment" or status != 200 else ""
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}"
-        outcome = Outcome(op, method, path.split("?token=")[0], started, self.now() - started, status, retry_after, body, error)
+        outcome = Outcome(
+            op, method, path.split("?token=")[0], started, self.now() - started, status, retry_after, body, error
+        )
         self.outcomes.append(outcome)
         return outcome
 

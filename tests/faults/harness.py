@@ -257,7 +257,9 @@ class Server:
 
     def wait_ready(self, timeout: float = 60) -> None:
         """Until /readyz answers 200 (every dependency reachable)."""
-        wait_for(lambda: _status(self.url + "/readyz") == 200, timeout, lambda: f"server not ready:\n{self.proc.tail()}")
+        wait_for(
+            lambda: _status(self.url + "/readyz") == 200, timeout, lambda: f"server not ready:\n{self.proc.tail()}"
+        )
 
 
 def _status(url: str) -> int | None:
