@@ -239,9 +239,9 @@ def kill_in_phase(
         return [k for k in stack.keys(version_prefix) if k.count("/") >= 3]
 
     if phase == "probe":
-        # ffprobe runs for a few tens of milliseconds: poll the worker's children tightly,
-        # then hold the worker before it can store the probe (Postgres frozen).
-        wait_for(lambda: _child_named(worker, "ffprobe"), 30, lambda: f"no ffprobe seen\n{worker.tail()}", 0.002)
+        # the worker was started with a slowed ffprobe (Stack.start_worker): its child is seen,
+        # and the worker held before it can store the probe (Postgres frozen)
+        wait_for(lambda: _child_named(worker, "ffprobe"), 30, lambda: f"no ffprobe seen\n{worker.tail()}", 0.01)
         stack.pg.freeze()
         evidence = "ffprobe child running"
     elif phase == "encode":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -196,13 +197,26 @@ class Stack:
 
     # ---- processes --------------------------------------------------------------------
 
-    def _start(self, name: str, *args: str) -> Proc:
-        proc = Proc(name, [STREAMFLIX, *args], self.env, self.base / f"{name}-{len(self.procs)}.log")
+    def _start(self, name: str, *args: str, env: dict[str, str] | None = None) -> Proc:
+        env = {**self.env, **(env or {})}
+        proc = Proc(name, [STREAMFLIX, *args], env, self.base / f"{name}-{len(self.procs)}.log")
         self.procs.append(proc)
         return proc
 
-    def start_worker(self) -> Proc:
-        return self._start("worker", "worker")
+    def start_worker(self, *, slow_probe_s: float = 0) -> Proc:
+        """A `streamflix worker`. `slow_probe_s`: its ffprobe waits that long before running
+        (the real ffprobe, behind a shell shim first on its PATH), so the probe phase, a few
+        tens of milliseconds otherwise, can be seen and hit from outside."""
+        if not slow_probe_s:
+            return self._start("worker", "worker")
+        real = shutil.which("ffprobe")
+        assert real, "ffprobe is not installed"
+        shim_dir = self.base / "slow-ffprobe"
+        shim_dir.mkdir(exist_ok=True)
+        shim = shim_dir / "ffprobe"
+        shim.write_text(f'#!/bin/sh\nsleep {slow_probe_s:g}\nexec {real} "$@"\n')
+        shim.chmod(0o755)
+        return self._start("worker", "worker", env={"PATH": f"{shim_dir}:{os.environ.get('PATH', '')}"})
 
     def start_server(self) -> Server:
         port = free_port()

@@ -26,7 +26,7 @@ FINISH_S = 120
 @pytest.mark.parametrize("phase", PHASES)
 def test_worker_killed_then_fresh_worker_finishes(stack: Stack, clip_factory: Callable[..., Path], phase: str) -> None:
     clip = clip_factory(seconds=CLIP_S, width=854, height=480)
-    worker = stack.start_worker()
+    worker = stack.start_worker(slow_probe_s=2 if phase == "probe" else 0)
     title_id = stack.ingest(clip, f"Killed in {phase} {secrets.token_hex(3)}")
 
     def progress() -> float:
@@ -38,6 +38,11 @@ def test_worker_killed_then_fresh_worker_finishes(stack: Stack, clip_factory: Ca
     evidence, children = kill_in_phase(stack, worker, title_id, phase, progress)
     print(f"killed in {phase}: {evidence}; children {children}")
     row = checks.title_row(stack, title_id)
+    if phase == "probe":
+        probe = checks.sql(
+            stack.world.database_url, "SELECT probe FROM jobs.title_sources WHERE title_id = $1", title_id
+        )
+        assert not probe or probe[0]["probe"] is None, "killed in probe, but the probe was already stored"
     assert row["status"] != "ready", f"killed in {phase} ({evidence}) but the title was already ready"
 
     # The dead worker's ffmpeg/ffprobe must not outlive it (they would keep writing).
