@@ -23,9 +23,9 @@ from tests.faults.harness import FAULT_S, RECOVERY_S, Stack, wait_for
 
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
-HEALTHY_BEFORE_S = 3.0
+HEALTHY_BEFORE_S = 2.0
 # after the dependency returns: the recovery allowance, then requests that must all succeed
-AFTER_S = RECOVERY_S + 4.0
+AFTER_S = RECOVERY_S + 3.0
 # the in-flight title finishes within this after the outage (its job may have been retried)
 FINISH_S = 120
 
@@ -54,7 +54,7 @@ def test_outage_under_load(stack: Stack, clip_factory: Callable[..., Path], scen
     viewers = asyncio.run(make_viewers(server.url))
     urls = asyncio.run(stream_urls(server.url, viewers[0], ready_id))
     # a title the worker is transcoding when the dependency goes
-    busy_id = stack.ingest(clip_factory(seconds=60, width=854, height=480), f"In flight {secrets.token_hex(3)}")
+    busy_id = stack.ingest(clip_factory(seconds=30, width=854, height=480), f"In flight {secrets.token_hex(3)}")
 
     fault, heal = _outages(stack)[scenario]
     load = Load(server.url, viewers, ready_id, urls)
