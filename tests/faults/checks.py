@@ -131,7 +131,7 @@ def assert_no_temp_files(stack: Stack) -> None:
 
 
 def assert_running(procs: Iterable[Proc]) -> None:
-    dead = [(p.name, p.popen.returncode, p.tail()) for p in procs if not p.alive()]
+    dead = [(p.name, p.popen.returncode, p.tail(8)) for p in procs if not p.alive()]
     assert not dead, "processes exited: " + "\n".join(f"{n} (exit {rc}):\n{tail}" for n, rc, tail in dead)
 
 
@@ -159,24 +159,29 @@ def assert_load_outcomes(outcomes: list[Outcome], *, back_at: float) -> None:
     documented bound; everything succeeds from RECOVERY_S after the dependency came back.
     `back_at` is when it came back, on the outcomes' clock."""
     assert outcomes, "the load loop sent no request"
-    problems: list[str] = []
+    broken: dict[str, list[str]] = {}
     for o in outcomes:
+        rules = []
         if o.duration > REQUEST_BOUND_S:
-            problems.append(f"hung beyond {REQUEST_BOUND_S:g} s: {describe(o)}")
-        elif o.ok:
-            continue
-        elif o.status is None:
-            problems.append(f"no HTTP answer: {describe(o)}")
-        elif o.status != 503:
-            problems.append(f"status {o.status}, not 503: {describe(o)}")
-        else:
-            if not o.retry_after:
-                problems.append(f"503 without Retry-After: {describe(o)}")
-            if not _is_json_error(o):
-                problems.append(f"503 without the JSON error shape: {describe(o)}")
-        if not o.ok and o.started >= back_at + RECOVERY_S:
-            problems.append(f"still failing {o.started - back_at:.1f} s after recovery: {describe(o)}")
-    assert not problems, f"{len(problems)} of {len(outcomes)} requests broke the rules:\n" + "\n".join(problems[:25])
+            rules.append(f"hung beyond {REQUEST_BOUND_S:g} s")
+        if not o.ok:
+            if o.status is None:
+                rules.append("no HTTP answer")
+            elif o.status != 503:
+                rules.append(f"status {o.status}, not 503")
+            else:
+                if not o.retry_after:
+                    rules.append("503 without Retry-After")
+                if not _is_json_error(o):
+                    rules.append("503 without the JSON error shape")
+            if o.started >= back_at + RECOVERY_S:
+                rules.append(f"still failing {RECOVERY_S:g} s or more after the dependency returned")
+        for rule in rules:
+            broken.setdefault(rule, []).append(describe(o))
+    report = [
+        f"{rule}: {len(examples)} requests, e.g.\n  " + "\n  ".join(examples[:4]) for rule, examples in broken.items()
+    ]
+    assert not broken, f"of {len(outcomes)} requests:\n" + "\n".join(report)
 
 
 def assert_history_kept(stack: Stack, acked: dict[str, tuple[str, int]], attempted: dict[str, list[int]]) -> None:
