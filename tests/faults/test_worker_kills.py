@@ -19,13 +19,16 @@ pytestmark = [pytest.mark.fault, pytest.mark.slow]
 # Long enough to hit each phase; 854x480 gives two rungs (480, 360) and audio, so a version
 # is some 90 objects at 2 s segments, and an encode of several heartbeats.
 CLIP_S = 60
+# A few MB rather than 24: below the 16 MB multipart threshold, so ingest's upload is one PUT
+# (setting the scene is not the scenario).
+SMALL = ["-b:v", "600k"]
 # A fresh worker takes the job over once the dead one's lease runs out, then transcodes.
 FINISH_S = 120
 
 
 @pytest.mark.parametrize("phase", PHASES)
 def test_worker_killed_then_fresh_worker_finishes(stack: Stack, clip_factory: Callable[..., Path], phase: str) -> None:
-    clip = clip_factory(seconds=CLIP_S, width=854, height=480)
+    clip = clip_factory(seconds=CLIP_S, width=854, height=480, extra=SMALL)
     worker = stack.start_worker(slow_probe_s=2 if phase == "probe" else 0)
     title_id = stack.ingest(clip, f"Killed in {phase} {secrets.token_hex(3)}")
 
