@@ -127,7 +127,16 @@ DATABASE_RETRY_AFTER_S = 5
 # asyncpg's InterfaceError messages that mean "the connection or the pool went away", not a
 # bug in how we call it ("cannot perform operation: another operation is in progress" is one).
 _NETWORK_ERRNOS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT})
-_LOST_CONNECTION = ("pool is closing", "pool is closed", "connection is closed", "connection was closed")
+# "released back to the pool": asyncpg hands a pooled connection back as soon as its socket
+# drops, so the request's next call on it (a login between its lookup and its session insert,
+# say) meets this rather than "connection is closed".
+_LOST_CONNECTION = (
+    "pool is closing",
+    "pool is closed",
+    "connection is closed",
+    "connection was closed",
+    "released back to the pool",
+)
 
 
 def is_database_outage(exc: BaseException) -> bool:

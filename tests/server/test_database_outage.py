@@ -165,6 +165,13 @@ async def test_catalog_listener_rides_out_an_outage(outage_client, pg, pg_proxy,
         pytest.param(asyncpg.TooManyConnectionsError("too many"), True, id="full"),
         pytest.param(asyncpg.InterfaceError("pool is closing"), True, id="pool-closing"),
         pytest.param(asyncpg.InterfaceError("connection is closed"), True, id="connection-closed"),
+        pytest.param(
+            asyncpg.InterfaceError(
+                "cannot call Connection.transaction(): connection has been released back to the pool"
+            ),
+            True,
+            id="lost-mid-request",
+        ),
         pytest.param(asyncpg.InterfaceError("another operation is in progress"), False, id="misuse"),
         pytest.param(asyncpg.UniqueViolationError("duplicate"), False, id="query-error"),
         pytest.param(FileNotFoundError(2, "no such file"), False, id="missing-file"),
