@@ -138,15 +138,20 @@ async def wait_for_title(
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    return asyncio.run(_run(settings, args))
-
-
-async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    logger = logging.getLogger("streamflix")
+    level = logger.level
     if not getattr(args, "debug", False):
         # stdout/stderr carry the result (and a bar on a terminal), not the worker's log: its
         # "job failed"/"will retry" warnings would make a failure two lines (it is one).
         # The reason still reaches stderr as the one error line; retries show in the bar.
-        logging.getLogger("streamflix").setLevel(logging.ERROR)
+        logger.setLevel(logging.ERROR)
+    try:
+        return asyncio.run(_run(settings, args))
+    finally:
+        logger.setLevel(level)  # run in-process (tests, an embedding program): leave it as found
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
     async with open_runtime(settings) as (pool, storage):
         title = await ingest(
             pool,
