@@ -18,6 +18,7 @@ import contextlib
 import socket
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.support import free_port
 
@@ -60,6 +61,19 @@ class FaultProxy:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
+
+    @classmethod
+    def in_front_of(cls, url: str, default_port: int) -> FaultProxy:
+        """A proxy (not started) for the server `url` names (postgresql://, redis://, http://)."""
+        parts = urlsplit(url)
+        return cls(parts.hostname or "127.0.0.1", parts.port or default_port)
+
+    def route(self, url: str) -> str:
+        """`url` with its host:port replaced by this proxy's (userinfo, path, query kept)."""
+        parts = urlsplit(url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = (userinfo + "@" if userinfo else "") + f"127.0.0.1:{self.port}"
+        return parts._replace(netloc=netloc).geturl()
 
     def url(self, template: str) -> str:
         """`template` with `{port}` replaced, e.g. "postgresql://postgres@127.0.0.1:{port}/db"."""

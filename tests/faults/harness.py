@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from tests.faultproxy import FaultProxy
 from tests.support import free_port
@@ -41,19 +40,6 @@ LEASE_S = 6
 # 2 s segments (a multiple of the 2 s GOP): more objects per version, a longer upload.
 SEGMENT_S = 2
 STREAMFLIX = str(Path(sys.executable).with_name("streamflix"))
-
-
-def host_port(url: str, default_port: int) -> tuple[str, int]:
-    parts = urlsplit(url)
-    return parts.hostname or "127.0.0.1", parts.port or default_port
-
-
-def with_port(url: str, port: int) -> str:
-    """`url` with its host:port replaced by 127.0.0.1:port (userinfo and path kept)."""
-    parts = urlsplit(url)
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = (userinfo + "@" if userinfo else "") + f"127.0.0.1:{port}"
-    return parts._replace(netloc=netloc).geturl()
 
 
 @dataclass
@@ -165,17 +151,17 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage_prefix = f"fault-{secrets.token_hex(4)}"
         self.redis_prefix = f"sffault:{secrets.token_hex(4)}:"
-        self.pg = FaultProxy(*host_port(world.database_url, 5432)).start()
-        self.redis = FaultProxy(*host_port(world.redis_url, 6379)).start()
-        self.s3 = FaultProxy(*host_port(world.s3_endpoint, 80)).start()
+        self.pg = FaultProxy.in_front_of(world.database_url, 5432).start()
+        self.redis = FaultProxy.in_front_of(world.redis_url, 6379).start()
+        self.s3 = FaultProxy.in_front_of(world.s3_endpoint, 80).start()
         self.procs: list[Proc] = []
         self.env = {
             **os.environ,
-            "STREAMFLIX_DATABASE_URL": with_port(world.database_url, self.pg.port),
-            "STREAMFLIX_REDIS_URL": with_port(world.redis_url, self.redis.port),
+            "STREAMFLIX_DATABASE_URL": self.pg.route(world.database_url),
+            "STREAMFLIX_REDIS_URL": self.redis.route(world.redis_url),
             "STREAMFLIX_REDIS_PREFIX": self.redis_prefix,
             "STREAMFLIX_STORAGE_URL": f"s3://{world.bucket}/{self.storage_prefix}",
-            "STREAMFLIX_S3_ENDPOINT_URL": with_port(world.s3_endpoint, self.s3.port),
+            "STREAMFLIX_S3_ENDPOINT_URL": self.s3.route(world.s3_endpoint),
             "STREAMFLIX_DATA_DIR": str(self.data_dir),
             "STREAMFLIX_SECRET_KEY": "fault-" + secrets.token_hex(16),
             "STREAMFLIX_X264_PRESET": "ultrafast",

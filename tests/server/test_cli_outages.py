@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -27,19 +26,13 @@ UNKNOWN = "8d7bd5a1-0000-4000-8000-000000000000"
 
 @pytest.fixture
 def pg_proxy(database_url: str) -> Iterator[FaultProxy]:
-    parts = urlsplit(database_url)
-    with FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+    with FaultProxy.in_front_of(database_url, 5432) as proxy:
         yield proxy
 
 
 @pytest.fixture
 def proxied(settings: Settings, pg_proxy: FaultProxy) -> Settings:
-    parts = urlsplit(settings.database_url)
-    user, _, _host = parts.netloc.rpartition("@")
-    host = f"127.0.0.1:{pg_proxy.port}"
-    return dataclasses.replace(
-        settings, database_url=parts._replace(netloc=f"{user}@{host}" if user else host).geturl()
-    )
+    return dataclasses.replace(settings, database_url=pg_proxy.route(settings.database_url))
 
 
 def cli(settings: Settings, *argv: str, stdin: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,6 @@ import logging
 import secrets
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -32,24 +31,16 @@ PASSWORD = "correct horse battery"
 DB_TIMEOUT_S = 0.5
 
 
-def via_proxy(dsn: str, port: int) -> str:
-    parts = urlsplit(dsn)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{port}"
-    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
-
-
 @pytest.fixture
 def pg_proxy(database_url: str) -> Iterator[FaultProxy]:
-    parts = urlsplit(database_url)
-    with FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+    with FaultProxy.in_front_of(database_url, 5432) as proxy:
         yield proxy
 
 
 @pytest.fixture
 async def outage_client(aiohttp_client: Any, settings: Settings, pg_proxy: FaultProxy) -> Any:
     proxied = dataclasses.replace(
-        settings, database_url=via_proxy(settings.database_url, pg_proxy.port), db_timeout_s=DB_TIMEOUT_S
+        settings, database_url=pg_proxy.route(settings.database_url), db_timeout_s=DB_TIMEOUT_S
     )
     return await aiohttp_client(create_app(proxied))
 
@@ -186,7 +177,7 @@ async def test_server_starts_while_postgres_is_down(aiohttp_client, settings, pg
     """A server started during an outage does not exit: it answers 503 until Postgres is up."""
     pg_proxy.down()
     proxied = dataclasses.replace(
-        settings, database_url=via_proxy(settings.database_url, pg_proxy.port), db_timeout_s=DB_TIMEOUT_S
+        settings, database_url=pg_proxy.route(settings.database_url), db_timeout_s=DB_TIMEOUT_S
     )
     client = await aiohttp_client(create_app(proxied))
     titles = f"/api/v1/titles?limit=7&genre=g{secrets.token_hex(5)}"

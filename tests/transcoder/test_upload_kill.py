@@ -30,11 +30,9 @@ from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     own_database_url,
     own_settings,
 )
+from tests.transcoder.test_worker_process import LEASE_S, REPO, start_worker
 from transcoder import publish
 from transcoder.ingest import ingest
-
-REPO = Path(__file__).resolve().parents[2]
-LEASE_S = 2
 
 
 @pytest.fixture
@@ -46,16 +44,7 @@ async def own_pool(own_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 def worker(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
     # Two-second segments (the shortest the ladder allows): many files, so the upload lasts long enough to be caught.
-    env = cli_env(settings, STREAMFLIX_JOB_LEASE_S=str(LEASE_S), STREAMFLIX_SEGMENT_DURATION_S="2")
-    with log.open("ab") as fh:
-        return subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "worker", *args],
-            env=env,
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
+    return start_worker(settings, log, *args, STREAMFLIX_SEGMENT_DURATION_S="2")
 
 
 def temp_files(root: Path) -> list[Path]:

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -37,19 +36,14 @@ OUTAGE_S = 4  # twice the lease: the lease runs out during the outage
 
 @pytest.fixture
 def pg_proxy(own_database_url: str) -> Iterator[FaultProxy]:
-    parts = urlsplit(own_database_url)
-    with FaultProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+    with FaultProxy.in_front_of(own_database_url, 5432) as proxy:
         yield proxy
 
 
 @pytest.fixture
 def proxied(own_settings: Settings, pg_proxy: FaultProxy) -> Settings:
     """The settings a worker subprocess gets: the database through the proxy."""
-    parts = urlsplit(own_settings.database_url)
-    netloc = parts.netloc.rsplit("@", 1)
-    host = f"127.0.0.1:{pg_proxy.port}"
-    url = parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host).geturl()
-    return dataclasses.replace(own_settings, database_url=url)
+    return dataclasses.replace(own_settings, database_url=pg_proxy.route(own_settings.database_url))
 
 
 @pytest.fixture

@@ -37,8 +37,9 @@ REPO = Path(__file__).resolve().parents[2]
 LEASE_S = 2
 
 
-def start_worker(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = cli_env(settings, STREAMFLIX_JOB_LEASE_S=str(LEASE_S))
+def start_worker(settings: Settings, log: Path, *args: str, **env_extra: str) -> subprocess.Popen[bytes]:
+    """`streamflix worker` as a real process (short lease), its output appended to `log`."""
+    env = cli_env(settings, STREAMFLIX_JOB_LEASE_S=str(LEASE_S), **env_extra)
     with log.open("ab") as fh:
         return subprocess.Popen(
             [sys.executable, "-m", "server.cli", "worker", *args],

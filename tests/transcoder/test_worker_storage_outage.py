@@ -10,7 +10,6 @@ import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -27,8 +26,7 @@ from transcoder.ingest import ingest
 
 @pytest.fixture
 async def s3_proxy(s3_server: str) -> AsyncIterator[FaultProxy]:
-    parts = urlsplit(s3_server)
-    with FaultProxy(parts.hostname or "127.0.0.1", parts.port or 80) as proxy:
+    with FaultProxy.in_front_of(s3_server, 80) as proxy:
         yield proxy
 
 
@@ -39,9 +37,7 @@ async def proxied_s3(settings: Settings, s3_server: str, s3_proxy: FaultProxy) -
     assert isinstance(direct, S3Storage)
     await direct.create_bucket()
     await direct.close()
-    return dataclasses.replace(
-        settings, storage_url=f"s3://{bucket}/media", s3_endpoint_url=f"http://127.0.0.1:{s3_proxy.port}"
-    )
+    return dataclasses.replace(settings, storage_url=f"s3://{bucket}/media", s3_endpoint_url=s3_proxy.route(s3_server))
 
 
 async def test_upload_failure_records_the_real_cause_and_defers(
