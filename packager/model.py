@@ -78,6 +78,12 @@ class Presentation:
     # False while a title is still being published segment by segment (an EVENT playlist);
     # True once the last segment is in (VOD, EXT-X-ENDLIST, static MPD).
     complete: bool = True
+    # True while the version is still being encoded chunk by chunk: the timeline is complete
+    # (every segment is listed with its exact duration, playlists are VOD), but some segments
+    # are not in storage yet, and bitrates are the encoder's caps, not measurements. A request
+    # for a missing segment waits for it. The last chunk replaces the model with a measured
+    # one where this is False.
+    progressive: bool = False
     model_version: int = MODEL_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
