@@ -468,9 +468,11 @@ def poll_playable(api: Api, token: str, title_id: str, timeout: float, stack: St
     return None, time.time()
 
 
-def title_status(api: Api, token: str, title_id: str) -> str:
-    status, body = api.call("GET", f"/titles/{title_id}", token=token)
-    return str(body.get("status")) if status == 200 and isinstance(body, dict) else f"http {status}"
+def title_status(stack: Stack, title_id: str) -> str:
+    try:
+        return str(json.loads(stack.cli("titles", "show", title_id, "--json")).get("status"))
+    except (RuntimeError, ValueError) as exc:
+        return f"unknown: {exc}"
 
 
 def wait_ready(stack: Stack, title_id: str, timeout: float) -> float | None:
@@ -604,7 +606,7 @@ def one_run(
     r: dict[str, Any] = {"id": title_id, "ingest_s": ingest_s, "playable": None, "frame": None}
     url, t_play = poll_playable(api, token, title_id, args.playable_timeout, stack)
     if url is None:
-        r["note"] = f"not playable within {args.playable_timeout:.0f} s (status {title_status(api, token, title_id)})"
+        r["note"] = f"not playable within {args.playable_timeout:.0f} s (status {title_status(stack, title_id)})"
     else:
         r["playable"] = t_play - t0
         try:
