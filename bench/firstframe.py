@@ -38,6 +38,7 @@ process that died), not on a missed target. A run that is not playable within
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import http.client
 import json
 import os
@@ -484,7 +485,9 @@ def title_row(stack: Stack, title_id: str) -> dict[str, Any]:
             await conn.close()
         return dict(row) if row else {"status": "gone"}
 
-    return asyncio.run(go())
+    # Playwright's sync API keeps an event loop on this thread: the query runs on another.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, go()).result()
 
 
 def title_status(stack: Stack, title_id: str) -> str:
@@ -593,6 +596,8 @@ def main() -> int:
         f"{'source':>8} {'ingest':>8} {'playable':>9} {'1st frame':>9}   target 1st frame <= {TARGET_FIRST_FRAME_S} s"
     )
     for seconds, rs in results.items():
+        if not rs:
+            continue
         frames = [r["frame"] for r in rs if r["frame"] is not None]
         playable = [r["playable"] for r in rs if r["playable"] is not None]
         med_frame = statistics.median(frames) if frames else None
