@@ -72,6 +72,12 @@ class Settings:
     transcode_timeout_s: int = 6 * 3600
     segment_duration_s: int = 4
     x264_preset: str = "veryfast"
+    # A title's encode is split into tasks of this many segments (all rungs at once), which
+    # any worker may claim; see docs/transcode.md for how it trades latency and throughput.
+    chunk_segments: int = 8
+    # ffmpeg threads per task (0: ffmpeg's choice, about one per core). 1 with one worker per
+    # core (`taskset`) gives the best throughput on a many-core machine.
+    encoder_threads: int = 0
     # Rate limits: N requests per `rate_limit_window_s` (60 s: "per min").
     # Per client IP, and per account (the email's uniqueness key) on login, register, reset.
     rate_limit_login_per_min: int = 10
@@ -104,6 +110,11 @@ class Settings:
             raise ConfigError(
                 f"STREAMFLIX_DB_TIMEOUT_S must be a positive number of seconds, not {self.db_timeout_s!r}"
             )
+        for name in ("chunk_segments",):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ConfigError(f"STREAMFLIX_{name.upper()} must be a whole number >= 1, not {getattr(self, name)!r}")
+        if not (isinstance(self.encoder_threads, int) and self.encoder_threads >= 0):
+            raise ConfigError(f"STREAMFLIX_ENCODER_THREADS must be 0 (automatic) or more, not {self.encoder_threads!r}")
         try:
             parse_networks(tuple(self.trusted_proxies))
         except ValueError as exc:

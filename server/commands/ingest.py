@@ -152,7 +152,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_runtime(settings) as (pool, storage):
+    async with open_runtime(settings, pool_size=8) as (pool, storage):
         title = await ingest(
             pool,
             storage,
