@@ -608,13 +608,20 @@ class Worker:
 
             await self._waiting(make_tasks)
             self._wake.set()  # our own task lanes start at once
-            poster = asyncio.create_task(self._poster(job, str(source), probe, attempt_dir, version))
+            posters: list[asyncio.Task[None]] = []
+
+            def start_poster() -> None:
+                # Once the title is playable: until then the first segments have every core.
+                posters.append(asyncio.create_task(self._poster(job, str(source), probe, attempt_dir, version)))
+
             try:
-                await self._watch(job, ladder, predicted, progressive=progressive)
+                await self._watch(job, ladder, predicted, progressive=progressive, on_playable=start_poster)
                 presentation = await self._assemble(job, ladder, version, probe, predicted)
-                await poster
+                if posters:
+                    await posters[0]
             finally:
-                await _stop_task(poster)
+                for poster in posters:
+                    await _stop_task(poster)
             self._set_progress(job, PUBLISH_AT)
             await write_model(self.storage, presentation)
             await _stop_task(heartbeat)
@@ -661,12 +668,23 @@ class Worker:
             self._drop_source_cache(job.title_id)
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, attempt_dir, True))
 
-    async def _watch(self, job: jobs.Job, ladder: Ladder, predicted: Presentation, *, progressive: bool) -> None:
+    async def _watch(
+        self,
+        job: jobs.Job,
+        ladder: Ladder,
+        predicted: Presentation,
+        *,
+        progressive: bool,
+        on_playable: Callable[[], None],
+    ) -> None:
         """Until every task of the job is done: make the title playable once a player can
         start (first publication only), keep the job's progress, and fail when a task failed
-        for good."""
+        for good. `on_playable` runs once, when a player could start (or at once for a
+        re-encode, which is not progressive)."""
         first = first_objects(predicted, ladder)
         playable = not progressive
+        if playable:
+            on_playable()
         while True:
             if not playable and await self._all_stored(first):
 
@@ -678,6 +696,7 @@ class Worker:
 
                 await self._waiting(mark)
                 playable = True
+                on_playable()
                 log.info("job %s title %s: playable as %s", job.id, job.title_id, predicted.version)
 
             async def look() -> tuple[float, tasks.Task | None]:
