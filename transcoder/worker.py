@@ -945,11 +945,18 @@ def timeline_changes(predicted: Presentation, measured: Presentation) -> list[st
 async def fail_title(conn: asyncpg.Connection, storage: Storage, job: jobs.Job, reason: str) -> None:
     """The job failed for good: the title turns failed (unless an older complete version
     still plays). A title that was playable from this job's unfinished version stops being
-    playable, and that version's objects go."""
-    if await status.mark_failed(conn, job.title_id, reason):
+    playable. The job's version then belongs to nobody, and its objects go."""
+    if not await status.mark_failed(conn, job.title_id, reason) and job.version:
+        await status.fail_progressive(conn, job.title_id, job.version, reason)
+    if not job.version:
         return
-    if job.version and await status.fail_progressive(conn, job.title_id, job.version, reason):
-        try:
-            await storage.delete_prefix(keys.version_prefix(job.title_id, job.version))
-        except Exception as exc:  # the hourly sweep removes versions nothing points at
-            log.warning("title %s: could not delete unfinished version %s: %s", job.title_id, job.version, exc)
+    try:
+        current = (await titles.get_title(conn, job.title_id)).current_version
+    except TitleNotFound:
+        current = None
+    if current == job.version:
+        return
+    try:
+        await storage.delete_prefix(keys.version_prefix(job.title_id, job.version))
+    except Exception as exc:  # the hourly sweep removes versions nothing points at
+        log.warning("title %s: could not delete unfinished version %s: %s", job.title_id, job.version, exc)
