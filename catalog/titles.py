@@ -14,7 +14,7 @@ import asyncpg
 from catalog.errors import DuplicateEpisode, InvalidTitle, TitleNotFound
 
 KINDS = ("movie", "series", "episode")
-STATUSES = ("pending", "processing", "ready", "failed")
+STATUSES = ("pending", "processing", "playable", "ready", "failed")
 MAX_CREDITS = 200
 CREDIT_FIELDS = ("name", "role", "character")
 
@@ -52,7 +52,9 @@ class Title:
 
     @property
     def playable(self) -> bool:
-        return self.kind != "series" and self.status == "ready" and self.current_version is not None
+        """A viewer can start it: a movie or episode whose version is ready, or still being
+        encoded (`playable`: segments appear as workers make them)."""
+        return self.kind != "series" and self.status in ("ready", "playable") and self.current_version is not None
 
     @property
     def poster_tag(self) -> str | None:
