@@ -152,7 +152,8 @@ async def wait_for_title(
                 live = job is not None and job.status in ("queued", "running")
                 if until_playable and title.status in ("playable", "ready"):
                     if bar is not None:
-                        bar.write(progress_line(100.0 if title.status == "ready" else job_percent(worker, job), title.status))
+                        percent = 100.0 if title.status == "ready" else job_percent(worker, job)
+                        bar.write(progress_line(percent, title.status))
                     return title
                 if title.status == "playable" and not said_playable:
                     said_playable = True
