@@ -62,6 +62,10 @@ class Title:
         carrying it may be cached for long."""
         if self.poster_etag:
             return "u" + self.poster_etag[:16]
+        if self.status == "playable":
+            # the version is still being encoded: its poster.jpg may not exist before it is
+            # complete; the tag (and so the URL) appears when it is ready
+            return None
         if self.current_version:
             return self.current_version
         if self.kind == "series" and self.visible:

@@ -39,6 +39,17 @@ async def test_a_playable_title_is_browsed_and_filtered_by_status(pg, genre):
     assert items[0].id == ready.id and items[1].id == playable.id
 
 
+async def test_a_playable_title_shows_no_poster_of_its_unfinished_version(pg):
+    t = await make_playable(pg)
+    assert t.poster_tag is None  # an uploaded one still shows
+    t = await titles.set_uploaded_poster(pg, t.id, etag="0123456789abcdef0123", content_type="image/png")
+    assert t.poster_tag == "u0123456789abcdef"
+    await status.publish_ready(pg, t.id, "v1", duration_s=100.0)
+    t = await titles.get_title(pg, t.id)
+    await pg.execute("UPDATE catalog.titles SET poster_etag = NULL WHERE id = $1::uuid", t.id)
+    assert (await titles.get_title(pg, t.id)).poster_tag == "v1"
+
+
 async def test_a_playable_title_is_found_by_search(pg):
     word = "Playablezz" + secrets.token_hex(3)
     t = await make_playable(pg, title=f"{word} Movie")
