@@ -261,21 +261,35 @@ async def claim_task(
     queued and due, or running with an expired lease (its worker died) and attempts left.
     Counts the attempt. `job_id`, `kinds` ("audio", "video"), `max_priority` narrow the
     choice. `running`: task ids the caller still works on, never taken over by it."""
+    # Two candidates, each the first of an ordered index walk (the claim index for queued
+    # tasks, the lease index for expired ones) instead of sorting every queued task of every
+    # title; the better of the two is taken (the other one stays locked, so skipped by other
+    # claimers, until this transaction ends: at once when the caller is not in one).
+    where = """j.status = 'running'
+                AND ($4::bigint IS NULL OR c.job_id = $4)
+                AND ($5::text[] IS NULL OR c.kind = ANY($5::text[]))
+                AND ($6::int IS NULL OR c.priority <= $6)"""
     row = await conn.fetchrow(
-        f"""UPDATE {_TASKS} t
+        f"""WITH queued AS (SELECT c.id, c.priority, c.first_number
+                              FROM {_TASKS} c JOIN jobs.transcode_jobs j ON j.id = c.job_id
+                             WHERE c.status = 'queued' AND c.run_after <= now() AND {where}
+                             ORDER BY c.priority, c.first_number, c.id
+                             LIMIT 1
+                               FOR UPDATE OF c SKIP LOCKED),
+                 expired AS (SELECT c.id, c.priority, c.first_number
+                               FROM {_TASKS} c JOIN jobs.transcode_jobs j ON j.id = c.job_id
+                              WHERE c.status = 'running' AND c.lease_until < now()
+                                AND c.attempts < c.max_attempts AND NOT c.id = ANY($3::bigint[]) AND {where}
+                              ORDER BY c.priority, c.first_number, c.id
+                              LIMIT 1
+                                FOR UPDATE OF c SKIP LOCKED),
+                 pick AS (SELECT id FROM (SELECT * FROM queued UNION ALL SELECT * FROM expired) both_
+                           ORDER BY priority, first_number, id
+                           LIMIT 1)
+            UPDATE {_TASKS} t
                SET status = 'running', attempts = t.attempts + 1, worker_id = $1,
                    lease_until = now() + make_interval(secs => $2), updated_at = now()
-              FROM (SELECT c.id FROM {_TASKS} c JOIN jobs.transcode_jobs j ON j.id = c.job_id
-                     WHERE j.status = 'running'
-                       AND ((c.status = 'queued' AND c.run_after <= now())
-                            OR (c.status = 'running' AND c.lease_until < now()
-                                AND c.attempts < c.max_attempts AND NOT c.id = ANY($3::bigint[])))
-                       AND ($4::bigint IS NULL OR c.job_id = $4)
-                       AND ($5::text[] IS NULL OR c.kind = ANY($5::text[]))
-                       AND ($6::int IS NULL OR c.priority <= $6)
-                     ORDER BY c.priority, c.first_number, c.id
-                     LIMIT 1
-                     FOR UPDATE OF c SKIP LOCKED) pick
+              FROM pick
              WHERE t.id = pick.id
          RETURNING {_T_COLUMNS}""",
         worker_id,
