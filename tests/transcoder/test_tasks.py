@@ -459,3 +459,35 @@ async def test_listeners_are_woken_on_enqueue_tasks_release_and_bump(
         assert got.empty()  # nothing else was sent
     finally:
         await listener.close()
+
+
+async def test_concurrent_claimers_never_share_a_task(own_database_url: str, conn: asyncpg.Connection) -> None:
+    job, created = await job_with_tasks(conn, total=60, k=4)
+    claimers = [await asyncpg.connect(own_database_url) for _ in range(4)]
+
+    async def drain(c: asyncpg.Connection, name: str) -> list[int]:
+        got = []
+        while (t := await tasks.claim_task(c, name, 30)) is not None:
+            got.append(t.id)
+        return got
+
+    try:
+        results = await asyncio.gather(*(drain(c, f"w{i}") for i, c in enumerate(claimers)))
+    finally:
+        for c in claimers:
+            await c.close()
+    assert sorted(i for r in results for i in r) == sorted(t.id for t in created)  # each once
+
+
+async def test_a_better_queued_task_comes_before_an_expired_one(conn: asyncpg.Connection) -> None:
+    job, created = await job_with_tasks(conn, audio=False, total=12, k=4, rungs=("v360",))
+    by_first = {t.first_number: t for t in created}  # 1 (p1), 2..4 (p2), 5..8 (p11), 9..12 (p12)
+    await claim_one(conn, "a")
+    await claim_one(conn, "b")
+    dead = await claim_one(conn, "dead", 0.1)
+    assert dead.id == by_first[5].id
+    await asyncio.sleep(0.3)
+    assert await tasks.bump(conn, job.title_id, "v1", "v360", 12) == "split"
+    assert (await claim_one(conn, "c")).first_number == 12  # bumped: priority 0
+    assert (await claim_one(conn, "c")).id == dead.id  # expired, priority 11
+    assert (await claim_one(conn, "c")).first_number == 9  # then the queued rest, priority 12
