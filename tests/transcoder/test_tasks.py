@@ -54,8 +54,17 @@ async def job_with_tasks(
     return job, created
 
 
-async def claim_one(conn: asyncpg.Connection, worker: str = "w", lease_s: float = 30, **kw: object) -> tasks.Task:
-    task = await tasks.claim_task(conn, worker, lease_s, **kw)  # type: ignore[arg-type]
+async def claim_one(
+    conn: asyncpg.Connection,
+    worker: str = "w",
+    lease_s: float = 30,
+    *,
+    job_id: int | None = None,
+    kinds: list[str] | None = None,
+    max_priority: int | None = None,
+) -> tasks.Task:
+    """tasks.claim_task where the test expects a task to be there."""
+    task = await tasks.claim_task(conn, worker, lease_s, job_id=job_id, kinds=kinds, max_priority=max_priority)
     assert task is not None, f"{worker} found no task to claim"
     return task
 
