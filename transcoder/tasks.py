@@ -213,9 +213,9 @@ async def create_tasks(
             for s in specs
         ]
     )
-    # One statement: the job row is locked (the fence, and concurrent creators serialize on
-    # it); `existing` reads the snapshot from before the insert, so exactly one of the two
-    # halves of the UNION returns rows.
+    # One statement: the fence locks the job row (only the job's current attempt passes it,
+    # so there is one creator at a time); `existing` reads the statement's snapshot, from
+    # before the insert, so exactly one half of the UNION returns rows.
     rows = await conn.fetch(
         f"""WITH j AS (SELECT id, title_id FROM jobs.transcode_jobs
                         WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'
