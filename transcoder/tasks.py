@@ -257,7 +257,9 @@ async def claim_task(
     max_priority: int | None = None,
     running: Iterable[int] = (),
 ) -> Task | None:
-    """Take the best task (lowest priority, then first number, then id) of a RUNNING job:
+    """Take the best task (lowest priority, then first number, then id) of a LIVE job
+    (running, or queued again: its coordinator gave it back or waits out a backoff, and the
+    title's other workers carry on meanwhile):
     queued and due, or running with an expired lease (its worker died) and attempts left.
     Counts the attempt. `job_id`, `kinds` ("audio", "video"), `max_priority` narrow the
     choice. `running`: task ids the caller still works on, never taken over by it."""
@@ -265,7 +267,7 @@ async def claim_task(
     # tasks, the lease index for expired ones) instead of sorting every queued task of every
     # title; the better of the two is taken (the other one stays locked, so skipped by other
     # claimers, until this transaction ends: at once when the caller is not in one).
-    where = """j.status = 'running'
+    where = """j.status IN ('queued', 'running')
                 AND ($4::bigint IS NULL OR c.job_id = $4)
                 AND ($5::text[] IS NULL OR c.kind = ANY($5::text[]))
                 AND ($6::int IS NULL OR c.priority <= $6)"""
@@ -304,14 +306,14 @@ async def claim_task(
 
 async def heartbeat_task(conn: asyncpg.Connection, task: Task, lease_s: float) -> bool:
     """Renew our lease. False when the task is no longer ours (taken over, cancelled) or its
-    job is no longer running (cancelled, failed, given back): stop ffmpeg, then
+    job is over (cancelled, failed, done): stop ffmpeg, then
     `release_task` (which does nothing when the task is not ours)."""
     result = await conn.execute(
         f"""UPDATE {_TASKS} t
                SET lease_until = now() + make_interval(secs => $4), updated_at = now()
               FROM jobs.transcode_jobs j
              WHERE t.id = $1 AND t.worker_id = $2 AND t.attempts = $3 AND t.status = 'running'
-               AND j.id = t.job_id AND j.status = 'running'""",
+               AND j.id = t.job_id AND j.status IN ('queued', 'running')""",
         task.id,
         task.worker_id,
         task.attempts,

@@ -464,7 +464,9 @@ class Worker:
                 if verdict.kind == OUTAGE:
                     await tasks.defer_task(conn, task, verdict.reason)
                     return "deferred"
-                return await tasks.fail_task(conn, task, verdict.reason, retryable=verdict.retryable)
+                return await tasks.fail_task(
+                    conn, task, verdict.reason, retryable=verdict.retryable, base_s=self.backoff_base_s
+                )
 
         outcome = await self._waiting(record)
         log.warning("task %s (title %s): %s: %s", task.id, task.title_id, outcome or "no longer ours", verdict.reason)
@@ -602,9 +604,10 @@ class Worker:
             )
 
             async def make_tasks() -> None:
-                async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn, conn.transaction():
-                    await tasks.create_tasks(conn, job, version, specs)
-                    await tasks.retry_failed(conn, job.id)
+                async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                    made = await tasks.create_tasks(conn, job, version, specs, max_attempts=job.max_attempts)
+                if not made:
+                    raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
 
             await self._waiting(make_tasks)
             self._wake.set()  # our own task lanes start at once
@@ -699,18 +702,19 @@ class Worker:
                 on_playable()
                 log.info("job %s title %s: playable as %s", job.id, job.title_id, predicted.version)
 
-            async def look() -> tuple[float, tasks.Task | None]:
+            async def look() -> tuple[tuple[int, int], tasks.Task | None]:
                 async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
-                    return await tasks.done_fraction(conn, job.id), await tasks.failed_task(conn, job.id)
+                    return await tasks.task_progress(conn, job.id), await tasks.failed_task(conn, job.id)
 
-            done, failed = await self._waiting(look)
+            (cells_done, cells), failed = await self._waiting(look)
+            done = cells_done / cells if cells else 0.0
             if failed is not None:
                 raise TaskFailed(
                     f"{failed.error or 'task failed'} ({'+'.join(failed.renditions)} segments "
                     f"{failed.first_number}-{failed.first_number + failed.segment_count - 1})"
                 )
             self._set_progress(job, done * ENCODE_SHARE)
-            if done >= 1.0:
+            if cells and cells_done >= cells:
                 return
             self._task_done.clear()
             with contextlib.suppress(TimeoutError):
@@ -948,6 +952,7 @@ async def fail_title(conn: asyncpg.Connection, storage: Storage, job: jobs.Job, 
     playable. The job's version then belongs to nobody, and its objects go."""
     if not await status.mark_failed(conn, job.title_id, reason) and job.version:
         await status.fail_progressive(conn, job.title_id, job.version, reason)
+    await tasks.cancel_tasks(conn, job.id, "job failed")
     if not job.version:
         return
     try:
