@@ -26,7 +26,6 @@ import json
 import math
 import os
 import shutil
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -49,9 +48,9 @@ SegmentCallback = Callable[[str, "int | None", Path], "Awaitable[None] | None"]
 # (the fMP4 track starts with it, so the track is one frame longer than the audio).
 AAC_FRAME = 1024
 AAC_PRIMING = 1024
-# Decoders of these codecs return every frame whole: a last packet whose duration says 530
-# samples still decodes to a full frame, and those samples reach the encoder.
-WHOLE_FRAME_CODECS = frozenset({"aac", "mp3", "mp2", "ac3", "eac3"})
+# Decoders of these codecs return every frame whole (samples per frame): a last packet whose
+# duration says 530 samples still decodes to a full frame, and those samples reach the encoder.
+WHOLE_FRAME_CODECS = {"aac": 1024, "mp3": 1152, "mp2": 1152, "ac3": 1536, "eac3": 1536}
 # How much of the end the tail check reads.
 TAIL_S = 10.0
 # The tail read is not trusted when it ends this much before the probed end.
@@ -215,13 +214,19 @@ async def _read_ends(
             video_s = float(end * tb - origin)
         else:
             last_pts, last_dur = max(found)
-            common = Counter(d for _, d in found if d > 0).most_common(1)
-            frame = common[0][0] if common else last_dur
-            if streams[index].get("codec_name") in WHOLE_FRAME_CODECS:
-                last_dur = max(last_dur, frame)
-            audio_s = float((last_pts + last_dur) * tb - origin)
             start = streams[index].get("start_time")
-            audio_start_s = max(0.0, float(Fraction(start) - origin)) if start not in (None, "N/A") else 0.0
+            first = Fraction(start) if start not in (None, "N/A") else Fraction(last_pts * tb)
+            audio_start_s = max(0.0, float(first - origin))
+            frame = WHOLE_FRAME_CODECS.get(str(streams[index].get("codec_name")))
+            rate = probe.audio[0].sample_rate if probe.audio else 0
+            if frame and rate > 0:
+                # The decoder returns whole frames from the stream's start, whatever the last
+                # packet's duration says; snapping to that grid also undoes a container's
+                # millisecond timestamps (Matroska).
+                frames = round((last_pts * tb - first) * rate / frame) + 1
+                audio_s = float(first + Fraction(frames * frame, rate) - origin)
+            else:
+                audio_s = float((last_pts + last_dur) * tb - origin)
     if video_s is None and audio_s is None:
         return None
     return SourceEnds(video_s, audio_s, audio_start_s)
@@ -260,6 +265,16 @@ def _as_ends(ends: SourceEnds | float) -> SourceEnds:
     if isinstance(ends, SourceEnds):
         return ends
     return SourceEnds(float(ends), float(ends))
+
+
+def audio_samples(ladder: Ladder, ends: SourceEnds | float) -> int:
+    """Samples (at the output rate) the audio task encodes: from 0 (padded) when there is
+    video, from the audio's own start otherwise, to the end of its last decoded frame."""
+    ends = _as_ends(ends)
+    if ladder.audio is None or ends.audio_s is None:
+        raise ValueError("no audio")
+    begin = 0.0 if ladder.rungs else ends.audio_start_s
+    return round(Fraction(ends.audio_s - begin).limit_denominator(10**9) * ladder.audio.sample_rate)
 
 
 def video_codecs(rung_level: int, preset: str) -> str:
@@ -328,9 +343,7 @@ def predict_presentation(
         a = ladder.audio
         if ends.audio_s is None:
             raise ValueError("the ladder has audio but the source ends say it has none")
-        begin = 0.0 if ladder.rungs else ends.audio_start_s
-        samples = round(Fraction(ends.audio_s - begin).limit_denominator(10**9) * a.sample_rate)
-        ticks = samples + AAC_PRIMING
+        ticks = audio_samples(ladder, ends) + AAC_PRIMING
         packets = -(-ticks // AAC_FRAME)
         durations = []
         k, first = 1, 0
@@ -533,15 +546,22 @@ async def encode_audio_task(
     ffmpeg_bin: str = "ffmpeg",
     on_segment: SegmentCallback | None = None,
     on_progress: ProgressCallback | None = None,
+    end_s: SourceEnds | float | None = None,
 ) -> TaskOutput:
     """Encode the whole timeline's audio rendition as the one-pass command does, into
-    `out_dir/{a0}/`, reporting segments as they are finished."""
+    `out_dir/{a0}/`, reporting segments as they are finished.
+
+    Give `end_s` (what the prediction was made from) to make the track exactly as long as
+    predicted: resampling from another rate than 48 kHz can otherwise end a sample off."""
     if not ladder.audio:
         raise ValueError("ladder has no audio")
     rid = ladder.audio.id
     out_dir = Path(out_dir)
     await asyncio.to_thread(_prepare, out_dir, (rid,))
-    args = build_audio_args(source, ladder, out_dir, preset=preset, threads=threads, ffmpeg_bin=ffmpeg_bin)
+    samples = audio_samples(ladder, end_s) if end_s is not None else None
+    args = build_audio_args(
+        source, ladder, out_dir, preset=preset, threads=threads, ffmpeg_bin=ffmpeg_bin, samples=samples
+    )
     output = TaskOutput()
     watcher = _Watcher(out_dir, {rid: "audio"}, 1, lambda _init: 0, output, on_segment)
     await _run_watched(

@@ -135,9 +135,14 @@ def build_audio_args(
     preset: str = "veryfast",
     threads: int = 0,
     ffmpeg_bin: str = "ffmpeg",
+    samples: int | None = None,
 ) -> list[str]:
     """The argv of the audio task: the whole timeline's AAC rendition exactly as the one-pass
-    command encodes it (padded from 0 when the source has video), alone in its own process."""
+    command encodes it (padded from 0 when the source has video), alone in its own process.
+
+    `samples` pins the length to exactly that many samples at the output rate (the predicted
+    model's count): resampling from another rate may otherwise end one sample either side of
+    the prediction. It pads or cuts at most a sample or two at the very end."""
     del preset  # no video encoder; kept for a uniform signature
     if not ladder.audio:
         raise ValueError("ladder has no audio")
@@ -145,7 +150,7 @@ def build_audio_args(
     streams: list = []
     opts: dict[str, object] = {}
     variants: list[str] = []
-    _add_audio(inp, ladder, streams, opts, variants, pad=bool(ladder.rungs))
+    _add_audio(inp, ladder, streams, opts, variants, pad=bool(ladder.rungs), samples=samples)
     opts.update(BITEXACT)
     return _finish(
         streams,
@@ -206,13 +211,20 @@ def _add_video(inp, ladder: Ladder, rungs, streams: list, opts: dict, variants: 
     )
 
 
-def _add_audio(inp, ladder: Ladder, streams: list, opts: dict, variants: list, *, pad: bool) -> None:
+def _add_audio(
+    inp, ladder: Ladder, streams: list, opts: dict, variants: list, *, pad: bool, samples: int | None = None
+) -> None:
     a = ladder.audio
     assert a is not None
     audio = inp[str(a.source_index)]
     # Alone, audio needs no padding: the muxer starts it at 0 and there is nothing to
     # keep in step with.
-    streams.append(audio.filter("aresample", **AUDIO_FROM_ZERO) if pad else audio)
+    if samples is not None:
+        audio = audio.filter("aresample", **(AUDIO_FROM_ZERO if pad else {}), osr=a.sample_rate)
+        audio = audio.filter("apad", whole_len=samples).filter("atrim", end_sample=samples)
+    elif pad:
+        audio = audio.filter("aresample", **AUDIO_FROM_ZERO)
+    streams.append(audio)
     opts.update(
         {
             "c:a": a.codec,
