@@ -45,6 +45,7 @@ class TaskWork:
     probe: Probe
     ladder: Ladder
     total: int  # segments in the title's timeline (video, else audio)
+    ends: chunks.SourceEnds | None = None  # what the prediction was made from
 
 
 def task_timeout_s(segment_count: int, segment_s: int) -> float:
@@ -90,6 +91,7 @@ async def run_task(
             timeout_s=timeout,
             on_segment=on_segment,
             on_progress=on_progress,
+            end_s=work.ends,
         )
     else:
         output = await chunks.encode_video_task(

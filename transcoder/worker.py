@@ -77,6 +77,8 @@ WATCH_FAST_S = 0.05
 WATCH_S = 0.5
 LANE_VIDEO, LANE_URGENT, LANE_AUDIO = "video", "urgent", "audio"
 WORK_CACHE_SIZE = 32
+# Where the model's `extra` keeps the source's measured ends for the tasks.
+SOURCE_ENDS = "source_ends"
 
 T = TypeVar("T")
 
@@ -378,6 +380,7 @@ class Worker:
         model = Presentation.from_json(await self.storage.get_bytes(keys.model_key(task.title_id, task.version)))
         ladder = plan_ladder(probe, segment_s=model.segment_target_s)
         source = await self._task_source(task.title_id, job.source)
+        ends = model.extra.get(SOURCE_ENDS)
         work = TaskWork(
             title_id=task.title_id,
             version=task.version,
@@ -385,6 +388,7 @@ class Worker:
             probe=probe,
             ladder=ladder,
             total=timeline_length(model),
+            ends=chunks.SourceEnds.from_dict(ends) if ends else None,
         )
         if len(self._works) >= WORK_CACHE_SIZE:
             self._works.pop(next(iter(self._works)))
@@ -478,9 +482,9 @@ class Worker:
             async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
                 await titles.get_title(conn, task.title_id)
         except TitleNotFound:
-            for key in uploaded:
+            if uploaded:
                 with contextlib.suppress(Exception):
-                    await self.storage.delete(key)
+                    await self.storage.delete_prefix(keys.version_prefix(task.title_id, task.version))
         except Exception as exc:
             log.info("task %s: could not check title %s: %s", task.id, task.title_id, exc)
 
@@ -582,7 +586,7 @@ class Worker:
             await gc_versions(self.storage, job.title_id, title.current_version, keep=job.version)
             source = await self._fetch_source(job, attempt_dir)
             probe = await self._probe(job, source)
-            end_s = await chunks.measure_end_s(str(source), probe)
+            ends = await chunks.measure_source_ends(str(source), probe)
             ladder = plan_ladder(probe, segment_s=self.segment_s)
             version = job.version or new_version()
             if job.version is None:
@@ -594,9 +598,13 @@ class Worker:
                 if not await self._waiting(claim_version):
                     raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
                 job = dataclasses.replace(job, version=version)
-            predicted = chunks.predict_presentation(probe, ladder, title_id=job.title_id, version=version, end_s=end_s)
+            predicted = chunks.predict_presentation(
+                probe, ladder, title_id=job.title_id, version=version, end_s=ends, preset=self.preset
+            )
             adjusted = list(source_adjustments(probe, ladder))
-            predicted = dataclasses.replace(predicted, extra={**predicted.extra, SOURCE_ADJUSTMENTS: adjusted})
+            # The tasks read the source's measured ends from here (the audio is cut to them).
+            extra = {**predicted.extra, SOURCE_ADJUSTMENTS: adjusted, SOURCE_ENDS: ends.to_dict()}
+            predicted = dataclasses.replace(predicted, extra=extra)
             await write_model(self.storage, predicted)
             total = timeline_length(predicted)
             specs = tasks.plan_tasks(
