@@ -276,7 +276,9 @@ def test_no_quality_dip_at_chunk_boundaries(two_rungs: tuple[Chunked, Path], tmp
     ).stdout  # fmt: skip
     ssim = [float(m) for m in re.findall(r"All:([0-9.]+)", stats)]
     per_segment = chunks.segment_frames(chunked.ladder)
-    assert len(ssim) == sum(s.duration for s in chunked.assembled.rendition("v360").segments) // 512  # type: ignore[union-attr]
+    v360 = chunked.assembled.rendition("v360")
+    assert v360 is not None
+    assert len(ssim) == sum(seg.duration for seg in v360.segments) // 512  # 512 ticks a frame at 30 fps
     starts = {(first - 1) * per_segment for ids, first, _ in chunked.rectangles if "v360" in ids and first > 1}
     assert starts, "the clip has chunk boundaries"
     boundary = [ssim[i] for i in starts]
