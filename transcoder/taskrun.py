@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from media import keys
+from media.errors import ObjectNotFound
 from media.probe_model import Probe
 from media.storage import Storage
 from packager.model import INIT_NAME, SEGMENT_EXT
@@ -66,15 +67,28 @@ async def run_task(
     timeout_s: float | None,
     on_progress: Callable[[float], Any] | None = None,
     uploaded: set[str] | None = None,
+    redo: bool = False,
 ) -> dict[str, Any]:
     """Encode the rectangle and put every file it makes; returns the task's result (what
     `chunks.assemble_presentation` reads). `uploaded` collects the keys put, so a task stopped
-    because its title was deleted can remove what it wrote."""
+    because its title was deleted can remove what it wrote.
+
+    An object already stored is never put again: an init segment (every task of a rendition
+    makes the same bytes, the first one stored serves), and with `redo` (a later attempt of
+    the task) a segment the dead attempt stored. The origin may have served it, and remembers
+    its size and ETag, so it must not change under a viewer; the new encode of it is the
+    same frames on the same timestamps and is dropped."""
     put_keys = uploaded if uploaded is not None else set()
 
     async def on_segment(rendition_id: str, number: int | None, path: Path) -> None:
         name = f"{rendition_id}/{INIT_NAME}" if number is None else f"{rendition_id}/{number}{SEGMENT_EXT}"
         key = keys.object_key(work.title_id, work.version, name)
+        if number is None or redo:
+            try:
+                await storage.head(key)
+                return
+            except ObjectNotFound:
+                pass
         put_keys.add(key)
         await storage.put_file(key, path, content_type(name))
 

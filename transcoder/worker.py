@@ -44,7 +44,7 @@ from media.probe import probe as run_probe
 from media.probe_model import Probe
 from media.storage import Storage
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation
-from transcoder import chunks, gc, jobs, sources, tasks
+from transcoder import chunks, gc, jobs, seekable, sources, tasks
 from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
 from transcoder.errors import TaskFailed, TranscodeError
 from transcoder.failures import OUTAGE, classify, is_database_outage
@@ -79,6 +79,8 @@ LANE_VIDEO, LANE_URGENT, LANE_AUDIO = "video", "urgent", "audio"
 WORK_CACHE_SIZE = 32
 # Where the model's `extra` keeps the source's measured ends for the tasks.
 SOURCE_ENDS = "source_ends"
+# ... and the key of the source's seekable copy, when it needed one.
+SEEKABLE_SOURCE = "seekable_source"
 
 T = TypeVar("T")
 
@@ -337,6 +339,7 @@ class Worker:
                 threads=self.encoder_threads,
                 timeout_s=None,
                 uploaded=uploaded,
+                redo=task.attempts > 1,
             )
             await _stop_task(heartbeat)
 
@@ -379,7 +382,11 @@ class Worker:
         probe = Probe.from_dict(stored)
         model = Presentation.from_json(await self.storage.get_bytes(keys.model_key(task.title_id, task.version)))
         ladder = plan_ladder(probe, segment_s=model.segment_target_s)
-        source = await self._task_source(task.title_id, job.source)
+        source_key = job.source
+        if model.extra.get(SEEKABLE_SOURCE):
+            source_key = model.extra[SEEKABLE_SOURCE]
+            ladder = seekable.ladder_for_copy(ladder)
+        source = await self._task_source(task.title_id, source_key)
         ends = model.extra.get(SOURCE_ENDS)
         work = TaskWork(
             title_id=task.title_id,
@@ -604,6 +611,8 @@ class Worker:
             adjusted = list(source_adjustments(probe, ladder))
             # The tasks read the source's measured ends from here (the audio is cut to them).
             extra = {**predicted.extra, SOURCE_ADJUSTMENTS: adjusted, SOURCE_ENDS: ends.to_dict()}
+            if seekable.needs_copy(probe):
+                extra[SEEKABLE_SOURCE] = await self._seekable_copy(job, str(source), probe, ladder, attempt_dir)
             predicted = dataclasses.replace(predicted, extra=extra)
             await write_model(self.storage, predicted)
             total = timeline_length(predicted)
@@ -678,6 +687,27 @@ class Worker:
             self._lost.discard(job.id)
             self._drop_source_cache(job.title_id)
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, attempt_dir, True))
+
+    async def _seekable_copy(self, job: jobs.Job, source: str, probe: Probe, ladder: Ladder, attempt_dir: Path) -> str:
+        """The storage key of the source's seekable copy (`transcoder.seekable`), made once."""
+        key = keys.seekable_source_key(job.title_id)
+        try:
+            await self.storage.head(key)
+            return key
+        except ObjectNotFound:
+            pass
+        out = attempt_dir / "seekable.nut"
+        await asyncio.to_thread(attempt_dir.mkdir, parents=True, exist_ok=True)
+        started = time.monotonic()
+        await seekable.make_seekable_copy(source, probe, ladder, out)
+        await self.storage.put_file(key, out, "application/octet-stream")
+        log.info(
+            "job %s: %s source copied to a seekable container in %.1f s",
+            job.id,
+            probe.format_name,
+            time.monotonic() - started,
+        )
+        return key
 
     async def _watch(
         self,
