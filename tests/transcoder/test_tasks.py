@@ -195,14 +195,15 @@ async def test_claim_filters(conn: asyncpg.Connection) -> None:
     assert (await claim_one(conn, kinds=["video"], job_id=job.id)).first_number == 9  # the chunks remain
 
 
-async def test_tasks_of_a_job_that_is_not_running_are_never_claimed(conn: asyncpg.Connection) -> None:
+async def test_tasks_of_a_job_given_back_carry_on_and_of_an_ended_job_never_run(conn: asyncpg.Connection) -> None:
     job, _ = await job_with_tasks(conn)
     mine = await claim_one(conn)
     assert await tasks.heartbeat_task(conn, mine, 30)
-    # the coordinator gives the job back (shutdown): nothing claimable, the worker must stop
+    # the coordinator gives the job back (shutdown): the title's other workers carry on
     assert await jobs.release(conn, job)
-    assert await tasks.claim_task(conn, "w2", 30) is None
-    assert not await tasks.heartbeat_task(conn, mine, 30)
+    assert await tasks.heartbeat_task(conn, mine, 30)
+    other = await claim_one(conn, "w2")
+    assert other.id != mine.id
     assert await tasks.release_task(conn, mine)  # still ours to give back
     again = await jobs.claim(conn, "coord2", 30)
     assert again is not None and again.id == job.id
