@@ -505,6 +505,7 @@ async def encode_video_task(
         start_s=chunk_start_s(ladder, first),
         frames=frames,
         start_number=first,
+        segment_us=math.floor(Fraction(per_segment) / fps * 1_000_000),
         preset=preset,
         threads=threads,
         ffmpeg_bin=ffmpeg_bin,
