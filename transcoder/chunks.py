@@ -35,6 +35,7 @@ from typing import Any, Literal, NamedTuple
 from media.probe_model import Probe
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation, Rendition, Segment
 from transcoder import mp4
+from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
 from transcoder.command import build_audio_args, build_chunk_args
 from transcoder.errors import TranscodeError
 from transcoder.ladder import KEYFRAME_INTERVAL_S, Ladder
@@ -390,6 +391,7 @@ def predict_presentation(
         segment_target_s=ladder.segment_s,
         renditions=tuple(renditions),
         progressive=True,
+        extra={SOURCE_ADJUSTMENTS: list(source_adjustments(probe, ladder))},
     )
 
 
@@ -691,14 +693,15 @@ async def _run_watched(
 
 
 def assemble_presentation(
-    ladder: Ladder, results: list[dict[str, Any]], *, title_id: str, version: str
+    ladder: Ladder, results: list[dict[str, Any]], *, title_id: str, version: str, probe: Probe | None = None
 ) -> Presentation:
     """The measured model (`progressive=False`) from every task's `to_result()`: codecs from
     the inits, durations and sizes from the segments, peak/average bitrates from those.
 
     Raises `TranscodeError` when a rendition is missing or its tasks disagree about its
     init, a segment is missing or reported twice, the segments are not back to back in time,
-    or a video segment does not start with a keyframe.
+    or a video segment does not start with a keyframe. With `probe`, `extra` records the
+    source adjustments as the one-pass encode does.
     """
     inits: dict[str, dict[str, Any]] = {}
     segments: dict[str, dict[int, list]] = {rid: {} for rid in ladder.rendition_ids}
@@ -758,6 +761,8 @@ def assemble_presentation(
         segment_target_s=ladder.segment_s,
         renditions=tuple(renditions),
         progressive=False,
+        # As the one-pass encode records them, when the caller has the probe.
+        extra={SOURCE_ADJUSTMENTS: list(source_adjustments(probe, ladder))} if probe is not None else {},
     )
 
 

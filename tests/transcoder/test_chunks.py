@@ -83,7 +83,7 @@ async def chunked_encode(source: Path, work: Path, *, k: int = 2, preset: str = 
             )
             results.append(task.to_result())
             dirs.append(out)
-    assembled = chunks.assemble_presentation(ladder, results, title_id="t", version="v1")
+    assembled = chunks.assemble_presentation(ladder, results, title_id="t", version="v1", probe=p)
     return Chunked(source, p, ladder, ends, predicted, assembled, results, dirs, rects)
 
 
@@ -178,6 +178,7 @@ def _bounds_hold(chunked: Chunked) -> None:
         assert all(s.size == 0 for s in predicted.segments)
         assert predicted.bandwidth_peak >= measured.bandwidth_peak, predicted.id
     assert chunked.predicted.duration_s == chunked.assembled.duration_s
+    assert chunked.predicted.extra == chunked.assembled.extra  # source adjustments
 
 
 # ---- the prediction equals the measurement for awkward sources ---------------------------
