@@ -180,7 +180,7 @@ async def _read_ends(
         args += ["-read_intervals", f"{read_from:.6f}%"]
     args += [
         "-show_entries",
-        "stream=index,codec_type,codec_name,time_base,start_time:packet=stream_index,pts,dts,duration",
+        "stream=index,codec_name,time_base:packet=stream_index,pts,dts,duration",
         source,
     ]
     proc = await asyncio.create_subprocess_exec(
@@ -215,8 +215,9 @@ async def _read_ends(
             video_s = float(end * tb - origin)
         else:
             last_pts, last_dur = max(found)
-            start = streams[index].get("start_time")
-            first = Fraction(start) if start not in (None, "N/A") else Fraction(last_pts * tb)
+            # The probe's start (read from the file's beginning; a stream's start_time in a
+            # tail read may be the first packet read).
+            first = Fraction(probe.audio[0].start_time_s).limit_denominator(1_000_000)
             audio_start_s = max(0.0, float(first - origin))
             frame = WHOLE_FRAME_CODECS.get(str(streams[index].get("codec_name")))
             rate = probe.audio[0].sample_rate if probe.audio else 0
@@ -492,7 +493,10 @@ async def encode_video_task(
     fps = ladder.fps_fraction
     if fps is None or not ladder.rungs:
         raise ValueError("ladder has no video")
-    ids = tuple(r.id for r in ladder.rungs if r.id in set(rendition_ids))
+    unknown = set(rendition_ids) - {r.id for r in ladder.rungs}
+    if unknown or not rendition_ids:
+        raise ValueError(f"not video renditions of this ladder: {sorted(unknown) or 'none given'}")
+    ids = tuple(r.id for r in ladder.rungs if r.id in set(rendition_ids))  # ladder order
     per_segment = segment_frames(ladder)
     start_frame = (first - 1) * per_segment
     is_last = first + count - 1 == total
