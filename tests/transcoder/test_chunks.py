@@ -203,6 +203,12 @@ def _late_audio(out: Path) -> Path:
     return out
 
 
+def _wav_44k(out: Path) -> Path:
+    """PCM at 44.1 kHz: no codec frames, resampled to 48 kHz."""
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=3.3", "-c:a", "pcm_s16le", str(out))
+    return out
+
+
 SOURCES: dict[str, Callable[[Callable[..., Path], Path], Path]] = {
     "30fps": lambda clips, _: clips(seconds=3.3, width=320, height=180, fps=30),
     "29.97fps": lambda clips, _: clips(seconds=4.5, width=320, height=180, fps=30000 / 1001),
@@ -211,6 +217,7 @@ SOURCES: dict[str, Callable[[Callable[..., Path], Path], Path]] = {
     "starts_at_3600s_ts": lambda _, tmp: _offset_ts(tmp / "offset.ts"),
     "audio_1s_late_44k": lambda _, tmp: _late_audio(tmp / "late.mp4"),
     "audio_only": lambda clips, _: clips(seconds=4.3, video=False, suffix=".m4a"),
+    "audio_only_wav_44k": lambda _, tmp: _wav_44k(tmp / "tone.wav"),
     "video_only": lambda clips, _: clips(seconds=3.5, width=320, height=180, fps=30, audio=False),
 }
 
