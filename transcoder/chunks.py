@@ -487,6 +487,9 @@ async def encode_video_task(
     each segment rewritten onto the title's timeline and reported through `on_segment` as
     soon as it is complete (the init first). Raises `TranscodeError` when ffmpeg fails or
     does not produce exactly the segments asked for.
+
+    `out_dir` must be this task's own: its rendition folders are emptied first (a retry
+    starts clean), so two tasks sharing one would delete each other's segments.
     """
     if first < 1 or count < 1 or first + count - 1 > total:
         raise ValueError(f"segments {first}..{first + count - 1} are not within 1..{total}")
@@ -559,7 +562,8 @@ async def encode_audio_task(
     `out_dir/{a0}/`, reporting segments as they are finished.
 
     Give `end_s` (what the prediction was made from) to make the track exactly as long as
-    predicted: resampling from another rate than 48 kHz can otherwise end a sample off."""
+    predicted: resampling from another rate than 48 kHz can otherwise end a sample off.
+    `out_dir` must be this task's own, as for `encode_video_task`."""
     if not ladder.audio:
         raise ValueError("ladder has no audio")
     rid = ladder.audio.id
