@@ -172,6 +172,7 @@ def test_prediction_of_the_two_rung_clip(two_rungs: tuple[Chunked, Path]) -> Non
 
 def _bounds_hold(chunked: Chunked) -> None:
     assert chunked.predicted.progressive and not chunked.assembled.progressive
+    check_presentation(chunked.predicted)  # aligned boundaries before anything is encoded
     for predicted in chunked.predicted.renditions:
         measured = chunked.assembled.rendition(predicted.id)
         assert measured is not None
