@@ -35,6 +35,7 @@ from typing import Any, Literal, NamedTuple
 from media.probe_model import Probe
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation, Rendition, Segment
 from transcoder import mp4
+from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
 from transcoder.command import build_audio_args, build_chunk_args
 from transcoder.errors import TranscodeError
 from transcoder.ladder import KEYFRAME_INTERVAL_S, Ladder
@@ -179,7 +180,7 @@ async def _read_ends(
         args += ["-read_intervals", f"{read_from:.6f}%"]
     args += [
         "-show_entries",
-        "stream=index,codec_type,codec_name,time_base,start_time:packet=stream_index,pts,dts,duration",
+        "stream=index,codec_name,time_base:packet=stream_index,pts,dts,duration",
         source,
     ]
     proc = await asyncio.create_subprocess_exec(
@@ -214,8 +215,9 @@ async def _read_ends(
             video_s = float(end * tb - origin)
         else:
             last_pts, last_dur = max(found)
-            start = streams[index].get("start_time")
-            first = Fraction(start) if start not in (None, "N/A") else Fraction(last_pts * tb)
+            # The probe's start (read from the file's beginning; a stream's start_time in a
+            # tail read may be the first packet read).
+            first = Fraction(probe.audio[0].start_time_s).limit_denominator(1_000_000)
             audio_start_s = max(0.0, float(first - origin))
             frame = WHOLE_FRAME_CODECS.get(str(streams[index].get("codec_name")))
             rate = probe.audio[0].sample_rate if probe.audio else 0
@@ -390,6 +392,7 @@ def predict_presentation(
         segment_target_s=ladder.segment_s,
         renditions=tuple(renditions),
         progressive=True,
+        extra={SOURCE_ADJUSTMENTS: list(source_adjustments(probe, ladder))},
     )
 
 
@@ -484,13 +487,19 @@ async def encode_video_task(
     each segment rewritten onto the title's timeline and reported through `on_segment` as
     soon as it is complete (the init first). Raises `TranscodeError` when ffmpeg fails or
     does not produce exactly the segments asked for.
+
+    `out_dir` must be this task's own: its rendition folders are emptied first (a retry
+    starts clean), so two tasks sharing one would delete each other's segments.
     """
     if first < 1 or count < 1 or first + count - 1 > total:
         raise ValueError(f"segments {first}..{first + count - 1} are not within 1..{total}")
     fps = ladder.fps_fraction
     if fps is None or not ladder.rungs:
         raise ValueError("ladder has no video")
-    ids = tuple(r.id for r in ladder.rungs if r.id in set(rendition_ids))
+    unknown = set(rendition_ids) - {r.id for r in ladder.rungs}
+    if unknown or not rendition_ids:
+        raise ValueError(f"not video renditions of this ladder: {sorted(unknown) or 'none given'}")
+    ids = tuple(r.id for r in ladder.rungs if r.id in set(rendition_ids))  # ladder order
     per_segment = segment_frames(ladder)
     start_frame = (first - 1) * per_segment
     is_last = first + count - 1 == total
@@ -505,6 +514,7 @@ async def encode_video_task(
         start_s=chunk_start_s(ladder, first),
         frames=frames,
         start_number=first,
+        segment_us=math.floor(Fraction(per_segment) / fps * 1_000_000),
         preset=preset,
         threads=threads,
         ffmpeg_bin=ffmpeg_bin,
@@ -552,7 +562,8 @@ async def encode_audio_task(
     `out_dir/{a0}/`, reporting segments as they are finished.
 
     Give `end_s` (what the prediction was made from) to make the track exactly as long as
-    predicted: resampling from another rate than 48 kHz can otherwise end a sample off."""
+    predicted: resampling from another rate than 48 kHz can otherwise end a sample off.
+    `out_dir` must be this task's own, as for `encode_video_task`."""
     if not ladder.audio:
         raise ValueError("ladder has no audio")
     rid = ladder.audio.id
@@ -690,14 +701,15 @@ async def _run_watched(
 
 
 def assemble_presentation(
-    ladder: Ladder, results: list[dict[str, Any]], *, title_id: str, version: str
+    ladder: Ladder, results: list[dict[str, Any]], *, title_id: str, version: str, probe: Probe | None = None
 ) -> Presentation:
     """The measured model (`progressive=False`) from every task's `to_result()`: codecs from
     the inits, durations and sizes from the segments, peak/average bitrates from those.
 
     Raises `TranscodeError` when a rendition is missing or its tasks disagree about its
     init, a segment is missing or reported twice, the segments are not back to back in time,
-    or a video segment does not start with a keyframe.
+    or a video segment does not start with a keyframe. With `probe`, `extra` records the
+    source adjustments as the one-pass encode does.
     """
     inits: dict[str, dict[str, Any]] = {}
     segments: dict[str, dict[int, list]] = {rid: {} for rid in ladder.rendition_ids}
@@ -757,6 +769,8 @@ def assemble_presentation(
         segment_target_s=ladder.segment_s,
         renditions=tuple(renditions),
         progressive=False,
+        # As the one-pass encode records them, when the caller has the probe.
+        extra={SOURCE_ADJUSTMENTS: list(source_adjustments(probe, ladder))} if probe is not None else {},
     )
 
 

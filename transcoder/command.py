@@ -86,6 +86,7 @@ def build_chunk_args(
     start_s: str,
     frames: int | None,
     start_number: int,
+    segment_us: int | None = None,
     preset: str = "veryfast",
     threads: int = 0,
     ffmpeg_bin: str = "ffmpeg",
@@ -101,6 +102,11 @@ def build_chunk_args(
     applies at that instant: the chunk's first frame is the one-pass encode's frame there.
     `trim=end_frame` right after `fps` stops at exactly `frames` frames. Bit-exact flags keep
     the init segments of every task byte-identical.
+
+    `segment_us` (the segment's length in microseconds, rounded down) makes the muxer cut at
+    every segment-grid keyframe even when the GOP is a hair under 2 s (an odd variable frame
+    rate's average, 40 frames at 20.07 fps): it cuts on the first keyframe at or after each
+    multiple of `hls_time`, so `hls_time` is set 1 us under the grid's segment length.
     """
     wanted = set(rendition_ids)
     rungs = tuple(r for r in ladder.rungs if r.id in wanted)
@@ -124,6 +130,7 @@ def build_chunk_args(
         ffmpeg_bin=ffmpeg_bin,
         start_number=start_number,
         temp_file=True,
+        hls_time=f"{segment_us - 1}us" if segment_us else None,
     )
 
 
@@ -250,6 +257,7 @@ def _finish(
     ffmpeg_bin: str,
     start_number: int = 1,
     temp_file: bool = False,
+    hls_time: str | None = None,
 ) -> list[str]:
     # hlsenc substitutes %v in the init name only when there are several variants.
     init_name = f"%v/{INIT_NAME}" if len(ids) > 1 else f"{ids[0]}/{INIT_NAME}"
@@ -259,7 +267,7 @@ def _finish(
             "map_metadata": -1,
             "map_chapters": -1,
             "f": "hls",
-            "hls_time": ladder.segment_s,
+            "hls_time": hls_time or ladder.segment_s,
             "hls_playlist_type": "vod",
             "hls_segment_type": "fmp4",
             # temp_file: a segment (and the playlist) appears under its name only once complete.

@@ -83,7 +83,7 @@ async def chunked_encode(source: Path, work: Path, *, k: int = 2, preset: str = 
             )
             results.append(task.to_result())
             dirs.append(out)
-    assembled = chunks.assemble_presentation(ladder, results, title_id="t", version="v1")
+    assembled = chunks.assemble_presentation(ladder, results, title_id="t", version="v1", probe=p)
     return Chunked(source, p, ladder, ends, predicted, assembled, results, dirs, rects)
 
 
@@ -172,12 +172,14 @@ def test_prediction_of_the_two_rung_clip(two_rungs: tuple[Chunked, Path]) -> Non
 
 def _bounds_hold(chunked: Chunked) -> None:
     assert chunked.predicted.progressive and not chunked.assembled.progressive
+    check_presentation(chunked.predicted)  # aligned boundaries before anything is encoded
     for predicted in chunked.predicted.renditions:
         measured = chunked.assembled.rendition(predicted.id)
         assert measured is not None
         assert all(s.size == 0 for s in predicted.segments)
         assert predicted.bandwidth_peak >= measured.bandwidth_peak, predicted.id
     assert chunked.predicted.duration_s == chunked.assembled.duration_s
+    assert chunked.predicted.extra == chunked.assembled.extra  # source adjustments
 
 
 # ---- the prediction equals the measurement for awkward sources ---------------------------
@@ -202,6 +204,12 @@ def _late_audio(out: Path) -> Path:
     return out
 
 
+def _wav_44k(out: Path) -> Path:
+    """PCM at 44.1 kHz: no codec frames, resampled to 48 kHz."""
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=3.3", "-c:a", "pcm_s16le", str(out))
+    return out
+
+
 SOURCES: dict[str, Callable[[Callable[..., Path], Path], Path]] = {
     "30fps": lambda clips, _: clips(seconds=3.3, width=320, height=180, fps=30),
     "29.97fps": lambda clips, _: clips(seconds=4.5, width=320, height=180, fps=30000 / 1001),
@@ -210,6 +218,7 @@ SOURCES: dict[str, Callable[[Callable[..., Path], Path], Path]] = {
     "starts_at_3600s_ts": lambda _, tmp: _offset_ts(tmp / "offset.ts"),
     "audio_1s_late_44k": lambda _, tmp: _late_audio(tmp / "late.mp4"),
     "audio_only": lambda clips, _: clips(seconds=4.3, video=False, suffix=".m4a"),
+    "audio_only_wav_44k": lambda _, tmp: _wav_44k(tmp / "tone.wav"),
     "video_only": lambda clips, _: clips(seconds=3.5, width=320, height=180, fps=30, audio=False),
 }
 
