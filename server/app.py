@@ -3,9 +3,11 @@ registered by each route module's `setup(app)`."""
 
 from __future__ import annotations
 
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -69,6 +71,31 @@ async def _password_ctx(app: web.Application) -> AsyncIterator[None]:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
+def _transcoder_tasks() -> ModuleType | None:
+    """transcoder.tasks (the queue of encoding tasks), or None in a tree that has none yet."""
+    try:
+        return importlib.import_module("transcoder.tasks")
+    except ModuleNotFoundError as exc:
+        if exc.name != "transcoder.tasks":
+            raise
+        return None
+
+
+def segment_bumper(app: web.Application) -> keys.SegmentBumper:
+    """The origin's default bump: a viewer waits for a segment of a version still being encoded,
+    so the transcoder's queue makes that one next (`transcoder.tasks.bump`, on a connection of
+    the app's pool). A database outage fails the bump, which the origin logs and ignores."""
+
+    async def bump(title_id: str, version: str, rendition_id: str, number: int | None) -> None:
+        tasks = _transcoder_tasks()
+        if tasks is None:
+            return
+        async with app[keys.PG].acquire() as conn:
+            await tasks.bump(conn, title_id, version, rendition_id, number)
+
+    return bump
+
+
 class RouteModule(Protocol):
     def setup(self, app: web.Application) -> None: ...
 
@@ -84,6 +111,8 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     # One keyring per app: the playback API signs with it, the origin verifies with it.
     app[keys.PLAYBACK_KEYRING] = playback.keyring(settings.secret_key, settings.previous_secret_keys)
+    # Tests replace it before the app starts.
+    app[keys.SEGMENT_BUMPER] = segment_bumper(app)
     app.cleanup_ctx.extend([_pg_ctx, _redis_ctx, _storage_ctx, _password_ctx])
     _register_routes(app)
     return app
