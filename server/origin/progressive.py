@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from media.storage import ObjectNotFound
@@ -75,7 +75,7 @@ class Waits:
         self.limit = limit
         self.waiters = 0  # requests waiting now
         self.polls: dict[str, _Poll] = {}
-        self._bumps: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # pollers and bumps, until they end
 
     async def wait(self, key: str, bump: Callable[[], Awaitable[None]]) -> bool:
         """Until the object `key` exists (True) or `wait_s` passed (False). Starts the poller
@@ -87,7 +87,7 @@ class Waits:
         poll = self.polls.get(key)
         if poll is None:
             poll = self.polls[key] = _Poll(asyncio.get_running_loop().create_future())
-            poll.task = asyncio.create_task(self._poll(key, poll))
+            poll.task = self._start(self._poll(key, poll))
             self._bump(bump)
         poll.waiters += 1
         self.waiters += 1
@@ -100,18 +100,19 @@ class Waits:
         finally:
             poll.waiters -= 1
             self.waiters -= 1
-            if poll.waiters == 0 and not poll.found.done():
-                # Nobody is waiting any more: stop polling (a later request starts again).
-                if self.polls.get(key) is poll:
-                    del self.polls[key]
-                if poll.task is not None:
-                    poll.task.cancel()
+            if poll.waiters == 0 and not poll.found.done() and self.polls.get(key) is poll:
+                # Nobody is waiting any more: the poller stops before its next look (not
+                # cancelled mid-look, whose load other requests may share); a later request
+                # starts a new one.
+                del self.polls[key]
 
     async def _poll(self, key: str, poll: _Poll) -> None:
         interval = POLL_FILE_S if self.local(key) else POLL_S3_S
         try:
             while True:
                 await asyncio.sleep(interval)
+                if poll.waiters == 0:
+                    return
                 try:
                     await self.look(key)
                 except ObjectNotFound:
@@ -141,13 +142,17 @@ class Waits:
             except Exception as exc:
                 log.warning("could not ask for a missing segment to be made first: %r", exc)
 
-        task = asyncio.create_task(run())
-        self._bumps.add(task)
-        task.add_done_callback(self._bumps.discard)
+        self._start(run())
+
+    def _start(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def close(self) -> None:
         """Stop every poller and bump (the app is shutting down)."""
-        tasks = [p.task for p in self.polls.values() if p.task is not None] + list(self._bumps)
+        tasks = list(self._tasks)
         for t in tasks:
             t.cancel()
         for t in tasks:
