@@ -3,11 +3,9 @@ registered by each route module's `setup(app)`."""
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from types import ModuleType
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -33,6 +31,7 @@ from server.http.errors import MAX_REQUEST_LINE_BYTES, error_middleware
 from server.origin import handlers as origin_handlers
 from server.settings import Settings
 from server.storage_guard import GuardedStorage
+from transcoder import tasks as transcoder_tasks
 
 log = logging.getLogger("streamflix.server")
 
@@ -71,27 +70,14 @@ async def _password_ctx(app: web.Application) -> AsyncIterator[None]:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _transcoder_tasks() -> ModuleType | None:
-    """transcoder.tasks (the queue of encoding tasks), or None in a tree that has none yet."""
-    try:
-        return importlib.import_module("transcoder.tasks")
-    except ModuleNotFoundError as exc:
-        if exc.name != "transcoder.tasks":
-            raise
-        return None
-
-
 def segment_bumper(app: web.Application) -> keys.SegmentBumper:
     """The origin's default bump: a viewer waits for a segment of a version still being encoded,
     so the transcoder's queue makes that one next (`transcoder.tasks.bump`, on a connection of
     the app's pool). A database outage fails the bump, which the origin logs and ignores."""
 
     async def bump(title_id: str, version: str, rendition_id: str, number: int | None) -> None:
-        tasks = _transcoder_tasks()
-        if tasks is None:
-            return
         async with app[keys.PG].acquire() as conn:
-            await tasks.bump(conn, title_id, version, rendition_id, number)
+            await transcoder_tasks.bump(conn, title_id, version, rendition_id, number)
 
     return bump
 

@@ -178,7 +178,7 @@ async def test_a_failing_bump_does_not_stop_the_wait(prog):
     assert len(prog.bumps.calls) == 1
 
 
-async def test_the_default_bumper_answers_without_a_task_queue_or_a_database(aiohttp_client, settings):
+async def test_the_default_bumper_with_the_database_down_still_waits(aiohttp_client, settings):
     """The app's own bumper (transcoder.tasks, over the app's pool): with the pool closed the
     bump fails, and the request still waits and is answered."""
     s = dataclasses.replace(settings, segment_wait_s=0.5)
@@ -191,8 +191,10 @@ async def test_the_default_bumper_answers_without_a_task_queue_or_a_database(aio
         path = storage.local_path(media_keys.object_key(sv.title_id, sv.version, "a0/3.m4s"))
         assert path is not None
         path.unlink()
+        start = time.monotonic()
         r = await client.get(sv.url("a0/3.m4s", token_for(s.secret_key, sv)))
         assert r.status == 503 and await _code(r) == "segment_not_ready"
+        assert time.monotonic() - start >= 0.45
     finally:
         await storage.close()
 
@@ -296,3 +298,31 @@ async def test_s3_segment_appears_after_waiting(aiohttp_client, settings, s3_ser
         assert r.status == 200 and await r.read() == sv.objects["v720/3.m4s"]
     finally:
         await storage.close()
+
+
+async def test_the_default_bumper_puts_the_segment_first_in_the_queue(aiohttp_client, settings, pg):
+    """The app's own bumper on a real queue: a viewer waiting for v720 segment 3 of a version
+    whose tasks are queued makes exactly that cell a task at priority 0."""
+    from transcoder import jobs, tasks
+
+    s = dataclasses.replace(settings, segment_wait_s=0.5)
+    title_id = new_title_id()
+    p = dataclasses.replace(presentation(title_id, "v" + secrets.token_hex(4)), progressive=True)
+    sv = await store_in(s, p)
+    queued = await jobs.enqueue(pg, title_id, f"sources/{title_id}/original.mp4", 3)
+    job = await jobs.claim(pg, "coordinator", 30, title_id=title_id)
+    assert job is not None and job.id == queued.id
+    assert await jobs.set_version(pg, job, p.version)
+    await tasks.create_tasks(pg, job, p.version, tasks.plan_tasks(("v720", "v360"), "a0", 3, 8), max_attempts=3)
+    client = await aiohttp_client(create_app(s))
+    storage = open_storage(s.storage_url)
+    try:
+        path = storage.local_path(media_keys.object_key(title_id, p.version, "v720/3.m4s"))
+        assert path is not None
+        path.unlink()
+        r = await client.get(sv.url("v720/3.m4s", token_for(s.secret_key, sv)))
+        assert r.status == 503 and await _code(r) == "segment_not_ready"
+    finally:
+        await storage.close()
+    first = [t for t in await tasks.job_tasks(pg, job.id) if t.priority == 0 and ("v720", 3) in t.cells()]
+    assert len(first) == 1 and list(first[0].cells()) == [("v720", 3)], first
