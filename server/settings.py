@@ -48,6 +48,10 @@ class Settings:
     # After storage fails to answer, storage-backed requests answer 503 at once for this long;
     # then one request probes it (docs/origin.md, "When storage stops answering").
     storage_breaker_s: float = 2.0
+    # A segment of a version still being encoded (a progressive model) that is not in storage
+    # yet: the origin asks for it to be made first and waits this long for it, then answers
+    # 503 segment_not_ready (players give up on a first byte after about 10 s).
+    segment_wait_s: float = 8.0
     # Password hashing (argon2) runs in its own pool, so logins never queue behind storage.
     password_threads: int = 4
     data_dir: str = "./var"
@@ -115,6 +119,10 @@ class Settings:
                 raise ConfigError(f"STREAMFLIX_{name.upper()} must be a whole number >= 1, not {getattr(self, name)!r}")
         if not (isinstance(self.encoder_threads, int) and self.encoder_threads >= 0):
             raise ConfigError(f"STREAMFLIX_ENCODER_THREADS must be 0 (automatic) or more, not {self.encoder_threads!r}")
+        if not (isinstance(self.segment_wait_s, int | float) and 0 <= self.segment_wait_s < float("inf")):
+            raise ConfigError(
+                f"STREAMFLIX_SEGMENT_WAIT_S must be a number of seconds (0 or more), not {self.segment_wait_s!r}"
+            )
         try:
             parse_networks(tuple(self.trusted_proxies))
         except ValueError as exc:
