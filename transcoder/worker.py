@@ -256,7 +256,7 @@ class Worker:
         """Hold one connection that LISTENs on the wake channel, so a job enqueued or a task
         made claimable anywhere starts within milliseconds, not at the next poll. Polling
         stays the fallback (a lost notification costs at most one poll interval)."""
-        if self._listener is not None and not self._listener.is_closed():
+        if self._listener_alive():
             return
         await self._unlisten()
         conn = await self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S)
@@ -266,6 +266,14 @@ class Worker:
             await self.pool.release(conn)
             raise
         self._listener = conn
+
+    def _listener_alive(self) -> bool:
+        if self._listener is None:
+            return False
+        try:
+            return not self._listener.is_closed()
+        except asyncpg.InterfaceError:  # the pool took it back when its connection broke
+            return False
 
     async def _unlisten(self) -> None:
         conn, self._listener = self._listener, None
@@ -349,6 +357,7 @@ class Worker:
 
             if not await self._waiting(complete):
                 log.warning("task %s: no longer ours at completion; its result is dropped", task.id)
+                await self._drop_if_deleted(task, uploaded)
         except asyncio.CancelledError:
             if task.id in self._runs_lost:
                 log.info("task %s: stopped (its job ended or another worker took it)", task.id)
@@ -483,17 +492,24 @@ class Worker:
         log.warning("task %s (title %s): %s: %s", task.id, task.title_id, outcome or "no longer ours", verdict.reason)
 
     async def _drop_if_deleted(self, task: tasks.Task, uploaded: set[str]) -> None:
-        """Stopped because the title was deleted: remove what this task put after the title's
-        storage was cleared."""
+        """Stopped because its job ended (title deleted, job failed): the version belongs to
+        nobody, and what this task put after the job's own clean-up must go too. A task taken
+        over by another worker leaves everything to it."""
+        if not uploaded:
+            return
         try:
             async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
-                await titles.get_title(conn, task.title_id)
-        except TitleNotFound:
-            if uploaded:
-                with contextlib.suppress(Exception):
-                    await self.storage.delete_prefix(keys.version_prefix(task.title_id, task.version))
-        except Exception as exc:
-            log.info("task %s: could not check title %s: %s", task.id, task.title_id, exc)
+                job = await jobs.get(conn, task.job_id)
+                try:
+                    current = (await titles.get_title(conn, task.title_id)).current_version
+                except TitleNotFound:
+                    current = None
+        except Exception as exc:  # best effort: the hourly sweep removes versions nothing points at
+            log.info("task %s: could not check its job: %s", task.id, exc)
+            return
+        if (job is None or job.status in ("failed", "cancelled")) and current != task.version:
+            with contextlib.suppress(Exception):
+                await self.storage.delete_prefix(keys.version_prefix(task.title_id, task.version))
 
     # ---- outages --------------------------------------------------------------------------
 
