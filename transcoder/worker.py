@@ -331,6 +331,8 @@ class Worker:
 
     async def _run_task(self, task: tasks.Task) -> None:
         out_dir = self.work_dir / f"task-{task.id}-{task.attempts}"
+        # A dead attempt of this task on this machine may have left its work dir.
+        await asyncio.to_thread(self._clean_work_dirs, task.id, "task")
         heartbeat = asyncio.create_task(self._task_heartbeat(task, asyncio.current_task()))
         uploaded: set[str] = set()
         try:
@@ -946,10 +948,10 @@ class Worker:
         await self._waiting(put)
         return probe
 
-    def _clean_work_dirs(self, job_id: int) -> None:
-        """A dead attempt of this job on this machine may have left its work dir."""
+    def _clean_work_dirs(self, job_id: int, kind: str = "job") -> None:
+        """A dead attempt of this job (or task) on this machine may have left its work dir."""
         if self.work_dir.is_dir():
-            for stale in self.work_dir.glob(f"job-{job_id}-*"):
+            for stale in self.work_dir.glob(f"{kind}-{job_id}-*"):
                 shutil.rmtree(stale, ignore_errors=True)
 
 
