@@ -77,6 +77,8 @@ WATCH_FAST_S = 0.05
 WATCH_S = 0.5
 LANE_VIDEO, LANE_URGENT, LANE_AUDIO = "video", "urgent", "audio"
 WORK_CACHE_SIZE = 32
+# A source whose content ends this far from its header's length is listed as adjusted.
+LENGTH_MISMATCH_S = 0.5
 # Where the model's `extra` keeps the source's measured ends for the tasks.
 SOURCE_ENDS = "source_ends"
 # ... and the key of the source's seekable copy, when it needed one.
@@ -627,6 +629,11 @@ class Worker:
                 probe, ladder, title_id=job.title_id, version=version, end_s=ends, preset=self.preset
             )
             adjusted = list(source_adjustments(probe, ladder))
+            if abs(ends.end_s - probe.duration_s) > LENGTH_MISMATCH_S:
+                adjusted.append(
+                    f"content ends at {ends.end_s:.1f} s, not at the {probe.duration_s:.1f} s the source's "
+                    "header states (truncated or badly indexed): the real length is published"
+                )
             # The tasks read the source's measured ends from here (the audio is cut to them).
             extra = {**predicted.extra, SOURCE_ADJUSTMENTS: adjusted, SOURCE_ENDS: ends.to_dict()}
             if seekable.needs_copy(probe):
@@ -654,7 +661,7 @@ class Worker:
 
             try:
                 await self._watch(job, ladder, predicted, progressive=progressive, on_playable=start_poster)
-                presentation = await self._assemble(job, ladder, version, probe, predicted)
+                presentation = await self._assemble(job, ladder, version, ends.end_s, predicted)
                 if posters:
                     await posters[0]
             finally:
@@ -785,7 +792,7 @@ class Worker:
         return True
 
     async def _assemble(
-        self, job: jobs.Job, ladder: Ladder, version: str, probe: Probe, predicted: Presentation
+        self, job: jobs.Job, ladder: Ladder, version: str, end_s: float, predicted: Presentation
     ) -> Presentation:
         """The measured model from every task's result, checked like a one-pass encode."""
 
@@ -796,7 +803,7 @@ class Worker:
         measured = chunks.assemble_presentation(
             ladder, await self._waiting(results), title_id=job.title_id, version=version
         )
-        check_presentation(measured, expected_duration_s=probe.duration_s)
+        check_presentation(measured, expected_duration_s=end_s)
         extra = dict(predicted.extra)
         fixed = timeline_changes(predicted, measured)
         if fixed:
