@@ -173,7 +173,7 @@ async def test_sigkill_mid_encode_then_restart(
         done = await tasks.job_tasks(conn, job.id)
     assert {x.status for x in done} == {"done"}
     assert all(x.attempts == (2 if x.id in killed else 1) for x in done), [(x.id, x.attempts) for x in done]
-    model = Presentation.from_json(await storage.get_bytes(keys.model_key(title.id, t.current_version)))
+    model = Presentation.from_json(await storage.get_bytes(keys.model_key(title.id, t.current_version or "")))
     assert not model.progressive
     named = {keys.model_key(title.id, model.version), keys.poster_key(title.id, model.version)}
     for r in model.renditions:
