@@ -14,7 +14,7 @@ import asyncpg
 from catalog.errors import DuplicateEpisode, InvalidTitle, TitleNotFound
 
 KINDS = ("movie", "series", "episode")
-STATUSES = ("pending", "processing", "ready", "failed")
+STATUSES = ("pending", "processing", "playable", "ready", "failed")
 MAX_CREDITS = 200
 CREDIT_FIELDS = ("name", "role", "character")
 
@@ -52,7 +52,9 @@ class Title:
 
     @property
     def playable(self) -> bool:
-        return self.kind != "series" and self.status == "ready" and self.current_version is not None
+        """A viewer can start it: a movie or episode whose version is ready, or still being
+        encoded (`playable`: segments appear as workers make them)."""
+        return self.kind != "series" and self.status in ("ready", "playable") and self.current_version is not None
 
     @property
     def poster_tag(self) -> str | None:
@@ -60,6 +62,10 @@ class Title:
         carrying it may be cached for long."""
         if self.poster_etag:
             return "u" + self.poster_etag[:16]
+        if self.status == "playable":
+            # the version is still being encoded: its poster.jpg may not exist before it is
+            # complete; the tag (and so the URL) appears when it is ready
+            return None
         if self.current_version:
             return self.current_version
         if self.kind == "series" and self.visible:

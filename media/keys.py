@@ -42,3 +42,9 @@ def uploaded_poster_key(title_id: str) -> str:
     """An admin-uploaded poster: beside the versions (not inside one), so publishing a new
     version or collecting stale ones leaves it alone; `title_prefix` still covers it."""
     return f"{TITLES}/{title_id}/uploaded-poster"
+
+
+def seekable_source_key(title_id: str) -> str:
+    """A copy of a source that cannot be seeked (MPEG-TS, ...) into a container that can, made
+    once by the worker so every chunk task can start at its own first frame."""
+    return f"{SOURCES}/{title_id}/seekable.nut"

@@ -30,6 +30,10 @@ def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
     """A static MPD: a video AdaptationSet (one Representation per rung) and one audio
     AdaptationSet per language.
 
+    A progressive model (segments still being encoded, timeline complete) is static too: every
+    segment is listed with its exact duration; @bandwidth is the encoder's cap until the
+    measured model replaces it.
+
     Raises `PresentationIncomplete` while `p.complete` is False: a static MPD promises the
     whole presentation (ISO/IEC 23009-1 5.3.1.2, @type), and a growing one needs a dynamic MPD with
     wall-clock availability times that the model does not carry. HLS serves that phase.

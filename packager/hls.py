@@ -27,6 +27,10 @@ def render_multivariant(p: Presentation, uri: UriBuilder) -> str:
 
     Video-only titles have no AUDIO group; audio-only titles list their audio renditions as
     the variants themselves.
+
+    A progressive model's bitrates are the encoder's caps, not measurements: BANDWIDTH is that
+    cap (bandwidth_peak, which RFC 8216 4.3.4.2 allows to be an upper bound) and
+    AVERAGE-BANDWIDTH, optional and a measurement, is left out until the measured model.
     """
     check_presentation(p)
     video, audio = p.video, p.audio
@@ -38,11 +42,10 @@ def render_multivariant(p: Presentation, uri: UriBuilder) -> str:
     ]
     if not video:
         for r in _by_bandwidth(audio):
-            attrs = [
-                f"BANDWIDTH={r.bandwidth_peak}",
-                f"AVERAGE-BANDWIDTH={r.bandwidth_avg}",
-                f'CODECS="{r.codecs}"',
-            ]
+            attrs = [f"BANDWIDTH={r.bandwidth_peak}"]
+            if not p.progressive:
+                attrs.append(f"AVERAGE-BANDWIDTH={r.bandwidth_avg}")
+            attrs.append(f'CODECS="{r.codecs}"')
             lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), uri.media_playlist(r.id)]
         return "\n".join(lines) + "\n"
 
@@ -55,11 +58,10 @@ def render_multivariant(p: Presentation, uri: UriBuilder) -> str:
     # RFC 8216 4.3.4.2: CODECS lists every format in the variant, alternate renditions included.
     audio_codecs = _unique(a.codecs for a in audio)
     for r in _by_bandwidth(video):
-        attrs = [
-            f"BANDWIDTH={r.bandwidth_peak + audio_peak}",
-            f"AVERAGE-BANDWIDTH={r.bandwidth_avg + audio_avg}",
-            'CODECS="{}"'.format(",".join(_unique([r.codecs, *audio_codecs]))),
-        ]
+        attrs = [f"BANDWIDTH={r.bandwidth_peak + audio_peak}"]
+        if not p.progressive:
+            attrs.append(f"AVERAGE-BANDWIDTH={r.bandwidth_avg + audio_avg}")
+        attrs.append('CODECS="{}"'.format(",".join(_unique([r.codecs, *audio_codecs]))))
         if r.width and r.height:
             attrs.append(f"RESOLUTION={r.width}x{r.height}")
         if r.frame_rate:

@@ -31,6 +31,7 @@ from server.http.errors import MAX_REQUEST_LINE_BYTES, error_middleware
 from server.origin import handlers as origin_handlers
 from server.settings import Settings
 from server.storage_guard import GuardedStorage
+from transcoder import tasks as transcoder_tasks
 
 log = logging.getLogger("streamflix.server")
 
@@ -69,6 +70,18 @@ async def _password_ctx(app: web.Application) -> AsyncIterator[None]:
     executor.shutdown(wait=False, cancel_futures=True)
 
 
+def segment_bumper(app: web.Application) -> keys.SegmentBumper:
+    """The origin's default bump: a viewer waits for a segment of a version still being encoded,
+    so the transcoder's queue makes that one next (`transcoder.tasks.bump`, on a connection of
+    the app's pool). A database outage fails the bump, which the origin logs and ignores."""
+
+    async def bump(title_id: str, version: str, rendition_id: str, number: int | None) -> None:
+        async with app[keys.PG].acquire() as conn:
+            await transcoder_tasks.bump(conn, title_id, version, rendition_id, number)
+
+    return bump
+
+
 class RouteModule(Protocol):
     def setup(self, app: web.Application) -> None: ...
 
@@ -84,6 +97,8 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     # One keyring per app: the playback API signs with it, the origin verifies with it.
     app[keys.PLAYBACK_KEYRING] = playback.keyring(settings.secret_key, settings.previous_secret_keys)
+    # Tests replace it before the app starts.
+    app[keys.SEGMENT_BUMPER] = segment_bumper(app)
     app.cleanup_ctx.extend([_pg_ctx, _redis_ctx, _storage_ctx, _password_ctx])
     _register_routes(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 
 import asyncpg
@@ -21,3 +22,10 @@ STORAGE = web.AppKey("storage", Storage)
 PASSWORD_EXECUTOR = web.AppKey("password_executor", Executor)
 # Playback tokens (auth/playback.py): signed by server/api/playback.py, verified by the origin.
 PLAYBACK_KEYRING = web.AppKey("playback_keyring", KeyRing)
+
+# Called by the origin when a viewer asks for a segment (number) or init segment (None) of a
+# version still being encoded that is not in storage yet: (title_id, version, rendition_id,
+# number) -> None. The app's default asks the transcoder's queue to make it next
+# (server/app.py); it must not raise for an outage, the origin waits either way.
+SegmentBumper = Callable[[str, str, str, int | None], Awaitable[None]]
+SEGMENT_BUMPER: web.AppKey[SegmentBumper] = web.AppKey("segment_bumper")

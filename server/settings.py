@@ -48,6 +48,10 @@ class Settings:
     # After storage fails to answer, storage-backed requests answer 503 at once for this long;
     # then one request probes it (docs/origin.md, "When storage stops answering").
     storage_breaker_s: float = 2.0
+    # A segment of a version still being encoded (a progressive model) that is not in storage
+    # yet: the origin asks for it to be made first and waits this long for it, then answers
+    # 503 segment_not_ready (players give up on a first byte after about 10 s).
+    segment_wait_s: float = 8.0
     # Password hashing (argon2) runs in its own pool, so logins never queue behind storage.
     password_threads: int = 4
     data_dir: str = "./var"
@@ -72,6 +76,12 @@ class Settings:
     transcode_timeout_s: int = 6 * 3600
     segment_duration_s: int = 4
     x264_preset: str = "veryfast"
+    # A title's encode is split into tasks of this many segments (all rungs at once), which
+    # any worker may claim; see docs/transcode.md for how it trades latency and throughput.
+    chunk_segments: int = 8
+    # ffmpeg threads per task (0: ffmpeg's choice, about one per core). 1 with one worker per
+    # core (`taskset`) gives the best throughput on a many-core machine.
+    encoder_threads: int = 0
     # Rate limits: N requests per `rate_limit_window_s` (60 s: "per min").
     # Per client IP, and per account (the email's uniqueness key) on login, register, reset.
     rate_limit_login_per_min: int = 10
@@ -103,6 +113,15 @@ class Settings:
         if not (isinstance(self.db_timeout_s, int | float) and 0 < self.db_timeout_s < float("inf")):
             raise ConfigError(
                 f"STREAMFLIX_DB_TIMEOUT_S must be a positive number of seconds, not {self.db_timeout_s!r}"
+            )
+        for name in ("chunk_segments",):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ConfigError(f"STREAMFLIX_{name.upper()} must be a whole number >= 1, not {getattr(self, name)!r}")
+        if not (isinstance(self.encoder_threads, int) and self.encoder_threads >= 0):
+            raise ConfigError(f"STREAMFLIX_ENCODER_THREADS must be 0 (automatic) or more, not {self.encoder_threads!r}")
+        if not (isinstance(self.segment_wait_s, int | float) and 0 <= self.segment_wait_s < float("inf")):
+            raise ConfigError(
+                f"STREAMFLIX_SEGMENT_WAIT_S must be a number of seconds (0 or more), not {self.segment_wait_s!r}"
             )
         try:
             parse_networks(tuple(self.trusted_proxies))

@@ -38,7 +38,8 @@ async def ingest_and_transcode(settings: Settings, clip: Path, **fields: Any) ->
     from transcoder.ingest import ingest
     from transcoder.worker import Worker
 
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+    # the worker holds one connection to LISTEN; its job, tasks and heartbeats share the rest
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
     storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
     try:
         title = await ingest(

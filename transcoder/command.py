@@ -63,68 +63,202 @@ def build_ffmpeg_args(
     ffmpeg_bin: str = "ffmpeg",
 ) -> list[str]:
     """The argv (program first) that encodes `source` to `ladder` under `out_dir`."""
-    # "file:" stops a local name like "a:b.mp4" being read as a protocol.
-    inp = ffmpeg.input(source if _URL.match(source) else "file:" + source)
-    streams = []
+    inp = ffmpeg.input(_input_name(source))
+    streams: list = []
     opts: dict[str, object] = {}
     variants: list[str] = []
-
     if ladder.rungs:
-        if ladder.video_source_index is None or not ladder.fps:
-            raise ValueError("a ladder with rungs needs a video stream index and fps")
-        video = inp[str(ladder.video_source_index)]
-        if ladder.deinterlace:
-            video = video.filter("bwdif", **DEINTERLACE)
-        video = video.filter("fps", fps=ladder.fps, start_time=0)
-        n = len(ladder.rungs)
-        branches = video.filter_multi_output("split", n) if n > 1 else None
-        gop = ladder.gop_frames
-        for i, rung in enumerate(ladder.rungs):
-            branch = branches.stream(i) if branches is not None else video
-            streams.append(
-                branch.filter("scale", w=rung.width, h=rung.height).filter("setsar", "1").filter("format", PIX_FMT)
-            )
-            opts[f"b:v:{i}"] = rung.video_bitrate
-            opts[f"maxrate:v:{i}"] = rung.maxrate
-            opts[f"bufsize:v:{i}"] = rung.bufsize
-            opts[f"profile:v:{i}"] = rung.profile
-            opts[f"level:v:{i}"] = rung.level_name
-            variants.append(f"v:{i},name:{rung.id}")
-        opts.update(
-            {
-                "c:v": "libx264",
-                "preset:v": preset,
-                "pix_fmt:v": PIX_FMT,
-                # Fixed GOP, no scene-cut IDRs: keyframes at the same instants in every rung.
-                "g:v": gop,
-                "keyint_min:v": gop,
-                "sc_threshold:v": 0,
-                "x264-params:v": f"keyint={gop}:min-keyint={gop}:scenecut=0",
-            }
-        )
-
+        _add_video(inp, ladder, ladder.rungs, streams, opts, variants, preset=preset, trim_frames=None)
     if ladder.audio:
-        a = ladder.audio
-        audio = inp[str(a.source_index)]
-        # Alone, audio needs no padding: the muxer starts it at 0 and there is nothing to
-        # keep in step with.
-        streams.append(audio.filter("aresample", **AUDIO_FROM_ZERO) if ladder.rungs else audio)
-        opts.update(
-            {
-                "c:a": a.codec,
-                "b:a": a.bitrate,
-                "ac": a.channels,
-                "ar": a.sample_rate,
-            }
-        )
-        if len(a.language) == 3 and a.language.isalpha():
-            opts["metadata:s:a:0"] = f"language={a.language}"  # mdhd wants ISO 639-2
-        variants.append(f"a:0,name:{a.id}")
-
+        _add_audio(inp, ladder, streams, opts, variants, pad=bool(ladder.rungs))
     if not streams:
         raise ValueError("ladder has neither video rungs nor audio")
-
     ids = ladder.rendition_ids
+    return _finish(streams, opts, variants, ids, ladder, out_dir, threads=threads, ffmpeg_bin=ffmpeg_bin)
+
+
+def build_chunk_args(
+    source: str,
+    ladder: Ladder,
+    out_dir: Path,
+    *,
+    rendition_ids: tuple[str, ...] | list[str],
+    start_s: str,
+    frames: int | None,
+    start_number: int,
+    segment_us: int | None = None,
+    preset: str = "veryfast",
+    threads: int = 0,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[str]:
+    """The argv of one video chunk task (see `transcoder.chunks`): the rungs `rendition_ids`,
+    from `start_s` (seconds on the encode's timeline, a frame boundary of the output grid,
+    as an exact decimal string) for `frames` output frames (None: to the end), segments
+    numbered from `start_number`.
+
+    `-ss` is an input option (a seek, then decoding from the keyframe before it) with
+    `-noaccurate_seek`, so the frames before the chunk start reach `fps` with negative
+    timestamps and `fps=start_time=0` drops them by the very rounding the one-pass encode
+    applies at that instant: the chunk's first frame is the one-pass encode's frame there.
+    `trim=end_frame` right after `fps` stops at exactly `frames` frames. Bit-exact flags keep
+    the init segments of every task byte-identical.
+
+    `segment_us` (the segment's length in microseconds, rounded down) makes the muxer cut at
+    every segment-grid keyframe even when the GOP is a hair under 2 s (an odd variable frame
+    rate's average, 40 frames at 20.07 fps): it cuts on the first keyframe at or after each
+    multiple of `hls_time`, so `hls_time` is set 1 us under the grid's segment length.
+    """
+    wanted = set(rendition_ids)
+    rungs = tuple(r for r in ladder.rungs if r.id in wanted)
+    if not rungs or len(rungs) != len(wanted):
+        raise ValueError(f"unknown video renditions {sorted(wanted - {r.id for r in ladder.rungs})}")
+    inp = ffmpeg.input(_input_name(source), ss=start_s, noaccurate_seek=None)
+    streams: list = []
+    opts: dict[str, object] = {}
+    variants: list[str] = []
+    _add_video(inp, ladder, rungs, streams, opts, variants, preset=preset, trim_frames=frames)
+    opts.update(BITEXACT)
+    ids = tuple(r.id for r in rungs)
+    return _finish(
+        streams,
+        opts,
+        variants,
+        ids,
+        ladder,
+        out_dir,
+        threads=threads,
+        ffmpeg_bin=ffmpeg_bin,
+        start_number=start_number,
+        temp_file=True,
+        hls_time=f"{segment_us - 1}us" if segment_us else None,
+    )
+
+
+def build_audio_args(
+    source: str,
+    ladder: Ladder,
+    out_dir: Path,
+    *,
+    preset: str = "veryfast",
+    threads: int = 0,
+    ffmpeg_bin: str = "ffmpeg",
+    samples: int | None = None,
+) -> list[str]:
+    """The argv of the audio task: the whole timeline's AAC rendition exactly as the one-pass
+    command encodes it (padded from 0 when the source has video), alone in its own process.
+
+    `samples` pins the length to exactly that many samples at the output rate (the predicted
+    model's count): resampling from another rate may otherwise end one sample either side of
+    the prediction. It pads or cuts at most a sample or two at the very end."""
+    del preset  # no video encoder; kept for a uniform signature
+    if not ladder.audio:
+        raise ValueError("ladder has no audio")
+    inp = ffmpeg.input(_input_name(source))
+    streams: list = []
+    opts: dict[str, object] = {}
+    variants: list[str] = []
+    _add_audio(inp, ladder, streams, opts, variants, pad=bool(ladder.rungs), samples=samples)
+    opts.update(BITEXACT)
+    return _finish(
+        streams,
+        opts,
+        variants,
+        (ladder.audio.id,),
+        ladder,
+        out_dir,
+        threads=threads,
+        ffmpeg_bin=ffmpeg_bin,
+        temp_file=True,
+    )
+
+
+# Every task writes the same init bytes: no encoder version strings, no creation times.
+BITEXACT = {"fflags": "+bitexact", "flags:v": "+bitexact", "flags:a": "+bitexact"}
+
+
+def _input_name(source: str) -> str:
+    # "file:" stops a local name like "a:b.mp4" being read as a protocol.
+    return source if _URL.match(source) else "file:" + source
+
+
+def _add_video(inp, ladder: Ladder, rungs, streams: list, opts: dict, variants: list, *, preset: str, trim_frames):
+    if ladder.video_source_index is None or not ladder.fps:
+        raise ValueError("a ladder with rungs needs a video stream index and fps")
+    video = inp[str(ladder.video_source_index)]
+    if ladder.deinterlace:
+        video = video.filter("bwdif", **DEINTERLACE)
+    video = video.filter("fps", fps=ladder.fps, start_time=0)
+    if trim_frames is not None:
+        video = video.filter("trim", end_frame=trim_frames)
+    n = len(rungs)
+    branches = video.filter_multi_output("split", n) if n > 1 else None
+    gop = ladder.gop_frames
+    for i, rung in enumerate(rungs):
+        branch = branches.stream(i) if branches is not None else video
+        streams.append(
+            branch.filter("scale", w=rung.width, h=rung.height).filter("setsar", "1").filter("format", PIX_FMT)
+        )
+        opts[f"b:v:{i}"] = rung.video_bitrate
+        opts[f"maxrate:v:{i}"] = rung.maxrate
+        opts[f"bufsize:v:{i}"] = rung.bufsize
+        opts[f"profile:v:{i}"] = rung.profile
+        opts[f"level:v:{i}"] = rung.level_name
+        variants.append(f"v:{i},name:{rung.id}")
+    opts.update(
+        {
+            "c:v": "libx264",
+            "preset:v": preset,
+            "pix_fmt:v": PIX_FMT,
+            # Fixed GOP, no scene-cut IDRs: keyframes at the same instants in every rung.
+            "g:v": gop,
+            "keyint_min:v": gop,
+            "sc_threshold:v": 0,
+            "x264-params:v": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+        }
+    )
+
+
+def _add_audio(
+    inp, ladder: Ladder, streams: list, opts: dict, variants: list, *, pad: bool, samples: int | None = None
+) -> None:
+    a = ladder.audio
+    assert a is not None
+    audio = inp[str(a.source_index)]
+    # Alone, audio needs no padding: the muxer starts it at 0 and there is nothing to
+    # keep in step with.
+    if samples is not None:
+        audio = audio.filter("aresample", **(AUDIO_FROM_ZERO if pad else {}), osr=a.sample_rate)
+        audio = audio.filter("apad", whole_len=samples).filter("atrim", end_sample=samples)
+    elif pad:
+        audio = audio.filter("aresample", **AUDIO_FROM_ZERO)
+    streams.append(audio)
+    opts.update(
+        {
+            "c:a": a.codec,
+            "b:a": a.bitrate,
+            "ac": a.channels,
+            "ar": a.sample_rate,
+        }
+    )
+    if len(a.language) == 3 and a.language.isalpha():
+        opts["metadata:s:a:0"] = f"language={a.language}"  # mdhd wants ISO 639-2
+    variants.append(f"a:0,name:{a.id}")
+
+
+def _finish(
+    streams: list,
+    opts: dict[str, object],
+    variants: list[str],
+    ids: tuple[str, ...],
+    ladder: Ladder,
+    out_dir: Path,
+    *,
+    threads: int,
+    ffmpeg_bin: str,
+    start_number: int = 1,
+    temp_file: bool = False,
+    hls_time: str | None = None,
+) -> list[str]:
     # hlsenc substitutes %v in the init name only when there are several variants.
     init_name = f"%v/{INIT_NAME}" if len(ids) > 1 else f"{ids[0]}/{INIT_NAME}"
     opts.update(
@@ -133,15 +267,16 @@ def build_ffmpeg_args(
             "map_metadata": -1,
             "map_chapters": -1,
             "f": "hls",
-            "hls_time": ladder.segment_s,
+            "hls_time": hls_time or ladder.segment_s,
             "hls_playlist_type": "vod",
             "hls_segment_type": "fmp4",
-            "hls_flags": "independent_segments",
+            # temp_file: a segment (and the playlist) appears under its name only once complete.
+            "hls_flags": "independent_segments+temp_file" if temp_file else "independent_segments",
             # init.mp4 is written relative to the playlist's folder (out_dir).
             "hls_fmp4_init_filename": init_name,
             "hls_segment_filename": str(out_dir / "%v" / "%d.m4s"),
             "hls_start_number_source": "generic",
-            "start_number": 1,
+            "start_number": start_number,
             "var_stream_map": " ".join(variants),
         }
     )

@@ -28,3 +28,10 @@ class SourceRejected(TranscoderError):
     """The source can never be transcoded (no streams, zero duration, ...): do not retry."""
 
     code = "source_rejected"
+
+
+class TaskFailed(TranscoderError):
+    """A task of the title's encode failed on its last attempt (its own retries are spent):
+    the job fails with that task's reason, without another round of attempts."""
+
+    code = "task_failed"

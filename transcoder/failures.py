@@ -23,7 +23,7 @@ import asyncpg
 import botocore.exceptions
 
 from media.errors import InvalidKey, ObjectNotFound, ProbeError, StorageError
-from transcoder.errors import SourceRejected, TranscoderError
+from transcoder.errors import SourceRejected, TaskFailed, TranscoderError
 
 PERMANENT = "permanent"
 RETRY = "retry"
@@ -130,6 +130,8 @@ def classify_one(exc: BaseException) -> Failure:
         if _s3_code(exc) in _PERMANENT_S3_CODES:
             return Failure(f"storage: {_text(exc)}", PERMANENT)
         return Failure(f"storage: {_text(exc)}", RETRY)
+    if isinstance(exc, TaskFailed):
+        return Failure(exc.reason, PERMANENT)  # its task's attempts are spent already
     if isinstance(exc, TranscoderError):
         return Failure(exc.reason, RETRY)
     if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError) and is_database_outage(exc):

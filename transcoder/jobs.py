@@ -12,6 +12,12 @@ Retries: `fail` requeues with exponential backoff while attempts remain, else th
 the attempt (a graceful shutdown is not the job's fault), and so does `defer` (a dependency
 outage is not the title's fault either), on a schedule that grows to minutes and never ends.
 `requeue` gives a failed title a new job with fresh attempts (an operator's retry).
+
+Whenever a job becomes claimable (enqueued, requeued, released) or its due time moves
+(deferred), a NOTIFY on `WAKE_CHANNEL` (payload `job:<id>`, sent when the transaction commits)
+wakes listening workers at once instead of at their next poll. The job's `version` (the
+version it publishes) is chosen once by its first attempt (`set_version`) and reused by the
+later ones, whose tasks (transcoder/tasks.py) belong to it.
 """
 
 from __future__ import annotations
@@ -29,11 +35,15 @@ BACKOFF_CAP_S = 600.0
 DEFER_BASE_S = 10.0
 DEFER_CAP_S = 120.0
 ERROR_MAX_CHARS = 500
+# The Postgres NOTIFY channel sent whenever work becomes claimable (a job, or tasks: see
+# transcoder/tasks.py, which re-exports it); workers LISTEN on it.
+WAKE_CHANNEL = "streamflix_work"
 
 _COLUMNS = (
     "id, title_id, source, status, attempts, max_attempts, deferrals, run_after, lease_until, worker_id,"
-    " progress, error, created_at, updated_at, finished_at"
+    " progress, error, created_at, updated_at, finished_at, version"
 )
+_J_COLUMNS = ", ".join("j." + c.strip() for c in _COLUMNS.split(","))
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class Job:
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    version: str | None = None  # the version it publishes, once its first attempt chose it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +81,7 @@ class Job:
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "version": self.version,
         }
 
 
@@ -97,11 +109,13 @@ def _one_line(reason: str) -> str:
 
 async def enqueue(conn: asyncpg.Connection, title_id: str, source: str, max_attempts: int) -> Job:
     row = await conn.fetchrow(
-        f"""INSERT INTO jobs.transcode_jobs (title_id, source, max_attempts)
-            VALUES ($1, $2, $3) RETURNING {_COLUMNS}""",
+        f"""WITH j AS (INSERT INTO jobs.transcode_jobs (title_id, source, max_attempts)
+                       VALUES ($1, $2, $3) RETURNING {_COLUMNS})
+            SELECT {_J_COLUMNS} FROM j, LATERAL (SELECT pg_notify($4, 'job:' || j.id)) n""",
         uuid.UUID(str(title_id)),
         source,
         max_attempts,
+        WAKE_CHANNEL,
     )
     return _job(row)
 
@@ -133,7 +147,7 @@ async def claim(
                      LIMIT 1
                      FOR UPDATE SKIP LOCKED) c
              WHERE j.id = c.id
-         RETURNING {", ".join("j." + c.strip() for c in _COLUMNS.split(","))}""",
+         RETURNING {_J_COLUMNS}""",
         worker_id,
         float(lease_s),
         uuid.UUID(str(title_id)) if title_id else None,
@@ -156,7 +170,7 @@ async def reap_exhausted(conn: asyncpg.Connection, *, running: Iterable[int] = (
                        AND NOT id = ANY($1::bigint[])
                      FOR UPDATE SKIP LOCKED) c
              WHERE j.id = c.id
-         RETURNING {", ".join("j." + c.strip() for c in _COLUMNS.split(","))}""",
+         RETURNING {_J_COLUMNS}""",
         list(running),
     )
     return [_job(r) for r in rows]
@@ -191,6 +205,22 @@ async def still_ours(conn: asyncpg.Connection, job: Job, *, lock: bool = False) 
         job.attempts,
     )
     return row is not None
+
+
+async def set_version(conn: asyncpg.Connection, job: Job, version: str) -> bool:
+    """Record the version this job publishes, unless an earlier attempt already chose one.
+    Fenced. True when the job now has `version` (set now, or already); False when it has
+    another one (use that: `get(...).version`) or the job is no longer ours."""
+    current = await conn.fetchval(
+        """UPDATE jobs.transcode_jobs SET version = coalesce(version, $4), updated_at = now()
+            WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'
+        RETURNING version""",
+        job.id,
+        job.worker_id,
+        job.attempts,
+        version,
+    )
+    return current == version
 
 
 async def complete(conn: asyncpg.Connection, job: Job) -> bool:
@@ -239,16 +269,19 @@ async def fail(
 
 async def release(conn: asyncpg.Connection, job: Job) -> bool:
     """Give a job back at once without counting this attempt (worker shutting down)."""
-    result = await conn.execute(
-        """UPDATE jobs.transcode_jobs
-              SET status = 'queued', attempts = attempts - 1, worker_id = NULL,
-                  lease_until = NULL, run_after = now(), progress = 0, updated_at = now()
-            WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'""",
+    released = await conn.fetchval(
+        """WITH j AS (UPDATE jobs.transcode_jobs
+                         SET status = 'queued', attempts = attempts - 1, worker_id = NULL,
+                             lease_until = NULL, run_after = now(), progress = 0, updated_at = now()
+                       WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'
+                   RETURNING id)
+           SELECT count(*) FROM j, LATERAL (SELECT pg_notify($4, 'job:' || j.id)) n""",
         job.id,
         job.worker_id,
         job.attempts,
+        WAKE_CHANNEL,
     )
-    return result == "UPDATE 1"
+    return released == 1
 
 
 async def defer(
@@ -271,19 +304,22 @@ async def defer(
     if current is None:
         return None
     delay = deferral_s(current, base_s, cap_s)
-    result = await conn.execute(
-        """UPDATE jobs.transcode_jobs
-              SET status = 'queued', attempts = attempts - 1, deferrals = deferrals + 1,
-                  error = $4, worker_id = NULL, lease_until = NULL, progress = 0,
-                  run_after = now() + make_interval(secs => $5), updated_at = now()
-            WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'""",
+    deferred = await conn.fetchval(
+        """WITH j AS (UPDATE jobs.transcode_jobs
+                         SET status = 'queued', attempts = attempts - 1, deferrals = deferrals + 1,
+                             error = $4, worker_id = NULL, lease_until = NULL, progress = 0,
+                             run_after = now() + make_interval(secs => $5), updated_at = now()
+                       WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'
+                   RETURNING id)
+           SELECT count(*) FROM j, LATERAL (SELECT pg_notify($6, 'job:' || j.id)) n""",
         job.id,
         job.worker_id,
         job.attempts,
         _one_line(reason),
         delay,
+        WAKE_CHANNEL,
     )
-    return delay if result == "UPDATE 1" else None
+    return delay if deferred == 1 else None
 
 
 async def requeue(conn: asyncpg.Connection, title_id: str, max_attempts: int) -> Job | None:

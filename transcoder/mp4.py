@@ -330,3 +330,45 @@ def segment_starts_with_keyframe(path: str | Path, init_path: str | Path | None 
     init = Path(init_path) if init_path else path.with_name("init.mp4")
     defaults = parse_init(init.read_bytes()).defaults if init.exists() else TrackDefaults()
     return parse_segment(path.read_bytes(), defaults).first_sample_is_sync
+
+
+# ---- rewriting a chunk's segment onto the title's timeline ------------------------------
+
+
+def shift_segment(data: bytes, *, delta: int, sequence_number: int) -> bytes:
+    """`data` (a media segment) with every time moved `delta` ticks later and its fragments
+    numbered from `sequence_number`: each traf's `tfdt` baseMediaDecodeTime, each `sidx`
+    earliest_presentation_time and each `mfhd` sequence_number.
+
+    A chunk task's encoder starts its timeline at 0 and numbers fragments from 1; this puts
+    its segments where the one-pass encode of the whole title would have them. Sizes do not
+    change (a version 0 field that would overflow 32 bits raises `Mp4Error`), so data offsets
+    stay valid.
+    """
+    out = bytearray(data)
+    seq = sequence_number
+    for box in iter_boxes(data):
+        if box.type == b"sidx":
+            version, _, body = _full_box(data, box)
+            pos = body + 8  # reference_ID, timescale
+            _add_at(out, pos, delta, 8 if version == 1 else 4, "sidx")
+        elif box.type == b"moof":
+            mfhd = _require(data, "mfhd", box.payload, box.end)
+            struct.pack_into(">I", out, mfhd.payload + 4, seq)
+            seq += 1
+            for traf in find_all(data, "traf", box.payload, box.end):
+                tfdt = find(data, "tfdt", traf.payload, traf.end)
+                if tfdt is None:
+                    raise Mp4Error("fragment without a tfdt")
+                version, _, body = _full_box(data, tfdt)
+                _add_at(out, body, delta, 8 if version == 1 else 4, "tfdt")
+    return bytes(out)
+
+
+def _add_at(buf: bytearray, pos: int, delta: int, width: int, what: str) -> None:
+    fmt = ">Q" if width == 8 else ">I"
+    (value,) = struct.unpack_from(fmt, buf, pos)
+    value += delta
+    if value < 0 or value >= 1 << (8 * width):
+        raise Mp4Error(f"{what} time {value} does not fit its {8 * width}-bit field")
+    struct.pack_into(fmt, buf, pos, value)

@@ -110,13 +110,27 @@ async def upload_version(
     await storage.put_bytes(keys.model_key(title_id, version), presentation.to_json().encode(), CONTENT_TYPES[".json"])
 
 
+async def write_model(storage: Storage, presentation: Presentation) -> None:
+    """Put the version's model.json (one atomic object put). A chunked encode writes it twice:
+    the predicted, progressive model once the timeline is planned, and the measured one when
+    the last task is done; the segments under the prefix are the same for both."""
+    await storage.put_bytes(
+        keys.model_key(presentation.title_id, presentation.version),
+        presentation.to_json().encode(),
+        CONTENT_TYPES[".json"],
+    )
+
+
 async def commit_version(pool: asyncpg.Pool, job: jobs.Job, presentation: Presentation) -> str | None:
     """Step 3: point the title at the version, mark it ready and the job done, atomically.
     Returns the version it replaced. Raises LeaseLost, or TitleNotFound when it was deleted."""
     async with pool.acquire() as conn, conn.transaction():
         if not await jobs.still_ours(conn, job, lock=True):
             with contextlib.suppress(TitleNotFound):
-                if (await titles.get_title(conn, presentation.title_id)).current_version == presentation.version:
+                title = await titles.get_title(conn, presentation.title_id)
+                # `ready` too: a progressive first publication points the title at the
+                # version (status playable) long before this commit.
+                if title.current_version == presentation.version and title.status == "ready":
                     # An earlier try of this commit went through and only its answer was lost
                     # (the connection dropped): done; the old version is left to `gc_versions`.
                     return None
@@ -186,16 +200,21 @@ async def stored_versions(storage: Storage, title_id: str) -> set[str]:
 
 
 async def gc_versions(
-    storage: Storage, title_id: str, current: str | None, *, max_age_s: float = INCOMPLETE_MAX_AGE_S
+    storage: Storage,
+    title_id: str,
+    current: str | None,
+    *,
+    keep: str | None = None,
+    max_age_s: float = INCOMPLETE_MAX_AGE_S,
 ) -> list[str]:
-    """Delete every version prefix of the title except `current` (orphans of dead attempts,
-    or an old version a crash left behind), then the title's and its source's incomplete
-    writes older than `max_age_s`. Only call it while holding the title's job, or while the
-    title has no live job (a title has at most one): then no live worker is writing any of
-    those versions."""
+    """Delete every version prefix of the title except `current` and `keep` (the version the
+    live job is encoding, whose tasks may be writing it) — orphans of dead attempts, or an old
+    version a crash left behind — then the title's and its source's incomplete writes older
+    than `max_age_s`. Only call it while holding the title's job, or while the title has no
+    live job (a title has at most one): then no live worker is writing any other version."""
     removed = []
     for version in sorted(await stored_versions(storage, title_id)):
-        if version != current:
+        if version not in (current, keep):
             await storage.delete_prefix(keys.version_prefix(title_id, version))
             removed.append(version)
     if removed:

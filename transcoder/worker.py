@@ -21,6 +21,8 @@ defers it without spending an attempt (transcoder/failures.py says which errors 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -29,22 +31,28 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from secrets import token_hex
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiofiles
 import asyncpg
 
 from catalog import status, titles
 from catalog.errors import TitleNotFound
+from media import keys
 from media.errors import ObjectNotFound, StorageError
 from media.probe import probe as run_probe
 from media.probe_model import Probe
 from media.storage import Storage
-from transcoder import gc, jobs, sources
+from packager.model import INIT_NAME, SEGMENT_EXT, Presentation
+from transcoder import chunks, gc, jobs, seekable, sources, tasks
+from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
+from transcoder.errors import TaskFailed, TranscodeError
 from transcoder.failures import OUTAGE, classify, is_database_outage
-from transcoder.pipeline import transcode
+from transcoder.ladder import Ladder, plan_ladder
+from transcoder.pipeline import check_presentation
 from transcoder.poster import make_poster
-from transcoder.publish import LeaseLost, gc_versions, new_version, publish
+from transcoder.publish import LeaseLost, commit_version, content_type, gc_versions, new_version, write_model
+from transcoder.taskrun import TaskWork, run_task
 
 log = logging.getLogger("streamflix.worker")
 
@@ -60,6 +68,21 @@ OUTAGE_RETRY_MAX_S = 10.0
 DB_ACQUIRE_TIMEOUT_S = 10.0
 # Giving a job back at shutdown is worth one quick try: during an outage its lease runs out.
 RELEASE_TIMEOUT_S = 3.0
+# Segments per chunk task: 8 x 4 s = 32 s of media, long enough that a chunk's ffmpeg start
+# and seek cost little, short enough that a crash loses little and many workers share a title.
+DEFAULT_CHUNK_SEGMENTS = 8
+# How often a coordinator looks at its tasks: fast until the title is playable (a viewer may
+# be waiting for it), then at a relaxed pace (a task finishing in this worker wakes it anyway).
+WATCH_FAST_S = 0.05
+WATCH_S = 0.5
+LANE_VIDEO, LANE_URGENT, LANE_AUDIO = "video", "urgent", "audio"
+WORK_CACHE_SIZE = 32
+# A source whose content ends this far from its header's length is listed as adjusted.
+LENGTH_MISMATCH_S = 0.5
+# Where the model's `extra` keeps the source's measured ends for the tasks.
+SOURCE_ENDS = "source_ends"
+# ... and the key of the source's seekable copy, when it needed one.
+SEEKABLE_SOURCE = "seekable_source"
 
 T = TypeVar("T")
 
@@ -93,6 +116,8 @@ class Worker:
         outage_retry_max_s: float = OUTAGE_RETRY_MAX_S,
         worker_id: str | None = None,
         sweep_s: float | None = gc.SWEEP_EVERY_S,
+        chunk_segments: int = DEFAULT_CHUNK_SEGMENTS,
+        encoder_threads: int = 0,
     ) -> None:
         self.pool = pool
         self.storage = storage
@@ -124,6 +149,17 @@ class Worker:
         self._progress: dict[int, float] = {}
         self._titles: dict[int, str] = {}  # job id -> title id, for jobs in flight
         self._lost: set[int] = set()
+        self.chunk_segments = max(1, chunk_segments)
+        self.encoder_threads = max(0, encoder_threads)
+        # Tasks this worker runs (any title's), by task id, and the lane each runs in.
+        self._runs: dict[int, asyncio.Task[None]] = {}
+        self._lanes: dict[int, str] = {}
+        self._runs_lost: set[int] = set()
+        self._task_done = asyncio.Event()
+        self._works: dict[tuple[int, str], TaskWork] = {}
+        self._sources: dict[str, Path] = {}  # title id -> its source downloaded for tasks
+        self._source_locks: dict[str, asyncio.Lock] = {}
+        self._listener: asyncpg.pool.PoolConnectionProxy | None = None
 
     # ---- the loop -------------------------------------------------------------------------
 
@@ -132,7 +168,7 @@ class Worker:
         if not self._stopping.is_set():
             log.info("worker %s stopping: releasing %d job(s)", self.worker_id, len(self._tasks))
             self._stopping.set()
-            for task in self._tasks.values():
+            for task in [*self._tasks.values(), *self._runs.values()]:
                 task.cancel()
 
     def local_progress(self, title_id: str) -> float | None:
@@ -168,11 +204,13 @@ class Worker:
                 await self._sleep(wait_s)
         finally:
             self._stopping.set()
-            for task in self._tasks.values():
+            running = [*self._tasks.values(), *self._runs.values()]
+            for task in running:
                 task.cancel()
-            if self._tasks:
-                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
             await _stop_task(self._sweeper)
+            await self._unlisten()
         return self.processed
 
     def _maybe_sweep(self) -> None:
@@ -194,6 +232,7 @@ class Worker:
 
     async def _poll(self, once: bool) -> float | None:
         """One turn of the loop: reap, claim what fits; how long to sleep (None: --once done)."""
+        await self._listen()
         await self._reap()
         self._maybe_sweep()
         while len(self._tasks) < self.concurrency and not self._stopping.is_set():
@@ -204,13 +243,277 @@ class Worker:
             if job is None:
                 break
             self._start(job)
-        if once and not self._tasks:
+        await self._claim_tasks()
+        if once and not self._tasks and not self._runs:
             async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
                 due = await jobs.next_due_s(conn, self.title_id)
             if due is None:
                 return None
             return max(0.05, min(self.poll_s, due))
         return self.poll_s
+
+    # ---- waking up: Postgres NOTIFY -----------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Hold one connection that LISTENs on the wake channel, so a job enqueued or a task
+        made claimable anywhere starts within milliseconds, not at the next poll. Polling
+        stays the fallback (a lost notification costs at most one poll interval)."""
+        if self._listener_alive():
+            return
+        await self._unlisten()
+        conn = await self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S)
+        try:
+            await conn.add_listener(tasks.WAKE_CHANNEL, self._on_notify)
+        except BaseException:
+            await self.pool.release(conn)
+            raise
+        self._listener = conn
+
+    def _listener_alive(self) -> bool:
+        if self._listener is None:
+            return False
+        try:
+            return not self._listener.is_closed()
+        except asyncpg.InterfaceError:  # the pool took it back when its connection broke
+            return False
+
+    async def _unlisten(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            if not conn.is_closed():
+                await asyncio.wait_for(conn.remove_listener(tasks.WAKE_CHANNEL, self._on_notify), 1)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.pool.release(conn), 1)
+
+    def _on_notify(self, *_args: object) -> None:
+        self._wake.set()
+
+    # ---- tasks: any title's chunks ------------------------------------------------------------
+
+    def _lane_count(self, lane: str) -> int:
+        return sum(1 for v in self._lanes.values() if v == lane)
+
+    async def _claim_tasks(self) -> None:
+        """Fill the task lanes: `concurrency` video tasks, one more for a task a viewer is
+        waiting for (priority 0: one segment, run beside the others), and one audio task
+        (a whole timeline of audio costs a few percent of a video rung)."""
+        if self._stopping.is_set():
+            return
+        job_ids: list[int | None] = list(self._tasks) if self.title_id else [None]
+        lanes = (
+            (LANE_URGENT, 1, {"kinds": ["video"], "max_priority": 0}),
+            (LANE_AUDIO, 1, {"kinds": ["audio"]}),
+            (LANE_VIDEO, self.concurrency, {"kinds": ["video"]}),
+        )
+        for lane, size, filters in lanes:
+            for job_id in job_ids:
+                while self._lane_count(lane) < size and not self._stopping.is_set():
+                    async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                        task = await tasks.claim_task(
+                            conn, self.worker_id, self.lease_s, job_id=job_id, running=list(self._runs), **filters
+                        )
+                    if task is None:
+                        break
+                    self._start_task(task, lane)
+
+    def _start_task(self, task: tasks.Task, lane: str) -> None:
+        run = asyncio.create_task(self._run_task(task), name=f"task-{task.id}")
+        self._runs[task.id] = run
+        self._lanes[task.id] = lane
+
+        def done(_t: asyncio.Task[None]) -> None:
+            self._runs.pop(task.id, None)
+            self._lanes.pop(task.id, None)
+            self._task_done.set()
+            self._wake.set()
+
+        run.add_done_callback(done)
+
+    async def _run_task(self, task: tasks.Task) -> None:
+        out_dir = self.work_dir / f"task-{task.id}-{task.attempts}"
+        # A dead attempt of this task on this machine may have left its work dir.
+        await asyncio.to_thread(self._clean_work_dirs, task.id, "task")
+        heartbeat = asyncio.create_task(self._task_heartbeat(task, asyncio.current_task()))
+        uploaded: set[str] = set()
+        try:
+            work = await self._task_work(task)
+            result = await run_task(
+                self.storage,
+                work,
+                kind=task.kind,
+                renditions=task.renditions,
+                first=task.first_number,
+                count=task.segment_count,
+                out_dir=out_dir,
+                preset=self.preset,
+                threads=self.encoder_threads,
+                timeout_s=None,
+                uploaded=uploaded,
+                redo=task.attempts > 1,
+            )
+            await _stop_task(heartbeat)
+
+            async def complete() -> bool:
+                async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                    return await tasks.complete_task(conn, task, result)
+
+            if not await self._waiting(complete):
+                log.warning("task %s: no longer ours at completion; its result is dropped", task.id)
+                await self._drop_if_deleted(task, uploaded)
+        except asyncio.CancelledError:
+            if task.id in self._runs_lost:
+                log.info("task %s: stopped (its job ended or another worker took it)", task.id)
+                await self._drop_if_deleted(task, uploaded)
+                return
+            if self._stopping.is_set():
+                await asyncio.shield(self._release_task(task))
+            raise
+        except Exception as exc:
+            await self._task_failed(task, exc)
+        finally:
+            await _stop_task(heartbeat)
+            self._runs_lost.discard(task.id)
+            await asyncio.shield(asyncio.to_thread(shutil.rmtree, out_dir, True))
+
+    async def _task_work(self, task: tasks.Task) -> TaskWork:
+        """The source (local), probe, ladder and timeline length of a task's title: read once
+        per job and version by this worker."""
+        cache_key = (task.job_id, task.version)
+        cached = self._works.get(cache_key)
+        if cached is not None:
+            return cached
+
+        async def read() -> tuple[jobs.Job | None, dict | None]:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                return await jobs.get(conn, task.job_id), await sources.get_probe(conn, task.title_id)
+
+        job, stored = await self._waiting(read)
+        if job is None or stored is None:
+            raise TranscodeError(f"task {task.id}: its job or probe is gone")
+        probe = Probe.from_dict(stored)
+        model = Presentation.from_json(await self.storage.get_bytes(keys.model_key(task.title_id, task.version)))
+        ladder = plan_ladder(probe, segment_s=model.segment_target_s)
+        source_key = job.source
+        if model.extra.get(SEEKABLE_SOURCE):
+            source_key = model.extra[SEEKABLE_SOURCE]
+            ladder = seekable.ladder_for_copy(ladder)
+        source = await self._task_source(task.title_id, source_key)
+        ends = model.extra.get(SOURCE_ENDS)
+        work = TaskWork(
+            title_id=task.title_id,
+            version=task.version,
+            source=str(source),
+            probe=probe,
+            ladder=ladder,
+            total=timeline_length(model),
+            ends=chunks.SourceEnds.from_dict(ends) if ends else None,
+        )
+        if len(self._works) >= WORK_CACHE_SIZE:
+            self._works.pop(next(iter(self._works)))
+        self._works[cache_key] = work
+        return work
+
+    async def _task_source(self, title_id: str, source_key: str) -> Path:
+        local = self.storage.local_path(source_key)
+        if local is not None:
+            if not await asyncio.to_thread(local.is_file):
+                raise ObjectNotFound(f"no object {source_key!r}")
+            return local
+        lock = self._source_locks.setdefault(title_id, asyncio.Lock())
+        async with lock:
+            path = self._sources.get(title_id)
+            if path is not None and await asyncio.to_thread(path.is_file):
+                return path
+            folder = self.work_dir / f"source-{title_id}"
+            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+            dest = folder / ("source" + Path(source_key).suffix)
+            part = dest.with_name(dest.name + ".part")
+            async with aiofiles.open(part, "wb") as fh:
+                async for chunk in self.storage.stream(source_key):
+                    await fh.write(chunk)
+            await asyncio.to_thread(part.replace, dest)
+            self._sources[title_id] = dest
+            return dest
+
+    def _drop_source_cache(self, title_id: str) -> None:
+        """The job is over on this machine: its downloaded source goes (tasks still running
+        here for it keep their open file)."""
+        self._sources.pop(title_id, None)
+        self._source_locks.pop(title_id, None)
+        self._works = {k: v for k, v in self._works.items() if v.title_id != title_id}
+        shutil.rmtree(self.work_dir / f"source-{title_id}", ignore_errors=True)
+
+    async def _task_heartbeat(self, task: tasks.Task, main: asyncio.Task[None] | None) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            try:
+                async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                    ours = await tasks.heartbeat_task(conn, task, self.lease_s)
+            except Exception as exc:
+                if is_database_outage(exc):
+                    self._outage_begins(exc)
+                else:
+                    log.warning("task %s: heartbeat failed (%s); retrying", task.id, exc)
+                continue
+            self._outage_ends()
+            if not ours:
+                self._runs_lost.add(task.id)
+                if main is not None:
+                    main.cancel()
+                return
+
+    async def _release_task(self, task: tasks.Task) -> None:
+        try:
+            async with asyncio.timeout(RELEASE_TIMEOUT_S):
+                async with self.pool.acquire() as conn:
+                    if await tasks.release_task(conn, task):
+                        log.info("task %s released for another worker", task.id)
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            log.warning(
+                "task %s: not released (database unreachable); another worker takes it after its lease", task.id
+            )
+
+    async def _task_failed(self, task: tasks.Task, exc: Exception) -> None:
+        verdict = classify(exc)
+        log.log(
+            logging.DEBUG if not verdict.retryable else logging.WARNING, "task %s failure detail", task.id, exc_info=exc
+        )
+
+        async def record() -> str | None:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                if verdict.kind == OUTAGE:
+                    await tasks.defer_task(conn, task, verdict.reason)
+                    return "deferred"
+                return await tasks.fail_task(
+                    conn, task, verdict.reason, retryable=verdict.retryable, base_s=self.backoff_base_s
+                )
+
+        outcome = await self._waiting(record)
+        log.warning("task %s (title %s): %s: %s", task.id, task.title_id, outcome or "no longer ours", verdict.reason)
+
+    async def _drop_if_deleted(self, task: tasks.Task, uploaded: set[str]) -> None:
+        """Stopped because its job ended (title deleted, job failed): the version belongs to
+        nobody, and what this task put after the job's own clean-up must go too. A task taken
+        over by another worker leaves everything to it."""
+        if not uploaded:
+            return
+        try:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                job = await jobs.get(conn, task.job_id)
+                try:
+                    current = (await titles.get_title(conn, task.title_id)).current_version
+                except TitleNotFound:
+                    current = None
+        except Exception as exc:  # best effort: the hourly sweep removes versions nothing points at
+            log.info("task %s: could not check its job: %s", task.id, exc)
+            return
+        if (job is None or job.status in ("failed", "cancelled")) and current != task.version:
+            with contextlib.suppress(Exception):
+                await self.storage.delete_prefix(keys.version_prefix(task.title_id, task.version))
 
     # ---- outages --------------------------------------------------------------------------
 
@@ -265,15 +568,21 @@ class Worker:
             wake.cancel()
 
     async def _reap(self) -> None:
-        """Jobs whose worker died on their last attempt end failed, and so do their titles."""
+        """Jobs whose worker died on their last attempt end failed, and so do their titles;
+        tasks likewise (their job's coordinator then fails the job)."""
         async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
             for job in await jobs.reap_exhausted(conn, running=list(self._tasks)):
                 log.warning("job %s (title %s) failed: %s", job.id, job.title_id, job.error)
-                await status.mark_failed(conn, job.title_id, job.error or "worker died")
+                await fail_title(conn, self.storage, job, job.error or "worker died")
+            for task in await tasks.reap_tasks(conn, running=list(self._runs)):
+                log.warning("task %s (title %s) failed: %s", task.id, task.title_id, task.error)
 
-    # ---- one job --------------------------------------------------------------------------
+    # ---- one job: the coordinator of a title's encode ------------------------------------
 
     async def _run_job(self, job: jobs.Job) -> None:
+        """Plan the title's encode into tasks, publish the complete timeline, make the title
+        playable as soon as a player can start, and publish it ready when every task is done.
+        The tasks themselves run in whichever worker claims them (this one included)."""
         attempt_dir = self.work_dir / f"job-{job.id}-{job.attempts}"
         started = time.monotonic()
         heartbeat: asyncio.Task[None] | None = None
@@ -297,47 +606,95 @@ class Worker:
                 log.info("job %s: title %s is gone; nothing to do", job.id, job.title_id)
                 return
             heartbeat = asyncio.create_task(self._heartbeat(job, asyncio.current_task()))
-            await gc_versions(self.storage, job.title_id, title.current_version)
+            # Only a first publication is progressive: a title that plays an older version
+            # keeps it until the new one is complete. An earlier attempt of this job may have
+            # made the title playable with the job's version already.
+            progressive = title.current_version is None or title.current_version == job.version
+            await gc_versions(self.storage, job.title_id, title.current_version, keep=job.version)
             source = await self._fetch_source(job, attempt_dir)
             probe = await self._probe(job, source)
-            out_dir = attempt_dir / "out"
-            presentation = await transcode(
-                str(source),
-                probe,
-                out_dir,
-                title_id=job.title_id,
-                version=new_version(),
-                segment_s=self.segment_s,
-                preset=self.preset,
-                timeout_s=self.timeout_s,
-                on_progress=lambda pct: self._set_progress(job, pct * ENCODE_SHARE / 100),
+            ends = await chunks.measure_source_ends(str(source), probe)
+            ladder = plan_ladder(probe, segment_s=self.segment_s)
+            version = job.version or new_version()
+            if job.version is None:
+
+                async def claim_version() -> bool:
+                    async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                        return await jobs.set_version(conn, job, version)
+
+                if not await self._waiting(claim_version):
+                    raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
+                job = dataclasses.replace(job, version=version)
+            predicted = chunks.predict_presentation(
+                probe, ladder, title_id=job.title_id, version=version, end_s=ends, preset=self.preset
             )
-            await make_poster(str(source), probe, out_dir)
+            adjusted = list(source_adjustments(probe, ladder))
+            if abs(ends.end_s - probe.duration_s) > LENGTH_MISMATCH_S:
+                adjusted.append(
+                    f"content ends at {ends.end_s:.1f} s, not at the {probe.duration_s:.1f} s the source's "
+                    "header states (truncated or badly indexed): the real length is published"
+                )
+            # The tasks read the source's measured ends from here (the audio is cut to them).
+            extra = {**predicted.extra, SOURCE_ADJUSTMENTS: adjusted, SOURCE_ENDS: ends.to_dict()}
+            if seekable.needs_copy(probe):
+                extra[SEEKABLE_SOURCE] = await self._seekable_copy(job, str(source), probe, ladder, attempt_dir)
+            predicted = dataclasses.replace(predicted, extra=extra)
+            await write_model(self.storage, predicted)
+            total = timeline_length(predicted)
+            specs = tasks.plan_tasks(
+                [r.id for r in ladder.rungs], ladder.audio.id if ladder.audio else None, total, self.chunk_segments
+            )
+
+            async def make_tasks() -> None:
+                async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                    made = await tasks.create_tasks(conn, job, version, specs, max_attempts=job.max_attempts)
+                if not made:
+                    raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
+
+            await self._waiting(make_tasks)
+            self._wake.set()  # our own task lanes start at once
+            posters: list[asyncio.Task[None]] = []
+
+            def start_poster() -> None:
+                # Once the title is playable: until then the first segments have every core.
+                posters.append(asyncio.create_task(self._poster(job, str(source), probe, attempt_dir, version)))
+
+            try:
+                await self._watch(job, ladder, predicted, progressive=progressive, on_playable=start_poster)
+                presentation = await self._assemble(job, ladder, version, ends.end_s, predicted)
+                if posters:
+                    await posters[0]
+            finally:
+                for poster in posters:
+                    await _stop_task(poster)
             self._set_progress(job, PUBLISH_AT)
+            await write_model(self.storage, presentation)
+            await _stop_task(heartbeat)
 
-            async def stop_heartbeat() -> None:
-                await _stop_task(heartbeat)
+            async def commit() -> str | None:
+                return await commit_version(self.pool, job, presentation)
 
-            await publish(
-                self.pool, self.storage, job, presentation, out_dir, before_commit=stop_heartbeat, retry=self._waiting
-            )
+            old = await self._waiting(commit)
+            if old and old != version:
+                try:
+                    await self.storage.delete_prefix(keys.version_prefix(job.title_id, old))
+                except Exception as exc:  # the next attempt's gc_versions retries it
+                    log.warning("title %s: could not delete old version %s: %s", job.title_id, old, exc)
             self.processed += 1
             log.info(
-                "job %s title %s: ready as %s in %.1f s",
-                job.id,
-                job.title_id,
-                presentation.version,
-                time.monotonic() - started,
+                "job %s title %s: ready as %s in %.1f s", job.id, job.title_id, version, time.monotonic() - started
             )
         except asyncio.CancelledError:
             if job.id in self._lost:
                 log.warning("job %s: lease lost, another worker has it; stopped", job.id)
+                await self._forget_if_deleted(job)
                 return
             if self._stopping.is_set():
                 await asyncio.shield(self._release(job))
             raise
         except LeaseLost:
             log.warning("job %s: lease lost before publishing; another worker has it", job.id)
+            await self._forget_if_deleted(job)
         except TitleNotFound:
 
             async def cancel() -> None:
@@ -345,6 +702,7 @@ class Worker:
                     await jobs.cancel(conn, job, "title deleted")
 
             await self._waiting(cancel)
+            await self._forget_if_deleted(job)
             log.info("job %s: title %s was deleted while it ran", job.id, job.title_id)
         except Exception as exc:
             await self._failed(job, exc)
@@ -352,7 +710,129 @@ class Worker:
             await _stop_task(heartbeat)
             self._progress.pop(job.id, None)
             self._lost.discard(job.id)
+            self._drop_source_cache(job.title_id)
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, attempt_dir, True))
+
+    async def _seekable_copy(self, job: jobs.Job, source: str, probe: Probe, ladder: Ladder, attempt_dir: Path) -> str:
+        """The storage key of the source's seekable copy (`transcoder.seekable`), made once."""
+        key = keys.seekable_source_key(job.title_id)
+        try:
+            await self.storage.head(key)
+            return key
+        except ObjectNotFound:
+            pass
+        out = attempt_dir / "seekable.nut"
+        await asyncio.to_thread(attempt_dir.mkdir, parents=True, exist_ok=True)
+        started = time.monotonic()
+        await seekable.make_seekable_copy(source, probe, ladder, out)
+        await self.storage.put_file(key, out, "application/octet-stream")
+        log.info(
+            "job %s: %s source copied to a seekable container in %.1f s",
+            job.id,
+            probe.format_name,
+            time.monotonic() - started,
+        )
+        return key
+
+    async def _watch(
+        self,
+        job: jobs.Job,
+        ladder: Ladder,
+        predicted: Presentation,
+        *,
+        progressive: bool,
+        on_playable: Callable[[], None],
+    ) -> None:
+        """Until every task of the job is done: make the title playable once a player can
+        start (first publication only), keep the job's progress, and fail when a task failed
+        for good. `on_playable` runs once, when a player could start (or at once for a
+        re-encode, which is not progressive)."""
+        first = first_objects(predicted, ladder)
+        playable = not progressive
+        if playable:
+            on_playable()
+        while True:
+            if not playable and await self._all_stored(first):
+
+                async def mark() -> None:
+                    async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                        await status.mark_playable(
+                            conn, job.title_id, predicted.version, duration_s=predicted.duration_s
+                        )
+
+                await self._waiting(mark)
+                playable = True
+                on_playable()
+                log.info("job %s title %s: playable as %s", job.id, job.title_id, predicted.version)
+
+            async def look() -> tuple[tuple[int, int], tasks.Task | None]:
+                async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                    return await tasks.task_progress(conn, job.id), await tasks.failed_task(conn, job.id)
+
+            (cells_done, cells), failed = await self._waiting(look)
+            done = cells_done / cells if cells else 0.0
+            if failed is not None:
+                raise TaskFailed(
+                    f"{failed.error or 'task failed'} ({'+'.join(failed.renditions)} segments "
+                    f"{failed.first_number}-{failed.first_number + failed.segment_count - 1})"
+                )
+            self._set_progress(job, done * ENCODE_SHARE)
+            if cells and cells_done >= cells:
+                return
+            self._task_done.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._task_done.wait(), WATCH_FAST_S if not playable else WATCH_S)
+
+    async def _all_stored(self, names: list[str]) -> bool:
+        for key in names:
+            try:
+                await self.storage.head(key)
+            except ObjectNotFound:
+                return False
+        return True
+
+    async def _assemble(
+        self, job: jobs.Job, ladder: Ladder, version: str, end_s: float, predicted: Presentation
+    ) -> Presentation:
+        """The measured model from every task's result, checked like a one-pass encode."""
+
+        async def results() -> list[dict[str, Any]]:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                return [t.result for t in await tasks.job_tasks(conn, job.id) if t.result]
+
+        measured = chunks.assemble_presentation(
+            ladder, await self._waiting(results), title_id=job.title_id, version=version
+        )
+        check_presentation(measured, expected_duration_s=end_s)
+        extra = dict(predicted.extra)
+        fixed = timeline_changes(predicted, measured)
+        if fixed:
+            log.warning("job %s title %s: timeline fixed up: %s", job.id, job.title_id, "; ".join(fixed))
+            extra[SOURCE_ADJUSTMENTS] = [*extra.get(SOURCE_ADJUSTMENTS, []), *fixed]
+        return dataclasses.replace(measured, extra={**measured.extra, **extra})
+
+    async def _poster(self, job: jobs.Job, source: str, probe: Probe, attempt_dir: Path, version: str) -> None:
+        """Beside the renditions, from the source; a poster that cannot be made is logged."""
+        out = attempt_dir / "poster"
+        await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+        await make_poster(source, probe, out)
+        path = out / keys.POSTER_NAME
+        if await asyncio.to_thread(path.is_file):
+            await self.storage.put_file(keys.poster_key(job.title_id, version), path, content_type(keys.POSTER_NAME))
+
+    async def _forget_if_deleted(self, job: jobs.Job) -> None:
+        """A job stopped because its title was deleted: what its tasks put after the title's
+        storage was removed goes too."""
+        if not job.version:
+            return
+        try:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                await titles.get_title(conn, job.title_id)
+        except TitleNotFound:
+            with contextlib.suppress(Exception):
+                await self.storage.delete_prefix(keys.version_prefix(job.title_id, job.version))
+        except Exception as exc:  # best effort; the hourly sweep logs what is left
+            log.info("job %s: could not check title %s: %s", job.id, job.title_id, exc)
 
     async def _release(self, job: jobs.Job) -> None:
         """One quick try (we are shutting down): when Postgres is unreachable the job stays
@@ -385,7 +865,7 @@ class Worker:
             async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
                 outcome = await jobs.fail(conn, job, reason, retryable=verdict.retryable, base_s=self.backoff_base_s)
                 if outcome == "failed":
-                    await status.mark_failed(conn, job.title_id, reason)
+                    await fail_title(conn, self.storage, job, reason)
                 return outcome
 
         outcome = await self._waiting(record)
@@ -475,10 +955,10 @@ class Worker:
         await self._waiting(put)
         return probe
 
-    def _clean_work_dirs(self, job_id: int) -> None:
-        """A dead attempt of this job on this machine may have left its work dir."""
+    def _clean_work_dirs(self, job_id: int, kind: str = "job") -> None:
+        """A dead attempt of this job (or task) on this machine may have left its work dir."""
         if self.work_dir.is_dir():
-            for stale in self.work_dir.glob(f"job-{job_id}-*"):
+            for stale in self.work_dir.glob(f"{kind}-{job_id}-*"):
                 shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -487,3 +967,64 @@ async def _stop_task(task: asyncio.Task[None] | None) -> None:
     if task is not None and not task.done():
         task.cancel()
         await asyncio.wait({task})
+
+
+def timeline_length(model: Presentation) -> int:
+    """Segments in the title's timeline: the video's, else the audio's."""
+    main = model.video[0] if model.video else model.audio[0]
+    return len(main.segments)
+
+
+def first_objects(model: Presentation, ladder: Ladder) -> list[str]:
+    """What a player needs to start: the lowest rung's and the default audio's init and
+    first segment. Once they are stored the title is playable."""
+    wanted = []
+    if ladder.rungs:
+        wanted.append(ladder.rungs[-1].id)
+    if ladder.audio:
+        wanted.append(ladder.audio.id)
+    out = []
+    for rid in wanted:
+        r = model.rendition(rid)
+        if r is None:
+            continue
+        out.append(keys.object_key(model.title_id, model.version, f"{rid}/{INIT_NAME}"))
+        out.append(keys.object_key(model.title_id, model.version, f"{rid}/{r.start_number}{SEGMENT_EXT}"))
+    return out
+
+
+def timeline_changes(predicted: Presentation, measured: Presentation) -> list[str]:
+    """Sentences for each rendition whose measured timeline differs from the published
+    prediction (a source whose real length differs from its probe): the final model is the
+    measured one."""
+    out = []
+    for m in measured.renditions:
+        p = predicted.rendition(m.id)
+        if p is None:
+            continue
+        if len(p.segments) != len(m.segments) or p.timescale != m.timescale:
+            out.append(f"{m.id}: {len(m.segments)} segments instead of the {len(p.segments)} predicted")
+        elif [s.duration for s in p.segments] != [s.duration for s in m.segments]:
+            out.append(f"{m.id}: lasts {m.duration_s:.3f} s instead of the {p.duration_s:.3f} s predicted")
+    return out
+
+
+async def fail_title(conn: asyncpg.Connection, storage: Storage, job: jobs.Job, reason: str) -> None:
+    """The job failed for good: the title turns failed (unless an older complete version
+    still plays). A title that was playable from this job's unfinished version stops being
+    playable. The job's version then belongs to nobody, and its objects go."""
+    if not await status.mark_failed(conn, job.title_id, reason) and job.version:
+        await status.fail_progressive(conn, job.title_id, job.version, reason)
+    await tasks.cancel_tasks(conn, job.id, "job failed")
+    if not job.version:
+        return
+    try:
+        current = (await titles.get_title(conn, job.title_id)).current_version
+    except TitleNotFound:
+        current = None
+    if current == job.version:
+        return
+    try:
+        await storage.delete_prefix(keys.version_prefix(job.title_id, job.version))
+    except Exception as exc:  # the hourly sweep removes versions nothing points at
+        log.warning("title %s: could not delete unfinished version %s: %s", job.title_id, job.version, exc)

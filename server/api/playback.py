@@ -39,7 +39,7 @@ def version_base(public_url: str | None, title_id: str, version: str) -> str:
 
 @routes.post(
     "/api/v1/titles/{title_id}/playback",
-    summary="Signed HLS and DASH URLs for a ready title",
+    summary="Signed HLS and DASH URLs for a ready (or playable) title",
     tag="playback",
     response=Playback,
     auth="user",
@@ -50,7 +50,9 @@ async def start_playback(request: web.Request) -> web.Response:
     settings = request.app[keys.SETTINGS]
     async with request.app[keys.PG].acquire() as conn:
         title = await titles.get_title(conn, request.match_info["title_id"])  # 404, malformed id too
-    if title.status != "ready" or not title.current_version:
+    # `playable`: the first version is still being encoded; the origin waits for a segment
+    # that is not made yet (and answers 503 + Retry-After when it takes too long).
+    if not title.playable or title.current_version is None:
         if title.kind == "series":
             raise TitleNotReady("a series has no media of its own: play one of its episodes")
         raise TitleNotReady(f"title {title.id} is {title.status}, not ready to play yet")

@@ -34,7 +34,9 @@ class Title(BaseModel):
     year: int | None
     genres: list[str]
     description: str
-    status: Literal["pending", "processing", "ready", "failed"]
+    status: Literal["pending", "processing", "playable", "ready", "failed"] = Field(
+        description="`playable`: the first version is still being encoded but plays (more qualities soon)"
+    )
     duration_s: float | None
     failure_reason: str | None = None
     credits: list[dict[str, Any]] = []

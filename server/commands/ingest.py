@@ -1,9 +1,14 @@
-"""`streamflix ingest SOURCE --title T ... [--wait] [--json]`.
+"""`streamflix ingest SOURCE --title T ... [--wait | --wait-playable] [--json]`.
 
 Prints the new title's id (its JSON with `--json`). With `--wait` it returns only when the
 title is ready (exit 0) or failed (exit 1, the reason on stderr), running a worker in-process
 that claims this title's job: SKIP LOCKED lets it share the queue safely with real workers,
 so whichever gets there first transcodes, and if a worker already has it this just waits.
+Its progress bar says once when the title became `playable` (a player can start while the
+rest is encoded). `--wait-playable` is the same but returns (exit 0) as soon as the title is
+`playable` or `ready`: its in-process worker then stops and gives back what it was doing, and
+the server's workers finish the encode (with none running, the title stays playable until one
+starts).
 While Postgres is unreachable it says so once on stderr and waits for it (so does the worker
 inside it); every other command that cannot reach the database fails with one error line.
 """
@@ -15,6 +20,7 @@ import asyncio
 import json
 import logging
 import sys
+import time
 from typing import Any, TextIO
 
 import asyncpg
@@ -30,6 +36,7 @@ from server.settings import Settings
 from transcoder import jobs
 from transcoder.failures import is_database_outage
 from transcoder.ingest import ingest
+from transcoder.worker import Worker
 
 NAME = "ingest"
 HELP = "register a title and queue its transcode"
@@ -68,7 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME[:ROLE[:CHARACTER]]",
         help='cast or crew, repeatable: --credit "Keanu Reeves:actor:Neo"',
     )
-    parser.add_argument("--wait", action="store_true", help="return when the title is ready or failed")
+    wait = parser.add_mutually_exclusive_group()
+    wait.add_argument("--wait", action="store_true", help="return when the title is ready or failed")
+    wait.add_argument(
+        "--wait-playable",
+        action="store_true",
+        help="return as soon as the title plays (playable or ready) or failed; workers finish the encode",
+    )
     parser.add_argument("--json", action="store_true")
 
 
@@ -86,14 +99,36 @@ def progress_line(percent: float, status: str, attempts: int = 0) -> str:
     return f"\r[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {percent:5.1f}% {status}{retry}\x1b[K"
 
 
+def playable_line(elapsed_s: float) -> str:
+    """The bar's one permanent line when the title became playable (the bar goes on below)."""
+    return f"\rplayable after {elapsed_s:.1f} s: a player can start, more qualities are still being encoded\x1b[K\n"
+
+
+def job_percent(worker: Worker, job: jobs.Job | None) -> float:
+    """The in-process worker's own progress when it has the job, else the job row's."""
+    if job is None:
+        return 0.0
+    local = worker.local_progress(job.title_id)
+    return float(local if local is not None else job.progress)
+
+
 async def wait_for_title(
-    settings: Settings, pool: asyncpg.Pool, storage: Storage, title_id: str, *, bar: TextIO | None = None
+    settings: Settings,
+    pool: asyncpg.Pool,
+    storage: Storage,
+    title_id: str,
+    *,
+    bar: TextIO | None = None,
+    until_playable: bool = False,
 ) -> Title:
-    """Transcode in-process (or watch another worker do it) until the title is ready or failed."""
+    """Transcode in-process (or watch another worker do it) until the title is ready or failed
+    (`until_playable`: or playable, which a ready title also is)."""
     worker = make_worker(settings, pool, storage, title_id=title_id)
     runner = asyncio.create_task(worker.run())
     outage_wait_s: float | None = None  # set while the database is unreachable
     told = False
+    started = time.monotonic()
+    said_playable = False
     try:
         with stop_on_signals(worker.stop):
             while True:
@@ -115,6 +150,15 @@ async def wait_for_title(
                     continue
                 outage_wait_s = None
                 live = job is not None and job.status in ("queued", "running")
+                if until_playable and title.status in ("playable", "ready"):
+                    if bar is not None:
+                        percent = 100.0 if title.status == "ready" else job_percent(worker, job)
+                        bar.write(progress_line(percent, title.status))
+                    return title
+                if title.status == "playable" and not said_playable:
+                    said_playable = True
+                    if bar is not None:
+                        bar.write(playable_line(time.monotonic() - started))
                 if title.status in ("ready", "failed") and not live:
                     if bar is not None and title.status == "ready":
                         bar.write(progress_line(100.0, "ready"))
@@ -124,9 +168,7 @@ async def wait_for_title(
                     raise KeyboardInterrupt  # stopped by a signal
                 if bar is not None and job is not None:
                     status = "queued" if job.status == "queued" else title.status
-                    local = worker.local_progress(title_id)
-                    percent = local if local is not None else job.progress
-                    bar.write(progress_line(percent, status, job.attempts))
+                    bar.write(progress_line(job_percent(worker, job), status, job.attempts))
                     bar.flush()
                 await asyncio.sleep(POLL_S)
     finally:
@@ -152,7 +194,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    async with open_runtime(settings) as (pool, storage):
+    async with open_runtime(settings, pool_size=8) as (pool, storage):
         title = await ingest(
             pool,
             storage,
@@ -173,10 +215,10 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         )
         if not args.json:
             print(title.id, flush=True)
-        if args.wait:
+        if args.wait or args.wait_playable:
             # A bar only for a person watching; logs and pipes get just the result.
             bar = sys.stderr if sys.stderr.isatty() else None
-            title = await wait_for_title(settings, pool, storage, title.id, bar=bar)
+            title = await wait_for_title(settings, pool, storage, title.id, bar=bar, until_playable=args.wait_playable)
         if args.json:
             print(json.dumps(title_json(title), indent=2), flush=True)
         if title.status == "failed":

@@ -57,7 +57,9 @@ def _json(title: Title, job: jobs.Job | None) -> dict[str, Any]:
 
 
 def _status(title: Title, job: jobs.Job | None) -> str:
-    if title.status in ("pending", "processing") and job is not None and job.status in ("queued", "running"):
+    # playable: its first version plays while the rest is encoded ("playable 40%")
+    live = job is not None and job.status in ("queued", "running")
+    if title.status in ("pending", "processing", "playable") and live and job is not None:
         return f"{title.status} {job.progress:.0f}%"
     if title.status == "failed" and title.failure_reason:
         return f"failed: {title.failure_reason}"

@@ -46,6 +46,8 @@ def make_worker(
         defer_base_s=settings.job_defer_base_s,
         defer_cap_s=settings.job_defer_max_s,
         title_id=title_id,
+        chunk_segments=settings.chunk_segments,
+        encoder_threads=settings.encoder_threads,
     )
 
 
@@ -78,7 +80,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     with stop_on_signals(stop):
         try:
             # A worker started while Postgres is down waits for it, like one running does.
-            async with open_runtime(settings, pool_size=2 * args.concurrency + 2, wait_for=stopping) as (pool, storage):
+            async with open_runtime(settings, pool_size=2 * args.concurrency + 6, wait_for=stopping) as (pool, storage):
                 worker = make_worker(settings, pool, storage, concurrency=args.concurrency)
                 if not stopping.is_set():
                     await worker.run(once=args.once)

@@ -9,12 +9,14 @@ and media segments) and nothing else. Read it top-down, in this order:
 3. `cache.py`: the per-process state (`Origin`): verified tokens, rendition models, stored
    objects' metadata and rendered playlists, in LRUs; `Origin.target` says what a route answers.
 4. `sendfile.py`: a stored file's bytes onto a connection, sendfile(2) with its fallbacks.
-5. `handlers.py`: the aiohttp handlers and `setup(app)`; every request the fast path does not
-   answer, errors included, ends here.
-6. `fastpath.py`: the fast protocol, answering cached requests without aiohttp's request
+5. `progressive.py`: waiting for a segment of a version still being encoded (bump, one shared
+   poller per object, a cap on waiting requests, 503 segment_not_ready).
+6. `handlers.py`: the aiohttp handlers and `setup(app)`; every request the fast path does not
+   answer, errors included (and every wait for a missing segment), ends here.
+7. `fastpath.py`: the fast protocol, answering cached requests without aiohttp's request
    machinery and handing everything else to aiohttp on the same connection.
-7. `edge.py`: the runner and protocol factory that put the fast protocol in front of aiohttp.
-8. `aiohttp_glue.py`: every use of aiohttp's internals (checked by
+8. `edge.py`: the runner and protocol factory that put the fast protocol in front of aiohttp.
+9. `aiohttp_glue.py`: every use of aiohttp's internals (checked by
    tests/server/test_aiohttp_internals.py).
 
 Modules here use only each other's public names. docs/origin.md tells the design and its

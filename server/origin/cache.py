@@ -4,6 +4,9 @@ model, each stored object's size and validators, and each rendered playlist or M
 A version is immutable, so after its first request nothing here touches Postgres or Redis, and
 storage only for bytes: everything is kept in bounded LRUs (cachetools), and concurrent misses
 of one key share one load. A version that is gone from storage is forgotten (`forget_version`).
+The one exception is a version still being encoded (a progressive model): its model.json is
+overwritten once, in place, with the measured model, so its model is read again at most every
+MODEL_RECHECK_S (`model()` says when a cached one is due) and its playlists have a short life.
 `target()` says what a route answers: a rendered Document, or the storage key of a segment.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ import cachetools
 from auth import playback
 from auth.keyring import KeyRing
 from media import keys as media_keys
+from media.errors import StorageError
 from media.storage import ObjectNotFound, Storage
 from packager.dash import render_mpd
 from packager.hls import render_media, render_multivariant
@@ -40,11 +45,18 @@ CT_SEGMENT = "video/mp4"
 SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 # Playlists carry a viewer's window token: browsers may keep them briefly, shared caches not.
 PLAYLIST_CACHE_CONTROL = "private, max-age=60"
+# A progressive version's playlists change once (measured bandwidth, when its last segment is
+# in): kept as long as its model is (MODEL_RECHECK_S).
+PROGRESSIVE_PLAYLIST_CACHE_CONTROL = "private, max-age=2"
+# How often a progressive version's model is read again from storage.
+MODEL_RECHECK_S = 2.0
 
 MODEL_CACHE_SIZE = 256  # versions
 OBJECT_CACHE_SIZE = 65536  # objects (~200 bytes each)
 PLAYLIST_CACHE_SIZE = 4096  # rendered documents (a few KB each)
 TOKEN_CACHE_SIZE = 8192
+
+log = logging.getLogger("streamflix.stream")
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -98,8 +110,10 @@ class Origin:
         self.storage = storage
         self.ring = ring
         self.models: Lru[tuple[str, str], tuple[Presentation, int]] = Lru(MODEL_CACHE_SIZE)
+        # Progressive versions only: when (loop time) their cached model is due to be read again.
+        self.rechecks: Lru[tuple[str, str], float] = Lru(MODEL_CACHE_SIZE)
         self.objects: Lru[str, StoredObject] = Lru(OBJECT_CACHE_SIZE)
-        self.documents: Lru[tuple[str, str, str, str], Document] = Lru(PLAYLIST_CACHE_SIZE)
+        self.documents: Lru[tuple[str, str, str, str, bool], Document] = Lru(PLAYLIST_CACHE_SIZE)
         self.tokens: Lru[str, tuple[str, str, int]] = Lru(TOKEN_CACHE_SIZE)
         self._loading: dict[Any, asyncio.Future[Any]] = {}
         # Bumped whenever the set of versions this process knows changes (a model loaded, which
@@ -142,21 +156,53 @@ class Origin:
         finally:
             del self._loading[key]
 
+    def model(self, title_id: str, version: str) -> tuple[Presentation, int] | None:
+        """The cached model of a version and its mtime, or None when it is not cached or it is
+        a progressive one due to be read again (then `presentation()` reads it)."""
+        entry = self.models.get((title_id, version))
+        if entry is not None and entry[0].progressive:
+            due = self.rechecks.get((title_id, version))
+            if due is None or due <= time.monotonic():
+                return None
+        return entry
+
     async def presentation(self, title_id: str, version: str) -> tuple[Presentation, int]:
         """The version's rendition model and when it was published (the model's mtime)."""
-        cached = self.models.get((title_id, version))
+        cached = self.model(title_id, version)
         if cached is not None:
             return cached
+        vkey = (title_id, version)
 
         async def load() -> tuple[Presentation, int]:
             key = media_keys.model_key(title_id, version)
+            old = self.models.get(vkey)
             try:
                 info = await self.storage.head(key)
                 raw = await self.storage.get_bytes(key)
             except ObjectNotFound:
+                if old is not None:
+                    self.forget_version(title_id, version)
                 raise ApiError(404, "version_not_found", f"title {title_id} has no version {version}") from None
+            except StorageError:
+                if old is None:
+                    raise
+                # A progressive model we could not read again: the one we have still lists
+                # every segment; try again after another period.
+                log.warning("could not read the model of %s/%s again; keeping the cached one", *vkey)
+                self.rechecks[vkey] = time.monotonic() + MODEL_RECHECK_S
+                return old
             entry = (Presentation.from_json(raw), int(info.mtime.timestamp()))
-            self.models[(title_id, version)] = entry
+            if entry[0].progressive:
+                self.rechecks[vkey] = time.monotonic() + MODEL_RECHECK_S
+            else:
+                self.rechecks.pop(vkey, None)
+            if old is not None and old == entry:
+                return old  # read again, unchanged: nothing derived from it changes
+            if old is not None:
+                # Overwritten in place (the measured model of a progressive version): its
+                # rendered playlists are stale.
+                self.documents.drop(lambda k: k[0] == title_id and k[1] == version)
+            self.models[vkey] = entry
             self.generation += 1
             return entry
 
@@ -195,6 +241,7 @@ class Origin:
     def forget_version(self, title_id: str, version: str) -> None:
         """The version vanished from storage (deleted or garbage-collected): drop its entries."""
         self.models.drop(lambda k: k == (title_id, version))
+        self.rechecks.pop((title_id, version), None)
         self.generation += 1
         prefix = media_keys.version_prefix(title_id, version)
         self.objects.drop(lambda k: k.startswith(prefix))
@@ -206,19 +253,22 @@ class Origin:
         self, p: Presentation, lm: int, name: str, token: str, render: Callable[[UriBuilder], str], content_type: str
     ) -> Document:
         """The playlist or MPD `name` of a version with `token` in its URLs, rendered once."""
-        key = (p.title_id, p.version, name, token)
+        # Progressive or not is in the key: a model overwritten while this process had evicted
+        # it must not find the playlists rendered from the predicted one.
+        key = (p.title_id, p.version, name, token, p.progressive)
         cached = self.documents.get(key)
         if cached is not None:
             return cached
         body = render(UriBuilder(query=f"token={token}")).encode()
         # Strong validator: a hash of the exact bytes (RFC 9110 8.8.3).
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-        # The model is written last and never changes: its mtime is the documents' age.
+        # The model is written last and never changes (but once, for a progressive version):
+        # its mtime is the documents' age.
         headers = {
             "Content-Type": content_type,
             "ETag": etag,
             "Last-Modified": http_date(lm),
-            "Cache-Control": PLAYLIST_CACHE_CONTROL,
+            "Cache-Control": PROGRESSIVE_PLAYLIST_CACHE_CONTROL if p.progressive else PLAYLIST_CACHE_CONTROL,
             "Accept-Ranges": "bytes",
             **CORS_HEADERS,
         }

@@ -15,7 +15,8 @@ How, per connection (`FastProtocol`):
   (httptools, the llhttp parser uvicorn uses), has a path or query outside the plain form our
   own URLs use (routes.py, `?token=` and nothing else), repeats a conditional header, or
   whose answer would be anything but 200, 206 or 304 (a bad token, an unknown rendition,
-  412, 416, a missing file) is not answered here: the connection is handed to aiohttp's own
+  412, 416, a missing file, a segment of a progressive version not made yet, which the
+  handler waits for) is not answered here: the connection is handed to aiohttp's own
   protocol with every byte not yet answered, so aiohttp answers that request (and the rest of
   the connection) exactly as it always has, errors included;
 - what is answered here is answered by the same code the aiohttp handlers use (Origin.target,
@@ -354,12 +355,14 @@ class FastProtocol(asyncio.Protocol):
             mi, token = matched.variables, matched.token
             title_id, version = mi["title_id"], mi["version"]
             expires = o.verify_token(token, title_id, version)  # a PlaybackTokenError: aiohttp's 403
-            model = o.models.get((title_id, version))
+            model = o.model(title_id, version)  # None too when a progressive model is due
             if model is None:
                 return _Later(True, o.presentation(title_id, version))
             p, lm = model
             t = o.target(p, lm, token, route, mi.get("rendition"), mi.get("number"))
-            if isinstance(t, Document):
+            # Not a progressive version's: its model is read again every few seconds, and a
+            # remembered answer would skip that.
+            if isinstance(t, Document) and not p.progressive:
                 matched.document, matched.generation, matched.expires = t, o.generation, expires
         method = _METHODS[req.method]
         if isinstance(t, Document):

@@ -5,6 +5,10 @@ Every request carries `?token=` (auth/playback.py), checked first. Playlists and
 rendered per token (private), init and media segments are bytes from storage (public,
 immutable): from a local file by sendfile (sendfile.py), from S3 by one ranged GetObject.
 
+A missing init or media segment of a version still being encoded (a progressive model) is
+asked for (the app's SEGMENT_BUMPER) and waited for (progressive.py), then served as any
+other, or answered 503 segment_not_ready; of any other version it is a 404.
+
 Most requests never reach these handlers: the fast protocol (fastpath.py) answers cached ones
 with the same Origin, the same decisions (representation.py) and the same bytes, and hands
 every other request (errors included) to aiohttp, hence here.
@@ -28,11 +32,13 @@ from server.http.errors import ApiError
 from server.http.middlewares import BYTES_SENT
 from server.origin import routes, sendfile
 from server.origin.cache import Document, Origin, StoredObject
+from server.origin.progressive import Waits, not_ready
 from server.origin.representation import ANSWERED, Representation, decide, fields, refusal
 
 log = logging.getLogger("streamflix.stream")
 
 ORIGIN = web.AppKey("stream_origin", Origin)
+WAITS = web.AppKey("stream_waits", Waits)
 
 
 def setup(app: web.Application) -> None:
@@ -44,8 +50,13 @@ def setup(app: web.Application) -> None:
 
 
 async def _origin_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[ORIGIN] = Origin(app[keys.STORAGE], app[keys.PLAYBACK_KEYRING])
+    storage = app[keys.STORAGE]
+    o = app[ORIGIN] = Origin(storage, app[keys.PLAYBACK_KEYRING])
+    waits = app[WAITS] = Waits(
+        o.stored_object, lambda key: storage.local_path(key) is not None, wait_s=app[keys.SETTINGS].segment_wait_s
+    )
     yield
+    await waits.close()
 
 
 def handler(route: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -61,7 +72,13 @@ def handler(route: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         t = o.target(p, lm, token, route, mi.get("rendition"), mi.get("number"))
         if isinstance(t, Document):
             return _send_document(request, t)
-        return await _send_object(request, o, p, t)
+        try:
+            obj = await o.stored_object(t)
+        except ObjectNotFound:
+            if not p.progressive:
+                raise _gone(o, p) from None
+            obj = await _wait_for(request, o, p, t, mi["rendition"], mi.get("number"))
+        return await _send_object(request, o, p, obj)
 
     handle.__name__ = handle.__qualname__ = f"stream_{route}"
     return handle
@@ -99,11 +116,28 @@ def _gone(o: Origin, p: Presentation) -> ApiError:
     return ApiError(404, "segment_not_found", "this segment is not in storage")
 
 
-async def _send_object(request: web.Request, o: Origin, p: Presentation, key: str) -> web.StreamResponse:
-    try:
-        obj = await o.stored_object(key)
-    except ObjectNotFound:
-        raise _gone(o, p) from None
+async def _wait_for(
+    request: web.Request, o: Origin, p: Presentation, key: str, rendition: str, number: str | None
+) -> StoredObject:
+    """A progressive version's object that is not in storage yet: ask for it to be made
+    first, wait for it (bounded), or 503 segment_not_ready."""
+    bumper = request.app.get(keys.SEGMENT_BUMPER)
+    n = None if number is None else int(number)
+
+    async def bump() -> None:
+        if bumper is not None:
+            await bumper(p.title_id, p.version, rendition, n)
+
+    if await request.app[WAITS].wait(key, bump):
+        try:
+            return await o.stored_object(key)
+        except ObjectNotFound:
+            pass  # there a moment ago: the version is being replaced or deleted
+    what = "init segment" if n is None else f"segment {n}"
+    raise not_ready(f"{what} of rendition {rendition} is still being encoded; try again shortly")
+
+
+async def _send_object(request: web.Request, o: Origin, p: Presentation, obj: StoredObject) -> web.StreamResponse:
     d, headers = _answer(request, obj)
     if d.status == 304:
         return web.Response(status=304, headers=headers)

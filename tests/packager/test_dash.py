@@ -240,3 +240,10 @@ def test_incomplete_presentation_refused():
 def test_rejects_impossible_models(p):
     with pytest.raises(InvalidPresentation):
         render_mpd(p, REL)
+
+
+def test_progressive_mpd_is_static_and_complete():
+    p = ladder()
+    text = render_mpd(replace(p, progressive=True), REL)
+    assert 'type="static"' in text
+    assert text == render_mpd(p, REL)

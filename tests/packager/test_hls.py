@@ -324,3 +324,25 @@ def test_media_rejects_empty_rendition_even_if_another_is_asked():
     p = presentation(video("v720"), video("v360", 640, 360, durations_s=()))
     with pytest.raises(InvalidPresentation):
         render_media(p, "v720", REL)
+
+
+# ---- progressive (segments still being encoded, bitrates are the encoder's caps) ---------
+
+
+def test_progressive_multivariant_has_no_average_bandwidth():
+    p = replace(ladder(), progressive=True)
+    text = render_multivariant(p, REL)
+    assert "AVERAGE-BANDWIDTH" not in text
+    pl = m3u8.loads(text)
+    a0 = p.rendition("a0")
+    by_uri = {v.uri: v.stream_info for v in pl.playlists}
+    for r in p.video:
+        assert by_uri[f"{r.id}/index.m3u8?token={TOKEN}"].bandwidth == r.bandwidth_peak + a0.bandwidth_peak
+    only = replace(audio_only(), progressive=True)
+    assert "AVERAGE-BANDWIDTH" not in render_multivariant(only, REL)
+    assert "AVERAGE-BANDWIDTH" in render_multivariant(ladder(), REL)
+
+
+def test_progressive_media_playlist_is_vod_like_the_measured_one():
+    p = ladder()
+    assert render_media(replace(p, progressive=True), "v360", REL) == render_media(p, "v360", REL)

@@ -1,5 +1,6 @@
-"""The worker in-process: retries with backoff reuse the stored probe, a deleted title ends
-its job quietly, concurrency, the poster, and every attempt's work dir is removed."""
+"""The worker in-process: a failed task is retried (and the probe reused), a task out of
+attempts fails the title, a deleted title ends its job quietly, concurrency, the poster, and
+every attempt's work dir is removed."""
 
 from __future__ import annotations
 
@@ -26,45 +27,49 @@ from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     stored_keys,
     work_dirs,
 )
-from transcoder import poster, sources
+from transcoder import chunks, poster, sources, tasks
 from transcoder import worker as worker_mod
 from transcoder.errors import TranscodeError
 from transcoder.ingest import ingest
 from transcoder.remove import remove_title
 
 
-async def test_transient_failure_is_retried_and_reuses_the_probe(
+async def test_a_failed_task_is_retried_and_the_probe_reused(
     settings: Settings,
     pool: asyncpg.Pool,
     storage: Storage,
     clip_factory: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_transcode, real_probe = worker_mod.transcode, worker_mod.run_probe
-    calls = {"transcode": 0, "probe": 0}
+    real_encode, real_probe = chunks.encode_video_task, worker_mod.run_probe
+    calls = {"encode": 0, "probe": 0}
 
-    async def flaky_transcode(*args: Any, **kw: Any) -> Any:
-        calls["transcode"] += 1
-        if calls["transcode"] == 1:
+    async def flaky_encode(*args: Any, **kw: Any) -> Any:
+        calls["encode"] += 1
+        if calls["encode"] == 1:
             raise TranscodeError("ffmpeg failed (killed by SIGKILL): out of memory?")
-        return await real_transcode(*args, **kw)
+        return await real_encode(*args, **kw)
 
     async def counting_probe(path: str) -> Any:
         calls["probe"] += 1
         return await real_probe(path)
 
-    monkeypatch.setattr(worker_mod, "transcode", flaky_transcode)
+    monkeypatch.setattr(chunks, "encode_video_task", flaky_encode)
     monkeypatch.setattr(worker_mod, "run_probe", counting_probe)
     clip = clip_factory(seconds=2, width=320, height=180)
     title = await ingest_and_run(pool, storage, settings, clip)
     assert title.status == "ready" and title.failure_reason is None
     job = await job_of(pool, title.id)
-    assert (job.status, job.attempts, job.error) == ("done", 2, None)
-    assert calls == {"transcode": 2, "probe": 1}  # the retry used the stored probe
+    assert (job.status, job.attempts, job.error) == ("done", 1, None)  # the task retried, not the job
+    async with pool.acquire() as conn:
+        done = await tasks.job_tasks(conn, job.id)
+    assert {t.status for t in done} == {"done"}
+    assert sorted(t.attempts for t in done if t.kind == "video")[-1] == 2
+    assert calls["probe"] == 1
     assert work_dirs(settings) == []
 
 
-async def test_retries_exhausted_marks_the_title_failed(
+async def test_a_task_out_of_attempts_fails_the_title(
     settings: Settings,
     pool: asyncpg.Pool,
     storage: Storage,
@@ -74,13 +79,17 @@ async def test_retries_exhausted_marks_the_title_failed(
     async def broken(*args: Any, **kw: Any) -> Any:
         raise TranscodeError("ffmpeg failed (exit 1): Error while decoding stream #0:0")
 
-    monkeypatch.setattr(worker_mod, "transcode", broken)
+    monkeypatch.setattr(chunks, "encode_video_task", broken)
     title = await ingest_and_run(pool, storage, settings, clip_factory(seconds=2, width=320, height=180))
-    assert title.status == "failed"
-    assert title.failure_reason == "ffmpeg failed (exit 1): Error while decoding stream #0:0"
+    assert title.status == "failed" and title.current_version is None
+    assert title.failure_reason is not None
+    assert title.failure_reason.startswith("ffmpeg failed (exit 1): Error while decoding stream #0:0")
     job = await job_of(pool, title.id)
-    assert (job.status, job.attempts) == ("failed", settings.job_max_attempts)
-    assert await stored_keys(storage, title.id) == []
+    assert (job.status, job.attempts) == ("failed", 1)  # the task had its attempts; the job none more
+    async with pool.acquire() as conn:
+        failed = [t for t in await tasks.job_tasks(conn, job.id) if t.status == "failed"]
+    assert failed and all(t.attempts == t.max_attempts for t in failed)
+    assert await stored_keys(storage, title.id) == []  # the unfinished version went too
     assert work_dirs(settings) == []
 
 
@@ -110,13 +119,16 @@ async def test_title_deleted_mid_encode_ends_quietly(
     clip_factory: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_transcode = worker_mod.transcode
+    real_encode = chunks.encode_video_task
+    deleted: list[str] = []
 
-    async def delete_then_transcode(*args: Any, **kw: Any) -> Any:
-        await remove_title(pool, storage, kw["title_id"])
-        return await real_transcode(*args, **kw)
+    async def delete_then_encode(source: str, *args: Any, **kw: Any) -> Any:
+        if not deleted:
+            deleted.append("yes")
+            await remove_title(pool, storage, title.id)
+        return await real_encode(source, *args, **kw)
 
-    monkeypatch.setattr(worker_mod, "transcode", delete_then_transcode)
+    monkeypatch.setattr(chunks, "encode_video_task", delete_then_encode)
     clip = clip_factory(seconds=2, width=320, height=180)
     title = await ingest(
         pool, storage, source=str(clip), title="Deleted midway", max_source_bytes=10**9, work_dir=settings.work_dir
@@ -136,7 +148,7 @@ async def test_concurrency_runs_jobs_side_by_side(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Its own database, so the unfiltered worker sees only these two jobs."""
-    real_transcode = worker_mod.transcode
+    real_encode = chunks.encode_video_task
     running, peak = 0, 0
 
     async def tracked(*args: Any, **kw: Any) -> Any:
@@ -145,11 +157,11 @@ async def test_concurrency_runs_jobs_side_by_side(
         peak = max(peak, running)
         try:
             await asyncio.sleep(0.3)  # make the overlap certain
-            return await real_transcode(*args, **kw)
+            return await real_encode(*args, **kw)
         finally:
             running -= 1
 
-    monkeypatch.setattr(worker_mod, "transcode", tracked)
+    monkeypatch.setattr(chunks, "encode_video_task", tracked)
     clip = clip_factory(seconds=2, width=320, height=180)
     own_pool = await asyncpg.create_pool(own_settings.database_url, min_size=1, max_size=8)
     try:

@@ -22,6 +22,7 @@ import pytest
 from catalog import titles
 from media import keys
 from media.backend import open_storage
+from packager.model import Presentation
 from server.settings import Settings
 from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     cli_env,
@@ -31,6 +32,7 @@ from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     stored_keys,
     work_dirs,
 )
+from transcoder import tasks
 from transcoder.ingest import ingest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -142,8 +144,13 @@ async def test_sigkill_mid_encode_then_restart(
     # PR_SET_PDEATHSIG: the kernel takes ffmpeg down with its parent
     await wait_until(lambda: not any(alive(p) for p in ffmpegs), 10, "the orphaned ffmpeg to die")
     async with own_pool.acquire() as conn:
-        assert (await titles.get_title(conn, title.id)).status == "processing"
+        assert (await titles.get_title(conn, title.id)).status in ("processing", "playable")
     assert (await job_of(own_pool, title.id)).status == "running"  # until its lease runs out
+    async with own_pool.acquire() as conn:
+        killed = {
+            t.id for t in await tasks.job_tasks(conn, (await job_of(own_pool, title.id)).id) if t.status == "running"
+        }
+    assert killed  # it died mid-task
 
     await asyncio.sleep(LEASE_S + 0.5)
     restarted = start_worker(settings, log, "--once")
@@ -160,8 +167,20 @@ async def test_sigkill_mid_encode_then_restart(
     assert t.status == "ready", t.failure_reason
     job = await job_of(own_pool, title.id)
     assert (job.status, job.attempts) == ("done", dead_attempt + 1) == ("done", 2)
-    # nothing of the dead attempt: one version in storage, the source, an empty work dir
-    assert {k.split("/")[2] for k in await stored_keys(storage, title.id)} == {t.current_version}
+    # The killed tasks were redone (their attempt 2), every task once done; storage holds
+    # exactly what the model names, each segment once: nothing duplicated or half written.
+    async with own_pool.acquire() as conn:
+        done = await tasks.job_tasks(conn, job.id)
+    assert {x.status for x in done} == {"done"}
+    assert all(x.attempts == (2 if x.id in killed else 1) for x in done), [(x.id, x.attempts) for x in done]
+    model = Presentation.from_json(await storage.get_bytes(keys.model_key(title.id, t.current_version or "")))
+    assert not model.progressive
+    named = {keys.model_key(title.id, model.version), keys.poster_key(title.id, model.version)}
+    for r in model.renditions:
+        named.add(keys.object_key(title.id, model.version, r.init_name))
+        named |= {keys.object_key(title.id, model.version, r.segment_name(n)) for n in range(1, len(r.segments) + 1)}
+    assert set(await stored_keys(storage, title.id)) == named
+    assert not await storage.list_incomplete(keys.title_prefix(title.id))
     assert [o.key for o in await storage.list(keys.source_prefix(title.id))] == [keys.source_key(title.id, ".mp4")]
     assert work_dirs(settings) == []
 
@@ -187,7 +206,11 @@ async def test_sigterm_gives_the_job_back(
     job = await job_of(own_pool, title.id)
     assert (job.status, job.attempts, job.worker_id) == ("queued", 0, None)  # back at once, uncounted
     async with own_pool.acquire() as conn:
-        assert (await titles.get_title(conn, title.id)).status == "pending"
-    assert await stored_keys(storage, title.id) == []
+        # playable when its first segments were in before the signal: it stays so
+        assert (await titles.get_title(conn, title.id)).status in ("pending", "playable")
+        back = await tasks.job_tasks(conn, job.id)
+    assert {x.status for x in back} <= {"queued", "done"}  # its tasks given back too
+    assert all(x.attempts == (1 if x.status == "done" else 0) for x in back)
+    assert {k.split("/")[2] for k in await stored_keys(storage, title.id)} <= {job.version}
     assert work_dirs(settings) == []
     assert "released for another worker" in log.read_text()

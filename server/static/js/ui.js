@@ -38,6 +38,20 @@ export function metaLine(title) {
   return bits.join(' · ');
 }
 
+/** Statuses a viewer can press play on: `playable` is a first version still being encoded. */
+export const PLAYS = new Set(['ready', 'playable']);
+
+export function plays(title) {
+  return Boolean(title) && title.kind !== 'series' && PLAYS.has(title.status);
+}
+
+export const ENCODING_NOTE = 'Still encoding — more qualities soon';
+
+/** The small note a playable title carries (text only, like every catalog value). */
+export function encodingNote(attrs = {}) {
+  return h('span', { class: 'encoding-note', ...attrs }, ENCODING_NOTE);
+}
+
 /** A card linking to a title; `progress` (0..1) draws a watched bar. */
 export function card(title, { progress = null, href = null } = {}) {
   const children = [
@@ -45,7 +59,9 @@ export function card(title, { progress = null, href = null } = {}) {
     h('span', { class: 'card-title' }, title.title || 'Untitled'),
     h('span', { class: 'card-meta' }, metaLine(title)),
   ];
-  if (title.status && title.status !== 'ready' && title.kind !== 'series') {
+  if (title.status === 'playable' && title.kind !== 'series') {
+    children.push(encodingNote());
+  } else if (title.status && title.status !== 'ready' && title.kind !== 'series') {
     children.push(h('span', { class: ['badge', `status-${title.status}`] }, title.status));
   }
   if (progress !== null && Number.isFinite(progress)) {

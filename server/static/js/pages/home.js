@@ -2,13 +2,14 @@
 import { api, isSignedIn } from '../api.js';
 import { h } from '../dom.js';
 import { reportsSettled } from '../history.js';
-import { card, row, pageTitle, message, spinner } from '../ui.js';
+import { card, row, pageTitle, message, spinner, PLAYS } from '../ui.js';
 
 const GENRE_ROWS = 4;
 const ROW_LIMIT = 20;
 
-// Admins browse every status; rows offer only what plays (a series is always `ready`).
-const browsable = (t) => t && t.kind !== 'episode' && (!t.status || t.status === 'ready');
+// Admins browse every status; rows offer only what plays (a series is always `ready`; a
+// `playable` title is still being encoded but plays).
+const browsable = (t) => t && t.kind !== 'episode' && (!t.status || PLAYS.has(t.status));
 
 async function safe(promise) {
   try {

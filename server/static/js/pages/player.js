@@ -6,11 +6,17 @@ import { h, formatDuration } from '../dom.js';
 import { reportPosition, resumePosition } from '../history.js';
 import { nextEpisode } from '../series.js';
 import { requireSignIn } from '../session.js';
-import { pageTitle, message } from '../ui.js';
+import { pageTitle, message, encodingNote } from '../ui.js';
 
 const REPORT_EVERY_MS = 10_000;
 const NEXT_EPISODE_COUNTDOWN_S = 8;
 const HLS_MIME = 'application/vnd.apple.mpegurl';
+// hls.js loading policy for a title still being encoded: a segment not made yet is a 503 for
+// a few seconds (the origin bumps its work first), so retry it more often before giving up.
+const RETRY = { maxNumRetry: 8, retryDelayMs: 1000, maxRetryDelayMs: 4000 };
+const PATIENT = {
+  fragLoadPolicy: { default: { maxTimeToFirstByteMs: 20_000, maxLoadTimeMs: 120_000, timeoutRetry: RETRY, errorRetry: RETRY } },
+};
 
 /** Where to start: the saved position, unless it is at the very start or the very end. */
 export function startPosition(saved, duration) {
@@ -58,6 +64,10 @@ export async function render({ main, params, navigate, isCurrent }) {
       h('label', { for: 'quality' }, 'Quality '), quality, status),
   );
   if (start) main.append(h('p', { class: 'hint', id: 'resume-note' }, `Resuming at ${formatDuration(start)}.`));
+  // A playable title is still being encoded: every segment is listed, and one not made yet
+  // answers 503 + Retry-After while the origin has it made first, so wait for it longer.
+  const encoding = title.status === 'playable';
+  if (encoding) main.append(h('p', { class: 'hint' }, encodingNote({ id: 'encoding-note' })));
 
   // ---- engine ------------------------------------------------------------------------
   let hls = null;
@@ -66,7 +76,7 @@ export async function render({ main, params, navigate, isCurrent }) {
   // Prefer hls.js wherever MediaSource exists: recent Chromium answers canPlayType(HLS)
   // "maybe" without playing fMP4 renditions the way hls.js does, and hls.js gives the quality menu.
   if (Hls.isSupported()) {
-    hls = new Hls({ startPosition: start || -1, enableWorker: true, capLevelToPlayerSize: false });
+    hls = new Hls({ startPosition: start || -1, enableWorker: true, capLevelToPlayerSize: false, ...(encoding ? PATIENT : {}) });
     hls.on(Hls.Events.MANIFEST_PARSED, (_ev, data) => {
       const levels = data.levels.map((l, i) => ({ ...l, index: i })).sort((a, b) => (b.height || 0) - (a.height || 0));
       quality.replaceChildren(h('option', { value: '-1' }, 'Auto'),

@@ -4,22 +4,23 @@ import { h, formatDuration } from '../dom.js';
 import { favoriteButton, isFavorite } from '../favorite.js';
 import { resumePosition } from '../history.js';
 import { seasonsOf } from '../series.js';
-import { poster, metaLine, pageTitle, message } from '../ui.js';
+import { poster, metaLine, pageTitle, message, plays, encodingNote, PLAYS } from '../ui.js';
 
 export async function render({ main, params, navigate, isCurrent }) {
   const title = await api('GET', `/titles/${encodeURIComponent(params.id)}`);
   if (!isCurrent()) return;
   const [fav, resume] = await Promise.all([
     isFavorite(title.id).catch(() => false),
-    title.kind !== 'series' && title.status === 'ready' ? resumePosition(title.id).catch(() => 0) : 0,
+    plays(title) ? resumePosition(title.id).catch(() => 0) : 0,
   ]);
   if (!isCurrent()) return;
 
   const actions = h('div', { class: 'actions' });
   if (title.kind !== 'series') {
-    if (title.status === 'ready') {
+    if (plays(title)) {
       actions.append(h('a', { class: 'button button-primary', href: `/watch/${encodeURIComponent(title.id)}`, id: 'play' },
         resume > 5 ? `▶ Resume from ${formatDuration(resume)}` : '▶ Play'));
+      if (title.status === 'playable') actions.append(encodingNote({ id: 'encoding-note' }));
     } else {
       actions.append(h('span', { class: ['badge', `status-${title.status}`] },
         title.status === 'failed' ? 'Unavailable' : 'Being prepared…'));
@@ -57,11 +58,12 @@ function seasonsSection(series) {
   const list = h('ol', { class: 'episodes' });
   const showSeason = (s) => {
     list.replaceChildren(...s.episodes.map((ep) => h('li', { class: 'episode' },
-      h('a', { href: ep.status === 'ready' || !ep.status ? `/watch/${encodeURIComponent(ep.id)}` : `/title/${encodeURIComponent(ep.id)}`, class: 'episode-link' },
+      h('a', { href: PLAYS.has(ep.status) || !ep.status ? `/watch/${encodeURIComponent(ep.id)}` : `/title/${encodeURIComponent(ep.id)}`, class: 'episode-link' },
         h('span', { class: 'episode-number' }, String(ep.episode_number ?? '')),
         h('span', { class: 'episode-body' },
           h('span', { class: 'episode-title' }, ep.title || `Episode ${ep.episode_number}`),
-          h('span', { class: 'card-meta' }, [ep.duration_s ? formatDuration(ep.duration_s) : '', ep.status && ep.status !== 'ready' ? ep.status : ''].filter(Boolean).join(' · ')),
+          h('span', { class: 'card-meta' }, [ep.duration_s ? formatDuration(ep.duration_s) : '', ep.status && ep.status !== 'ready' && ep.status !== 'playable' ? ep.status : ''].filter(Boolean).join(' · ')),
+          ep.status === 'playable' ? encodingNote() : null,
           ep.description ? h('span', { class: 'episode-description' }, ep.description) : null)))));
   };
   if (seasons.length > 1) {

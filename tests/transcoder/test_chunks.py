@@ -1,0 +1,387 @@
+"""The chunked encode (`transcoder.chunks`) against the one-pass encode, with real ffmpeg:
+the same segments tick for tick, a prediction that equals the measurement, no quality dip
+at chunk boundaries, segments reported while ffmpeg still runs."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from media.probe import probe
+from media.probe_model import Probe, VideoStream
+from packager.model import Presentation
+from transcoder import chunks, mp4
+from transcoder.errors import TranscodeError
+from transcoder.ladder import Ladder, plan_ladder
+from transcoder.pipeline import check_presentation, transcode
+from transcoder.readback import scan_rendition
+
+S = 2  # seconds per segment: several segments from a few seconds of clip
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True, capture_output=True, timeout=120)
+
+
+@dataclass
+class Chunked:
+    source: Path
+    probe: Probe
+    ladder: Ladder
+    ends: chunks.SourceEnds
+    predicted: Presentation
+    assembled: Presentation
+    results: list[dict[str, Any]]
+    dirs: list[Path]  # one out_dir per task
+    rectangles: list[tuple[tuple[str, ...], int, int]]
+
+
+def rectangles(ladder: Ladder, total: int, k: int) -> list[tuple[tuple[str, ...], int, int]]:
+    """The design's split: (lowest, [1,1]), (lowest, [2,k]), (others, [1,k]), then chunks of
+    k segments over every rung."""
+    ids = tuple(r.id for r in ladder.rungs)
+    lowest, others = ids[-1:], ids[:-1]
+    first_k = min(k, total)
+    rects = [(lowest, 1, 1)]
+    if first_k > 1:
+        rects.append((lowest, 2, first_k - 1))
+    if others:
+        rects.append((others, 1, first_k))
+    n = first_k + 1
+    while n <= total:
+        count = min(k, total - n + 1)
+        rects.append((ids, n, count))
+        n += count
+    return rects
+
+
+async def chunked_encode(source: Path, work: Path, *, k: int = 2, preset: str = "ultrafast") -> Chunked:
+    p = await probe(str(source))
+    ladder = plan_ladder(p, segment_s=S)
+    ends = await chunks.measure_source_ends(str(source), p)
+    predicted = chunks.predict_presentation(p, ladder, title_id="t", version="v1", end_s=ends, preset=preset)
+    results, dirs, rects = [], [], []
+    if ladder.audio:
+        out = work / "audio"
+        task = await chunks.encode_audio_task(str(source), p, ladder, out, preset=preset, end_s=ends)
+        results.append(task.to_result())
+        dirs.append(out)
+    if ladder.rungs:
+        total = len(predicted.video[0].segments)
+        rects = rectangles(ladder, total, k)
+        for ids, first, count in rects:
+            out = work / f"video-{'-'.join(ids)}-{first}"
+            task = await chunks.encode_video_task(
+                str(source), p, ladder, out, rendition_ids=ids, first=first, count=count, total=total, preset=preset
+            )
+            results.append(task.to_result())
+            dirs.append(out)
+    assembled = chunks.assemble_presentation(ladder, results, title_id="t", version="v1", probe=p)
+    return Chunked(source, p, ladder, ends, predicted, assembled, results, dirs, rects)
+
+
+def timeline(presentation: Presentation) -> dict[str, tuple]:
+    """Per rendition everything but sizes and bitrates."""
+    return {
+        r.id: (
+            r.kind,
+            r.codecs,
+            r.timescale,
+            r.start_time,
+            r.start_number,
+            tuple(s.duration for s in r.segments),
+            r.width,
+            r.height,
+            r.frame_rate,
+            r.language,
+            r.name,
+            r.channels,
+            r.sample_rate,
+            r.default,
+        )
+        for r in presentation.renditions
+    }
+
+
+# ---- a clip as 3 video chunks + audio equals the one-pass encode --------------------------
+
+
+@pytest.fixture(scope="module")
+def two_rungs(clip_factory: Callable[..., Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Chunked, Path]:
+    """854x480 (v480 + v360) 30 fps, 5.3 s: 3 segments of 2 s, the last 1.3 s; chunks of one
+    segment, so three chunks (the first split in rectangles) and two chunk boundaries."""
+    source = clip_factory(seconds=5.3, width=854, height=480, fps=30)
+    work = tmp_path_factory.mktemp("chunks")
+    chunked = asyncio.run(chunked_encode(source, work / "chunked", k=1, preset="veryfast"))
+    reference = work / "onepass"
+    asyncio.run(
+        transcode(str(source), chunked.probe, reference, title_id="t", version="v1", segment_s=S, preset="veryfast")
+    )
+    return chunked, reference
+
+
+def test_chunks_add_up_to_the_one_pass_encode(two_rungs: tuple[Chunked, Path]) -> None:
+    chunked, reference = two_rungs
+    assert [r.id for r in chunked.ladder.rungs] == ["v480", "v360"]
+    assert len(chunked.rectangles) == 4, "the first chunk split in two rectangles, then two chunks"
+    check_presentation(chunked.assembled, expected_duration_s=chunked.probe.duration_s)
+    for rid in chunked.ladder.rendition_ids:
+        one_pass = scan_rendition(reference / rid)
+        mine: dict[int, tuple[mp4.SegmentInfo, int]] = {}
+        inits: set[bytes] = set()
+        for out in chunked.dirs:
+            folder = out / rid
+            if not folder.is_dir():
+                continue
+            inits.add((folder / "init.mp4").read_bytes())
+            init = mp4.parse_init((folder / "init.mp4").read_bytes())
+            for seg in folder.glob("*.m4s"):
+                data = seg.read_bytes()
+                assert int(seg.stem) not in mine, f"{rid}/{seg.name} written by two tasks"
+                info = mp4.parse_segment(data, init.defaults)
+                mfhd = mp4.find(data, "moof/mfhd")
+                assert mfhd is not None
+                mine[int(seg.stem)] = (info, int.from_bytes(data[mfhd.payload + 4 : mfhd.payload + 8], "big"))
+        assert len(inits) == 1, f"{rid}: every task writes the same init bytes"
+        assert sorted(mine) == list(range(1, len(one_pass.segments) + 1)), rid
+        for n, ref in enumerate(one_pass.segments, start=1):
+            info, sequence = mine[n]
+            assert (info.base_decode_time, info.duration, info.sample_count) == (
+                ref.base_decode_time,
+                ref.duration,
+                ref.sample_count,
+            ), f"{rid}/{n}.m4s"
+            assert sequence == n
+            if rid.startswith("v"):
+                assert info.first_sample_is_sync, f"{rid}/{n}.m4s starts with a keyframe"
+        assert chunked.assembled.rendition(rid).codecs == one_pass.init.codec  # type: ignore[union-attr]
+
+
+def test_prediction_of_the_two_rung_clip(two_rungs: tuple[Chunked, Path]) -> None:
+    chunked, _ = two_rungs
+    assert timeline(chunked.predicted) == timeline(chunked.assembled)
+    _bounds_hold(chunked)
+
+
+def _bounds_hold(chunked: Chunked) -> None:
+    assert chunked.predicted.progressive and not chunked.assembled.progressive
+    check_presentation(chunked.predicted)  # aligned boundaries before anything is encoded
+    for predicted in chunked.predicted.renditions:
+        measured = chunked.assembled.rendition(predicted.id)
+        assert measured is not None
+        assert all(s.size == 0 for s in predicted.segments)
+        assert predicted.bandwidth_peak >= measured.bandwidth_peak, predicted.id
+    assert chunked.predicted.duration_s == chunked.assembled.duration_s
+    assert chunked.predicted.extra == chunked.assembled.extra  # source adjustments
+
+
+# ---- the prediction equals the measurement for awkward sources ---------------------------
+
+
+def _offset_ts(out: Path) -> Path:
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=5",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=5",
+        "-map", "0", "-map", "1", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac",
+        "-output_ts_offset", "3600", str(out),
+    )  # fmt: skip
+    return out
+
+
+def _late_audio(out: Path) -> Path:
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=5",
+        "-itsoffset", "1", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=4",
+        "-map", "0", "-map", "1", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac", str(out),
+    )  # fmt: skip
+    return out
+
+
+def _wav_44k(out: Path) -> Path:
+    """PCM at 44.1 kHz: no codec frames, resampled to 48 kHz."""
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=3.3", "-c:a", "pcm_s16le", str(out))
+    return out
+
+
+SOURCES: dict[str, Callable[[Callable[..., Path], Path], Path]] = {
+    "30fps": lambda clips, _: clips(seconds=3.3, width=320, height=180, fps=30),
+    "29.97fps": lambda clips, _: clips(seconds=4.5, width=320, height=180, fps=30000 / 1001),
+    "25fps_4.3s": lambda clips, _: clips(seconds=4.3, width=320, height=180, fps=25),
+    "1s": lambda clips, _: clips(seconds=1, width=320, height=180, fps=25),
+    "starts_at_3600s_ts": lambda _, tmp: _offset_ts(tmp / "offset.ts"),
+    "audio_1s_late_44k": lambda _, tmp: _late_audio(tmp / "late.mp4"),
+    "audio_only": lambda clips, _: clips(seconds=4.3, video=False, suffix=".m4a"),
+    "audio_only_wav_44k": lambda _, tmp: _wav_44k(tmp / "tone.wav"),
+    "video_only": lambda clips, _: clips(seconds=3.5, width=320, height=180, fps=30, audio=False),
+}
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_prediction_equals_the_assembled_measurement(
+    name: str, clip_factory: Callable[..., Path], tmp_path: Path
+) -> None:
+    source = SOURCES[name](clip_factory, tmp_path)
+    chunked = asyncio.run(chunked_encode(source, tmp_path / "out", k=2))
+    assert timeline(chunked.predicted) == timeline(chunked.assembled), name
+    _bounds_hold(chunked)
+    check_presentation(chunked.assembled, expected_duration_s=chunked.probe.duration_s)
+    assert chunked.ends.method == "tail"
+    if chunked.ladder.rungs:
+        assert len(chunked.predicted.video[0].segments) == chunked.rectangles[-1][1] + chunked.rectangles[-1][2] - 1
+
+
+def test_a_truncated_source_is_measured_by_a_full_demux(clip_factory: Callable[..., Path], tmp_path: Path) -> None:
+    whole = tmp_path / "faststart.mp4"
+    ffmpeg(
+        "-i",
+        str(clip_factory(seconds=8, width=320, height=180, fps=25)),
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        str(whole),
+    )
+    cut = tmp_path / "cut.mp4"
+    data = whole.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    p = asyncio.run(probe(str(cut)))
+    ends = asyncio.run(chunks.measure_source_ends(str(cut), p))
+    assert ends.method == "demux"
+    assert ends.video_s is not None and 2.0 < ends.video_s < p.duration_s - 1
+
+
+# ---- quality at chunk boundaries ---------------------------------------------------------
+
+
+def test_no_quality_dip_at_chunk_boundaries(two_rungs: tuple[Chunked, Path], tmp_path: Path) -> None:
+    """Per-frame SSIM of the chunked v360 against the source scaled to 640x360: the first
+    frame of each chunk (a fresh encoder) is no worse than the frames in between, and every
+    frame is the source's frame at that instant (a frame off would show as a dip)."""
+    chunked, _ = two_rungs
+    joined = tmp_path / "v360.mp4"
+    segments: dict[int, Path] = {}
+    init = None
+    for out in chunked.dirs:
+        folder = out / "v360"
+        if folder.is_dir():
+            init = folder / "init.mp4"
+            segments.update({int(p.stem): p for p in folder.glob("*.m4s")})
+    assert init is not None
+    with joined.open("wb") as f:
+        f.write(init.read_bytes())
+        for n in sorted(segments):
+            f.write(segments[n].read_bytes())
+    stats = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(joined), "-i", str(chunked.source), "-lavfi",
+         "[1:v]scale=640:360,setsar=1[ref];[0:v][ref]ssim=stats_file=-", "-f", "null", "-"],
+        check=True, capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    ssim = [float(m) for m in re.findall(r"All:([0-9.]+)", stats)]
+    per_segment = chunks.segment_frames(chunked.ladder)
+    v360 = chunked.assembled.rendition("v360")
+    assert v360 is not None
+    assert len(ssim) == sum(seg.duration for seg in v360.segments) // 512  # 512 ticks a frame at 30 fps
+    starts = {(first - 1) * per_segment for ids, first, _ in chunked.rectangles if "v360" in ids and first > 1}
+    assert starts, "the clip has chunk boundaries"
+    boundary = [ssim[i] for i in starts]
+    middle = sorted(ssim[i] for i in range(len(ssim)) if all(abs(i - s) > 2 for s in starts | {0}))
+    median = middle[len(middle) // 2]
+    assert min(boundary) >= median - 0.01, (boundary, median)
+    assert min(ssim) > 0.9
+
+
+# ---- segments are reported while ffmpeg runs ---------------------------------------------
+
+
+def test_segments_are_reported_while_ffmpeg_runs(clip_factory: Callable[..., Path], tmp_path: Path) -> None:
+    source = clip_factory(seconds=8, width=640, height=360, fps=30)
+    p = asyncio.run(probe(str(source)))
+    ladder = plan_ladder(p, segment_s=S)
+    out = tmp_path / "task"
+    calls: list[tuple[str, int | None, bool]] = []
+
+    def on_segment(rid: str, number: int | None, path: Path) -> None:
+        assert path.is_file()
+        # temp_file: the last segment gets its name only when ffmpeg finishes it.
+        calls.append((rid, number, (out / rid / "4.m4s").exists()))
+
+    result = asyncio.run(
+        chunks.encode_video_task(
+            str(source), p, ladder, out, rendition_ids=["v360"], first=1, count=4, total=4,
+            preset="veryfast", on_segment=on_segment,
+        )
+    )  # fmt: skip
+    assert [(r, n) for r, n, _ in calls] == [("v360", None)] + [("v360", n) for n in range(1, 5)]
+    assert calls[0][2] is False, "the init and first segment are reported before the encode ends"
+    assert calls[1][2] is False
+    assert [s.number for s in result.renditions["v360"].segments] == [1, 2, 3, 4]
+
+
+# ---- pure parts --------------------------------------------------------------------------
+
+
+def test_segment_grid_in_frames() -> None:
+    def ladder(fps: str) -> Ladder:
+        return Ladder(rungs=(), audio=None, fps=fps, gop_frames=round(2 * float(eval(fps))), segment_s=4)
+
+    assert chunks.segment_frames(ladder("30")) == 120
+    assert chunks.segment_frames(ladder("30000/1001")) == 120  # 4.004 s
+    assert chunks.segment_frames(ladder("25")) == 100
+    assert chunks.chunk_start_s(ladder("30000/1001"), 3) == "8.008"
+    assert chunks.chunk_start_s(ladder("25"), 2) == "4"
+    assert chunks.video_timescale(chunks.Fraction(30)) == 15360
+    assert chunks.video_timescale(chunks.Fraction(30000, 1001)) == 30000
+
+
+def _result(rid: str, segs: list[list[Any]], handler: str = "vide") -> dict[str, Any]:
+    init = {"handler": handler, "codec": "avc1.64001e", "timescale": 100, "width": 2, "height": 2}
+    return {"renditions": [{"id": rid, "kind": "video", "init": init, "segments": segs}]}
+
+
+def test_assembly_refuses_gaps_duplicates_and_missing_keyframes() -> None:
+    video = VideoStream(
+        index=0, codec="h264", width=320, height=180, fps=25.0, fps_fraction="25/1", rotation=0,
+        pix_fmt="yuv420p", bit_depth=8, variable_frame_rate=False,
+    )  # fmt: skip
+    ladder = plan_ladder(Probe(format_name="mp4", duration_s=6, size_bytes=1, bit_rate=None, video=video), segment_s=2)
+    rid = ladder.rungs[0].id
+    good = [_result(rid, [[1, 200, 10, 0, True]]), _result(rid, [[2, 200, 10, 200, True], [3, 100, 5, 400, True]])]
+    assembled = chunks.assemble_presentation(ladder, good, title_id="t", version="v")
+    assert [s.duration for s in assembled.renditions[0].segments] == [200, 200, 100]
+    with pytest.raises(TranscodeError, match="missing"):
+        chunks.assemble_presentation(ladder, good[1:], title_id="t", version="v")
+    with pytest.raises(TranscodeError, match="twice"):
+        chunks.assemble_presentation(ladder, [*good, _result(rid, [[3, 100, 5, 400, True]])], title_id="t", version="v")
+    with pytest.raises(TranscodeError, match="keyframe"):
+        chunks.assemble_presentation(
+            ladder,
+            [good[0], _result(rid, [[2, 200, 10, 200, False], [3, 100, 5, 400, True]])],
+            title_id="t",
+            version="v",
+        )
+    with pytest.raises(TranscodeError, match="starts at tick"):
+        chunks.assemble_presentation(
+            ladder, [good[0], _result(rid, [[2, 200, 10, 0, True], [3, 100, 5, 200, True]])], title_id="t", version="v"
+        )
+
+
+def test_shift_segment_moves_tfdt_sidx_and_mfhd(two_rungs: tuple[Chunked, Path]) -> None:
+    chunked, reference = two_rungs
+    data = (reference / "v360" / "2.m4s").read_bytes()
+    before = mp4.parse_segment(data)
+    moved = mp4.shift_segment(data, delta=1000, sequence_number=7)
+    after = mp4.parse_segment(moved)
+    assert len(moved) == len(data)
+    assert after.base_decode_time == before.base_decode_time + 1000
+    assert after.duration == before.duration
+    mfhd = mp4.find(moved, "moof/mfhd")
+    assert mfhd is not None and int.from_bytes(moved[mfhd.payload + 4 : mfhd.payload + 8], "big") == 7
+    with pytest.raises(mp4.Mp4Error):
+        mp4.shift_segment(data, delta=-(10**12), sequence_number=1)

@@ -1,0 +1,126 @@
+"""One task of a title's encode: its ffmpeg, and each segment uploaded the moment it is done.
+
+A task is a rectangle of the title's timeline (`transcoder.tasks`): some renditions times a
+range of segment numbers, or the audio of the whole timeline. Whichever worker claims it runs
+this: the encode (`transcoder.chunks`) writes `{rendition}/init.mp4` and `{rendition}/{n}.m4s`
+under a work dir, and every file is put under the title's version prefix as soon as ffmpeg has
+finished it, so a viewer waiting for segment n gets it while the rest of the chunk encodes.
+
+Every object put is atomic (the file backend renames a fsynced temp file, S3 PUTs whole
+objects), so a worker killed mid-task leaves complete segments or none; the task's next attempt
+encodes the same rectangle on the same frame grid and puts the same keys again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from media import keys
+from media.errors import ObjectNotFound
+from media.probe_model import Probe
+from media.storage import Storage
+from packager.model import INIT_NAME, SEGMENT_EXT
+from transcoder import chunks
+from transcoder.ladder import Ladder
+from transcoder.publish import content_type
+
+log = logging.getLogger("streamflix.worker")
+
+# Wall-clock budget of one task: generous for a 4K chunk on a busy core.
+MIN_TASK_TIMEOUT_S = 300.0
+TASK_TIMEOUT_PER_MEDIA_SECOND = 30.0
+
+
+@dataclass(frozen=True)
+class TaskWork:
+    """What a task needs besides its own row: the source, its probe and plan."""
+
+    title_id: str
+    version: str
+    source: str  # a local file
+    probe: Probe
+    ladder: Ladder
+    total: int  # segments in the title's timeline (video, else audio)
+    ends: chunks.SourceEnds | None = None  # what the prediction was made from
+
+
+def task_timeout_s(segment_count: int, segment_s: int) -> float:
+    return max(MIN_TASK_TIMEOUT_S, TASK_TIMEOUT_PER_MEDIA_SECOND * segment_count * segment_s)
+
+
+async def run_task(
+    storage: Storage,
+    work: TaskWork,
+    *,
+    kind: str,
+    renditions: tuple[str, ...] | list[str],
+    first: int,
+    count: int,
+    out_dir: Path,
+    preset: str,
+    threads: int,
+    timeout_s: float | None,
+    on_progress: Callable[[float], Any] | None = None,
+    uploaded: set[str] | None = None,
+    redo: bool = False,
+) -> dict[str, Any]:
+    """Encode the rectangle and put every file it makes; returns the task's result (what
+    `chunks.assemble_presentation` reads). `uploaded` collects the keys put, so a task stopped
+    because its title was deleted can remove what it wrote.
+
+    An object already stored is never put again: an init segment (every task of a rendition
+    makes the same bytes, the first one stored serves), and with `redo` (a later attempt of
+    the task) a segment the dead attempt stored. The origin may have served it, and remembers
+    its size and ETag, so it must not change under a viewer; the new encode of it is the
+    same frames on the same timestamps and is dropped."""
+    put_keys = uploaded if uploaded is not None else set()
+
+    async def on_segment(rendition_id: str, number: int | None, path: Path) -> None:
+        name = f"{rendition_id}/{INIT_NAME}" if number is None else f"{rendition_id}/{number}{SEGMENT_EXT}"
+        key = keys.object_key(work.title_id, work.version, name)
+        if number is None or redo:
+            try:
+                await storage.head(key)
+                return
+            except ObjectNotFound:
+                pass
+        put_keys.add(key)
+        await storage.put_file(key, path, content_type(name))
+
+    await asyncio.to_thread(out_dir.mkdir, parents=True, exist_ok=True)
+    timeout = timeout_s if timeout_s is not None else task_timeout_s(count, work.ladder.segment_s)
+    if kind == "audio":
+        output = await chunks.encode_audio_task(
+            work.source,
+            work.probe,
+            work.ladder,
+            out_dir,
+            preset=preset,
+            threads=threads,
+            timeout_s=timeout,
+            on_segment=on_segment,
+            on_progress=on_progress,
+            end_s=work.ends,
+        )
+    else:
+        output = await chunks.encode_video_task(
+            work.source,
+            work.probe,
+            work.ladder,
+            out_dir,
+            rendition_ids=tuple(renditions),
+            first=first,
+            count=count,
+            total=work.total,
+            preset=preset,
+            threads=threads,
+            timeout_s=timeout,
+            on_segment=on_segment,
+            on_progress=on_progress,
+        )
+    return output.to_result()
