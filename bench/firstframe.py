@@ -100,13 +100,29 @@ function fresh() {
   document.getElementById('box').appendChild(video);
   const hls = new Hls();
   const errors = [];
-  hls.on(Hls.Events.ERROR, (_e, d) => { if (d.fatal) errors.push(`${d.type}:${d.details}`); });
+  const log = [];
+  const t = () => ((wall() - t0) / 1000).toFixed(2);
+  const t0 = wall();
+  hls.on(Hls.Events.ERROR, (_e, d) => {
+    if (d.fatal) errors.push(`${d.type}:${d.details}`);
+    log.push(`${t()} error ${d.details} ${d.response ? d.response.code : ''} fatal=${d.fatal}`);
+  });
+  hls.on(Hls.Events.FRAG_LOADED, (_e, d) => log.push(`${t()} loaded ${d.frag.type} l${d.frag.level} sn${d.frag.sn}`));
+  window.benchLog = log;
   current = { video, hls, errors };
   return current;
 }
 function frameAt(video, pred, timeoutMs, errors) {
   return new Promise((resolve, reject) => {
-    const fail = () => reject(new Error(`no frame within ${timeoutMs} ms; errors: ${errors.join(',')}`));
+    const fail = () => {
+      const b = video.buffered;
+      const ranges = Array.from({ length: b.length }, (_, i) => `${b.start(i).toFixed(1)}-${b.end(i).toFixed(1)}`);
+      const now = video.currentTime.toFixed(2);
+      const state = `currentTime ${now}, readyState ${video.readyState}, paused ${video.paused}`;
+      const tail = (window.benchLog || []).slice(-12).join(' | ');
+      const fatal = errors.join(',');
+      reject(new Error(`no frame within ${timeoutMs} ms; fatal: ${fatal}; ${state}; buffered ${ranges}; ${tail}`));
+    };
     const timer = setTimeout(fail, timeoutMs);
     const cb = (now, meta) => {
       if (!pred(meta)) return video.requestVideoFrameCallback(cb);
@@ -453,14 +469,19 @@ def ingest(stack: Stack, src: Path, title: str) -> tuple[str, float, float]:
 def poll_playable(api: Api, token: str, title_id: str, timeout: float, stack: Stack) -> tuple[str | None, float]:
     """POST playback every 20 ms until 200: (master URL or None on timeout, wall time)."""
     deadline = time.monotonic() + timeout
-    n = 0
+    n = unavailable = 0
     while time.monotonic() < deadline:
+        if unavailable == 1:
+            print(f"  note: POST playback answered 503 while polling {title_id}", flush=True)
+            unavailable += 1
         status, body = api.call("POST", f"/titles/{title_id}/playback", token=token)
         now = time.time()
         if status == 200:
             url = body["hls_url"]
             return (url if url.startswith("http") else stack.base + url), now
-        if status not in (409,):
+        if status == 503:
+            unavailable += 1  # a client retries a 503 (Retry-After); counted and printed
+        elif status != 409:
             raise RuntimeError(f"playback answered {status}: {body}")
         n += 1
         if n % 50 == 0:
@@ -608,7 +629,8 @@ def main() -> int:
             + ("" if len(frames) == len(rs) else f" ({len(rs) - len(frames)} of {len(rs)} runs without a frame)")
         )
     if seek is not None and seek.get("seek_to_frame") is None:
-        print(f"seek to 80 %: no figure (not playable in time)   target <= {TARGET_SEEK_S} s: MISS")
+        why = "the player failed (see errors)" if seek.get("error") else "not playable in time"
+        print(f"seek to 80 %: no figure ({why})   target <= {TARGET_SEEK_S} s: MISS")
     elif seek is not None:
         s = seek.get("seek_to_frame")
         print(
@@ -681,6 +703,7 @@ def seek_run(
             )
         except Exception as exc:
             r["error"] = f"player: {str(exc).splitlines()[0]}"
+            print(f"  {r['error']}", flush=True)
     stack.cli("titles", "delete", title_id)
     stack.wait_idle()
     return r
