@@ -169,7 +169,8 @@ window.seekRun = async (url, seekAt, fraction, timeoutMs) => {
   video.currentTime = target;
   const f = await frame;
   const duration = video.duration;
-  return { attached, seekedAt, frame: f.wall, target, duration, mediaTime: f.mediaTime, height: f.height };
+  const events = (window.benchLog || []).slice(-10);
+  return { attached, seekedAt, frame: f.wall, target, duration, mediaTime: f.mediaTime, height: f.height, events };
 };
 window.benchReady = true;
 </script>
@@ -701,6 +702,8 @@ def seek_run(
                 f"{r['seek_to_frame']:.3f} s after the seek",
                 flush=True,
             )
+            if r["seek_to_frame"] > TARGET_SEEK_S:  # where the time went, as hls.js saw it
+                print("  player's last events (s since attach): " + " | ".join(got["events"]), flush=True)
         except Exception as exc:
             r["error"] = f"player: {str(exc).splitlines()[0]}"
             print(f"  {r['error']}", flush=True)
