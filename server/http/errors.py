@@ -11,6 +11,7 @@ import logging
 import socket
 from typing import Any
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -155,6 +156,8 @@ def is_database_outage(exc: BaseException) -> bool:
         return True
     if isinstance(exc, asyncpg.InterfaceError):
         return any(text in str(exc) for text in _LOST_CONNECTION)
+    if isinstance(exc, aiohttp.ClientConnectionResetError):
+        return False  # the viewer's socket closed under a response (a player aborting a request)
     # TimeoutError from connect, pool acquire or a statement's command_timeout;
     # ConnectionRefusedError/ConnectionResetError from connect or a dropped socket; a name that
     # does not resolve; an unreachable network; asyncio's "Multiple exceptions" when every

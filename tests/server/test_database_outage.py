@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 
@@ -167,6 +168,9 @@ async def test_catalog_listener_rides_out_an_outage(outage_client, pg, pg_proxy,
         pytest.param(asyncpg.UniqueViolationError("duplicate"), False, id="query-error"),
         pytest.param(FileNotFoundError(2, "no such file"), False, id="missing-file"),
         pytest.param(ValueError("bad"), False, id="bug"),
+        pytest.param(
+            aiohttp.ClientConnectionResetError("Cannot write to closing transport"), False, id="viewer-went-away"
+        ),
     ],
 )
 def test_is_database_outage(exc, outage):
