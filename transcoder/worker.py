@@ -73,7 +73,7 @@ RELEASE_TIMEOUT_S = 3.0
 DEFAULT_CHUNK_SEGMENTS = 8
 # How often a coordinator looks at its tasks: fast until the title is playable (a viewer may
 # be waiting for it), then at a relaxed pace (a task finishing in this worker wakes it anyway).
-WATCH_FAST_S = 0.05
+WATCH_FAST_S = 0.02
 WATCH_S = 0.5
 LANE_VIDEO, LANE_URGENT, LANE_AUDIO = "video", "urgent", "audio"
 WORK_CACHE_SIZE = 32
