@@ -668,6 +668,9 @@ class Worker:
                 for poster in posters:
                     await _stop_task(poster)
             self._set_progress(job, PUBLISH_AT)
+            # Every task is done: whatever half-written object is left under the version is a
+            # dead attempt's (a worker killed mid-upload), never a live writer's.
+            await self.storage.sweep_incomplete(keys.version_prefix(job.title_id, version), 0)
             await write_model(self.storage, presentation)
             await _stop_task(heartbeat)
 

@@ -15,6 +15,7 @@ import aiohttp
 import m3u8
 
 from media import keys as media_keys
+from packager.model import Presentation
 from tests.faults.harness import REQUEST_BOUND_S, Proc, Stack, wait_for
 
 PASSWORD = "correct horse battery staple"
@@ -238,6 +239,39 @@ def kill_in_phase(
     def version_objects() -> list[str]:
         return [k for k in stack.keys(version_prefix) if k.count("/") >= 3]
 
+    def segments() -> list[str]:
+        return [k for k in version_objects() if k.endswith(".m4s")]
+
+    def model(objects: list[str]) -> Presentation | None:
+        found = [k for k in objects if k.endswith(media_keys.MODEL_NAME)]
+        return Presentation.from_json(stack.get_object(found[0])) if found else None
+
+    def measured(objects: list[str]) -> bool:
+        m = model(objects)
+        return m is not None and not m.progressive
+
+    def all_uploaded() -> bool:
+        objects = version_objects()
+        m = model(objects)
+        if m is None:
+            return False
+        prefix = media_keys.version_prefix(title_id, m.version)
+        names = [r.init_name for r in m.renditions] + [
+            r.segment_name(r.start_number + i) for r in m.renditions for i in range(len(r.segments))
+        ]
+        return all(prefix + name in objects for name in names)
+
+    def tasks_left() -> int:
+        from tests.faults.checks import sql  # checks imports this module
+
+        rows = sql(
+            stack.world.database_url,
+            "SELECT count(*) AS n FROM jobs.transcode_tasks t JOIN jobs.transcode_jobs j ON j.id = t.job_id"
+            " WHERE j.title_id = $1 AND t.status <> 'done'",
+            title_id,
+        )
+        return int(rows[0]["n"]) if rows else -1
+
     if phase == "probe":
         # the worker was started with a slowed ffprobe (Stack.start_worker): its child is seen,
         # and the worker held before it can store the probe (Postgres frozen)
@@ -253,25 +287,27 @@ def kill_in_phase(
         )
         evidence = f"ffmpeg child running, job progress {job_progress():.0f} %"
     elif phase == "upload":
-        # segments appearing under a version prefix with no model yet: freeze storage there,
-        # half the version uploaded
-        wait_for(lambda: version_objects(), 120, lambda: f"no upload seen\n{worker.tail()}", 0.01)
+        # segments appearing under the version while its model is still the prediction: freeze
+        # storage there, part of the version uploaded
+        wait_for(lambda: segments(), 120, lambda: f"no upload seen\n{worker.tail()}", 0.01)
         stack.s3.freeze()
         objects = version_objects()
-        assert not any(k.endswith(media_keys.MODEL_NAME) for k in objects), "upload finished before it was held"
-        evidence = f"{len(objects)} version objects uploaded, no model"
+        assert not measured(objects), "the upload finished before it was held"
+        evidence = f"{len(segments())} segments uploaded, the model still the prediction"
     elif phase == "publish":
-        # Postgres frozen once the upload starts: the worker finishes uploading, writes the
-        # model, and then waits on the commit that would publish it
-        wait_for(lambda: version_objects(), 120, lambda: f"no upload seen\n{worker.tail()}", 0.01)
+        # Postgres frozen while the last task runs: it finishes encoding and uploading (the
+        # encode goes on through an outage), then waits to record its result, so the measured
+        # model and the commit that would publish the title are both pending.
+        wait_for(lambda: tasks_left() == 1, 120, lambda: f"no last task seen\n{worker.tail()}", 0.02)
         stack.pg.freeze()
         wait_for(
-            lambda: any(k.endswith(media_keys.MODEL_NAME) for k in version_objects()),
-            60,
-            lambda: f"no model written\n{worker.tail()}",
+            lambda: not _child_named(worker, "ffmpeg") and all_uploaded(),
+            90,
+            lambda: f"the last task did not finish uploading\n{worker.tail()}",
             0.05,
         )
-        evidence = "model written, commit pending"
+        assert not measured(version_objects()), "the title was published before it was held"
+        evidence = "every segment uploaded, the last task's result and the commit pending"
     else:
         raise ValueError(phase)
     children = [pid for pid, _comm in worker.children()]

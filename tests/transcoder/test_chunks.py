@@ -161,7 +161,7 @@ def test_chunks_add_up_to_the_one_pass_encode(two_rungs: tuple[Chunked, Path]) -
             assert sequence == n
             if rid.startswith("v"):
                 assert info.first_sample_is_sync, f"{rid}/{n}.m4s starts with a keyframe"
-        assert chunked.assembled.rendition(rid).codecs == one_pass.init.codec  # type: ignore[union-attr]
+        assert chunked.assembled.rendition(rid).codecs == one_pass.init.codec  # type: ignore[union-attr]  # rendition(rid) is there: asserted above
 
 
 def test_prediction_of_the_two_rung_clip(two_rungs: tuple[Chunked, Path]) -> None:
