@@ -7,6 +7,7 @@ A database of this module's own, so the unfiltered worker subprocess only sees t
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -51,21 +52,48 @@ def temp_files(root: Path) -> list[Path]:
     return [Path(d) / n for d, _, files in os.walk(root) for n in files if n.startswith(TMP_PREFIX)]
 
 
+def measured(model: Path) -> bool:
+    """The version's final model (the first one written is the prediction, `progressive`)."""
+    try:
+        return not json.loads(model.read_bytes()).get("progressive", False)
+    except (OSError, ValueError):
+        return False  # replaced between the listing and the read
+
+
+def stopped(pid: int, timeout: float = 2.0) -> None:
+    """Wait until every thread of `pid` is stopped: a thread inside a rename when SIGSTOP
+    arrives finishes it first, so a check made before that could see a temp file that is
+    gone by the time SIGKILL lands."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            except OSError:
+                continue
+            states.append(stat[stat.rindex(")") + 2])
+        if states and all(state in "tT" for state in states):
+            return
+        time.sleep(0.001)
+
+
 def kill_mid_upload(proc: subprocess.Popen[bytes], title_dir: Path, timeout: float) -> bool:
-    """Poll until the worker has a temp file under `title_dir`; stop it (SIGSTOP freezes it
-    at once), and if a temp file is still there, SIGKILL it. False if the upload finished
-    (or the worker exited) before it could be caught."""
+    """Poll until the worker has a temp file under `title_dir` (a segment, or a model being
+    written); stop it (SIGSTOP freezes it at once), and if a temp file is still there, SIGKILL
+    it. False if the title was published (or the worker exited) before it could be caught."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         if temp_files(title_dir):
             os.kill(proc.pid, signal.SIGSTOP)
+            stopped(proc.pid)
             if temp_files(title_dir):
                 proc.kill()
                 proc.wait(10)
                 return True
             os.kill(proc.pid, signal.SIGCONT)
-        if any(title_dir.glob(f"*/{keys.MODEL_NAME}")):
-            return False
+        if any(measured(m) for m in title_dir.glob(f"*/{keys.MODEL_NAME}")):
+            return False  # published: too late
         time.sleep(0.001)
     return False
 
