@@ -45,7 +45,7 @@ from media.probe_model import Probe
 from media.storage import Storage
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation
 from transcoder import chunks, gc, jobs, seekable, sources, tasks
-from transcoder.adjustments import SOURCE_ADJUSTMENTS
+from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
 from transcoder.errors import TaskFailed, TranscodeError
 from transcoder.failures import OUTAGE, classify, is_database_outage
 from transcoder.ladder import Ladder, plan_ladder
@@ -628,7 +628,7 @@ class Worker:
             predicted = chunks.predict_presentation(
                 probe, ladder, title_id=job.title_id, version=version, end_s=ends, preset=self.preset
             )
-            adjusted = list(predicted.extra.get(SOURCE_ADJUSTMENTS, []))  # the prediction lists them
+            adjusted = list(source_adjustments(probe, ladder))
             if abs(ends.end_s - probe.duration_s) > LENGTH_MISMATCH_S:
                 adjusted.append(
                     f"content ends at {ends.end_s:.1f} s, not at the {probe.duration_s:.1f} s the source's "
