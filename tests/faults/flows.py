@@ -261,16 +261,17 @@ def kill_in_phase(
         ]
         return all(prefix + name in objects for name in names)
 
-    def tasks_left() -> int:
+    def tasks_left() -> list[str]:
+        """The statuses of the title's tasks not done yet."""
         from tests.faults.checks import sql  # checks imports this module
 
         rows = sql(
             stack.world.database_url,
-            "SELECT count(*) AS n FROM jobs.transcode_tasks t JOIN jobs.transcode_jobs j ON j.id = t.job_id"
+            "SELECT t.status FROM jobs.transcode_tasks t JOIN jobs.transcode_jobs j ON j.id = t.job_id"
             " WHERE j.title_id = $1 AND t.status <> 'done'",
             title_id,
         )
-        return int(rows[0]["n"]) if rows else -1
+        return [r["status"] for r in rows]
 
     if phase == "probe":
         # the worker was started with a slowed ffprobe (Stack.start_worker): its child is seen,
@@ -298,7 +299,15 @@ def kill_in_phase(
         # Postgres frozen while the last task runs: it finishes encoding and uploading (the
         # encode goes on through an outage), then waits to record its result, so the measured
         # model and the commit that would publish the title are both pending.
-        wait_for(lambda: tasks_left() == 1, 120, lambda: f"no last task seen\n{worker.tail()}", 0.02)
+        # the last task claimed (running), not merely the last one left: a queued one would
+        # never be claimed with Postgres frozen (a claimed one needs no database until its
+        # result: its job's work is cached by the worker from its earlier tasks)
+        wait_for(
+            lambda: tasks_left() == ["running"],
+            120,
+            lambda: f"no last task seen running: {tasks_left()}\n{worker.tail()}",
+            0.02,
+        )
         stack.pg.freeze()
         wait_for(
             lambda: not _child_named(worker, "ffmpeg") and all_uploaded(),
