@@ -1,4 +1,4 @@
-"""The web player's libraries (hls.js, dash.js): which files the server answers at `/vendor/*`,
+"""The web player's libraries (hls.js, dash.js, Shaka Player): which files the server answers at `/vendor/*`,
 where `npm ci` puts them, and their licence files.
 
 A checkout serves them from `node_modules/` (scripts/setup.sh runs `npm ci`); a wheel carries
@@ -21,6 +21,7 @@ FILES: dict[str, tuple[str, str]] = {
     "hls.min.js": ("hls.js", "dist/hls.min.js"),
     "dash.all.min.js": ("dashjs", "dist/modern/umd/dash.all.min.js"),
     "dash.all.debug.js": ("dashjs", "dist/modern/umd/dash.all.debug.js"),
+    "shaka-player.compiled.js": ("shaka-player", "dist/shaka-player.compiled.js"),
 }
 
 # npm package -> its licence files, shipped beside the libraries as `<package>-<file name>`.
@@ -28,6 +29,7 @@ LICENCES: dict[str, tuple[str, ...]] = {
     "hls.js": ("LICENSE",),
     # dash.js's own licence, and the notices of what its bundle includes.
     "dashjs": ("LICENSE.md", "dist/modern/umd/dash.all.min.js.LICENSE.txt"),
+    "shaka-player": ("LICENSE",),
 }
 
 # Written by the build step: each package's version, licence and integrity from package-lock.json.
