@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from packager.errors import InvalidPresentation, RenditionNotFound
-from packager.model import Presentation, Rendition
+from packager.model import KINDS, Presentation, Rendition
 
 # model.py: ids are path-safe. Also keeps them out of HLS quoted-strings and DASH `$...$`.
 RENDITION_ID = re.compile(r"[a-z0-9_-]+")
@@ -26,7 +26,7 @@ def check_presentation(p: Presentation) -> None:
 def _check_rendition(r: Rendition) -> None:
     if not RENDITION_ID.fullmatch(r.id):
         raise InvalidPresentation(f"rendition id {r.id!r} is not [a-z0-9_-]+")
-    if r.kind not in ("video", "audio"):
+    if r.kind not in KINDS:
         raise InvalidPresentation(f"rendition {r.id}: unknown kind {r.kind!r}")
     if not r.segments:
         raise InvalidPresentation(f"rendition {r.id} has no segments")

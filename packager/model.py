@@ -5,8 +5,11 @@ version is complete), read by the server, rendered by `packager.hls` / `packager
 
 Storage layout of a version (keys relative to the version prefix, see `media.keys`):
     model.json
-    {rendition.id}/init.mp4
+    {rendition.id}/init.mp4            video and audio (fMP4/CMAF)
     {rendition.id}/{number}.m4s        number = start_number, start_number + 1, ...
+    {rendition.id}/{number}.vtt        subtitles: one WebVTT file per segment, no init
+    {rendition.id}/{number}.jpg        image (thumbnails): one JPEG sprite sheet per segment
+    {rendition.id}/download.mp4        download: one progressive MP4, no segments served
 
 Segment timing is kept in integer ticks of each rendition's timescale so DASH timelines are
 exact and EXTINF values are derived, never accumulated floats. Segment start times are the sum
@@ -23,6 +26,18 @@ from typing import Any, Literal
 MODEL_VERSION = 1
 INIT_NAME = "init.mp4"
 SEGMENT_EXT = ".m4s"
+DOWNLOAD_NAME = "download.mp4"
+
+Kind = Literal["video", "audio", "subtitles", "image", "download"]
+KINDS: tuple[str, ...] = ("video", "audio", "subtitles", "image", "download")
+# The file name extension of a rendition's segments, by kind.
+SEGMENT_EXTS: dict[str, str] = {
+    "video": SEGMENT_EXT,
+    "audio": SEGMENT_EXT,
+    "subtitles": ".vtt",
+    "image": ".jpg",
+    "download": ".mp4",
+}
 
 
 @dataclass(frozen=True)
@@ -34,7 +49,7 @@ class Segment:
 @dataclass(frozen=True)
 class Rendition:
     id: str  # path-safe: [a-z0-9_-]+, e.g. "v1080", "a0"
-    kind: Literal["video", "audio"]
+    kind: Kind
     codecs: str  # RFC 6381: "avc1.640028", "mp4a.40.2"
     bandwidth_peak: int  # bits/s, the highest per-segment rate measured from segment sizes
     bandwidth_avg: int  # bits/s, total bits / total duration
@@ -57,8 +72,12 @@ class Rendition:
     def init_name(self) -> str:
         return f"{self.id}/{INIT_NAME}"
 
+    @property
+    def segment_ext(self) -> str:
+        return SEGMENT_EXTS[self.kind]
+
     def segment_name(self, number: int) -> str:
-        return f"{self.id}/{number}{SEGMENT_EXT}"
+        return f"{self.id}/{number}{self.segment_ext}"
 
     @property
     def duration_s(self) -> float:
@@ -94,6 +113,18 @@ class Presentation:
     @property
     def audio(self) -> tuple[Rendition, ...]:
         return tuple(r for r in self.renditions if r.kind == "audio")
+
+    @property
+    def subtitles(self) -> tuple[Rendition, ...]:
+        return tuple(r for r in self.renditions if r.kind == "subtitles")
+
+    @property
+    def images(self) -> tuple[Rendition, ...]:
+        return tuple(r for r in self.renditions if r.kind == "image")
+
+    @property
+    def downloads(self) -> tuple[Rendition, ...]:
+        return tuple(r for r in self.renditions if r.kind == "download")
 
     def rendition(self, rendition_id: str) -> Rendition | None:
         for r in self.renditions:

@@ -51,6 +51,7 @@ CONTENT_TYPES = {
     ".mp4": "video/mp4",
     ".m4s": "video/iso.segment",
     ".jpg": "image/jpeg",
+    ".vtt": "text/vtt; charset=utf-8",
     ".json": "application/json",
 }
 

@@ -35,6 +35,7 @@ from server.http.conditional import Decision, Validators, http_date
 from server.http.errors import ApiError
 from server.http.middlewares import CORS_HEADERS
 from server.origin.representation import Representation
+from server.origin.routes import SEGMENT_ROUTES
 
 CT_HLS = "application/vnd.apple.mpegurl"  # RFC 8216 section 4
 CT_DASH = "application/dash+xml"  # ISO/IEC 23009-1 annex C
@@ -294,8 +295,10 @@ class Origin:
             name = f"{rid}/{MEDIA_PLAYLIST_NAME}"
             return self.document(p, lm, name, token, lambda uri: render_media(p, rid, uri), CT_HLS)
         if route == "init":
+            if r.kind not in ("video", "audio"):
+                raise ApiError(404, "segment_not_found", "this rendition has no init segment")
             return media_keys.object_key(p.title_id, p.version, r.init_name)
         n = int(number or "")
-        if not r.start_number <= n < r.start_number + len(r.segments):
+        if SEGMENT_ROUTES.get(route) != r.segment_ext or not r.start_number <= n < r.start_number + len(r.segments):
             raise ApiError(404, "segment_not_found", "no such segment in this rendition")
         return media_keys.object_key(p.title_id, p.version, r.segment_name(n))

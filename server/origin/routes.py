@@ -5,7 +5,9 @@ protocol's matcher (fastpath.py). Pure: no I/O, no aiohttp.
     manifest.mpd             DASH MPD
     {rendition}/index.m3u8   media playlist
     {rendition}/init.mp4     init segment
-    {rendition}/{n}.m4s      media segment
+    {rendition}/{n}.m4s      media segment (video, audio)
+    {rendition}/{n}.vtt      WebVTT segment (subtitles)
+    {rendition}/{n}.jpg      thumbnail sprite sheet (image)
 
 Paths never reach storage as given: the variables admit only [a-z0-9_-] names and decimal
 numbers (everything else is the router's 404), rendition ids and segment numbers must exist in
@@ -35,7 +37,12 @@ ROUTES = {
     "media_playlist": f"{{title_id}}/{{version}}/{{rendition}}/{MEDIA_PLAYLIST_NAME}",
     "init": "{title_id}/{version}/{rendition}/init.mp4",
     "segment": "{title_id}/{version}/{rendition}/{number}.m4s",
+    "text_segment": "{title_id}/{version}/{rendition}/{number}.vtt",
+    "image_segment": "{title_id}/{version}/{rendition}/{number}.jpg",
 }
+# The segment routes, by the file name extension they serve (packager.model.SEGMENT_EXTS):
+# a rendition's segments have exactly one URL, the one of its kind.
+SEGMENT_ROUTES = {"segment": ".m4s", "text_segment": ".vtt", "image_segment": ".jpg"}
 
 
 def route_name(route: str) -> str:
