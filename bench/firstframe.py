@@ -57,22 +57,10 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import free_port, wait_http  # noqa: E402
+from benchlib import CHROMIUM, LAUNCH_ARGS, free_port, tree, wait_http  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 CACHE = ROOT / "var" / "bench" / "firstframe"
-CHROMIUM = os.environ.get("STREAMFLIX_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-LAUNCH_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
 PASSWORD = "firstframe-bench-password"
 TARGET_FIRST_FRAME_S = 1.5
 TARGET_SEEK_S = 3.0
@@ -256,24 +244,6 @@ def drop_database(base: str, dbname: str) -> None:
             await conn.close()
 
     asyncio.run(go())
-
-
-def tree(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
 
 
 def runs_ffmpeg(pid: int) -> bool:

@@ -60,7 +60,8 @@ from urllib.parse import urljoin
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from firstframe import OUT, Api, Stack, make_accounts, make_source, tree  # noqa: E402
+from benchlib import tree_cpu_s  # noqa: E402
+from firstframe import OUT, Api, Stack, make_accounts, make_source  # noqa: E402
 
 TARGET_ONE_WORKER = 1.10
 TARGET_SPEEDUP = 1.8
@@ -77,19 +78,6 @@ def has_setting(name: str) -> bool:
     from server.settings import Settings
 
     return name in {f.name for f in dataclasses.fields(Settings)}
-
-
-def tree_cpu_s(pid: int) -> float:
-    """User + system seconds of `pid`'s tree, children it has reaped included."""
-    total = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += sum(int(x) for x in fields[11:15])
-        except OSError:
-            continue
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def children_cpu_s() -> float:
@@ -163,7 +151,7 @@ def phase_queue(
         t0 = time.time()
         title_id = str(json.loads(out)["id"])
         ready, version, seen = wait_ready(stack, title_id, time.monotonic() + timeout)
-        cpu = sum(tree_cpu_s(pid) for pid in stack.worker_pids())
+        cpu = sum(tree_cpu_s(pid, reaped=True) for pid in stack.worker_pids())
         r.update(
             wall=ready - started,
             ingest=t0 - started,

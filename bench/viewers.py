@@ -43,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import free_port, wait_http  # noqa: E402
+from benchlib import free_port, tree, tree_cpu_s, wait_http  # noqa: E402
 
 CACHE = ROOT / "var" / "bench" / "viewers"
 SOURCE_S = 150  # seconds of 1080p: longer than a step plus a start anywhere in it
@@ -266,36 +266,6 @@ async def client(args: argparse.Namespace) -> None:
 
 
 # ---- the driver ---------------------------------------------------------------------------
-
-
-def tree(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo += children.get(p, [])
-    return out
-
-
-def tree_cpu_s(pid: int) -> float:
-    total = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except OSError:
-            continue
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def tree_rss_mb(pid: int) -> float:
