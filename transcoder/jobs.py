@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -236,6 +236,98 @@ async def complete(conn: asyncpg.Connection, job: Job) -> bool:
     return result == "UPDATE 1"
 
 
+# ---- fenced writes on a leased row: jobs here, tasks (transcoder/tasks.py) alike ---------
+# Both tables have the lease columns (status, attempts, max_attempts, deferrals, worker_id,
+# lease_until, run_after, error, finished_at, updated_at); every write is fenced on the row's
+# (id, worker_id, attempts) while it is running.
+
+_FENCE = "id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'"
+
+
+class Leased(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def worker_id(self) -> str | None: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def max_attempts(self) -> int: ...
+
+
+async def fail_leased(
+    conn: asyncpg.Connection, table: str, row: Leased, reason: str, *, retryable: bool, base_s: float, cap_s: float
+) -> str | None:
+    """Record a failed attempt of `row` in `table`: "queued" (again after backoff), "failed"
+    (attempts spent, or not retryable), or None when the row was not ours any more."""
+    terminal = not retryable or row.attempts >= row.max_attempts
+    return await conn.fetchval(
+        f"""UPDATE {table}
+               SET status = $4, error = $5, lease_until = NULL, worker_id = NULL,
+                   run_after = CASE WHEN $4 = 'queued' THEN now() + make_interval(secs => $6)
+                                    ELSE run_after END,
+                   finished_at = CASE WHEN $4 = 'failed' THEN now() END,
+                   updated_at = now()
+             WHERE {_FENCE}
+         RETURNING status""",
+        row.id,
+        row.worker_id,
+        row.attempts,
+        "failed" if terminal else "queued",
+        _one_line(reason),
+        backoff_s(row.attempts, base_s, cap_s),
+    )
+
+
+async def put_back_leased(
+    conn: asyncpg.Connection,
+    table: str,
+    row: Leased,
+    *,
+    wake: str,
+    reason: str | None = None,
+    base_s: float = DEFER_BASE_S,
+    cap_s: float = DEFER_CAP_S,
+    reset: str = "",
+) -> float | None:
+    """Give `row` back, queued, this attempt not counted. `reason` None: a release, due now.
+    `reason` given: a deferral (a dependency was unreachable), due after
+    `deferral_s(its deferrals)`, deferrals + 1, the reason kept as its error.
+    `wake`: the SQL of the NOTIFY payload (e.g. `'job:' || id`), sent on `WAKE_CHANNEL` when
+    the transaction commits. `reset`: more `column = value` assignments. Returns the delay
+    (0 for a release), or None when the row was not ours any more."""
+    deferral = reason is not None
+    return await conn.fetchval(
+        f"""WITH d AS (SELECT id,
+                               CASE WHEN $4 THEN least($7::float8, $6::float8 * 2 ^ least(greatest(deferrals, 0), 32))
+                                    ELSE 0 END AS delay
+                          FROM {table}
+                         WHERE {_FENCE}
+                           FOR UPDATE),
+                 u AS (UPDATE {table} t
+                          SET status = 'queued', attempts = t.attempts - 1,
+                              deferrals = t.deferrals + CASE WHEN $4 THEN 1 ELSE 0 END,
+                              error = CASE WHEN $4 THEN $5 ELSE t.error END,
+                              worker_id = NULL, lease_until = NULL,
+                              run_after = now() + make_interval(secs => d.delay), updated_at = now(){reset}
+                         FROM d
+                        WHERE t.id = d.id
+                    RETURNING d.delay, {wake} AS payload)
+            SELECT u.delay FROM u, LATERAL (SELECT pg_notify($8, u.payload)) n""",
+        row.id,
+        row.worker_id,
+        row.attempts,
+        deferral,
+        _one_line(reason) if reason is not None else None,
+        float(base_s),
+        float(cap_s),
+        WAKE_CHANNEL,
+    )
+
+
+_JOBS = "jobs.transcode_jobs"
+
+
 async def fail(
     conn: asyncpg.Connection,
     job: Job,
@@ -247,41 +339,12 @@ async def fail(
 ) -> str | None:
     """Record a failed attempt. Returns "queued" (retry after backoff), "failed" (terminal:
     mark the title failed) or None when the job was not ours any more."""
-    terminal = not retryable or job.attempts >= job.max_attempts
-    status = "failed" if terminal else "queued"
-    return await conn.fetchval(
-        """UPDATE jobs.transcode_jobs
-              SET status = $4, error = $5, lease_until = NULL, worker_id = NULL,
-                  run_after = CASE WHEN $4 = 'queued' THEN now() + make_interval(secs => $6)
-                                   ELSE run_after END,
-                  finished_at = CASE WHEN $4 = 'failed' THEN now() END,
-                  updated_at = now()
-            WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'
-        RETURNING status""",
-        job.id,
-        job.worker_id,
-        job.attempts,
-        status,
-        _one_line(reason),
-        backoff_s(job.attempts, base_s, cap_s),
-    )
+    return await fail_leased(conn, _JOBS, job, reason, retryable=retryable, base_s=base_s, cap_s=cap_s)
 
 
 async def release(conn: asyncpg.Connection, job: Job) -> bool:
     """Give a job back at once without counting this attempt (worker shutting down)."""
-    released = await conn.fetchval(
-        """WITH j AS (UPDATE jobs.transcode_jobs
-                         SET status = 'queued', attempts = attempts - 1, worker_id = NULL,
-                             lease_until = NULL, run_after = now(), progress = 0, updated_at = now()
-                       WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'
-                   RETURNING id)
-           SELECT count(*) FROM j, LATERAL (SELECT pg_notify($4, 'job:' || j.id)) n""",
-        job.id,
-        job.worker_id,
-        job.attempts,
-        WAKE_CHANNEL,
-    )
-    return released == 1
+    return await put_back_leased(conn, _JOBS, job, wake="'job:' || t.id", reset=", progress = 0") is not None
 
 
 async def defer(
@@ -295,31 +358,9 @@ async def defer(
     """Put the job back because a dependency was unreachable: queued again after
     `deferral_s(job's deferrals)`, this attempt not counted, `deferrals` + 1, the reason kept
     as its error. Returns the delay, or None when the job was not ours any more."""
-    current = await conn.fetchval(
-        "SELECT deferrals FROM jobs.transcode_jobs WHERE id = $1 AND worker_id = $2 AND attempts = $3",
-        job.id,
-        job.worker_id,
-        job.attempts,
+    return await put_back_leased(
+        conn, _JOBS, job, wake="'job:' || t.id", reason=reason, base_s=base_s, cap_s=cap_s, reset=", progress = 0"
     )
-    if current is None:
-        return None
-    delay = deferral_s(current, base_s, cap_s)
-    deferred = await conn.fetchval(
-        """WITH j AS (UPDATE jobs.transcode_jobs
-                         SET status = 'queued', attempts = attempts - 1, deferrals = deferrals + 1,
-                             error = $4, worker_id = NULL, lease_until = NULL, progress = 0,
-                             run_after = now() + make_interval(secs => $5), updated_at = now()
-                       WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'
-                   RETURNING id)
-           SELECT count(*) FROM j, LATERAL (SELECT pg_notify($6, 'job:' || j.id)) n""",
-        job.id,
-        job.worker_id,
-        job.attempts,
-        _one_line(reason),
-        delay,
-        WAKE_CHANNEL,
-    )
-    return delay if deferred == 1 else None
 
 
 async def requeue(conn: asyncpg.Connection, title_id: str, max_attempts: int) -> Job | None:

@@ -39,7 +39,8 @@ from transcoder.jobs import (
     WAKE_CHANNEL,
     Job,
     _one_line,
-    backoff_s,
+    fail_leased,
+    put_back_leased,
 )
 
 __all__ = [
@@ -349,42 +350,13 @@ async def fail_task(
     """Record a failed attempt: "queued" (again after backoff, as `jobs.fail`), "failed"
     (attempts spent, or not retryable: the coordinator fails the job), or None when the task
     was not ours any more."""
-    terminal = not retryable or task.attempts >= task.max_attempts
-    status = "failed" if terminal else "queued"
-    return await conn.fetchval(
-        f"""UPDATE {_TASKS}
-               SET status = $4, error = $5, lease_until = NULL, worker_id = NULL,
-                   run_after = CASE WHEN $4 = 'queued' THEN now() + make_interval(secs => $6)
-                                    ELSE run_after END,
-                   finished_at = CASE WHEN $4 = 'failed' THEN now() END,
-                   updated_at = now()
-             WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'
-         RETURNING status""",
-        task.id,
-        task.worker_id,
-        task.attempts,
-        status,
-        _one_line(reason),
-        backoff_s(task.attempts, base_s, cap_s),
-    )
+    return await fail_leased(conn, _TASKS, task, reason, retryable=retryable, base_s=base_s, cap_s=cap_s)
 
 
 async def release_task(conn: asyncpg.Connection, task: Task) -> bool:
     """Give our task back at once, this attempt not counted (shutting down, or the job
     stopped running). Due now; wakes the workers."""
-    released = await conn.fetchval(
-        f"""WITH t AS (UPDATE {_TASKS}
-                          SET status = 'queued', attempts = attempts - 1, worker_id = NULL,
-                              lease_until = NULL, run_after = now(), updated_at = now()
-                        WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'
-                    RETURNING job_id)
-            SELECT count(*) FROM t, LATERAL (SELECT pg_notify($4, 'tasks:' || t.job_id)) n""",
-        task.id,
-        task.worker_id,
-        task.attempts,
-        WAKE_CHANNEL,
-    )
-    return released == 1
+    return await put_back_leased(conn, _TASKS, task, wake="'tasks:' || t.job_id") is not None
 
 
 async def defer_task(
@@ -398,25 +370,8 @@ async def defer_task(
     """Put our task back because a dependency (storage, ...) was unreachable: queued again
     after `jobs.deferral_s(its deferrals)`, this attempt not counted, `deferrals` + 1, the
     reason kept. Returns the delay, or None when the task was not ours any more."""
-    return await conn.fetchval(
-        f"""WITH d AS (SELECT id, least($6::float8, $5::float8 * 2 ^ least(greatest(deferrals, 0), 32))
-                               AS delay
-                          FROM {_TASKS}
-                         WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'
-                           FOR UPDATE)
-            UPDATE {_TASKS} t
-               SET status = 'queued', attempts = t.attempts - 1, deferrals = t.deferrals + 1,
-                   error = $4, worker_id = NULL, lease_until = NULL,
-                   run_after = now() + make_interval(secs => d.delay), updated_at = now()
-              FROM d
-             WHERE t.id = d.id
-         RETURNING d.delay""",
-        task.id,
-        task.worker_id,
-        task.attempts,
-        _one_line(reason),
-        float(base_s),
-        float(cap_s),
+    return await put_back_leased(
+        conn, _TASKS, task, wake="'tasks:' || t.job_id", reason=reason, base_s=base_s, cap_s=cap_s
     )
 
 
