@@ -18,6 +18,7 @@ from server import keys
 from server import web as web_client
 from server.api import account as api_account
 from server.api import admin as api_admin
+from server.api import api_keys as api_api_keys
 from server.api import auth as api_auth
 from server.api import catalog as api_catalog
 from server.api import jobs as api_jobs
@@ -114,6 +115,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     api_playback,
     api_jobs,
     api_admin,
+    api_api_keys,
     openapi,
     origin_handlers,
     ops,

@@ -1,5 +1,6 @@
 """`/api/v1/admin/*` outside the catalog and jobs: users (listing, role changes) and search
-analytics. Every route requires an admin (by token and by the database)."""
+analytics. Every route requires an admin (by token and by the database); users are managed
+by a person only, never by an API key."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from server.api import cache
 from server.api.auth_models import RoleBody, UserPage
 from server.api.responses import User
 from server.api.routing import ApiRoutes, Query, limit_query
-from server.http.authn import require_admin
+from server.http.authn import require_admin, require_person_admin
 from server.http.errors import ApiError
 from server.http.validation import parse_body, parse_limit, parse_uuid
 
@@ -46,7 +47,7 @@ class SearchStats(BaseModel):
     query=(limit_query(USERS_PAGE_MAX), Query("cursor", {"type": "string"}, "opaque; the `next` of the previous page")),
 )
 async def list_users(request: web.Request) -> web.Response:
-    await require_admin(request)
+    await require_person_admin(request)
     limit = parse_limit(request.query.get("limit"), default=USERS_PAGE_DEFAULT, maximum=USERS_PAGE_MAX)
     cursor = request.query.get("cursor") or None
     async with request.app[keys.PG].acquire() as conn:
@@ -64,7 +65,7 @@ async def list_users(request: web.Request) -> web.Response:
     errors=(404, 409),
 )
 async def update_user(request: web.Request) -> web.Response:
-    await require_admin(request)
+    await require_person_admin(request)
     uid = parse_uuid(request.match_info["user_id"], UserNotFound("no such user"))
     body = await parse_body(request, RoleBody)
     async with request.app[keys.PG].acquire() as conn:
