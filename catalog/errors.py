@@ -53,3 +53,15 @@ class PosterTooLarge(InvalidPoster):
 
 class PosterNotFound(CatalogError):
     code = "poster_not_found"
+
+
+class InvalidWebhook(CatalogError):
+    code = "invalid_webhook"
+
+
+class WebhookNotFound(CatalogError):
+    code = "webhook_not_found"
+
+
+class DeliveryNotFound(CatalogError):
+    code = "delivery_not_found"

@@ -47,3 +47,11 @@ class ProbeError(MediaError):
         super().__init__(f"cannot probe {path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class OutboundRefused(MediaError):
+    """A URL we were asked to call (a webhook, a source to ingest) is not one we may call: not
+    http(s), no host, or a host that is (or resolves to) a loopback, private, link-local or
+    otherwise non-public address while private addresses are not allowed (SSRF)."""
+
+    code = "url_not_allowed"

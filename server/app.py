@@ -25,11 +25,13 @@ from server.api import jobs as api_jobs
 from server.api import library as api_library
 from server.api import openapi, ops
 from server.api import playback as api_playback
+from server.api import webhooks as api_webhooks
 from server.http import middlewares
 from server.http.database import open_pool
 from server.http.dbhealth import DB_HEALTH, DatabaseHealth
 from server.http.errors import MAX_REQUEST_LINE_BYTES, error_middleware
 from server.origin import handlers as origin_handlers
+from server.outbound import webhooks as outbound_webhooks
 from server.settings import Settings
 from server.storage_guard import GuardedStorage
 from transcoder import tasks as transcoder_tasks
@@ -100,7 +102,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.PLAYBACK_KEYRING] = playback.keyring(settings.secret_key, settings.previous_secret_keys)
     # Tests replace it before the app starts.
     app[keys.SEGMENT_BUMPER] = segment_bumper(app)
-    app.cleanup_ctx.extend([_pg_ctx, _redis_ctx, _storage_ctx, _password_ctx])
+    app.cleanup_ctx.extend([_pg_ctx, _redis_ctx, _storage_ctx, _password_ctx, outbound_webhooks.sender_ctx])
     _register_routes(app)
     return app
 
@@ -116,6 +118,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     api_jobs,
     api_admin,
     api_api_keys,
+    api_webhooks,
     openapi,
     origin_handlers,
     ops,

@@ -103,6 +103,14 @@ class Settings:
     # Load balancers / CDNs in front (addresses or CIDR blocks, comma-separated in the
     # environment): from them, the client is read from X-Forwarded-For (server/http/clientip.py).
     trusted_proxies: tuple[str, ...] = ()
+    # URLs the server calls for users (webhooks, ingest from a URL) must resolve to public
+    # addresses (media/outbound.py); set for receivers on a private network, and in tests.
+    outbound_allow_private: bool = False
+    # Webhook deliveries: first retry after this (doubling, capped at an hour, for a day), each
+    # try bounded by the timeout; every `serve` process sends, polling this often when idle.
+    webhook_retry_base_s: float = 30.0
+    webhook_timeout_s: float = 10.0
+    webhook_poll_s: float = 1.0
     debug: bool = False
 
     def __post_init__(self) -> None:

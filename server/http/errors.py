@@ -34,6 +34,7 @@ from auth.errors import (
 )
 from catalog.errors import (
     CatalogError,
+    DeliveryNotFound,
     DuplicateEpisode,
     InvalidHistory,
     InvalidPoster,
@@ -44,8 +45,9 @@ from catalog.errors import (
     TitleNotFailed,
     TitleNotFound,
     TitleNotReady,
+    WebhookNotFound,
 )
-from media.errors import InvalidKey, MediaError, ObjectNotFound, ProbeError, StorageError
+from media.errors import InvalidKey, MediaError, ObjectNotFound, OutboundRefused, ProbeError, StorageError
 from packager.errors import InvalidPresentation, InvalidUri, PresentationIncomplete, RenditionNotFound
 from server.http.dbhealth import DB_HEALTH
 from server.settings import ConfigError
@@ -103,6 +105,10 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     InvalidPoster: 400,
     PosterTooLarge: 413,
     PosterNotFound: 404,
+    WebhookNotFound: 404,
+    DeliveryNotFound: 404,
+    # a URL the server was asked to call that it may not (SSRF guard)
+    OutboundRefused: 400,
     # accounts
     AuthError: 400,
     InvalidCredentials: 401,
