@@ -469,7 +469,7 @@ async def test_every_title_json_has_the_contract_fields(app_client, pg, genre, v
         for t in found:
             assert CONTRACT_FIELDS <= set(t), (path, CONTRACT_FIELDS - set(t))
             assert t["kind"] in ("movie", "series", "episode")
-            assert t["status"] in ("pending", "processing", "ready", "failed")
+            assert t["status"] in ("pending", "processing", "playable", "ready", "failed")
             seen.add(t["id"])
     assert {movie.id, series.id, eps[0].id, eps[1].id} <= seen
 
