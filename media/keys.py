@@ -48,3 +48,9 @@ def seekable_source_key(title_id: str) -> str:
     """A copy of a source that cannot be seeked (MPEG-TS, ...) into a container that can, made
     once by the worker so every chunk task can start at its own first frame."""
     return f"{SOURCES}/{title_id}/seekable.nut"
+
+
+def upload_tail_key(title_id: str) -> str:
+    """The last bytes a resumable upload received that are fewer than a part (S3 parts but the
+    last are 5 MiB at least): kept here until the next request adds to them."""
+    return f"{SOURCES}/{title_id}/upload-tail"

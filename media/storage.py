@@ -19,6 +19,7 @@ from typing import Protocol
 from media.errors import InvalidKey, ObjectNotFound, StorageError, StorageUnavailable
 
 __all__ = [
+    "MIN_PART_BYTES",
     "InvalidKey",
     "ObjectInfo",
     "ObjectNotFound",
@@ -28,6 +29,10 @@ __all__ = [
     "StorageUnavailable",
     "validate_key",
 ]
+
+
+# S3's smallest part but the last (5 MiB): a resumable write keeps a shorter run as a tail.
+MIN_PART_BYTES = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -81,9 +86,27 @@ class Storage(Protocol):
         multipart uploads never completed or aborted on S3 (`etag` is their upload id, `mtime`
         when they started). `list` never shows them."""
 
-    async def sweep_incomplete(self, prefix: str, older_than_s: float) -> int:
+    async def sweep_incomplete(self, prefix: str, older_than_s: float, keep: frozenset[str] = frozenset()) -> int:
         """Remove (abort) the incomplete writes under `prefix` started more than
-        `older_than_s` seconds ago; returns how many went."""
+        `older_than_s` seconds ago, but the writes in parts whose ids are in `keep` (live
+        resumable uploads); returns how many went."""
+
+    # ---- an object written in parts, across processes (resumable uploads) -------------
+    # Parts are put in order, numbered from 1; on S3 every part but the last must be at
+    # least `MIN_PART_BYTES`. Until completed the object is invisible (`list`, `head`); it is
+    # an incomplete write (`list_incomplete`, `sweep_incomplete`) and `abort_parts` drops it.
+
+    async def start_parts(self, key: str, content_type: str | None = None) -> str:
+        """Begin writing `key` in parts; returns the write's id (kept by the caller)."""
+
+    async def put_part(self, key: str, write_id: str, number: int, path: Path) -> str:
+        """Part `number` from a local file; returns its tag, needed to complete."""
+
+    async def complete_parts(self, key: str, write_id: str, parts: builtins.list[tuple[int, str]]) -> ObjectInfo:
+        """Join the parts [(number, tag), ...] into the object `key`."""
+
+    async def abort_parts(self, key: str, write_id: str) -> None:
+        """Drop an unfinished write and its parts (nothing when it is gone already)."""
 
     def local_path(self, key: str) -> Path | None:
         """A filesystem path for sendfile, or None when the backend is remote."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import mimetypes
 import os
+import re
 import shutil
 import time
 import uuid
@@ -134,6 +135,60 @@ class FileStorage:
 
         return await self.pool.run(self._write_atomic, key, copy)
 
+    # ---- writes in parts ------------------------------------------------------------------
+    # One temp file beside the object (a temp name, so `list` skips it and the incomplete-write
+    # sweep reclaims it), appended part by part; completing renames it into place.
+
+    def _parts_path(self, key: str, write_id: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{32}", write_id):
+            raise StorageError(f"not a write id of this storage: {write_id!r}")
+        return self._path(key).parent / f"{TMP_PREFIX}parts-{write_id}"
+
+    async def start_parts(self, key: str, content_type: str | None = None) -> str:
+        write_id = uuid.uuid4().hex
+
+        def run() -> None:
+            path = self._parts_path(key, write_id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(exist_ok=False)
+
+        await self.pool.run(run)
+        return write_id
+
+    async def put_part(self, key: str, write_id: str, number: int, path: Path) -> str:
+        """Appends: the tag is the part's end offset, so completing checks nothing is missing."""
+
+        def run() -> str:
+            target = self._parts_path(key, write_id)
+            if not target.is_file():
+                raise ObjectNotFound(f"no write {write_id!r} of {key!r}")
+            with open(path, "rb") as src, open(target, "ab") as dst:
+                shutil.copyfileobj(src, dst, CHUNK_SIZE)
+                dst.flush()
+                os.fsync(dst.fileno())
+                return f"{number}:{dst.tell()}"
+
+        return await self.pool.run(run)
+
+    async def complete_parts(self, key: str, write_id: str, parts: builtins.list[tuple[int, str]]) -> ObjectInfo:
+        def run() -> ObjectInfo:
+            target = self._parts_path(key, write_id)
+            if not target.is_file():
+                raise ObjectNotFound(f"no write {write_id!r} of {key!r}")
+            numbers = [n for n, _tag in parts]
+            if numbers != list(range(1, len(parts) + 1)):
+                raise StorageError(f"parts of {key!r} must be 1..n in order, not {numbers}")
+            end = int(parts[-1][1].split(":")[1]) if parts else 0
+            if target.stat().st_size != end:
+                raise StorageError(f"parts of {key!r} hold {target.stat().st_size} bytes, not {end}")
+            os.replace(target, self._path(key))
+            return self._info(key, self._path(key))
+
+        return await self.pool.run(run)
+
+    async def abort_parts(self, key: str, write_id: str) -> None:
+        await self.pool.run(lambda: self._parts_path(key, write_id).unlink(missing_ok=True))
+
     # ---- reads ---------------------------------------------------------------------------
 
     async def head(self, key: str) -> ObjectInfo:
@@ -241,7 +296,7 @@ class FileStorage:
             validate_key(prefix)
         return await self.pool.run(lambda: self._stat_all(self._walk(prefix, temp=True)))
 
-    async def sweep_incomplete(self, prefix: str, older_than_s: float) -> int:
+    async def sweep_incomplete(self, prefix: str, older_than_s: float, keep: frozenset[str] = frozenset()) -> int:
         """Remove temp files under `prefix` not written to for `older_than_s` seconds (a live
         writer touches its file as it copies, so an old one belongs to a dead writer)."""
         if prefix:
@@ -251,8 +306,9 @@ class FileStorage:
             cutoff = time.time() - older_than_s
             count = 0
             dirs: set[Path] = set()
+            kept = {f"{TMP_PREFIX}parts-{w}" for w in keep}
             for info in self._stat_all(self._walk(prefix, temp=True)):
-                if info.mtime.timestamp() < cutoff:
+                if info.mtime.timestamp() < cutoff and info.key.rpartition("/")[2] not in kept:
                     path = self.root / info.key
                     path.unlink(missing_ok=True)
                     dirs.add(path.parent)

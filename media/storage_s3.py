@@ -156,6 +156,41 @@ class S3Storage:
         await self._call(f"put {key!r}", self._client.put_object, **kwargs)
         return await self.head(key)
 
+    # ---- writes in parts: S3 multipart uploads -------------------------------------------
+
+    async def start_parts(self, key: str, content_type: str | None = None) -> str:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if content_type:
+            kwargs["ContentType"] = content_type
+        answer = await self._call(f"start parts {key!r}", self._client.create_multipart_upload, **kwargs)
+        return str(answer["UploadId"])
+
+    async def put_part(self, key: str, write_id: str, number: int, path: Path) -> str:
+        full = self._key(key)
+
+        def run() -> str:
+            with open(path, "rb") as body:
+                answer = self._client.upload_part(
+                    Bucket=self.bucket, Key=full, UploadId=write_id, PartNumber=number, Body=body
+                )
+            return str(answer["ETag"])
+
+        return await self._call(f"put part {number} of {key!r}", run)
+
+    async def complete_parts(self, key: str, write_id: str, parts: builtins.list[tuple[int, str]]) -> ObjectInfo:
+        await self._call(
+            f"complete parts of {key!r}",
+            self._client.complete_multipart_upload,
+            Bucket=self.bucket,
+            Key=self._key(key),
+            UploadId=write_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": tag} for n, tag in parts]},
+        )
+        return await self.head(key)
+
+    async def abort_parts(self, key: str, write_id: str) -> None:
+        await self._call(f"abort parts of {key!r}", self._abort, {"Key": self._key(key), "UploadId": write_id})
+
     # ---- reads ---------------------------------------------------------------------------
 
     async def head(self, key: str) -> ObjectInfo:
@@ -246,14 +281,14 @@ class S3Storage:
             for u in uploads
         ]
 
-    async def sweep_incomplete(self, prefix: str, older_than_s: float) -> int:
+    async def sweep_incomplete(self, prefix: str, older_than_s: float, keep: frozenset[str] = frozenset()) -> int:
         """Abort the multipart uploads under `prefix` begun more than `older_than_s` ago."""
         if prefix:
             validate_key(prefix)
 
         def run() -> int:
             cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
-            old = [u for u in self._uploads(prefix) if u["Initiated"] < cutoff]
+            old = [u for u in self._uploads(prefix) if u["Initiated"] < cutoff and u["UploadId"] not in keep]
             for u in old:
                 self._abort(u)
             return len(old)

@@ -122,8 +122,20 @@ class GuardedStorage:
     async def list_incomplete(self, prefix: str) -> builtins.list[ObjectInfo]:
         return await self._guard(lambda: self.inner.list_incomplete(prefix))
 
-    async def sweep_incomplete(self, prefix: str, older_than_s: float) -> int:
-        return await self._guard(lambda: self.inner.sweep_incomplete(prefix, older_than_s))
+    async def sweep_incomplete(self, prefix: str, older_than_s: float, keep: frozenset[str] = frozenset()) -> int:
+        return await self._guard(lambda: self.inner.sweep_incomplete(prefix, older_than_s, keep))
+
+    async def start_parts(self, key: str, content_type: str | None = None) -> str:
+        return await self._guard(lambda: self.inner.start_parts(key, content_type))
+
+    async def put_part(self, key: str, write_id: str, number: int, path: Path) -> str:
+        return await self._guard(lambda: self.inner.put_part(key, write_id, number, path))
+
+    async def complete_parts(self, key: str, write_id: str, parts: builtins.list[tuple[int, str]]) -> ObjectInfo:
+        return await self._guard(lambda: self.inner.complete_parts(key, write_id, parts))
+
+    async def abort_parts(self, key: str, write_id: str) -> None:
+        await self._guard(lambda: self.inner.abort_parts(key, write_id))
 
     def local_path(self, key: str) -> Path | None:
         return self.inner.local_path(key)

@@ -5,7 +5,8 @@ again (its last attempt died, or it finished before a crash left something behin
 an orphan version, or a dead writer's temp files, forever. Every SWEEP_EVERY_S a worker:
 
 1. removes incomplete writes (temp files, unfinished multipart uploads) older than
-   INCOMPLETE_MAX_AGE_S anywhere in storage;
+   INCOMPLETE_MAX_AGE_S anywhere in storage, but those of resumable uploads still receiving
+   (they may pause for up to a day), and the uploads past their expiry with their bytes;
 2. for each title in storage with no live job, removes every version prefix but the current
    one (gc_versions). Live jobs are read before the titles' current versions: a job that
    publishes between the two reads is then either still live (the title is skipped) or
@@ -24,7 +25,7 @@ import asyncpg
 from catalog import titles
 from media import keys
 from media.storage import Storage
-from transcoder import jobs
+from transcoder import jobs, uploads
 from transcoder.publish import INCOMPLETE_MAX_AGE_S, gc_versions
 
 log = logging.getLogger("streamflix.gc")
@@ -46,7 +47,10 @@ def _title_ids(stored_keys: list[str]) -> list[str]:
 
 async def sweep(pool: asyncpg.Pool, storage: Storage, *, max_age_s: float = INCOMPLETE_MAX_AGE_S) -> dict[str, int]:
     """One sweep (see the module doc); returns counts of what went."""
-    incomplete = await storage.sweep_incomplete("", max_age_s)
+    async with pool.acquire() as conn:
+        uploading = await uploads.live_writes(conn)
+    incomplete = await storage.sweep_incomplete("", max_age_s, keep=uploading)
+    expired = await uploads.sweep_expired(pool, storage)
     prefix = keys.TITLES + "/"
     found = await storage.list(prefix) + await storage.list_incomplete(prefix)
     ids = _title_ids([o.key for o in found])
@@ -56,6 +60,11 @@ async def sweep(pool: asyncpg.Pool, storage: Storage, *, max_age_s: float = INCO
     versions = 0
     for title_id, title in sorted(known.items()):
         versions += len(await gc_versions(storage, title_id, title.current_version, max_age_s=max_age_s))
-    if incomplete or versions:
-        log.info("storage sweep: removed %d incomplete write(s) and %d orphan version(s)", incomplete, versions)
-    return {"incomplete": incomplete, "versions": versions}
+    if incomplete or versions or expired:
+        log.info(
+            "storage sweep: removed %d incomplete write(s), %d orphan version(s), %d expired upload(s)",
+            incomplete,
+            versions,
+            expired,
+        )
+    return {"incomplete": incomplete, "versions": versions, "uploads": expired}

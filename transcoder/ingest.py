@@ -222,27 +222,66 @@ async def ingest(
         await storage.put_file(key, local, content_type)
         try:
             async with pool.acquire() as conn, conn.transaction():
-                # plan_kind made sure an episode names its series
-                series_id = (await _series(conn, series, genres)).id if kind == "episode" and series else None
-                created = await titles.create_title(
+                created = await register(
                     conn,
                     title_id=title_id,
-                    kind=kind,
+                    key=key,
+                    source=source,
+                    max_attempts=max_attempts,
                     title=title,
+                    kind=kind,
+                    series=series,
+                    season=season,
+                    episode=episode,
                     year=year,
-                    genres=list(genres),
+                    genres=genres,
                     description=description,
-                    credits=list(credits),
-                    series_id=series_id,
-                    season_number=season if kind == "episode" else None,
-                    episode_number=episode if kind == "episode" else None,
+                    credits=credits,
                 )
-                await sources.record_source(conn, title_id, source)
-                await jobs.enqueue(conn, title_id, key, max_attempts)
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.shield(storage.delete_prefix(keys.source_prefix(title_id)))
             raise
     finally:
         await asyncio.to_thread(shutil.rmtree, scratch, True)
+    return created
+
+
+async def register(
+    conn: asyncpg.Connection,
+    *,
+    title_id: str,
+    key: str,
+    source: str,
+    max_attempts: int,
+    title: str,
+    kind: str,
+    series: str | None = None,
+    season: int | None = None,
+    episode: int | None = None,
+    year: int | None = None,
+    genres: Sequence[str] = (),
+    description: str = "",
+    credits: Sequence[dict[str, str]] = (),
+) -> Title:
+    """In the caller's transaction: the catalog row of a title whose source is stored at `key`
+    (`source`: where it came from, kept for the record), and its transcode job. `kind` as
+    `plan_kind` gives it."""
+    # plan_kind made sure an episode names its series
+    series_id = (await _series(conn, series, genres)).id if kind == "episode" and series else None
+    created = await titles.create_title(
+        conn,
+        title_id=title_id,
+        kind=kind,
+        title=title,
+        year=year,
+        genres=list(genres),
+        description=description,
+        credits=list(credits),
+        series_id=series_id,
+        season_number=season if kind == "episode" else None,
+        episode_number=episode if kind == "episode" else None,
+    )
+    await sources.record_source(conn, title_id, source)
+    await jobs.enqueue(conn, title_id, key, max_attempts)
     return created

@@ -28,11 +28,15 @@ DESCRIPTIONS = {
     401: "no, bad, expired or revoked credentials",
     403: "not allowed",
     404: "not found",
-    409: "conflict, or not ready",
+    409: "conflict, or not ready (an upload: Upload-Offset is not the upload's offset)",
+    410: "gone (an upload terminated or expired)",
+    412: "precondition failed (an upload: Tus-Resumable missing or unsupported)",
     413: "body over the size limit",
-    415: "body is not JSON",
+    415: "body is not JSON (an upload: not application/offset+octet-stream)",
     416: "range not satisfiable",
+    423: "locked: another request is writing to this upload",
     429: "rate limited (see Retry-After)",
+    460: "checksum mismatch (tus: the bytes do not match Upload-Checksum; nothing was stored)",
     503: "a dependency is down (see Retry-After)",
 }
 _PATH_PARAM = re.compile(r"\{([^}:]+)")

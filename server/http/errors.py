@@ -52,6 +52,16 @@ from packager.errors import InvalidPresentation, InvalidUri, PresentationIncompl
 from server.http.dbhealth import DB_HEALTH
 from server.settings import ConfigError
 from transcoder.ingest import SourceTooLarge, SourceUnavailable
+from transcoder.uploads import (
+    ChecksumMismatch,
+    InvalidUpload,
+    UploadComplete,
+    UploadError,
+    UploadGone,
+    UploadLocked,
+    UploadNotFound,
+    UploadOffsetMismatch,
+)
 
 log = logging.getLogger("streamflix.server")
 
@@ -125,6 +135,15 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     # transcoder sources (ingest by URL or upload)
     SourceUnavailable: 400,
     SourceTooLarge: 413,
+    # resumable uploads (tus statuses)
+    UploadError: 400,
+    InvalidUpload: 400,
+    UploadNotFound: 404,
+    UploadGone: 410,
+    UploadOffsetMismatch: 409,
+    UploadComplete: 409,
+    UploadLocked: 423,
+    ChecksumMismatch: 460,
 }
 
 

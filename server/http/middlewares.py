@@ -28,10 +28,18 @@ access_log = logging.getLogger("streamflix.access")
 METRICS = web.AppKey("metrics", Metrics)
 BYTES_SENT = web.RequestKey("sf_bytes_sent", int)  # body bytes sent outside aiohttp (sendfile)
 
-EXPOSE = "Content-Length, Content-Range, ETag, Accept-Ranges, Last-Modified, Retry-After"
+EXPOSE = (
+    "Content-Length, Content-Range, ETag, Accept-Ranges, Last-Modified, Retry-After,"
+    # the tus protocol (server/api/uploads.py): a browser client reads these
+    " Location, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Tus-Checksum-Algorithm,"
+    " Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires"
+)
 # Range for players seeking in segments, If-* for revalidation, Authorization/Content-Type for
 # the JSON API.
-ALLOW_HEADERS = "Authorization, Content-Type, Range, If-None-Match, If-Modified-Since, If-Range, If-Match"
+ALLOW_HEADERS = (
+    "Authorization, Content-Type, Range, If-None-Match, If-Modified-Since, If-Range, If-Match,"
+    " Tus-Resumable, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Checksum, X-HTTP-Method-Override"
+)
 PREFLIGHT_MAX_AGE = "86400"
 # Bearer tokens and URL tokens, never cookies: any origin may read our responses.
 CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": EXPOSE}

@@ -55,7 +55,7 @@ async def test_sweep_removes_orphans_but_not_current_or_live_versions(
         assert sorted(p.name for p in (root / "titles" / unknown).iterdir()) == ["vcurrent", "vorphan"]
         assert not dead_only.exists() and not stray.exists() and young.exists()
         # the two old temp files; `done`'s vorphan (vdead went with its only temp file)
-        assert counts == {"incomplete": 2, "versions": 1}
+        assert counts == {"incomplete": 2, "versions": 1, "uploads": 0}
         assert not (root / "sources").exists(), "folders emptied by the sweep go too"
     finally:
         await st.close()
