@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import mimetypes
+import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -492,3 +493,112 @@ async def live_writes(conn: asyncpg.Connection) -> frozenset[str]:
     """The storage write ids of uploads still receiving: the storage sweep leaves them alone."""
     rows = await conn.fetch("SELECT write_id FROM jobs.uploads WHERE status = 'receiving' AND expires_at >= now()")
     return frozenset(r["write_id"] for r in rows)
+
+
+# ---- direct uploads: a one-time URL for a browser without an account ----------------------
+
+DIRECT_TOKEN_BYTES = 32
+DIRECT_EXPIRY_S = 3600.0
+
+
+@dataclass(frozen=True)
+class DirectUpload:
+    id: str
+    metadata: dict[str, str]
+    created_by: str
+    expires_at: datetime
+    upload_id: str | None
+    created_at: datetime
+
+    @property
+    def owner(self) -> str:
+        """Who owns the upload it starts: the URL's holder."""
+        return f"direct:{self.id}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "metadata": self.metadata,
+            "expires_at": self.expires_at.isoformat(),
+            "upload_id": self.upload_id,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+_DIRECT = "id, metadata, created_by, expires_at, upload_id, created_at"
+
+
+def _direct(row: asyncpg.Record) -> DirectUpload:
+    data = dict(row)
+    data["id"] = str(data["id"])
+    data["upload_id"] = str(data["upload_id"]) if data["upload_id"] else None
+    if isinstance(data["metadata"], str):
+        data["metadata"] = json.loads(data["metadata"])
+    return DirectUpload(**data)
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("ascii", "replace")).digest()
+
+
+async def create_direct(
+    conn: asyncpg.Connection, *, created_by: str, metadata: dict[str, str], expiry_s: float = DIRECT_EXPIRY_S
+) -> tuple[DirectUpload, str]:
+    """A direct upload bound to `metadata` (checked now): (it, its token, shown once)."""
+    title_fields(metadata)
+    token = base64.urlsafe_b64encode(os.urandom(DIRECT_TOKEN_BYTES)).rstrip(b"=").decode("ascii")
+    row = await conn.fetchrow(
+        f"""INSERT INTO jobs.direct_uploads (token_sha256, metadata, created_by, expires_at)
+            VALUES ($1, $2::jsonb, $3, now() + make_interval(secs => $4)) RETURNING {_DIRECT}""",
+        _token_hash(token),
+        json.dumps(metadata),
+        created_by,
+        float(expiry_s),
+    )
+    return _direct(row), token
+
+
+async def direct_by_token(conn: asyncpg.Connection, token: str) -> DirectUpload:
+    """The direct upload a URL's token names. UploadNotFound for an unknown token; UploadGone
+    once it expired without being used (a started upload goes on until its own expiry)."""
+    row = await conn.fetchrow(
+        f"SELECT {_DIRECT}, expires_at < now() AS past FROM jobs.direct_uploads WHERE token_sha256 = $1",
+        _token_hash(token),
+    )
+    if row is None:
+        raise UploadNotFound("no such upload URL")
+    if row["past"] and row["upload_id"] is None:
+        raise UploadGone("this upload URL has expired")
+    return _direct({k: v for k, v in row.items() if k != "past"})
+
+
+async def get_direct(conn: asyncpg.Connection, direct_id: str, created_by: str) -> DirectUpload:
+    row = await conn.fetchrow(
+        f"SELECT {_DIRECT} FROM jobs.direct_uploads WHERE id = $1 AND created_by = $2", _parse_id(direct_id), created_by
+    )
+    if row is None:
+        raise UploadNotFound("no such direct upload")
+    return _direct(row)
+
+
+async def start_direct(
+    pool: asyncpg.Pool, storage: Storage, direct: DirectUpload, *, length: int, filename: str | None, max_bytes: int
+) -> Upload:
+    """The one upload a direct upload URL may start, with the metadata it was made with (the
+    client's file name only names the stored source's extension). UploadComplete when it has
+    already started one."""
+    metadata = dict(direct.metadata)
+    if filename and "filename" not in metadata:
+        metadata["filename"] = filename
+    async with pool.acquire() as conn, conn.transaction():
+        claimed = await conn.fetchval(
+            "SELECT id FROM jobs.direct_uploads WHERE id = $1 AND upload_id IS NULL AND expires_at >= now() FOR UPDATE",
+            _parse_id(direct.id),
+        )
+        if claimed is None:
+            raise UploadComplete("this upload URL has been used already")
+        upload = await create(conn, storage, owner=direct.owner, length=length, metadata=metadata, max_bytes=max_bytes)
+        await conn.execute(
+            "UPDATE jobs.direct_uploads SET upload_id = $2 WHERE id = $1", _parse_id(direct.id), _parse_id(upload.id)
+        )
+    return upload

@@ -12,18 +12,21 @@ terminated or expired upload, 423 while another request writes to the same uploa
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 from email.utils import format_datetime
+from typing import Literal
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from server import keys
 from server.api.routing import ApiRoutes
 from server.http.authn import Principal, require_admin
 from server.http.errors import ApiError
+from server.http.validation import Body, SafeStr, parse_body
 from transcoder import uploads
 
 routes = ApiRoutes()
@@ -51,7 +54,9 @@ def _owner(principal: Principal) -> str:
     return principal.session_id if principal.is_api_key else principal.user_id
 
 
-async def _caller(request: web.Request) -> str:
+async def _caller(request: web.Request) -> tuple[str, uploads.DirectUpload | None]:
+    """(owner, the direct upload when the URL is one's): an admin or an upload-scoped key, or
+    the holder of a direct upload URL (`?direct=`, no account needed)."""
     if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != TUS_VERSION:
         raise ApiError(
             412,
@@ -59,7 +64,12 @@ async def _caller(request: web.Request) -> str:
             f"send Tus-Resumable: {TUS_VERSION}",
             headers={"Tus-Version": TUS_VERSION},
         )
-    return _owner(await require_admin(request, scope="upload"))
+    token = request.query.get("direct")
+    if token is not None:
+        async with request.app[keys.PG].acquire() as conn:
+            direct = await uploads.direct_by_token(conn, token)
+        return direct.owner, direct
+    return _owner(await require_admin(request, scope="upload")), None
 
 
 def _length(value: str | None, name: str) -> int:
@@ -119,24 +129,31 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
     "application/offset+octet-stream is the first bytes. Answers Location and Upload-Offset.",
 )
 async def create_upload(request: web.Request) -> web.Response:
-    owner = await _caller(request)
+    owner, direct = await _caller(request)
     if "Upload-Defer-Length" in request.headers:
         raise ApiError(400, "invalid_upload", "Upload-Defer-Length is not supported: send Upload-Length")
     length = _length(request.headers.get("Upload-Length"), "Upload-Length")
     settings = request.app[keys.SETTINGS]
     metadata = uploads.parse_metadata(request.headers.get("Upload-Metadata"))
-    async with request.app[keys.PG].acquire() as conn:
-        upload = await uploads.create(
-            conn,
-            request.app[keys.STORAGE],
-            owner=owner,
+    storage = request.app[keys.STORAGE]
+    if direct is not None:
+        upload = await uploads.start_direct(
+            request.app[keys.PG],
+            storage,
+            direct,
             length=length,
-            metadata=metadata,
+            filename=metadata.get("filename"),
             max_bytes=settings.max_source_bytes,
         )
+    else:
+        async with request.app[keys.PG].acquire() as conn:
+            upload = await uploads.create(
+                conn, storage, owner=owner, length=length, metadata=metadata, max_bytes=settings.max_source_bytes
+            )
     if request.content_length or request.content_type == OFFSET_TYPE:
         upload = await _receive(request, owner, upload, 0)
-    headers = {**_upload_headers(upload), "Location": f"{BASE}/{upload.id}", "Tus-Resumable": TUS_VERSION}
+    location = f"{BASE}/{upload.id}" + (f"?direct={request.query['direct']}" if direct else "")
+    headers = {**_upload_headers(upload), "Location": location, "Tus-Resumable": TUS_VERSION}
     return web.Response(status=201, headers=headers)
 
 
@@ -150,7 +167,7 @@ async def create_upload(request: web.Request) -> web.Response:
     errors=(403, 404, 410, 412),
 )
 async def head_upload(request: web.Request) -> web.Response:
-    owner = await _caller(request)
+    owner, _direct = await _caller(request)
     async with request.app[keys.PG].acquire() as conn:
         upload = await uploads.get(conn, request.match_info["upload_id"], owner)
     return web.Response(status=200, headers={**_upload_headers(upload), "Tus-Resumable": TUS_VERSION})
@@ -165,7 +182,7 @@ async def head_upload(request: web.Request) -> web.Response:
     errors=(400, 403, 404, 409, 410, 412, 413, 415, 423, 460),
 )
 async def patch_upload(request: web.Request) -> web.Response:
-    owner = await _caller(request)
+    owner, _direct = await _caller(request)
     offset = _length(request.headers.get("Upload-Offset"), "Upload-Offset")
     async with request.app[keys.PG].acquire() as conn:
         upload = await uploads.get(conn, request.match_info["upload_id"], owner)
@@ -182,7 +199,7 @@ async def patch_upload(request: web.Request) -> web.Response:
     errors=(403, 404, 409, 410, 412, 423),
 )
 async def delete_upload(request: web.Request) -> web.Response:
-    owner = await _caller(request)
+    owner, _direct = await _caller(request)
     await uploads.terminate(request.app[keys.PG], request.app[keys.STORAGE], request.match_info["upload_id"], owner)
     return web.Response(status=204, headers={"Tus-Resumable": TUS_VERSION})
 
@@ -200,6 +217,77 @@ async def get_upload(request: web.Request) -> web.Response:
     async with request.app[keys.PG].acquire() as conn:
         upload = await uploads.get(conn, request.match_info["upload_id"], owner)
     return web.json_response(upload.to_json())
+
+
+class DirectUploadBody(Body):
+    title: SafeStr = Field(min_length=1, max_length=500)
+    kind: Literal["movie", "episode"] | None = None
+    year: int | None = Field(default=None, ge=1870, le=2200)
+    description: SafeStr = Field(default="", max_length=10_000)
+    genres: list[SafeStr] = Field(default=[], max_length=20)
+    series: SafeStr | None = Field(default=None, max_length=500)
+    season: int | None = Field(default=None, ge=0, le=10_000)
+    episode: int | None = Field(default=None, ge=0, le=100_000)
+    expires_in_s: int = Field(default=int(uploads.DIRECT_EXPIRY_S), ge=60, le=7 * 24 * 3600)
+
+
+class DirectUploadInfo(BaseModel):
+    id: str
+    metadata: dict[str, str]
+    expires_at: datetime
+    upload_id: str | None
+    created_at: datetime
+
+
+class CreatedDirectUpload(DirectUploadInfo):
+    upload_url: str = Field(description="the tus endpoint for this one upload: no account needed; shown once")
+
+
+class DirectUploadStatus(DirectUploadInfo):
+    upload: UploadInfo | None
+
+
+@routes.post(
+    "/api/v1/uploads",
+    summary="A one-time, expiring upload URL for a browser without an account",
+    tag=TAG,
+    status=201,
+    response=CreatedDirectUpload,
+    body=DirectUploadBody,
+    auth="admin",
+    errors=(400, 403),
+)
+async def create_direct_upload(request: web.Request) -> web.Response:
+    owner = _owner(await require_admin(request, scope="upload"))
+    body = await parse_body(request, DirectUploadBody)
+    fields = body.model_dump(exclude={"expires_in_s"}, exclude_none=True)
+    metadata = {k: (",".join(v) if isinstance(v, list) else str(v)) for k, v in fields.items() if v not in ("", [])}
+    async with request.app[keys.PG].acquire() as conn:
+        direct, token = await uploads.create_direct(
+            conn, created_by=owner, metadata=metadata, expiry_s=body.expires_in_s
+        )
+    public = request.app[keys.SETTINGS].public_url
+    url = (public.rstrip("/") if public else "") + f"{BASE}?direct={token}"
+    return web.json_response({**direct.to_json(), "upload_url": url}, status=201, headers={"Cache-Control": "no-store"})
+
+
+@routes.get(
+    "/api/v1/uploads/direct/{direct_id}",
+    summary="A direct upload's progress, and the title it became",
+    tag=TAG,
+    response=DirectUploadStatus,
+    auth="admin",
+    errors=(403, 404),
+)
+async def get_direct_upload(request: web.Request) -> web.Response:
+    owner = _owner(await require_admin(request, scope="upload"))
+    async with request.app[keys.PG].acquire() as conn:
+        direct = await uploads.get_direct(conn, request.match_info["direct_id"], owner)
+        upload = None
+        if direct.upload_id:
+            with contextlib.suppress(uploads.UploadGone):
+                upload = (await uploads.get(conn, direct.upload_id, direct.owner)).to_json()
+    return web.json_response({**direct.to_json(), "upload": upload})
 
 
 async def _tus_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -314,3 +314,53 @@ async def test_the_storage_sweep_spares_live_uploads(
     info = await (await app_client.get(f"/api/v1/uploads/{location.rsplit('/', 1)[1]}", headers=auth)).json()
     assert info["status"] == "completed"
     assert await stored_source(settings, info["title_id"]) == b"a" * 10 + b"b" * 10
+
+
+async def test_a_direct_upload_url_works_once_without_an_account(app_client: Any, pg: asyncpg.Connection) -> None:
+    auth = await admin_headers(app_client, pg)
+    r = await app_client.post(
+        "/api/v1/uploads", json={"title": "From the field", "year": 2025, "genres": ["news"]}, headers=auth
+    )
+    assert r.status == 201, await r.text()
+    made = await r.json()
+    url = made["upload_url"]
+    assert url.startswith(BASE + "?direct=") and r.headers["Cache-Control"] == "no-store"
+
+    data = os.urandom(300_000)
+    # no Authorization: the URL is the credential; the title's metadata is the one it was made with
+    headers = {**TUS, "Upload-Length": str(len(data)), "Upload-Metadata": meta(title="Hijacked", filename="clip.mov")}
+    r = await app_client.post(url, headers=headers)
+    assert r.status == 201, await r.text()
+    location = r.headers["Location"]
+    assert "?direct=" in location
+    r = await app_client.patch(
+        location,
+        data=data,
+        headers={**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+    )
+    assert r.status == 204, await r.text()
+
+    r = await app_client.get(f"/api/v1/uploads/direct/{made['id']}", headers=auth)
+    assert r.status == 200
+    status = await r.json()
+    assert status["upload"]["status"] == "completed"
+    row = await pg.fetchrow(
+        "SELECT title, year, genres FROM catalog.titles WHERE id = $1", status["upload"]["title_id"]
+    )
+    assert (row["title"], row["year"], list(row["genres"])) == ("From the field", 2025, ["news"])
+
+    # once only; an unknown token is a 404, an expired unused one a 410
+    assert (await app_client.post(url, headers=headers)).status == 409
+    assert (await app_client.post(BASE + "?direct=nope", headers=headers)).status == 404
+    r = await app_client.post("/api/v1/uploads", json={"title": "Late"}, headers=auth)
+    late = await r.json()
+    await pg.execute(
+        "UPDATE jobs.direct_uploads SET expires_at = now() - interval '1 second' WHERE id = $1", late["id"]
+    )
+    assert (await app_client.post(late["upload_url"], headers=headers)).status == 410
+    # the direct upload is its creator's
+    other = await admin_headers(app_client, pg)
+    assert (await app_client.get(f"/api/v1/uploads/direct/{made['id']}", headers=other)).status == 404
+    # bad bodies
+    for body in ({"title": ""}, {"title": "x", "expires_in_s": 5}, {"title": "x", "kind": "series"}, {"year": 2000}):
+        assert (await app_client.post("/api/v1/uploads", json=body, headers=auth)).status == 400, body
