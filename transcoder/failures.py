@@ -24,6 +24,7 @@ import botocore.exceptions
 
 from media.errors import InvalidKey, ObjectNotFound, ProbeError, StorageError
 from transcoder.errors import SourceRejected, TaskFailed, TranscoderError
+from transcoder.ingest import SourceRefused, SourceTooLarge
 
 PERMANENT = "permanent"
 RETRY = "retry"
@@ -130,6 +131,8 @@ def classify_one(exc: BaseException) -> Failure:
         if _s3_code(exc) in _PERMANENT_S3_CODES:
             return Failure(f"storage: {_text(exc)}", PERMANENT)
         return Failure(f"storage: {_text(exc)}", RETRY)
+    if isinstance(exc, SourceTooLarge | SourceRefused):
+        return Failure(exc.reason, PERMANENT)  # the same URL will be as large, or as private
     if isinstance(exc, TaskFailed):
         return Failure(exc.reason, PERMANENT)  # its task's attempts are spent already
     if isinstance(exc, TranscoderError):

@@ -29,9 +29,12 @@ from catalog import titles
 from catalog.errors import InvalidTitle
 from catalog.titles import Title
 from media import keys
+from media.errors import OutboundRefused
+from media.outbound import check_target
 from media.storage import Storage
 from transcoder import jobs, sources
 from transcoder.errors import TranscoderError
+from transcoder.outbound import guarded_session
 
 DOWNLOAD_CHUNK = 1024 * 1024
 CONNECT_TIMEOUT_S = 30.0
@@ -48,6 +51,12 @@ class SourceUnavailable(TranscoderError):
 
 class SourceTooLarge(TranscoderError):
     code = "source_too_large"
+
+
+class SourceRefused(SourceUnavailable):
+    """A URL given through the API that the server may not fetch (not public, a redirect)."""
+
+    code = "source_refused"
 
 
 def human_bytes(n: int) -> str:
@@ -103,13 +112,17 @@ def check_local(path: Path, max_bytes: int) -> int:
     return st.st_size
 
 
-async def download_http(url: str, dest: Path, max_bytes: int) -> int:
-    """Stream `url` to `dest`, aborting as soon as it passes `max_bytes`."""
+async def download_http(url: str, dest: Path, max_bytes: int, *, allow_private: bool = True) -> int:
+    """Stream `url` to `dest`, aborting as soon as it passes `max_bytes`. A URL a user gave
+    through the API is fetched with `allow_private` False: only public addresses, no redirects
+    (transcoder/outbound.py); an operator's `streamflix ingest` may reach its own network."""
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=READ_TIMEOUT_S)
     written = 0
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.get(url) as resp:
+        async with guarded_session(allow_private=allow_private, timeout_s=timeout) as session:
+            async with session.get(url, allow_redirects=allow_private) as resp:
+                if resp.status in (301, 302, 303, 307, 308) and not allow_private:
+                    raise SourceRefused(f"download refused: {url} redirects, and redirects are not followed")
                 if resp.status != 200:
                     raise SourceUnavailable(f"download failed: {url} answered HTTP {resp.status} {resp.reason}")
                 if resp.content_length is not None and resp.content_length > max_bytes:
@@ -120,6 +133,8 @@ async def download_http(url: str, dest: Path, max_bytes: int) -> int:
                         if written > max_bytes:
                             raise _too_large(-1, max_bytes)
                         await fh.write(chunk)
+    except OutboundRefused as exc:
+        raise SourceRefused(f"download refused: {url}: {exc}") from None
     except (TimeoutError, aiohttp.ClientError) as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise SourceUnavailable(f"download failed: {url}: {detail}") from None
@@ -157,7 +172,9 @@ def _checked_local(source: str, max_bytes: int) -> Path:
     return path
 
 
-async def fetch_to_local(source: str, scratch: Path, max_bytes: int, *, s3_endpoint_url: str | None = None) -> Path:
+async def fetch_to_local(
+    source: str, scratch: Path, max_bytes: int, *, s3_endpoint_url: str | None = None, allow_private: bool = True
+) -> Path:
     """A local file holding the source: the path itself, or a download into `scratch`."""
     scheme = urlsplit(source).scheme.lower() if "://" in source else ""
     if not scheme:
@@ -165,7 +182,7 @@ async def fetch_to_local(source: str, scratch: Path, max_bytes: int, *, s3_endpo
     await asyncio.to_thread(scratch.mkdir, parents=True, exist_ok=True)
     dest = scratch / ("download" + source_extension(source))
     if scheme in ("http", "https"):
-        await download_http(source, dest, max_bytes)
+        await download_http(source, dest, max_bytes, allow_private=allow_private)
     elif scheme == "s3":
         await asyncio.to_thread(_download_s3, source, dest, max_bytes, s3_endpoint_url)
     else:
@@ -285,3 +302,55 @@ async def register(
     await sources.record_source(conn, title_id, source)
     await jobs.enqueue(conn, title_id, key, max_attempts)
     return created
+
+
+URL_SCHEMES = ("http", "https", "s3")
+
+
+async def register_url(
+    pool: asyncpg.Pool,
+    *,
+    url: str,
+    allow_private: bool,
+    max_attempts: int = 3,
+    title: str,
+    kind: str | None = None,
+    series: str | None = None,
+    season: int | None = None,
+    episode: int | None = None,
+    year: int | None = None,
+    genres: Sequence[str] = (),
+    description: str = "",
+) -> Title:
+    """Ingest from a URL given through the API: the title and its job at once, the job's
+    source the URL itself; the worker that runs it downloads it (with the same caps and
+    timeouts as `streamflix ingest`, public addresses only unless `allow_private`) and keeps
+    it in storage for its later attempts. The URL is checked here first, so a request for a
+    private address is refused before anything is created."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in URL_SCHEMES:
+        raise SourceUnavailable("the source URL must be http://, https:// or s3://")
+    if scheme in ("http", "https"):
+        try:
+            await check_target(url, allow_private=allow_private)
+        except OutboundRefused as exc:
+            raise SourceRefused(str(exc)) from None
+    kind = plan_kind(kind, series, season, episode)
+    if not title.strip():
+        raise InvalidTitle("the title must not be empty")
+    async with pool.acquire() as conn, conn.transaction():
+        return await register(
+            conn,
+            title_id=str(uuid.uuid4()),
+            key=url,
+            source=url,
+            max_attempts=max_attempts,
+            title=title,
+            kind=kind,
+            series=series,
+            season=season,
+            episode=episode,
+            year=year,
+            genres=genres,
+            description=description,
+        )

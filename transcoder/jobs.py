@@ -50,7 +50,7 @@ _J_COLUMNS = ", ".join("j." + c.strip() for c in _COLUMNS.split(","))
 class Job:
     id: int
     title_id: str
-    source: str  # storage key of the uploaded source
+    source: str  # storage key of the uploaded source; a URL until a worker fetched it (API ingest)
     status: str
     attempts: int  # including the current one once claimed; the fencing token
     max_attempts: int
@@ -221,6 +221,20 @@ async def set_version(conn: asyncpg.Connection, job: Job, version: str) -> bool:
         version,
     )
     return current == version
+
+
+async def set_source(conn: asyncpg.Connection, job: Job, key: str) -> bool:
+    """A job whose source was a URL now reads it from storage at `key` (the worker fetched
+    it once). Fenced; False when the job is no longer ours."""
+    result = await conn.execute(
+        """UPDATE jobs.transcode_jobs SET source = $4, updated_at = now()
+            WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'""",
+        job.id,
+        job.worker_id,
+        job.attempts,
+        key,
+    )
+    return result == "UPDATE 1"
 
 
 async def complete(conn: asyncpg.Connection, job: Job) -> bool:

@@ -48,6 +48,7 @@ from transcoder import chunks, gc, jobs, seekable, sources, tasks
 from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
 from transcoder.errors import TaskFailed, TranscodeError
 from transcoder.failures import OUTAGE, classify, is_database_outage
+from transcoder.ingest import fetch_to_local, source_extension
 from transcoder.ladder import Ladder, plan_ladder
 from transcoder.pipeline import check_presentation
 from transcoder.poster import make_poster
@@ -118,9 +119,16 @@ class Worker:
         sweep_s: float | None = gc.SWEEP_EVERY_S,
         chunk_segments: int = DEFAULT_CHUNK_SEGMENTS,
         encoder_threads: int = 0,
+        max_source_bytes: int = 20 * 1024**3,
+        outbound_allow_private: bool = False,
+        s3_endpoint_url: str | None = None,
     ) -> None:
         self.pool = pool
         self.storage = storage
+        # a job whose source is a URL (ingest through the API): fetched once, like ingest does
+        self.max_source_bytes = max_source_bytes
+        self.outbound_allow_private = outbound_allow_private
+        self.s3_endpoint_url = s3_endpoint_url
         self.work_dir = Path(work_dir)
         self.concurrency = max(1, concurrency)
         self.lease_s = float(lease_s)
@@ -922,7 +930,11 @@ class Worker:
     # ---- source and probe -----------------------------------------------------------------
 
     async def _fetch_source(self, job: jobs.Job, attempt_dir: Path) -> Path:
-        """The source as a local file: in place on file storage, else streamed down."""
+        """The source as a local file: in place on file storage, else streamed down. A URL
+        (ingest through the API) is downloaded and kept in storage, where the job then reads
+        it (its tasks, its later attempts)."""
+        if "://" in job.source:
+            return await self._fetch_url(job, attempt_dir)
         local = self.storage.local_path(job.source)
         if local is not None:
             if not await asyncio.to_thread(local.is_file):
@@ -935,6 +947,26 @@ class Worker:
             async for chunk in self.storage.stream(job.source):
                 await fh.write(chunk)
         return dest
+
+    async def _fetch_url(self, job: jobs.Job, attempt_dir: Path) -> Path:
+        local = await fetch_to_local(
+            job.source,
+            attempt_dir / "download",
+            self.max_source_bytes,
+            s3_endpoint_url=self.s3_endpoint_url,
+            allow_private=self.outbound_allow_private,
+        )
+        key = keys.source_key(job.title_id, source_extension(job.source))
+        await self.storage.put_file(key, local)
+
+        async def point_at_it() -> bool:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                return await jobs.set_source(conn, job, key)
+
+        if not await self._waiting(point_at_it):
+            raise LeaseLost(f"job {job.id} is no longer ours")
+        log.info("job %s: fetched %s into storage", job.id, job.source)
+        return local
 
     async def _probe(self, job: jobs.Job, source: Path) -> Probe:
         """The stored probe when an earlier attempt made one, else ffprobe (and store it)."""

@@ -27,7 +27,7 @@ from server.api.routing import ApiRoutes
 from server.http.authn import Principal, require_admin
 from server.http.errors import ApiError
 from server.http.validation import Body, SafeStr, parse_body
-from transcoder import uploads
+from transcoder import ingest, uploads
 
 routes = ApiRoutes()
 TAG = "uploads"
@@ -219,7 +219,9 @@ async def get_upload(request: web.Request) -> web.Response:
     return web.json_response(upload.to_json())
 
 
-class DirectUploadBody(Body):
+class TitleFields(Body):
+    """The title an upload or a URL becomes."""
+
     title: SafeStr = Field(min_length=1, max_length=500)
     kind: Literal["movie", "episode"] | None = None
     year: int | None = Field(default=None, ge=1870, le=2200)
@@ -228,6 +230,9 @@ class DirectUploadBody(Body):
     series: SafeStr | None = Field(default=None, max_length=500)
     season: int | None = Field(default=None, ge=0, le=10_000)
     episode: int | None = Field(default=None, ge=0, le=100_000)
+
+
+class DirectUploadBody(TitleFields):
     expires_in_s: int = Field(default=int(uploads.DIRECT_EXPIRY_S), ge=60, le=7 * 24 * 3600)
 
 
@@ -288,6 +293,50 @@ async def get_direct_upload(request: web.Request) -> web.Response:
             with contextlib.suppress(uploads.UploadGone):
                 upload = (await uploads.get(conn, direct.upload_id, direct.owner)).to_json()
     return web.json_response({**direct.to_json(), "upload": upload})
+
+
+class UrlIngestBody(TitleFields):
+    url: SafeStr = Field(min_length=1, max_length=2000, description="http(s):// or s3:// source to fetch")
+
+
+class IngestAccepted(BaseModel):
+    title_id: str
+    status: str
+    source: str
+
+
+@routes.post(
+    "/api/v1/ingest",
+    summary="Ingest a title from a URL (a worker fetches it)",
+    tag=TAG,
+    status=202,
+    response=IngestAccepted,
+    body=UrlIngestBody,
+    auth="admin",
+    errors=(400, 403, 409),
+    description="The title and its transcode job are created at once; the worker that runs the job downloads "
+    "the URL (max_source_bytes, the ingest timeouts; only public addresses unless "
+    "STREAMFLIX_OUTBOUND_ALLOW_PRIVATE), so progress and failures show on the job.",
+)
+async def ingest_url(request: web.Request) -> web.Response:
+    await require_admin(request, scope="upload")
+    body = await parse_body(request, UrlIngestBody)
+    settings = request.app[keys.SETTINGS]
+    title = await ingest.register_url(
+        request.app[keys.PG],
+        url=body.url,
+        allow_private=settings.outbound_allow_private,
+        max_attempts=settings.job_max_attempts,
+        title=body.title,
+        kind=body.kind,
+        series=body.series,
+        season=body.season,
+        episode=body.episode,
+        year=body.year,
+        genres=body.genres,
+        description=body.description,
+    )
+    return web.json_response({"title_id": title.id, "status": title.status, "source": body.url}, status=202)
 
 
 async def _tus_headers(request: web.Request, response: web.StreamResponse) -> None:

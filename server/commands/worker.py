@@ -48,6 +48,9 @@ def make_worker(
         title_id=title_id,
         chunk_segments=settings.chunk_segments,
         encoder_threads=settings.encoder_threads,
+        max_source_bytes=settings.max_source_bytes,
+        outbound_allow_private=settings.outbound_allow_private,
+        s3_endpoint_url=settings.s3_endpoint_url,
     )
 
 

@@ -51,7 +51,7 @@ from media.errors import InvalidKey, MediaError, ObjectNotFound, OutboundRefused
 from packager.errors import InvalidPresentation, InvalidUri, PresentationIncomplete, RenditionNotFound
 from server.http.dbhealth import DB_HEALTH
 from server.settings import ConfigError
-from transcoder.ingest import SourceTooLarge, SourceUnavailable
+from transcoder.ingest import SourceRefused, SourceTooLarge, SourceUnavailable
 from transcoder.uploads import (
     ChecksumMismatch,
     InvalidUpload,
@@ -135,6 +135,7 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     # transcoder sources (ingest by URL or upload)
     SourceUnavailable: 400,
     SourceTooLarge: 413,
+    SourceRefused: 400,
     # resumable uploads (tus statuses)
     UploadError: 400,
     InvalidUpload: 400,

@@ -19,8 +19,8 @@ from aiohttp import web
 from catalog import webhooks
 from media.errors import OutboundRefused
 from server import keys
-from server.outbound.client import guarded_session
 from server.settings import Settings
+from transcoder.outbound import guarded_session
 
 log = logging.getLogger("streamflix.webhooks")
 

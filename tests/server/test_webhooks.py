@@ -21,7 +21,7 @@ from auth.users import create_user
 from catalog import webhooks
 from media.errors import OutboundRefused
 from server.app import create_app
-from server.outbound.client import guarded_session
+from transcoder.outbound import guarded_session
 from server.settings import Settings
 
 PASSWORD = "correct horse battery"

@@ -1,4 +1,4 @@
-"""An aiohttp client session for user-given URLs: its resolver refuses every host that
+"""An aiohttp client session for user-given URLs (webhooks, sources to download): its resolver refuses every host that
 resolves to a non-public address (unless allowed), at connection time, so a name that changes
 its answer after it was checked (DNS rebinding) is refused too; a URL whose host is an IP
 address (which no resolver sees) is checked when the request starts. No redirects are followed (a
@@ -60,11 +60,15 @@ def _literal_guard(allow_private: bool) -> aiohttp.TraceConfig:
     return trace
 
 
-def guarded_session(*, allow_private: bool, timeout_s: float, **kwargs: Any) -> aiohttp.ClientSession:
+def guarded_session(
+    *, allow_private: bool, timeout_s: float | aiohttp.ClientTimeout, **kwargs: Any
+) -> aiohttp.ClientSession:
+    """`timeout_s`: a whole request's bound, or aiohttp's finer timeout."""
     connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private=allow_private), use_dns_cache=False)
+    timeout = timeout_s if isinstance(timeout_s, aiohttp.ClientTimeout) else aiohttp.ClientTimeout(total=timeout_s)
     return aiohttp.ClientSession(
         connector=connector,
-        timeout=aiohttp.ClientTimeout(total=timeout_s),
+        timeout=timeout,
         auto_decompress=False,
         trace_configs=[_literal_guard(allow_private)],
         **kwargs,
