@@ -21,8 +21,8 @@ from auth.users import create_user
 from catalog import webhooks
 from media.errors import OutboundRefused
 from server.app import create_app
-from transcoder.outbound import guarded_session
 from server.settings import Settings
+from transcoder.outbound import guarded_session
 
 PASSWORD = "correct horse battery"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
