@@ -22,6 +22,8 @@ FILES: dict[str, tuple[str, str]] = {
     "dash.all.min.js": ("dashjs", "dist/modern/umd/dash.all.min.js"),
     "dash.all.debug.js": ("dashjs", "dist/modern/umd/dash.all.debug.js"),
     "shaka-player.compiled.js": ("shaka-player", "dist/shaka-player.compiled.js"),
+    # the admin's resumable uploads (docs/uploads.md): a UMD bundle, window.tus
+    "tus.min.js": ("tus-js-client", "dist/tus.min.js"),
 }
 
 # npm package -> its licence files, shipped beside the libraries as `<package>-<file name>`.
@@ -30,6 +32,7 @@ LICENCES: dict[str, tuple[str, ...]] = {
     # dash.js's own licence, and the notices of what its bundle includes.
     "dashjs": ("LICENSE.md", "dist/modern/umd/dash.all.min.js.LICENSE.txt"),
     "shaka-player": ("LICENSE",),
+    "tus-js-client": ("LICENSE",),
 }
 
 # Written by the build step: each package's version, licence and integrity from package-lock.json.

@@ -131,7 +131,7 @@ export function endSession(reason) {
   window.dispatchEvent(new CustomEvent('streamflix:session-ended', { detail: { reason } }));
 }
 
-async function accessToken() {
+export async function accessToken() {
   let tokens = load();
   if (!tokens) return null;
   if (tokens.expires_at - margin(tokens) <= Date.now()) {

@@ -1,6 +1,9 @@
-// Admin: every title with its status, the latest transcode job's progress and the failure
-// reason; refreshes itself while something is still being transcoded.
+// Admin: upload sources (tus, resumable), every title with its status, the latest transcode
+// job's progress and the failure reason (refreshing itself while something is still being
+// transcoded), retry or delete a failed title; API keys and webhooks.
 import { api } from '../api.js';
+import { uploadPanel } from '../admin-upload.js';
+import { keysSection, hooksSection } from '../admin-access.js';
 import { h, formatDate } from '../dom.js';
 import { requireSignIn } from '../session.js';
 import { pageTitle, message } from '../ui.js';
@@ -45,12 +48,21 @@ export async function render({ main, navigate, isCurrent }) {
   const summary = h('p', { class: 'hint', id: 'queue-summary', role: 'status' });
   const body = h('tbody');
   const table = h('table', { class: 'table table-cards', id: 'admin-titles' },
-    h('thead', {}, h('tr', {}, ['Title', 'Kind', 'Status', 'Progress', 'Attempts', 'Failure reason', 'Updated'].map((c) => h('th', { scope: 'col' }, c)))),
+    h('thead', {}, h('tr', {}, ['Title', 'Kind', 'Status', 'Progress', 'Attempts', 'Failure reason', 'Updated', ''].map((c) => h('th', { scope: 'col' }, c)))),
     body);
-  main.append(summary, h('div', { class: 'table-wrap' }, table));
+  main.append(uploadPanel(() => refresh()), h('h2', {}, 'Titles'), summary, h('div', { class: 'table-wrap' }, table),
+    keysSection(), hooksSection());
 
   let timer = null;
   let stopped = false;
+  async function act(method, path) {
+    try {
+      await api(method, path, { auth: 'required' });
+    } catch (err) {
+      summary.textContent = err.message;
+    }
+    await refresh();
+  }
   async function refresh() {
     let jobs;
     try {
@@ -80,12 +92,19 @@ export async function render({ main, navigate, isCurrent }) {
         t.kind === 'series' ? h('td', { dataset: { label: 'Progress' } }, '—') : progressCell(job, status),
         h('td', { dataset: { label: 'Attempts' } }, job ? `${job.attempts ?? 0}/${job.max_attempts ?? '—'}` : '—'),
         h('td', { class: 'reason', dataset: { label: 'Failure' } }, reason || null),
-        h('td', { dataset: { label: 'Updated' } }, formatDate(job?.updated_at || t.updated_at || t.created_at)));
+        h('td', { dataset: { label: 'Updated' } }, formatDate(job?.updated_at || t.updated_at || t.created_at)),
+        h('td', {}, status === 'failed' && titles.has(id) ? [
+          h('button', { type: 'button', class: 'btn', on: { click: () => act('POST', `/admin/titles/${encodeURIComponent(id)}/retry`) } }, `Retry ${t.title}`),
+          ' ',
+          h('button', { type: 'button', class: 'btn btn-secondary', on: { click: () => {
+            if (window.confirm(`Delete "${t.title}" and its files?`)) act('DELETE', `/titles/${encodeURIComponent(id)}`);
+          } } }, `Delete ${t.title}`),
+        ] : null));
     });
     body.replaceChildren(...rows);
     const active = (jobs.items || []).some((j) => ['queued', 'pending', 'running', 'processing'].includes(j.status));
     summary.textContent = `${rows.length} title${rows.length === 1 ? '' : 's'} · ${jobs.queue_depth ?? 0} job(s) waiting${active ? ' · refreshing' : ''}`;
-    if (!rows.length) body.replaceChildren(h('tr', {}, h('td', { colspan: '7' }, 'No transcodes yet.')));
+    if (!rows.length) body.replaceChildren(h('tr', {}, h('td', { colspan: '8' }, 'No transcodes yet.')));
     clearTimeout(timer);
     if (active && !stopped) timer = setTimeout(refresh, POLL_MS);
   }
