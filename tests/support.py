@@ -65,3 +65,21 @@ async def ingest_and_transcode(settings: Settings, clip: Path, **fields: Any) ->
     finally:
         await storage.close()
         await pool.close()
+
+
+async def run_worker_on(settings: Settings, title_id: str) -> Any:
+    """The worker `streamflix worker` builds from `settings`, run on that one title until its
+    queue is empty; returns the catalog Title."""
+    from catalog.titles import get_title
+    from media.backend import open_storage
+    from server.commands.worker import make_worker
+
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    try:
+        await make_worker(settings, pool, storage, title_id=title_id).run(once=True)
+        async with pool.acquire() as conn:
+            return await get_title(conn, title_id)
+    finally:
+        await storage.close()
+        await pool.close()

@@ -15,11 +15,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from auth.users import create_user
-from catalog.titles import get_title
-from media.backend import open_storage
 from server.app import create_app
-from server.commands.worker import make_worker
 from server.settings import Settings
+from tests.support import run_worker_on
 
 PASSWORD = "correct horse battery"
 
@@ -41,18 +39,6 @@ def file_server(clip: Path) -> TestServer:
     return TestServer(app, host="127.0.0.1")
 
 
-async def run_worker(settings: Settings, title_id: str) -> Any:
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
-    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
-    try:
-        await make_worker(settings, pool, storage, title_id=title_id).run(once=True)
-        async with pool.acquire() as conn:
-            return await get_title(conn, title_id)
-    finally:
-        await storage.close()
-        await pool.close()
-
-
 async def test_a_url_is_fetched_by_the_worker_and_transcoded(
     aiohttp_client: Any, settings: Settings, pg: asyncpg.Connection, clip_factory: Any
 ) -> None:
@@ -67,14 +53,14 @@ async def test_a_url_is_fetched_by_the_worker_and_transcoded(
         assert r.status == 202, await r.text()
         accepted = await r.json()
         assert accepted["status"] == "pending"
-        title = await run_worker(allowed, accepted["title_id"])
+        title = await run_worker_on(allowed, accepted["title_id"])
         assert title.status == "ready", title.failure_reason
         source = await pg.fetchval("SELECT source FROM jobs.transcode_jobs WHERE title_id = $1", title.id)
         assert source == f"sources/{title.id}/original.mp4"  # fetched once, kept in storage
 
         # allowed when asked, refused when fetched: the worker's own check stands
         r = await client.post("/api/v1/ingest", json={"url": url, "title": "Checked twice"}, headers=auth)
-        refused = await run_worker(settings, (await r.json())["title_id"])
+        refused = await run_worker_on(settings, (await r.json())["title_id"])
         assert refused.status == "failed" and "not a public address" in (refused.failure_reason or "")
         attempts = await pg.fetchval("SELECT attempts FROM jobs.transcode_jobs WHERE title_id = $1", refused.id)
         assert attempts == 1  # permanent: not retried

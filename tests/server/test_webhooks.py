@@ -1,10 +1,11 @@
 """Webhooks end to end: real receivers (aiohttp servers on 127.0.0.1), the real app's sender,
-a real ingest and worker for `title.ready`; signatures checked by the snippet in
+a title uploaded through the API (tus) and a real worker for `title.ready`; signatures checked by the snippet in
 docs/webhooks.md itself; the SSRF guard at registration and at connection."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import re
 import secrets
@@ -22,6 +23,7 @@ from catalog import webhooks
 from media.errors import OutboundRefused
 from server.app import create_app
 from server.settings import Settings
+from tests.support import run_worker_on
 from transcoder.outbound import guarded_session
 
 PASSWORD = "correct horse battery"
@@ -116,8 +118,6 @@ async def test_title_ready_is_delivered_signed_and_retried(
     registered: list[str],
     clip_factory: Any,
 ) -> None:
-    from tests.support import ingest_and_transcode
-
     verify = documented_verifier()
     ok, flaky = Receiver(), Receiver(500)
     await ok.server.start_server()
@@ -129,9 +129,28 @@ async def test_title_ready_is_delivered_signed_and_retried(
         hook_ok = await register(client, headers, ok.url, events, registered)
         hook_flaky = await register(client, headers, flaky.url, ["title.ready"], registered)
 
+        # the title is uploaded through the API (tus), then a real worker transcodes it
         clip = clip_factory(seconds=2, width=320, height=180)
-        title = await ingest_and_transcode(hook_settings, clip, title=f"Hooked {secrets.token_hex(3)}")
-        assert title.status == "ready"
+        data = clip.read_bytes()
+        name = f"Hooked {secrets.token_hex(3)}"
+        tus = {"Tus-Resumable": "1.0.0", **headers}
+        meta = "title " + base64.b64encode(name.encode()).decode() + ",filename " + base64.b64encode(b"c.mp4").decode()
+        r = await client.post(
+            "/api/v1/uploads/tus",
+            data=data,
+            headers={
+                **tus,
+                "Upload-Length": str(len(data)),
+                "Upload-Metadata": meta,
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        assert r.status == 201 and r.headers["Upload-Offset"] == str(len(data)), await r.text()
+        upload_id = r.headers["Location"].rsplit("/", 1)[1]
+        uploaded = await (await client.get(f"/api/v1/uploads/{upload_id}", headers=headers)).json()
+        title = await run_worker_on(hook_settings, uploaded["title_id"])
+        assert title.status == "ready", title.failure_reason
+        assert title.title == name
 
         (created,) = await wait_for(lambda: ok.events(title.id, "title.created"), 15, "title.created")
         (ready,) = await wait_for(lambda: ok.events(title.id, "title.ready"), 15, "title.ready at the first receiver")
