@@ -1,7 +1,8 @@
 // The admin's upload panel: drop (or pick) one or many files, give each a title, and send them
 // with tus-js-client to /api/v1/uploads/tus, each with its own progress. tus-js-client keeps
-// each upload's URL in localStorage (its fingerprint), so a network drop is retried and a
-// page reload picks the same file up where it stopped: the server answers the offset.
+// each upload's URL in localStorage (its fingerprint), so a failed request is retried, an
+// upload cut by the browser going offline goes on when it is back online, and a page reload
+// picks the same file up where it stopped: the server answers the offset.
 import { accessToken } from './api.js';
 import { h } from './dom.js';
 
@@ -72,6 +73,17 @@ function fileRow(file, onDone) {
         state.textContent = `${pct}% sent`;
       },
       onError(err) {
+        if (!navigator.onLine) {
+          // tus-js-client does not retry while the browser is offline: go on when it is back
+          state.textContent = 'Waiting for the network…';
+          row.dataset.state = 'waiting';
+          window.addEventListener('online', () => {
+            state.textContent = 'Resuming…';
+            row.dataset.state = 'sending';
+            upload.start();
+          }, { once: true });
+          return;
+        }
         const status = err?.originalResponse?.getStatus?.();
         state.textContent = `Failed${status ? ` (${status})` : ''}: ${err.message.split('\n')[0]}`;
         row.dataset.state = 'error';
