@@ -30,8 +30,9 @@ import logging
 import mimetypes
 import os
 import shutil
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,9 +51,11 @@ from transcoder.ingest import SourceTooLarge, plan_kind, register, source_extens
 log = logging.getLogger("streamflix.uploads")
 
 EXPIRY_S = 24 * 3600
-# A request holds the upload this long, renewed as its body arrives: a second request at the
-# same time is refused (423), a request whose server died frees it after this.
-LEASE_S = 60.0
+# A request holds the upload this long, renewed every LEASE_RENEW_S as its body arrives: a
+# second request at the same time is refused (423), a request whose server died frees it
+# after this (tus clients retry a 423).
+LEASE_S = 15.0
+LEASE_RENEW_S = 5.0
 # tus "checksum" extension: the algorithms a client may name in Upload-Checksum.
 CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
 SPOOL_CHUNK = 1024 * 1024
@@ -305,13 +308,25 @@ async def _take(pool: asyncpg.Pool, upload_id: str, owner: str) -> Upload:
     return upload
 
 
-async def _spool(body: AsyncIterator[bytes], path: Path, room: int, digest: Any, lost: list[BaseException]) -> int:
+async def _spool(
+    body: AsyncIterator[bytes],
+    path: Path,
+    room: int,
+    digest: Any,
+    lost: list[BaseException],
+    renew: Callable[[], Awaitable[None]],
+) -> int:
     """Write `body` to `path`; more than `room` bytes is an error (nothing kept). A body cut off
-    (the connection dropped) keeps what arrived; the error is put in `lost`."""
+    (the connection dropped) keeps what arrived; the error is put in `lost`. `renew` keeps the
+    upload's lease while the body arrives."""
     size = 0
+    renewed = time.monotonic()
     with open(path, "wb") as out:  # noqa: ASYNC230 (a local spool file, written in chunks)
         try:
             async for chunk in body:
+                if time.monotonic() - renewed > LEASE_RENEW_S:
+                    await renew()
+                    renewed = time.monotonic()
                 size += len(chunk)
                 if size > room:
                     raise InvalidUpload(f"the request carries more than the {room} bytes this upload has left")
@@ -346,9 +361,18 @@ async def receive(
         if offset != upload.received:
             raise UploadOffsetMismatch(f"Upload-Offset is {offset}, the upload has {upload.received} bytes")
         digest = CHECKSUMS[checksum[0]]() if checksum else None
+
+        async def renew() -> None:
+            async with pool.acquire() as conn:
+                await conn.execute(
+                    "UPDATE jobs.uploads SET busy_until = now() + make_interval(secs => $2) WHERE id = $1",
+                    _parse_id(upload.id),
+                    LEASE_S,
+                )
+
         lost: list[BaseException] = []
         try:
-            got = await _spool(body, spool, upload.length - upload.received, digest, lost)
+            got = await _spool(body, spool, upload.length - upload.received, digest, lost, renew)
         except asyncio.CancelledError:
             # the connection was lost and the server stopped this request: keep what arrived
             # (not a checksummed body: it cannot be checked)
