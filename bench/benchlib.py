@@ -76,3 +76,15 @@ def tree_cpu_s(pid: int, *, reaped: bool = False) -> float:
         except OSError:
             continue
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of `pid`'s tree, in MiB."""
+    kb = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/status") as f:
+                kb += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            continue
+    return kb / 1024

@@ -43,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import free_port, tree, tree_cpu_s, wait_http  # noqa: E402
+from benchlib import free_port, tree_cpu_s, tree_rss_mb, wait_http  # noqa: E402
 
 CACHE = ROOT / "var" / "bench" / "viewers"
 SOURCE_S = 150  # seconds of 1080p: longer than a step plus a start anywhere in it
@@ -266,17 +266,6 @@ async def client(args: argparse.Namespace) -> None:
 
 
 # ---- the driver ---------------------------------------------------------------------------
-
-
-def tree_rss_mb(pid: int) -> float:
-    kb = 0
-    for p in tree(pid):
-        try:
-            with open(f"/proc/{p}/status") as f:
-                kb += next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            continue
-    return kb / 1024
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

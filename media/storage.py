@@ -99,8 +99,9 @@ class Storage(Protocol):
     async def start_parts(self, key: str, content_type: str | None = None) -> str:
         """Begin writing `key` in parts; returns the write's id (kept by the caller)."""
 
-    async def put_part(self, key: str, write_id: str, number: int, path: Path) -> str:
-        """Part `number` from a local file; returns its tag, needed to complete."""
+    async def put_part(self, key: str, write_id: str, number: int, path: Path, *, consume: bool = False) -> str:
+        """Part `number` from a local file; returns its tag, needed to complete. `consume`: the
+        caller is done with the file, the backend may move it instead of copying it."""
 
     async def complete_parts(self, key: str, write_id: str, parts: builtins.list[tuple[int, str]]) -> ObjectInfo:
         """Join the parts [(number, tag), ...] into the object `key`."""

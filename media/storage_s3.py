@@ -63,6 +63,9 @@ def _is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _NOT_FOUND
 
 
+JOIN_TIMEOUT_S = 300.0
+
+
 class S3Storage:
     """Storage in one bucket under an optional key prefix."""
 
@@ -97,6 +100,9 @@ class S3Storage:
             read_timeout_s=o.read_timeout_s,
             max_attempts=o.max_attempts,
         )
+        # Joining a multipart upload's parts can take S3 (and MinIO, moto) far longer than a
+        # read: its own client, with a read timeout for that, made when first needed.
+        self._joiner: Any = None
 
     # ---- helpers -------------------------------------------------------------------------
 
@@ -165,7 +171,7 @@ class S3Storage:
         answer = await self._call(f"start parts {key!r}", self._client.create_multipart_upload, **kwargs)
         return str(answer["UploadId"])
 
-    async def put_part(self, key: str, write_id: str, number: int, path: Path) -> str:
+    async def put_part(self, key: str, write_id: str, number: int, path: Path, *, consume: bool = False) -> str:
         full = self._key(key)
 
         def run() -> str:
@@ -178,14 +184,28 @@ class S3Storage:
         return await self._call(f"put part {number} of {key!r}", run)
 
     async def complete_parts(self, key: str, write_id: str, parts: builtins.list[tuple[int, str]]) -> ObjectInfo:
-        await self._call(
-            f"complete parts of {key!r}",
-            self._client.complete_multipart_upload,
-            Bucket=self.bucket,
-            Key=self._key(key),
-            UploadId=write_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": tag} for n, tag in parts]},
-        )
+        """Idempotent: when an earlier call completed the upload but its answer was lost (a
+        timeout), the upload is gone and the object is there: that object is the answer."""
+        if self._joiner is None:
+            self._joiner = s3.client(
+                self.endpoint_url,
+                connect_timeout_s=self.options.connect_timeout_s,
+                read_timeout_s=JOIN_TIMEOUT_S,
+                max_attempts=1,
+            )
+        try:
+            await self._call(
+                f"complete parts of {key!r}",
+                self._joiner.complete_multipart_upload,
+                Bucket=self.bucket,
+                Key=self._key(key),
+                UploadId=write_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": tag} for n, tag in parts]},
+            )
+        except StorageError as exc:
+            if "NoSuchUpload" not in str(exc):
+                raise
+            return await self.head(key)  # ObjectNotFound when it really is gone
         return await self.head(key)
 
     async def abort_parts(self, key: str, write_id: str) -> None:
@@ -358,3 +378,5 @@ class S3Storage:
     async def close(self) -> None:
         self.pool.close()
         self._client.close()
+        if self._joiner is not None:
+            self._joiner.close()

@@ -128,8 +128,8 @@ class GuardedStorage:
     async def start_parts(self, key: str, content_type: str | None = None) -> str:
         return await self._guard(lambda: self.inner.start_parts(key, content_type))
 
-    async def put_part(self, key: str, write_id: str, number: int, path: Path) -> str:
-        return await self._guard(lambda: self.inner.put_part(key, write_id, number, path))
+    async def put_part(self, key: str, write_id: str, number: int, path: Path, *, consume: bool = False) -> str:
+        return await self._guard(lambda: self.inner.put_part(key, write_id, number, path, consume=consume))
 
     async def complete_parts(self, key: str, write_id: str, parts: builtins.list[tuple[int, str]]) -> ObjectInfo:
         return await self._guard(lambda: self.inner.complete_parts(key, write_id, parts))

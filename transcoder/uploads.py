@@ -371,6 +371,7 @@ async def receive(
                 )
 
         lost: list[BaseException] = []
+        began = time.monotonic()
         try:
             got = await _spool(body, spool, upload.length - upload.received, digest, lost, renew)
         except asyncio.CancelledError:
@@ -384,8 +385,18 @@ async def receive(
         if checksum and (lost or digest is None or digest.digest() != checksum[1]):
             # a body cut off cannot be checked: nothing of it is kept either
             raise ChecksumMismatch("the request's bytes do not match its Upload-Checksum")
+        spooled = time.monotonic()
         upload = await _store(pool, storage, upload, spool, got, expiry_s)
+        stored = time.monotonic()
         title = await _finish(pool, storage, upload, max_attempts) if upload.received == upload.length else None
+        log.info(
+            "upload %s: %d bytes received in %.2f s, stored in %.2f s%s",
+            upload.id,
+            got,
+            spooled - began,
+            stored - spooled,
+            f", completed in {time.monotonic() - stored:.2f} s" if title else "",
+        )
         if title is not None:
             upload = await _reload(pool, upload.id)
         return upload, title
@@ -421,7 +432,7 @@ async def _store(
             joined.unlink(missing_ok=True)
     if pending >= MIN_PART_BYTES or received == upload.length:
         number = len(parts) + 1
-        tag = await storage.put_part(upload.storage_key, upload.write_id, number, spool)
+        tag = await storage.put_part(upload.storage_key, upload.write_id, number, spool, consume=True)
         parts.append([number, tag, pending])
         tail = 0
     else:
@@ -469,6 +480,25 @@ async def _finish(pool: asyncpg.Pool, storage: Storage, upload: Upload, max_atte
     with contextlib.suppress(Exception):
         await storage.delete_prefix(keys.upload_tail_key(upload.title_id))
     return title
+
+
+async def finish_if_due(pool: asyncpg.Pool, storage: Storage, upload: Upload, *, max_attempts: int = 3) -> Upload:
+    """An upload with every byte in that is not complete: its completion failed after the last
+    request was stored (storage or the database went away). Completed now, under the lease;
+    called when the client asks for the offset (a tus client that sees offset == length
+    sends nothing more). Unchanged when another request holds it."""
+    if upload.status != "receiving" or upload.received != upload.length:
+        return upload
+    try:
+        await _take(pool, upload.id, upload.owner)
+    except UploadLocked:
+        return upload
+    try:
+        await _finish(pool, storage, upload, max_attempts)
+    finally:
+        async with pool.acquire() as conn:
+            await conn.execute("UPDATE jobs.uploads SET busy_until = NULL WHERE id = $1", _parse_id(upload.id))
+    return await _reload(pool, upload.id)
 
 
 async def _reload(pool: asyncpg.Pool, upload_id: str) -> Upload:

@@ -105,6 +105,16 @@ async def _receive(request: web.Request, owner: str, upload: uploads.Upload, off
     return received
 
 
+async def _finished(request: web.Request, upload: uploads.Upload) -> uploads.Upload:
+    """Every byte in but not complete (its completion met an outage): complete it now."""
+    return await uploads.finish_if_due(
+        request.app[keys.PG],
+        request.app[keys.STORAGE],
+        upload,
+        max_attempts=request.app[keys.SETTINGS].job_max_attempts,
+    )
+
+
 async def _body(request: web.Request) -> AsyncIterator[bytes]:
     """The request's bytes; a body cut off (the client went away) ends as a ConnectionError,
     which the upload takes as "keep what arrived" (as it does when the server stops the
@@ -170,6 +180,7 @@ async def head_upload(request: web.Request) -> web.Response:
     owner, _direct = await _caller(request)
     async with request.app[keys.PG].acquire() as conn:
         upload = await uploads.get(conn, request.match_info["upload_id"], owner)
+    upload = await _finished(request, upload)
     return web.Response(status=200, headers={**_upload_headers(upload), "Tus-Resumable": TUS_VERSION})
 
 
@@ -216,7 +227,7 @@ async def get_upload(request: web.Request) -> web.Response:
     owner = _owner(await require_admin(request, scope="upload"))
     async with request.app[keys.PG].acquire() as conn:
         upload = await uploads.get(conn, request.match_info["upload_id"], owner)
-    return web.json_response(upload.to_json())
+    return web.json_response((await _finished(request, upload)).to_json())
 
 
 class TitleFields(Body):

@@ -364,3 +364,32 @@ async def test_a_direct_upload_url_works_once_without_an_account(app_client: Any
     # bad bodies
     for body in ({"title": ""}, {"title": "x", "expires_in_s": 5}, {"title": "x", "kind": "series"}, {"year": 2000}):
         assert (await app_client.post("/api/v1/uploads", json=body, headers=auth)).status == 400, body
+
+
+async def test_an_upload_whose_completion_failed_completes_on_the_next_head(
+    app_client: Any, settings: Settings, pg: asyncpg.Connection, tmp_path: Path
+) -> None:
+    """Every byte stored, then the completion met an outage (the state such a request leaves):
+    the client's HEAD, which sees offset == length and would send nothing more, completes it."""
+    auth = await admin_headers(app_client, pg)
+    data = os.urandom(4096)
+    location = await create(app_client, auth, len(data), title="Finished late")
+    upload_id = location.rsplit("/", 1)[1]
+    row = await pg.fetchrow("SELECT storage_key, write_id FROM jobs.uploads WHERE id = $1", upload_id)
+    part = tmp_path / "part"
+    part.write_bytes(data)
+    storage = open_storage(settings.storage_url)
+    try:
+        tag = await storage.put_part(row["storage_key"], row["write_id"], 1, part)
+    finally:
+        await storage.close()
+    await pg.execute(
+        "UPDATE jobs.uploads SET received = length, parts = $2::jsonb WHERE id = $1",
+        upload_id,
+        __import__("json").dumps([[1, tag, len(data)]]),
+    )
+    assert await offset_of(app_client, auth, location) == len(data)
+    info = await (await app_client.get(f"/api/v1/uploads/{upload_id}", headers=auth)).json()
+    assert info["status"] == "completed"
+    assert await stored_source(settings, info["title_id"]) == data
+    assert await pg.fetchval("SELECT title FROM catalog.titles WHERE id = $1", info["title_id"]) == "Finished late"

@@ -1,0 +1,270 @@
+"""Resumable upload throughput: one 1 GiB upload over tus into a real `streamflix serve`, on
+local storage and on S3 (moto's server), against `curl` PUT of the same bytes to a plain
+file server (nginx with WebDAV PUT) as the reference, with the server's memory during it.
+
+    .venv/bin/python bench/uploads.py [--mib 1024] [--backends local,s3]
+
+Targets: tus throughput >= 0.8x the reference on each backend; the server's RSS flat (the
+body is spooled to disk, never held in memory): peak minus idle well under the size sent.
+
+Each upload is `curl` both ways (one PATCH of the whole file for tus, as tus-js-client sends
+by default; a PUT for the reference), so the client costs the same. The tus figure includes
+everything until the upload is complete: the request, then joining the parts (S3
+CompleteMultipartUpload, a rename on local storage) and the title's creation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchlib import free_port, tree_rss_mb, wait_http  # noqa: E402
+from firstframe import PASSWORD, Api, Stack  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+TARGET = 0.8
+NGINX = "/usr/sbin/nginx"
+
+
+def source(mib: int) -> Path:
+    path = OUT / f"upload-{mib}mib.bin"
+    if not path.exists() or path.stat().st_size != mib * 1024 * 1024:
+        OUT.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            for _ in range(mib):
+                f.write(os.urandom(1024 * 1024))
+    return path
+
+
+class Sampler:
+    """The peak RSS of a process tree while something runs."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.idle = tree_rss_mb(pid)
+        self.peak = self.idle
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.peak = max(self.peak, tree_rss_mb(self.pid))
+
+    def stop(self) -> tuple[float, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.idle, self.peak
+
+
+def curl(*args: str) -> str:
+    out = subprocess.run(["curl", "-sS", "--fail-with-body", *args], capture_output=True, text=True, timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError(f"curl {' '.join(args[:3])}...: {out.stderr.strip()} {out.stdout[-300:]}")
+    return out.stdout
+
+
+def reference_put(path: Path) -> float:
+    """Seconds for curl PUT of `path` to nginx (WebDAV PUT to its disk)."""
+    prefix = ROOT / "var" / "bench" / "uploads-nginx"
+    shutil.rmtree(prefix, ignore_errors=True)
+    (prefix / "root").mkdir(parents=True)
+    (prefix / "tmp").mkdir()
+    port = free_port()
+    (prefix / "nginx.conf").write_text(
+        f"""daemon off;
+worker_processes 1;
+user root;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/tmp;
+  server {{
+    listen 127.0.0.1:{port};
+    root {prefix}/root;
+    client_max_body_size 0;
+    location / {{ dav_methods PUT; create_full_put_path on; }}
+  }}
+}}
+"""
+    )
+    proc = subprocess.Popen([NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf")], stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                curl("-o", "/dev/null", f"http://127.0.0.1:{port}/")
+                break
+            except RuntimeError as exc:
+                if "404" in str(exc) or "403" in str(exc):
+                    break
+                time.sleep(0.1)
+        started = time.perf_counter()
+        curl("-T", str(path), f"http://127.0.0.1:{port}/films/source.bin")
+        took = time.perf_counter() - started
+        assert (prefix / "root" / "films" / "source.bin").stat().st_size == path.stat().st_size
+        return took
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
+def moto_server() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv/bin/moto_server"), "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/moto-api/", timeout=30)
+    return proc, url
+
+
+def header(dump: str, name: str) -> str:
+    """A header's value from curl's -D dump."""
+    return next(line.split(":", 1)[1].strip() for line in dump.splitlines() if line.lower().startswith(name + ":"))
+
+
+def tus_upload(stack: Stack, token: str, path: Path) -> tuple[float, float, float]:
+    """(seconds, idle RSS, peak RSS) of one tus upload of `path` in a single PATCH."""
+    auth = f"Authorization: Bearer {token}"
+    size = path.stat().st_size
+    headers = curl(
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-X",
+        "POST",
+        "-H",
+        auth,
+        "-H",
+        "Tus-Resumable: 1.0.0",
+        "-H",
+        f"Upload-Length: {size}",
+        "-H",
+        "Upload-Metadata: title QmVuY2g=,filename YmVuY2gubXA0",
+        stack.base + "/api/v1/uploads/tus",
+    )
+    location = next(
+        line.split(":", 1)[1].strip() for line in headers.splitlines() if line.lower().startswith("location:")
+    )
+    sampler = Sampler(stack.procs["serve"].pid)
+    started = time.perf_counter()
+    answer = curl(
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-X",
+        "PATCH",
+        "-T",
+        str(path),
+        "-H",
+        auth,
+        "-H",
+        "Tus-Resumable: 1.0.0",
+        "-H",
+        "Upload-Offset: 0",
+        "-H",
+        "Content-Type: application/offset+octet-stream",
+        "-H",
+        "Expect:",
+        stack.base + location,
+    )
+    took = time.perf_counter() - started
+    idle, peak = sampler.stop()
+    offset = next(
+        int(line.split(":", 1)[1]) for line in answer.splitlines() if line.lower().startswith("upload-offset:")
+    )
+    if offset != size:
+        raise RuntimeError(f"the upload ended at {offset} of {size} bytes")
+    return took, idle, peak
+
+
+def run_backend(name: str, path: Path) -> dict[str, float]:
+    extra: dict[str, str] = {}
+    moto = None
+    if name == "s3":
+        import boto3
+
+        for k, v in {
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }.items():
+            os.environ.setdefault(k, v)
+        moto, endpoint = moto_server()
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="bench-uploads")
+        extra = {
+            "STREAMFLIX_STORAGE_URL": "s3://bench-uploads/media",
+            "STREAMFLIX_S3_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "bench",
+            "AWS_SECRET_ACCESS_KEY": "bench",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    stack = Stack(f"uploads-{name}", workers=0, extra_env=extra)
+    try:
+        stack.start()
+        stack.cli("users", "create", "admin-uploads@example.com", "--admin", "--password-stdin", stdin=PASSWORD + "\n")
+        status, body = Api(stack.base).call(
+            "POST", "/auth/login", {"email": "admin-uploads@example.com", "password": PASSWORD}
+        )
+        if status != 200:
+            raise RuntimeError(f"login: {status} {body}")
+        took, idle, peak = tus_upload(stack, str(body["access_token"]), path)
+        result = {"seconds": took, "idle_mib": idle, "peak_mib": peak}
+        if name == "s3":
+            # context: the same bytes PUT straight into moto, one request (moto keeps objects
+            # in its own memory, and joins multipart uploads in Python)
+            started = time.perf_counter()
+            curl("-T", str(path), f"{extra['STREAMFLIX_S3_ENDPOINT_URL']}/bench-uploads/direct.bin")
+            result["moto_put_s"] = time.perf_counter() - started
+        return result
+    finally:
+        stack.stop()
+        if moto is not None:
+            moto.terminate()
+            moto.wait(10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mib", type=int, default=1024, help="size of the upload (MiB)")
+    parser.add_argument("--backends", default="local,s3")
+    args = parser.parse_args()
+    path = source(args.mib)
+    mib = args.mib
+    print(f"upload of {mib} MiB, {os.cpu_count()} cores")
+    ref = reference_put(path)
+    print(f"reference: curl PUT to nginx (WebDAV): {ref:.2f} s, {mib / ref:.0f} MiB/s")
+    ok = True
+    for backend in args.backends.split(","):
+        r = run_backend(backend, path)
+        ratio = ref / r["seconds"]
+        grew = r["peak_mib"] - r["idle_mib"]
+        passed = ratio >= TARGET
+        ok &= passed
+        print(
+            f"tus on {backend:5}: {r['seconds']:.2f} s, {mib / r['seconds']:.0f} MiB/s = {ratio:.2f}x the reference "
+            f"(target >= {TARGET}x: {'PASS' if passed else 'MISS'}); server RSS {r['idle_mib']:.0f} MiB idle, "
+            f"{r['peak_mib']:.0f} MiB peak (+{grew:.0f} MiB for {mib} MiB sent)"
+        )
+        if "moto_put_s" in r:
+            moto_s = r["moto_put_s"]
+            print(f"  for context: curl PUT straight into moto: {moto_s:.2f} s, {mib / moto_s:.0f} MiB/s")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
