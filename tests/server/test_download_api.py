@@ -5,10 +5,13 @@ front of aiohttp)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import time
 from typing import Any
 
+import asyncpg
 import pytest
 
 from auth import playback
@@ -17,10 +20,12 @@ from media import keys as media_keys
 from packager.model import Presentation
 from server import keys
 from server.app import create_app
+from server.cli import main
 from server.http.errors import ApiError
 from server.origin.downloads import DownloadGate, content_disposition
 from server.origin.handlers import DOWNLOADS
 from tests.catalog.fixtures import admin_headers  # noqa: F401
+from tests.transcoder.jobs_support import cli_env
 from transcoder.download import download_key
 
 
@@ -214,3 +219,47 @@ async def test_gate_reads_each_title_once_per_ttl() -> None:
         await gate.check("c")  # never known: the outage's answer
     with pytest.raises(ApiError):
         await DownloadGate(lookup, enabled=False).check("a")
+
+
+def test_titles_downloads_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], settings: Any, pg_title: str
+) -> None:
+    """`streamflix titles downloads ID on|off`, shown by `titles show`; bad input: one line."""
+    for k, v in cli_env(settings).items():
+        if k.startswith("STREAMFLIX_"):
+            monkeypatch.setenv(k, v)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = run("titles", "downloads", pg_title, "off")
+    assert code == 0 and out == f"downloads off for {pg_title} (CLI title)\n"
+    code, out, _ = run("titles", "show", pg_title)
+    assert code == 0 and "downloads   off" in out
+    code, out, _ = run("titles", "show", pg_title, "--json")
+    assert json.loads(out)["downloads_enabled"] is False
+    code, out, _ = run("titles", "downloads", pg_title, "on")
+    assert code == 0 and "downloads on" in out
+    code, out, _ = run("titles", "show", pg_title, "--json")
+    assert json.loads(out)["downloads_enabled"] is True
+
+    code, _, err = run("titles", "downloads", "00000000-0000-4000-8000-000000000000", "off")
+    assert code == 1 and err.count("\n") == 1 and "no title" in err
+    with pytest.raises(SystemExit) as exit_info:
+        run("titles", "downloads", pg_title, "maybe")
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.fixture
+def pg_title(settings: Any) -> str:
+    async def make() -> str:
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return (await titles.create_title(conn, kind="movie", title="CLI title", status="processing")).id
+        finally:
+            await conn.close()
+
+    return asyncio.run(make())
