@@ -155,3 +155,33 @@ def test_merge_webvtt_keeps_each_cue_once() -> None:
 )
 def test_file_name(title: str, name: str) -> None:
     assert file_name(title) == name
+
+
+async def test_made_from_s3_storage(ready_title: dict[str, Any], s3_server: str, tmp_path: Path) -> None:
+    """On S3 the segments are streamed down (no local path), and the MP4 goes back up."""
+    import uuid
+
+    from media.storage_s3 import S3Storage
+
+    settings = ready_title["settings"]
+    p = await _model(settings, ready_title["id"], ready_title["version"])
+    plain = Presentation(**{**p.__dict__, "renditions": tuple(r for r in p.renditions if r.kind != "download")})
+    local = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    s3 = open_storage(f"s3://sf-{uuid.uuid4().hex[:12]}/media", s3_server)
+    assert isinstance(s3, S3Storage)
+    try:
+        await s3.create_bucket()
+        prefix = keys.version_prefix(p.title_id, p.version)
+        for obj in await local.list(prefix):
+            await s3.put_bytes(obj.key, await local.get_bytes(obj.key))
+        assert s3.local_path(download_key(p.title_id, p.version)) is None
+        out = await with_download(s3, plain, tmp_path / "work", title="From S3")
+        dl = out.rendition(DOWNLOAD_ID)
+        assert dl is not None and dl.name == "from-s3.mp4"
+        saved = tmp_path / "dl.mp4"
+        saved.write_bytes(await s3.get_bytes(download_key(p.title_id, p.version)))
+        assert dl.segments[0].size == saved.stat().st_size
+        assert sorted(s["codec_type"] for s in _streams(saved)) == ["audio", "video"]
+    finally:
+        await s3.close()
+        await local.close()
