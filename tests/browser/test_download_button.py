@@ -25,9 +25,12 @@ def test_download_button(live_server: Any, clip_factory: Any, new_context: Any, 
     link.wait_for()
     assert f"/stream/{title['id']}/{title['version']}/dl/download.mp4?token=" in (link.get_attribute("href") or "")
     assert link.get_attribute("download") == ""
-    # keyboard only: reach the link with Tab, activate it with Enter
+    # keyboard only: reach the link with Tab, activate it with Enter. Once the page is done
+    # rendering (it then moves focus to its heading) and the video plays.
+    page.wait_for_function("() => document.getElementById('video').readyState >= 2")
+    page.wait_for_function("() => document.activeElement && document.activeElement.tagName === 'H1'")
     page.locator("#quality").focus()
-    for _ in range(5):
+    for _ in range(3):
         page.keyboard.press("Tab")
         if page.evaluate("() => document.activeElement && document.activeElement.id") == "download":
             break
