@@ -48,6 +48,8 @@ class Title:
     popularity: int = 0
     added_at: datetime | None = None
     published_at: datetime | None = None
+    # Viewers may download it as one MP4 (when the version has one and the server allows it).
+    downloads_enabled: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -89,6 +91,7 @@ class Title:
             "popularity": self.popularity,
             "created_at": self.created_at.isoformat(),
             "published_at": self.published_at.isoformat() if self.published_at else None,
+            "downloads_enabled": self.downloads_enabled,
         }
         if self.kind == "episode":
             out.update(series_id=self.series_id, season_number=self.season_number, episode_number=self.episode_number)
@@ -99,7 +102,7 @@ class Title:
 COLUMNS = (
     "id, kind, title, year, genres, description, status, failure_reason, duration_s, series_id,"
     " season_number, episode_number, current_version, created_at, updated_at, credits, poster_etag,"
-    " poster_content_type, visible, popularity, added_at, published_at"
+    " poster_content_type, visible, popularity, added_at, published_at, downloads_enabled"
 )
 _COLUMN_NAMES = tuple(COLUMNS.replace(" ", "").split(","))
 
@@ -251,7 +254,16 @@ async def find_series(conn: asyncpg.Connection, name: str) -> Title | None:
 
 
 # Fields an admin may change with PATCH; status moves only through `catalog.status`.
-EDITABLE = ("title", "year", "genres", "description", "credits", "season_number", "episode_number")
+EDITABLE = (
+    "title",
+    "year",
+    "genres",
+    "description",
+    "credits",
+    "season_number",
+    "episode_number",
+    "downloads_enabled",
+)
 
 
 async def update_title(conn: asyncpg.Connection, title_id: str, changes: dict[str, Any]) -> Title:
@@ -263,6 +275,8 @@ async def update_title(conn: asyncpg.Connection, title_id: str, changes: dict[st
         if not isinstance(values["title"], str) or not values["title"].strip():
             raise InvalidTitle("title must not be empty")
         values["title"] = values["title"].strip()
+    if "downloads_enabled" in values and not isinstance(values["downloads_enabled"], bool):
+        raise InvalidTitle("downloads_enabled must be true or false")
     if "genres" in values:
         values["genres"] = normalize_genres(values["genres"] or [])
     if "credits" in values:

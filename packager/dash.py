@@ -49,8 +49,10 @@ def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
         if "$" in stripped:
             raise InvalidUri(f"stray '$' in DASH template {template!r}")
 
-    ends = [_boundaries(r)[-1] for r in p.renditions]
-    longest_segment = max(seconds(s.duration, r.timescale) for r in p.renditions for s in r.segments)
+    # A download is one whole-title "segment" no player buffers: it must not set minBufferTime.
+    streamed = [r for r in p.renditions if r.kind != "download"] or list(p.renditions)
+    ends = [_boundaries(r)[-1] for r in streamed]
+    longest_segment = max(seconds(s.duration, r.timescale) for r in streamed for s in r.segments)
     mpd = ET.Element(
         "MPD",
         {

@@ -77,7 +77,19 @@ class Rendition:
         return SEGMENT_EXTS[self.kind]
 
     def segment_name(self, number: int) -> str:
+        if self.kind == "download":
+            return f"{self.id}/{DOWNLOAD_NAME}"  # its one segment is the whole file
         return f"{self.id}/{number}{self.segment_ext}"
+
+    @property
+    def has_init(self) -> bool:
+        return self.kind in ("video", "audio")
+
+    def object_names(self) -> list[str]:
+        """Every object (relative to the version) this rendition references: its init
+        segment when its kind has one, then its segments."""
+        names = [self.init_name] if self.has_init else []
+        return names + [self.segment_name(self.start_number + i) for i in range(len(self.segments))]
 
     @property
     def duration_s(self) -> float:

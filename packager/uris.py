@@ -7,6 +7,7 @@ A version is served under one directory (the server owns the route prefix):
     {version}/{rendition}/index.m3u8 media playlist
     {version}/{rendition}/init.mp4   init segment      (names from packager.model)
     {version}/{rendition}/{n}.m4s    media segment
+    {version}/{rendition}/download.mp4  a download rendition's one progressive MP4
 
 With `base=""` every URI is relative to the document it is written in (RFC 8216 section 4.1,
 ISO/IEC 23009-1 5.6: relative URIs resolve against the playlist's / MPD's own URL), so the
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from packager.errors import InvalidUri
-from packager.model import INIT_NAME, SEGMENT_EXT, Rendition
+from packager.model import DOWNLOAD_NAME, INIT_NAME, SEGMENT_EXT, Rendition
 
 MASTER_NAME = "master.m3u8"
 MEDIA_PLAYLIST_NAME = "index.m3u8"
@@ -72,6 +73,10 @@ class UriBuilder:
     def media_playlist(self, rendition_id: str) -> str:
         """From the multivariant playlist (it sits at the version root)."""
         return self._q(f"{self.base}{rendition_id}/{MEDIA_PLAYLIST_NAME}")
+
+    def download(self, rendition: Rendition) -> str:
+        """A download rendition's one MP4 (packager.model.DOWNLOAD_NAME), from the version root."""
+        return self._q(f"{self.base}{rendition.id}/{DOWNLOAD_NAME}")
 
     # ---- media, as written in a media playlist (it sits in `{rendition_id}/`) ----------
 

@@ -63,6 +63,9 @@ class Settings:
     smtp_url: str | None = None
     # Playback URLs stay valid until the end of the window their expiry is rounded up to.
     playback_window_s: int = 6 * 3600
+    # Progressive MP4 downloads (docs/tracks.md): off here, no title offers one; on, each
+    # title's own `downloads_enabled` decides.
+    downloads: bool = True
     access_token_ttl_s: int = 15 * 60
     refresh_token_ttl_s: int = 30 * 24 * 3600
     # Largest source `ingest` will download from a URL or accept from disk.

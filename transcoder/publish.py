@@ -77,8 +77,7 @@ def version_files(out_dir: Path, presentation: Presentation) -> list[tuple[str, 
     the poster when there is one. Raises TranscodeError when a referenced file is missing."""
     files: list[tuple[str, Path]] = []
     for r in presentation.renditions:
-        names = [r.init_name] + [r.segment_name(r.start_number + i) for i in range(len(r.segments))]
-        files.extend((name, out_dir / name) for name in names)
+        files.extend((name, out_dir / name) for name in r.object_names())
     poster = out_dir / keys.POSTER_NAME
     if poster.is_file():
         files.append((keys.POSTER_NAME, poster))

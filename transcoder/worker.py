@@ -46,6 +46,7 @@ from media.storage import Storage
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation
 from transcoder import chunks, gc, jobs, seekable, sources, tasks
 from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
+from transcoder.download import with_download
 from transcoder.errors import TaskFailed, TranscodeError
 from transcoder.failures import OUTAGE, classify, is_database_outage
 from transcoder.ingest import fetch_to_local, source_extension
@@ -675,6 +676,8 @@ class Worker:
             finally:
                 for poster in posters:
                     await _stop_task(poster)
+            # From the stored segments: a download that cannot be made is logged and left out.
+            presentation = await with_download(self.storage, presentation, attempt_dir / "download", title=title.title)
             self._set_progress(job, PUBLISH_AT)
             # Every task is done: whatever half-written object is left under the version is a
             # dead attempt's (a worker killed mid-upload), never a live writer's.

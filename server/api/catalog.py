@@ -149,6 +149,8 @@ class TitlePatch(Body):
     credits: Annotated[list[Credit], Field(max_length=titles.MAX_CREDITS)] = None  # type: ignore[assignment]  # absent = unchanged; the type refuses null
     season_number: Annotated[int, Field(ge=0, le=10_000)] | None = None
     episode_number: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    # Off: the playback answer has no download_url and the origin refuses the download (403).
+    downloads_enabled: Annotated[bool, Field(strict=True)] = None  # type: ignore[assignment]  # absent = unchanged; the type refuses null
 
 
 class Suggestions(BaseModel):
@@ -204,7 +206,7 @@ async def patch_title(request: web.Request) -> web.Response:
     changes: dict[str, Any] = {}
     for name in body.model_fields_set:
         value = getattr(body, name)
-        if value is None and name in ("title", "genres", "description", "credits"):
+        if value is None and name in ("title", "genres", "description", "credits", "downloads_enabled"):
             raise ApiError(400, "invalid_body", f"{name} cannot be null")
         if name == "credits":
             value = [c.model_dump(exclude_none=True) for c in value]

@@ -7,28 +7,39 @@ URLs and a CDN keeps one copy of each segment for all of them.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from auth import playback
 from catalog import titles
 from catalog.errors import TitleNotReady
+from media.errors import StorageError
+from packager.model import Rendition
 from packager.uris import UriBuilder
 from server import keys
 from server.api.routing import ApiRoutes
 from server.http.authn import require_user
+from server.http.errors import ApiError
+from server.origin.handlers import ORIGIN
 from server.origin.routes import PREFIX
 
 routes = ApiRoutes()
+log = logging.getLogger("streamflix.api")
 
 
 class Playback(BaseModel):
     hls_url: str
     dash_url: str
     expires_at: str
+    download_url: str | None = Field(
+        None,
+        description="one progressive MP4 behind the same token; absent when the version has none or "
+        "downloads are off for the title or the server",
+    )
 
 
 def version_base(public_url: str | None, title_id: str, version: str) -> str:
@@ -60,14 +71,28 @@ async def start_playback(request: web.Request) -> web.Response:
         request.app[keys.PLAYBACK_KEYRING], title.id, title.current_version, time.time(), settings.playback_window_s
     )
     uri = UriBuilder(version_base(settings.public_url, title.id, title.current_version), f"token={token}")
-    return web.json_response(
-        {
-            "hls_url": uri.master(),
-            "dash_url": uri.mpd(),
-            "expires_at": datetime.fromtimestamp(expires_at, tz=UTC).isoformat().replace("+00:00", "Z"),
-        },
-        headers={"Cache-Control": "no-store"},
-    )
+    answer = {
+        "hls_url": uri.master(),
+        "dash_url": uri.mpd(),
+        "expires_at": datetime.fromtimestamp(expires_at, tz=UTC).isoformat().replace("+00:00", "Z"),
+    }
+    if settings.downloads and title.downloads_enabled:
+        download = await _download(request, title.id, title.current_version)
+        if download is not None:
+            answer["download_url"] = uri.download(download)
+    return web.json_response(answer, headers={"Cache-Control": "no-store"})
+
+
+async def _download(request: web.Request, title_id: str, version: str) -> Rendition | None:
+    """The version's download rendition, from the origin's cached model (a storage read once
+    per version); None when it has none or the model cannot be read now: the stream URLs are
+    answered all the same."""
+    try:
+        p, _ = await request.app[ORIGIN].presentation(title_id, version)
+    except (ApiError, StorageError) as exc:
+        log.warning("title %s version %s: no download_url: %s", title_id, version, exc)
+        return None
+    return p.downloads[0] if p.downloads else None
 
 
 def setup(app: web.Application) -> None:

@@ -44,6 +44,7 @@ class Title(BaseModel):
     popularity: int = 0
     created_at: datetime | None = None
     published_at: datetime | None = None
+    downloads_enabled: bool = Field(True, description="viewers may download it as one MP4 (docs/tracks.md)")
     series_id: str | None = None
     season_number: int | None = None
     episode_number: int | None = None

@@ -1,7 +1,8 @@
-"""`streamflix titles list|show|delete|retry`: the catalog from the shell.
+"""`streamflix titles list|show|delete|retry|downloads`: the catalog from the shell.
 
 `retry ID` puts a failed title back in the queue with fresh attempts (after the cause of its
-failure is fixed: storage credentials, a bucket, a bug); a worker picks it up as usual."""
+failure is fixed: storage credentials, a bucket, a bug); a worker picks it up as usual.
+`downloads ID on|off` lets viewers download the title as one MP4, or not (docs/tracks.md)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = add_action(actions, "retry", help="queue a failed title again, with fresh attempts")
     p.add_argument("id")
     p.add_argument("--json", action="store_true")
+    p = add_action(actions, "downloads", help="let viewers download a title as one MP4 (on), or not (off)")
+    p.add_argument("id")
+    p.add_argument("state", choices=("on", "off"))
 
 
 def _json(title: Title, job: jobs.Job | None) -> dict[str, Any]:
@@ -119,6 +123,7 @@ async def show_title(pool: asyncpg.Pool, storage: Storage, title_id: str, as_jso
         ("series", t.series_id),
         ("season", t.season_number),
         ("episode", t.episode_number),
+        ("downloads", "on" if t.downloads_enabled else "off"),
         ("description", t.description),
     ]
     if job is not None:
@@ -156,5 +161,10 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
                 print(json.dumps(job.to_json(), indent=2))
             else:
                 print(f"queued {job.title_id} again as job #{job.id} ({job.max_attempts} attempts)")
+            return 0
+        if args.titles_command == "downloads":
+            async with pool.acquire() as conn:
+                t = await titles.update_title(conn, args.id, {"downloads_enabled": args.state == "on"})
+            print(f"downloads {args.state} for {t.id} ({t.title})")
             return 0
     raise AssertionError(args.titles_command)

@@ -29,7 +29,7 @@ from media.errors import StorageError
 from media.storage import ObjectNotFound, Storage
 from packager.dash import render_mpd
 from packager.hls import render_media, render_multivariant
-from packager.model import Presentation
+from packager.model import DOWNLOAD_NAME, Presentation
 from packager.uris import MASTER_NAME, MEDIA_PLAYLIST_NAME, MPD_NAME, UriBuilder
 from server.http.conditional import Decision, Validators, http_date
 from server.http.errors import ApiError
@@ -209,8 +209,12 @@ class Origin:
 
         return await self._once(("model", title_id, version), load)
 
-    async def stored_object(self, key: str, content_type: str = CT_SEGMENT) -> StoredObject:
-        """An object's size and validators (a storage HEAD on the first request only)."""
+    async def stored_object(
+        self, key: str, content_type: str = CT_SEGMENT, extra_headers: dict[str, str] | None = None
+    ) -> StoredObject:
+        """An object's size and validators (a storage HEAD on the first request only).
+        `extra_headers` join its 200's fields (a download's Content-Disposition): one key is
+        always asked for with the same ones."""
         cached = self.objects.get(key)
         if cached is not None:
             return cached
@@ -231,6 +235,7 @@ class Origin:
                     "Cache-Control": SEGMENT_CACHE_CONTROL,
                     "Accept-Ranges": "bytes",
                     **CORS_HEADERS,
+                    **(extra_headers or {}),
                 },
                 full=Decision(200, 0, info.size),
             )
@@ -291,9 +296,15 @@ class Origin:
         if r is None:
             raise ApiError(404, "rendition_not_found", "no such rendition in this version")
         if route == "media_playlist":
+            if r.kind == "download":
+                raise ApiError(404, "rendition_not_found", "a download has no media playlist")
             rid = r.id
             name = f"{rid}/{MEDIA_PLAYLIST_NAME}"
             return self.document(p, lm, name, token, lambda uri: render_media(p, rid, uri), CT_HLS)
+        if route == "download":
+            if r.kind != "download":
+                raise ApiError(404, "download_not_found", "this rendition is not a download")
+            return media_keys.object_key(p.title_id, p.version, f"{r.id}/{DOWNLOAD_NAME}")
         if route == "init":
             if r.kind not in ("video", "audio"):
                 raise ApiError(404, "segment_not_found", "this rendition has no init segment")

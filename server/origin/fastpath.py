@@ -68,6 +68,9 @@ HEAD_LIMIT = 8192  # longer heads (and URIs over 8 KiB: 414) are aiohttp's
 URL_CACHE_SIZE = 4096  # parsed stream URLs
 HEAD_CACHE_SIZE = 1024  # parsed request heads
 PIPELINE_LIMIT = 65536  # unanswered bytes kept before reading pauses
+# Routes aiohttp always answers: a download needs the title's downloads flag (downloads.py),
+# which may need Postgres; downloads are rare and large, so the fast path gains nothing there.
+HANDED_OVER = frozenset({"download"})
 
 _STARTS = (b"GET /stream/", b"HEAD /stream/")
 _METHODS = {b"GET": "GET", b"HEAD": "HEAD"}
@@ -345,6 +348,8 @@ class FastProtocol(asyncio.Protocol):
         if matched is None:
             return False
         route = matched.route
+        if route in HANDED_OVER:
+            return False
         req.target = matched
         o = self.edge.origin
         t: Document | str | None = matched.document

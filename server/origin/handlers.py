@@ -32,6 +32,7 @@ from server.http.errors import ApiError
 from server.http.middlewares import BYTES_SENT
 from server.origin import routes, sendfile
 from server.origin.cache import Document, Origin, StoredObject
+from server.origin.downloads import DownloadGate, catalog_lookup, content_disposition
 from server.origin.progressive import Waits, not_ready
 from server.origin.representation import ANSWERED, Representation, decide, fields, refusal
 
@@ -39,6 +40,7 @@ log = logging.getLogger("streamflix.stream")
 
 ORIGIN = web.AppKey("stream_origin", Origin)
 WAITS = web.AppKey("stream_waits", Waits)
+DOWNLOADS = web.AppKey("stream_downloads", DownloadGate)
 
 
 def setup(app: web.Application) -> None:
@@ -52,6 +54,7 @@ def setup(app: web.Application) -> None:
 async def _origin_ctx(app: web.Application) -> AsyncIterator[None]:
     storage = app[keys.STORAGE]
     o = app[ORIGIN] = Origin(storage, app[keys.PLAYBACK_KEYRING])
+    app[DOWNLOADS] = DownloadGate(catalog_lookup(lambda: app[keys.PG]), enabled=app[keys.SETTINGS].downloads)
     waits = app[WAITS] = Waits(
         o.stored_object, lambda key: storage.local_path(key) is not None, wait_s=app[keys.SETTINGS].segment_wait_s
     )
@@ -61,6 +64,8 @@ async def _origin_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def handler(route: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """The aiohttp handler of one stream route (see routes.ROUTES)."""
+    if route == "download":
+        return handle_download
 
     async def handle(request: web.Request) -> web.StreamResponse:
         o = request.app[ORIGIN]
@@ -82,6 +87,31 @@ def handler(route: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 
     handle.__name__ = handle.__qualname__ = f"stream_{route}"
     return handle
+
+
+async def handle_download(request: web.Request) -> web.StreamResponse:
+    """A download rendition's MP4: a segment's answer plus the download rules (downloads.py).
+    Never answered by the fast path, which hands this route over."""
+    o = request.app[ORIGIN]
+    mi = request.match_info
+    title_id, version = mi["title_id"], mi["version"]
+    token = _token(request)
+    o.verify_token(token, title_id, version)
+    await request.app[DOWNLOADS].check(title_id)
+    p, lm = await o.presentation(title_id, version)
+    key = o.target(p, lm, token, "download", mi["rendition"], None)
+    assert isinstance(key, str)
+    r = p.rendition(mi["rendition"])
+    try:
+        obj = await o.stored_object(
+            key, extra_headers={"Content-Disposition": content_disposition(r.name if r else None)}
+        )
+    except ObjectNotFound:
+        raise _gone(o, p) from None
+    return await _send_object(request, o, p, obj)
+
+
+handle_download.__name__ = handle_download.__qualname__ = "stream_download"
 
 
 def _token(request: web.Request) -> str:

@@ -8,6 +8,7 @@ protocol's matcher (fastpath.py). Pure: no I/O, no aiohttp.
     {rendition}/{n}.m4s      media segment (video, audio)
     {rendition}/{n}.vtt      WebVTT segment (subtitles)
     {rendition}/{n}.jpg      thumbnail sprite sheet (image)
+    {rendition}/download.mp4 the progressive MP4 of a download rendition (downloads.py)
 
 Paths never reach storage as given: the variables admit only [a-z0-9_-] names and decimal
 numbers (everything else is the router's 404), rendition ids and segment numbers must exist in
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import re
 
+from packager.model import DOWNLOAD_NAME
 from packager.uris import MASTER_NAME, MEDIA_PLAYLIST_NAME, MPD_NAME
 
 PREFIX = "/stream"
@@ -39,6 +41,7 @@ ROUTES = {
     "segment": "{title_id}/{version}/{rendition}/{number}.m4s",
     "text_segment": "{title_id}/{version}/{rendition}/{number}.vtt",
     "image_segment": "{title_id}/{version}/{rendition}/{number}.jpg",
+    "download": f"{{title_id}}/{{version}}/{{rendition}}/{DOWNLOAD_NAME}",
 }
 # The segment routes, by the file name extension they serve (packager.model.SEGMENT_EXTS):
 # a rendition's segments have exactly one URL, the one of its kind.

@@ -63,8 +63,7 @@ def model_names(model: Presentation) -> list[str]:
     """Every object name (relative to the version) the model references."""
     names: list[str] = []
     for r in model.renditions:
-        names.append(r.init_name)
-        names += [r.segment_name(r.start_number + i) for i in range(len(r.segments))]
+        names += r.object_names()
     return names
 
 

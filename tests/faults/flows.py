@@ -256,9 +256,7 @@ def kill_in_phase(
         if m is None:
             return False
         prefix = media_keys.version_prefix(title_id, m.version)
-        names = [r.init_name for r in m.renditions] + [
-            r.segment_name(r.start_number + i) for r in m.renditions for i in range(len(r.segments))
-        ]
+        names = [name for r in m.renditions for name in r.object_names()]
         return all(prefix + name in objects for name in names)
 
     def tasks_left() -> list[str]:

@@ -177,8 +177,7 @@ async def test_sigkill_mid_encode_then_restart(
     assert not model.progressive
     named = {keys.model_key(title.id, model.version), keys.poster_key(title.id, model.version)}
     for r in model.renditions:
-        named.add(keys.object_key(title.id, model.version, r.init_name))
-        named |= {keys.object_key(title.id, model.version, r.segment_name(n)) for n in range(1, len(r.segments) + 1)}
+        named |= {keys.object_key(title.id, model.version, name) for name in r.object_names()}
     assert set(await stored_keys(storage, title.id)) == named
     assert not await storage.list_incomplete(keys.title_prefix(title.id))
     assert [o.key for o in await storage.list(keys.source_prefix(title.id))] == [keys.source_key(title.id, ".mp4")]

@@ -58,10 +58,16 @@ export async function render({ main, params, navigate, isCurrent }) {
   const status = h('p', { class: 'player-status', id: 'player-status', role: 'status', 'aria-live': 'polite' });
   const overlay = h('div', { class: 'next-episode', id: 'next-episode', hidden: true });
   const stage = h('div', { class: 'player-stage' }, video, overlay);
+  // A download is offered only where the playback answer has one (the version has an MP4 and
+  // downloads are on for the title): a plain link, so keyboard and "save link as" just work;
+  // the origin's Content-Disposition names the file even where `download` is ignored (a CDN).
+  const download = playback.download_url
+    ? h('a', { class: 'button button-ghost button-small', id: 'download', href: playback.download_url, download: '' }, 'Download')
+    : null;
   main.append(
     stage,
     h('div', { class: 'player-bar' },
-      h('label', { for: 'quality' }, 'Quality '), quality, status),
+      h('label', { for: 'quality' }, 'Quality '), quality, download, status),
   );
   if (start) main.append(h('p', { class: 'hint', id: 'resume-note' }, `Resuming at ${formatDuration(start)}.`));
   // A playable title is still being encoded: every segment is listed, and one not made yet
