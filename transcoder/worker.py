@@ -83,6 +83,9 @@ LENGTH_MISMATCH_S = 0.5
 SOURCE_ENDS = "source_ends"
 # ... and the key of the source's seekable copy, when it needed one.
 SEEKABLE_SOURCE = "seekable_source"
+# The ingest's audio language overrides the ladder was planned with ({"0": "en"}): the tasks
+# plan the same ladder from the model.
+AUDIO_LANGUAGES = "audio_languages"
 
 T = TypeVar("T")
 
@@ -394,7 +397,8 @@ class Worker:
             raise TranscodeError(f"task {task.id}: its job or probe is gone")
         probe = Probe.from_dict(stored)
         model = Presentation.from_json(await self.storage.get_bytes(keys.model_key(task.title_id, task.version)))
-        ladder = plan_ladder(probe, segment_s=model.segment_target_s)
+        overrides = {int(k): v for k, v in (model.extra.get(AUDIO_LANGUAGES) or {}).items()}
+        ladder = plan_ladder(probe, segment_s=model.segment_target_s, audio_languages=overrides)
         source_key = job.source
         if model.extra.get(SEEKABLE_SOURCE):
             source_key = model.extra[SEEKABLE_SOURCE]
@@ -614,7 +618,8 @@ class Worker:
             source = await self._fetch_source(job, attempt_dir)
             probe = await self._probe(job, source)
             ends = await chunks.measure_source_ends(str(source), probe)
-            ladder = plan_ladder(probe, segment_s=self.segment_s)
+            overrides = await self._audio_languages(job)
+            ladder = plan_ladder(probe, segment_s=self.segment_s, audio_languages=overrides)
             version = job.version or new_version()
             if job.version is None:
 
@@ -636,14 +641,17 @@ class Worker:
                 )
             # The tasks read the source's measured ends from here (the audio is cut to them).
             extra = {**predicted.extra, SOURCE_ADJUSTMENTS: adjusted, SOURCE_ENDS: ends.to_dict()}
+            if overrides:
+                extra[AUDIO_LANGUAGES] = {str(k): v for k, v in overrides.items()}
             if seekable.needs_copy(probe):
                 extra[SEEKABLE_SOURCE] = await self._seekable_copy(job, str(source), probe, ladder, attempt_dir)
             predicted = dataclasses.replace(predicted, extra=extra)
             await write_model(self.storage, predicted)
             total = timeline_length(predicted)
-            specs = tasks.plan_tasks(
-                [r.id for r in ladder.rungs], ladder.audio.id if ladder.audio else None, total, self.chunk_segments
+            audio_ids = sorted(
+                (a.id for a in ladder.audios), key=lambda i: ladder.audio is None or i != ladder.audio.id
             )
+            specs = tasks.plan_tasks([r.id for r in ladder.rungs], audio_ids, total, self.chunk_segments)
 
             async def make_tasks() -> None:
                 async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
@@ -935,6 +943,15 @@ class Worker:
             async for chunk in self.storage.stream(job.source):
                 await fh.write(chunk)
         return dest
+
+    async def _audio_languages(self, job: jobs.Job) -> dict[int, str]:
+        """The ingest's `--audio-lang` overrides, by audio stream order."""
+
+        async def get() -> dict:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                return await sources.get_options(conn, job.title_id)
+
+        return sources.audio_languages(await self._waiting(get))
 
     async def _probe(self, job: jobs.Job, source: Path) -> Probe:
         """The stored probe when an earlier attempt made one, else ffprobe (and store it)."""
