@@ -23,12 +23,18 @@ PROFILE_LIVE = "urn:mpeg:dash:profile:isoff-live:2011"
 # says the segments are CMAF-conformant (`cmfc` brand), which the model cannot tell.
 PROFILE_CMAF = "urn:mpeg:dash:profile:cmaf:2019"
 ROLE_SCHEME = "urn:mpeg:dash:role:2011"
-CHANNELS_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+# ISO/IEC 23001-8 (CICP) ChannelConfiguration, the scheme DASH-IF IOP 6.3.3.2 asks for with
+# AAC: 2 is stereo, 6 is 5.1. Channel counts without a CICP value use the older 23003-3
+# scheme, whose value is the count itself.
+CHANNELS_SCHEME = "urn:mpeg:mpegB:cicp:ChannelConfiguration"
+CHANNELS_COUNT_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+CICP_CHANNELS: dict[int, int] = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 8: 12}
 
 
 def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
     """A static MPD: a video AdaptationSet (one Representation per rung) and one audio
-    AdaptationSet per language.
+    AdaptationSet per language and channel count (stereo and 5.1 of one language are not
+    seamlessly switchable, so they are separate sets a player offers as separate tracks).
 
     A progressive model (segments still being encoded, timeline complete) is static too: every
     segment is listed with its exact duration; @bandwidth is the encoder's cap until the
@@ -70,7 +76,7 @@ def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
         _video_set(period, set_id, p.video, templates)
         set_id += 1
     default = next((a for a in p.audio if a.default), p.audio[0] if p.audio else None)
-    for lang, group in _by_language(p.audio).items():
+    for (lang, _channels), group in _by_language(p.audio).items():
         _audio_set(period, set_id, lang, group, any(a is default for a in group), templates)
         set_id += 1
     ET.indent(mpd, "  ")
@@ -118,10 +124,14 @@ def _audio_set(
     attrs = _set_attrs(set_id, "audio", "audio/mp4", reps)
     attrs["lang"] = lang
     aset = ET.SubElement(period, "AdaptationSet", attrs)
-    if is_default:
-        # 5.8.5.5: Role "main" marks the language a player picks when nothing else decides,
-        # the DASH twin of HLS DEFAULT=YES.
-        ET.SubElement(aset, "Role", {"schemeIdUri": ROLE_SCHEME, "value": "main"})
+    name = next((r.name for r in reps if r.name), None)
+    if name:
+        # 5.3.7.2 (4th ed.): a Label is what a player's track menu shows; schema order puts
+        # it (a RepresentationBase element) before the AdaptationSet's own Role.
+        ET.SubElement(aset, "Label").text = name
+    # 5.8.5.5: Role "main" marks the track a player picks when nothing else decides (the
+    # DASH twin of HLS DEFAULT=YES); every other language or layout is an "alternate".
+    ET.SubElement(aset, "Role", {"schemeIdUri": ROLE_SCHEME, "value": "main" if is_default else "alternate"})
     shared = _shared_timeline(reps)
     if shared:
         _segment_template(aset, reps[0], templates)
@@ -132,8 +142,7 @@ def _audio_set(
         rep = ET.SubElement(aset, "Representation", rep_attrs)
         if r.channels:
             # Schema order: RepresentationBase descriptors come before SegmentTemplate.
-            channels = {"schemeIdUri": CHANNELS_SCHEME, "value": str(r.channels)}
-            ET.SubElement(rep, "AudioChannelConfiguration", channels)
+            ET.SubElement(rep, "AudioChannelConfiguration", _channel_configuration(r.channels))
         if not shared:
             _segment_template(rep, r, templates)
 
@@ -209,8 +218,15 @@ def _frame_rate(text: str) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 
 
-def _by_language(audio: tuple[Rendition, ...]) -> dict[str, list[Rendition]]:
-    groups: dict[str, list[Rendition]] = {}
+def _channel_configuration(channels: int) -> dict[str, str]:
+    if channels in CICP_CHANNELS:
+        return {"schemeIdUri": CHANNELS_SCHEME, "value": str(CICP_CHANNELS[channels])}
+    return {"schemeIdUri": CHANNELS_COUNT_SCHEME, "value": str(channels)}
+
+
+def _by_language(audio: tuple[Rendition, ...]) -> dict[tuple[str, int], list[Rendition]]:
+    """Audio renditions grouped by (language, channel count), in first-seen order."""
+    groups: dict[tuple[str, int], list[Rendition]] = {}
     for a in audio:
-        groups.setdefault(a.language or "und", []).append(a)
+        groups.setdefault((a.language or "und", a.channels or 0), []).append(a)
     return groups
