@@ -755,7 +755,9 @@ def assemble_presentation(
                 segs,
                 language=a.language,
                 name=audio_name(a.name, a.language),
-                channels=init.get("channels") or a.channels,
+                # The encoder was told `-ac`; an MP4 AAC sample entry's channelcount says 2
+                # whatever the layout (ISO 14496-12 12.2.3; the real one is in the esds).
+                channels=a.channels,
                 sample_rate=init.get("sample_rate") or a.sample_rate,
                 default=a is ladder.audio,
             )
