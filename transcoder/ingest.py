@@ -32,6 +32,7 @@ from media import keys
 from media.storage import Storage
 from transcoder import jobs, sources
 from transcoder.errors import TranscoderError
+from transcoder.subtitles import Track, store_sidecars
 
 DOWNLOAD_CHUNK = 1024 * 1024
 CONNECT_TIMEOUT_S = 30.0
@@ -204,6 +205,7 @@ async def ingest(
     work_dir: Path,
     max_attempts: int = 3,
     s3_endpoint_url: str | None = None,
+    subtitles: Sequence[Track] = (),
 ) -> Title:
     """Register a title from `source` and queue its transcode; returns the `pending` title.
 
@@ -221,6 +223,7 @@ async def ingest(
         content_type = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
         await storage.put_file(key, local, content_type)
         try:
+            await store_sidecars(storage, title_id, subtitles)
             async with pool.acquire() as conn, conn.transaction():
                 # plan_kind made sure an episode names its series
                 series_id = (await _series(conn, series, genres)).id if kind == "episode" and series else None

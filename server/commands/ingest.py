@@ -28,6 +28,7 @@ import asyncpg
 from catalog import titles
 from catalog.titles import Title
 from media.storage import Storage
+from media.subtitles import SubtitleError
 from server.api.links import poster_url
 from server.commands._args import non_negative_int, positive_int
 from server.commands._runtime import open_runtime
@@ -36,6 +37,7 @@ from server.settings import Settings
 from transcoder import jobs
 from transcoder.failures import is_database_outage
 from transcoder.ingest import ingest
+from transcoder.subtitles import Track, read_sidecar
 from transcoder.worker import Worker
 
 NAME = "ingest"
@@ -57,6 +59,14 @@ def credit(text: str) -> dict[str, str]:
     return {k: v for k, v in fields.items() if v}
 
 
+def subtitle(text: str) -> Track:
+    """An argparse type: `LANG:PATH[:forced][:sdh]`, read and validated at once (exit 2)."""
+    try:
+        return read_sidecar(text)
+    except SubtitleError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SOURCE", help="a local file, s3:// or http(s):// URL")
     parser.add_argument("--title", required=True)
@@ -74,6 +84,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=credit,
         metavar="NAME[:ROLE[:CHARACTER]]",
         help='cast or crew, repeatable: --credit "Keanu Reeves:actor:Neo"',
+    )
+    parser.add_argument(
+        "--subtitle",
+        action="append",
+        default=[],
+        type=subtitle,
+        metavar="LANG:PATH[:forced][:sdh]",
+        help="a sidecar subtitle file (SubRip, WebVTT, ASS/SSA), repeatable: --subtitle fr:film.fr.srt",
     )
     wait = parser.add_mutually_exclusive_group()
     wait.add_argument("--wait", action="store_true", help="return when the title is ready or failed")
@@ -212,6 +230,7 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             work_dir=settings.work_dir,
             max_attempts=settings.job_max_attempts,
             s3_endpoint_url=settings.s3_endpoint_url,
+            subtitles=args.subtitle,
         )
         if not args.json:
             print(title.id, flush=True)
