@@ -115,7 +115,7 @@ def decode(data: bytes) -> str:
         except UnicodeDecodeError:
             text = data.decode("latin-1")
     if "\x00" in text:
-        raise SubtitleError("bad_encoding", "the file holds NUL characters: not a text subtitle file")
+        raise SubtitleError("not_subtitles", "binary data (NUL characters): not a subtitle file")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
