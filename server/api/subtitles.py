@@ -113,4 +113,3 @@ async def add_subtitles(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app.add_routes(routes)
-
