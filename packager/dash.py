@@ -13,7 +13,7 @@ from itertools import accumulate
 
 from packager.checks import check_presentation
 from packager.errors import InvalidUri, PresentationIncomplete
-from packager.model import Presentation, Rendition
+from packager.model import SEGMENT_EXTS, Presentation, Rendition
 from packager.timing import parse_frame_rate, seconds, xs_duration
 from packager.uris import UriBuilder
 
@@ -78,6 +78,10 @@ def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
     default = next((a for a in p.audio if a.default), p.audio[0] if p.audio else None)
     for (lang, _channels), group in _by_language(p.audio).items():
         _audio_set(period, set_id, lang, group, any(a is default for a in group), templates)
+        set_id += 1
+    text_template = uri.dash_media_template(SEGMENT_EXTS["subtitles"])
+    for r in p.subtitles:
+        _text_set(period, set_id, r, text_template)
         set_id += 1
     ET.indent(mpd, "  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(mpd, encoding="unicode") + "\n"
@@ -145,6 +149,34 @@ def _audio_set(
             ET.SubElement(rep, "AudioChannelConfiguration", _channel_configuration(r.channels))
         if not shared:
             _segment_template(rep, r, templates)
+
+
+def _text_set(period: ET.Element, set_id: int, r: Rendition, media_template: str) -> None:
+    """One AdaptationSet per subtitle rendition: segmented plain WebVTT (text/vtt), one file
+    per video segment, addressed like the media (no initialization segment)."""
+    attrs = {"id": str(set_id), "contentType": "text", "mimeType": "text/vtt", "lang": r.language or "und"}
+    aset = ET.SubElement(period, "AdaptationSet", attrs)
+    # 5.8.5.5: "subtitle" (translation), "caption" (SDH: also describes sounds), and the
+    # DASH-IF "forced-subtitle" role; "main" marks the one a player may show unasked.
+    role = "caption" if r.sdh else "forced-subtitle" if r.forced else "subtitle"
+    ET.SubElement(aset, "Role", {"schemeIdUri": ROLE_SCHEME, "value": role})
+    if r.default:
+        ET.SubElement(aset, "Role", {"schemeIdUri": ROLE_SCHEME, "value": "main"})
+    if r.name:
+        ET.SubElement(aset, "Label").text = r.name
+    rep = ET.SubElement(aset, "Representation", {"id": r.id, "bandwidth": str(max(r.bandwidth_peak, 1))})
+    tmpl = ET.SubElement(
+        rep,
+        "SegmentTemplate",
+        {"timescale": str(r.timescale), "media": media_template, "startNumber": str(r.start_number)},
+    )
+    timeline = ET.SubElement(tmpl, "SegmentTimeline")
+    for i, (duration, repeat) in enumerate(_runs([s.duration for s in r.segments])):
+        s_attrs = {"t": str(r.start_time)} if i == 0 else {}
+        s_attrs["d"] = str(duration)
+        if repeat:
+            s_attrs["r"] = str(repeat)
+        ET.SubElement(timeline, "S", s_attrs)
 
 
 def _set_attrs(set_id: int, content_type: str, mime: str, reps: list[Rendition]) -> dict[str, str]:

@@ -25,6 +25,7 @@ from server.api import jobs as api_jobs
 from server.api import library as api_library
 from server.api import openapi, ops
 from server.api import playback as api_playback
+from server.api import subtitles as api_subtitles
 from server.api import webhooks as api_webhooks
 from server.http import middlewares
 from server.http.database import open_pool
@@ -118,6 +119,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     api_jobs,
     api_admin,
     api_api_keys,
+    api_subtitles,
     api_webhooks,
     openapi,
     origin_handlers,

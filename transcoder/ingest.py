@@ -34,6 +34,7 @@ from media.probe import probe as run_probe
 from media.storage import Storage
 from transcoder import jobs, sources
 from transcoder.errors import BadIngestOption, TranscoderError
+from transcoder.subtitles import Track, store_sidecars
 
 DOWNLOAD_CHUNK = 1024 * 1024
 CONNECT_TIMEOUT_S = 30.0
@@ -220,6 +221,7 @@ async def ingest(
     max_attempts: int = 3,
     s3_endpoint_url: str | None = None,
     audio_languages: dict[int, str] | None = None,
+    subtitles: Sequence[Track] = (),
 ) -> Title:
     """Register a title from `source` and queue its transcode; returns the `pending` title.
 
@@ -242,6 +244,7 @@ async def ingest(
         content_type = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
         await storage.put_file(key, local, content_type)
         try:
+            await store_sidecars(storage, title_id, subtitles)
             async with pool.acquire() as conn, conn.transaction():
                 # plan_kind made sure an episode names its series
                 series_id = (await _series(conn, series, genres)).id if kind == "episode" and series else None

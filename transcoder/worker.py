@@ -44,7 +44,7 @@ from media.probe import probe as run_probe
 from media.probe_model import Probe
 from media.storage import Storage
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation
-from transcoder import chunks, gc, jobs, seekable, sources, tasks
+from transcoder import chunks, gc, jobs, seekable, sources, subtitles, tasks
 from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
 from transcoder.errors import TaskFailed, TranscodeError
 from transcoder.failures import OUTAGE, classify, is_database_outage
@@ -646,6 +646,8 @@ class Worker:
             if seekable.needs_copy(probe):
                 extra[SEEKABLE_SOURCE] = await self._seekable_copy(job, str(source), probe, ladder, attempt_dir)
             predicted = dataclasses.replace(predicted, extra=extra)
+            # Subtitle renditions need only the source and the (exact) predicted timeline.
+            predicted = await subtitles.add_subtitles(self.storage, predicted, source)
             await write_model(self.storage, predicted)
             total = timeline_length(predicted)
             audio_ids = sorted(
@@ -670,6 +672,7 @@ class Worker:
             try:
                 await self._watch(job, ladder, predicted, progressive=progressive, on_playable=start_poster)
                 presentation = await self._assemble(job, ladder, version, ends.end_s, predicted)
+                presentation = subtitles.carry_over(predicted, presentation)
                 if posters:
                     await posters[0]
             finally:

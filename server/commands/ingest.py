@@ -29,6 +29,7 @@ from catalog import titles
 from catalog.titles import Title
 from media import languages
 from media.storage import Storage
+from media.subtitles import SubtitleError
 from server.api.links import poster_url
 from server.commands._args import non_negative_int, positive_int
 from server.commands._runtime import open_runtime
@@ -38,6 +39,7 @@ from transcoder import jobs
 from transcoder.errors import BadIngestOption
 from transcoder.failures import is_database_outage
 from transcoder.ingest import ingest
+from transcoder.subtitles import Track, read_sidecar
 from transcoder.worker import Worker
 
 NAME = "ingest"
@@ -71,6 +73,14 @@ def audio_lang(text: str) -> tuple[int, str]:
     return int(index), tag
 
 
+def subtitle(text: str) -> Track:
+    """An argparse type: `LANG:PATH[:forced][:sdh]`, read and validated at once (exit 2)."""
+    try:
+        return read_sidecar(text)
+    except SubtitleError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SOURCE", help="a local file, s3:// or http(s):// URL")
     parser.add_argument("--title", required=True)
@@ -96,6 +106,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=audio_lang,
         metavar="INDEX=LANG",
         help="the language of an audio stream (0 = the first), repeatable: --audio-lang 0=en --audio-lang 1=fr",
+    )
+    parser.add_argument(
+        "--subtitle",
+        action="append",
+        default=[],
+        type=subtitle,
+        metavar="LANG:PATH[:forced][:sdh]",
+        help="a sidecar subtitle file (SubRip, WebVTT, ASS/SSA), repeatable: --subtitle fr:film.fr.srt",
     )
     wait = parser.add_mutually_exclusive_group()
     wait.add_argument("--wait", action="store_true", help="return when the title is ready or failed")
@@ -222,6 +240,7 @@ async def _ingest(
         max_attempts=settings.job_max_attempts,
         s3_endpoint_url=settings.s3_endpoint_url,
         audio_languages=audio_languages,
+        subtitles=args.subtitle,
     )
 
 
