@@ -19,6 +19,7 @@ from server import web as web_client
 from server.api import account as api_account
 from server.api import admin as api_admin
 from server.api import api_keys as api_api_keys
+from server.api import audio as api_audio
 from server.api import auth as api_auth
 from server.api import catalog as api_catalog
 from server.api import jobs as api_jobs
@@ -120,6 +121,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     api_admin,
     api_api_keys,
     api_subtitles,
+    api_audio,
     api_webhooks,
     openapi,
     origin_handlers,
