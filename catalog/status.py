@@ -131,3 +131,17 @@ async def retry_failed(conn: asyncpg.Connection, title_id: str) -> None:
     if current is None:
         raise TitleNotFound(f"no title {title_id!r}")
     raise TitleNotFailed(f"title {title_id} is {current}, not failed: only a failed title can be retried")
+
+
+async def switch_version(conn: asyncpg.Connection, title_id: str, old: str, new: str) -> bool:
+    """A ready title's version replaced by one derived from it (new renditions, nothing
+    re-encoded): only while it is still ready on `old`, so a publish or delete that got there
+    first wins. True when the title moved to `new`."""
+    result = await conn.execute(
+        """UPDATE catalog.titles SET current_version = $3, updated_at = now()
+            WHERE id = $1 AND status = 'ready' AND current_version = $2""",
+        parse_id(title_id),
+        old,
+        new,
+    )
+    return result == "UPDATE 1"

@@ -62,6 +62,7 @@ class AudioStream:
     bit_rate: int | None = None
     title: str | None = None
     start_time_s: float = 0.0  # ffprobe start_time of this stream
+    default: bool = False  # disposition "default": the source's own choice of audio track
 
 
 @dataclass(frozen=True)

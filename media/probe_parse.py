@@ -162,6 +162,7 @@ def parse_audio(stream: dict[str, Any]) -> AudioStream:
         bit_rate=_int(stream.get("bit_rate")),
         title=_tag(stream, "title"),
         start_time_s=_float(stream.get("start_time")),
+        default=bool((stream.get("disposition") or {}).get("default")),
     )
 
 

@@ -66,6 +66,11 @@ class Storage(Protocol):
 
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo: ...
 
+    async def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+        """A server-side copy (S3 CopyObject, a file copy): a new version reuses the objects
+        of the current one without passing them through this process. Raises ObjectNotFound
+        when `src_key` is missing."""
+
     async def get_bytes(self, key: str) -> bytes:
         """Whole object; for small objects only (models, playlists)."""
 

@@ -209,6 +209,19 @@ class FileStorage:
     async def abort_parts(self, key: str, write_id: str) -> None:
         await self.pool.run(lambda: self._parts_path(key, write_id).unlink(missing_ok=True))
 
+    async def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+        src = self._path(src_key)
+
+        def copy(dst: BinaryIO) -> None:
+            try:
+                fh = open(src, "rb")
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
+                raise ObjectNotFound(f"no object {src_key!r}") from exc
+            with fh:
+                shutil.copyfileobj(fh, dst, CHUNK_SIZE)
+
+        return await self.pool.run(self._write_atomic, dst_key, copy)
+
     # ---- reads ---------------------------------------------------------------------------
 
     async def head(self, key: str) -> ObjectInfo:

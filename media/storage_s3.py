@@ -211,6 +211,14 @@ class S3Storage:
     async def abort_parts(self, key: str, write_id: str) -> None:
         await self._call(f"abort parts of {key!r}", self._abort, {"Key": self._key(key), "UploadId": write_id})
 
+    async def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+        """Managed copy: CopyObject, or UploadPartCopy above the multipart threshold (a single
+        CopyObject stops at 5 GB); metadata (the content type) is copied with the object."""
+        source = {"Bucket": self.bucket, "Key": self._key(src_key)}
+        full = self._key(dst_key)
+        await self._call(f"copy {src_key!r}", self._client.copy, source, self.bucket, full, Config=self.transfer_config)
+        return await self.head(dst_key)
+
     # ---- reads ---------------------------------------------------------------------------
 
     async def head(self, key: str) -> ObjectInfo:

@@ -13,7 +13,7 @@ from itertools import accumulate
 
 from packager.checks import check_presentation
 from packager.errors import InvalidUri, PresentationIncomplete
-from packager.model import Presentation, Rendition
+from packager.model import SEGMENT_EXTS, Presentation, Rendition
 from packager.timing import parse_frame_rate, seconds, xs_duration
 from packager.uris import UriBuilder
 
@@ -23,12 +23,18 @@ PROFILE_LIVE = "urn:mpeg:dash:profile:isoff-live:2011"
 # says the segments are CMAF-conformant (`cmfc` brand), which the model cannot tell.
 PROFILE_CMAF = "urn:mpeg:dash:profile:cmaf:2019"
 ROLE_SCHEME = "urn:mpeg:dash:role:2011"
-CHANNELS_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+# ISO/IEC 23001-8 (CICP) ChannelConfiguration, the scheme DASH-IF IOP 6.3.3.2 asks for with
+# AAC: 2 is stereo, 6 is 5.1. Channel counts without a CICP value use the older 23003-3
+# scheme, whose value is the count itself.
+CHANNELS_SCHEME = "urn:mpeg:mpegB:cicp:ChannelConfiguration"
+CHANNELS_COUNT_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+CICP_CHANNELS: dict[int, int] = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 8: 12}
 
 
 def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
     """A static MPD: a video AdaptationSet (one Representation per rung) and one audio
-    AdaptationSet per language.
+    AdaptationSet per language and channel count (stereo and 5.1 of one language are not
+    seamlessly switchable, so they are separate sets a player offers as separate tracks).
 
     A progressive model (segments still being encoded, timeline complete) is static too: every
     segment is listed with its exact duration; @bandwidth is the encoder's cap until the
@@ -72,8 +78,12 @@ def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
         _video_set(period, set_id, p.video, templates)
         set_id += 1
     default = next((a for a in p.audio if a.default), p.audio[0] if p.audio else None)
-    for lang, group in _by_language(p.audio).items():
+    for (lang, _channels), group in _by_language(p.audio).items():
         _audio_set(period, set_id, lang, group, any(a is default for a in group), templates)
+        set_id += 1
+    text_template = uri.dash_media_template(SEGMENT_EXTS["subtitles"])
+    for r in p.subtitles:
+        _text_set(period, set_id, r, text_template)
         set_id += 1
     ET.indent(mpd, "  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(mpd, encoding="unicode") + "\n"
@@ -120,10 +130,14 @@ def _audio_set(
     attrs = _set_attrs(set_id, "audio", "audio/mp4", reps)
     attrs["lang"] = lang
     aset = ET.SubElement(period, "AdaptationSet", attrs)
-    if is_default:
-        # 5.8.5.5: Role "main" marks the language a player picks when nothing else decides,
-        # the DASH twin of HLS DEFAULT=YES.
-        ET.SubElement(aset, "Role", {"schemeIdUri": ROLE_SCHEME, "value": "main"})
+    name = next((r.name for r in reps if r.name), None)
+    if name:
+        # 5.3.7.2 (4th ed.): a Label is what a player's track menu shows; schema order puts
+        # it (a RepresentationBase element) before the AdaptationSet's own Role.
+        ET.SubElement(aset, "Label").text = name
+    # 5.8.5.5: Role "main" marks the track a player picks when nothing else decides (the
+    # DASH twin of HLS DEFAULT=YES); every other language or layout is an "alternate".
+    ET.SubElement(aset, "Role", {"schemeIdUri": ROLE_SCHEME, "value": "main" if is_default else "alternate"})
     shared = _shared_timeline(reps)
     if shared:
         _segment_template(aset, reps[0], templates)
@@ -134,10 +148,37 @@ def _audio_set(
         rep = ET.SubElement(aset, "Representation", rep_attrs)
         if r.channels:
             # Schema order: RepresentationBase descriptors come before SegmentTemplate.
-            channels = {"schemeIdUri": CHANNELS_SCHEME, "value": str(r.channels)}
-            ET.SubElement(rep, "AudioChannelConfiguration", channels)
+            ET.SubElement(rep, "AudioChannelConfiguration", _channel_configuration(r.channels))
         if not shared:
             _segment_template(rep, r, templates)
+
+
+def _text_set(period: ET.Element, set_id: int, r: Rendition, media_template: str) -> None:
+    """One AdaptationSet per subtitle rendition: segmented plain WebVTT (text/vtt), one file
+    per video segment, addressed like the media (no initialization segment)."""
+    attrs = {"id": str(set_id), "contentType": "text", "mimeType": "text/vtt", "lang": r.language or "und"}
+    aset = ET.SubElement(period, "AdaptationSet", attrs)
+    # 5.8.5.5: "subtitle" (translation), "caption" (SDH: also describes sounds), and the
+    # DASH-IF "forced-subtitle" role; "main" marks the one a player may show unasked.
+    role = "caption" if r.sdh else "forced-subtitle" if r.forced else "subtitle"
+    ET.SubElement(aset, "Role", {"schemeIdUri": ROLE_SCHEME, "value": role})
+    if r.default:
+        ET.SubElement(aset, "Role", {"schemeIdUri": ROLE_SCHEME, "value": "main"})
+    if r.name:
+        ET.SubElement(aset, "Label").text = r.name
+    rep = ET.SubElement(aset, "Representation", {"id": r.id, "bandwidth": str(max(r.bandwidth_peak, 1))})
+    tmpl = ET.SubElement(
+        rep,
+        "SegmentTemplate",
+        {"timescale": str(r.timescale), "media": media_template, "startNumber": str(r.start_number)},
+    )
+    timeline = ET.SubElement(tmpl, "SegmentTimeline")
+    for i, (duration, repeat) in enumerate(_runs([s.duration for s in r.segments])):
+        s_attrs = {"t": str(r.start_time)} if i == 0 else {}
+        s_attrs["d"] = str(duration)
+        if repeat:
+            s_attrs["r"] = str(repeat)
+        ET.SubElement(timeline, "S", s_attrs)
 
 
 def _set_attrs(set_id: int, content_type: str, mime: str, reps: list[Rendition]) -> dict[str, str]:
@@ -211,8 +252,15 @@ def _frame_rate(text: str) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 
 
-def _by_language(audio: tuple[Rendition, ...]) -> dict[str, list[Rendition]]:
-    groups: dict[str, list[Rendition]] = {}
+def _channel_configuration(channels: int) -> dict[str, str]:
+    if channels in CICP_CHANNELS:
+        return {"schemeIdUri": CHANNELS_SCHEME, "value": str(CICP_CHANNELS[channels])}
+    return {"schemeIdUri": CHANNELS_COUNT_SCHEME, "value": str(channels)}
+
+
+def _by_language(audio: tuple[Rendition, ...]) -> dict[tuple[str, int], list[Rendition]]:
+    """Audio renditions grouped by (language, channel count), in first-seen order."""
+    groups: dict[tuple[str, int], list[Rendition]] = {}
     for a in audio:
-        groups.setdefault(a.language or "und", []).append(a)
+        groups.setdefault((a.language or "und", a.channels or 0), []).append(a)
     return groups

@@ -12,6 +12,9 @@ from packager.timing import decimal, parse_frame_rate, round_half_up, seconds
 from packager.uris import UriBuilder
 
 AUDIO_GROUP = "aud"
+SUBTITLES_GROUP = "subs"
+# Apple's HLS authoring spec: SDH subtitles carry both characteristics.
+SDH_CHARACTERISTICS = "public.accessibility.describes-spoken-dialog,public.accessibility.describes-music-and-sound"
 
 # RFC 8216 section 7: EXT-X-MAP in a Media Playlist without EXT-X-I-FRAMES-ONLY needs version 6
 # (floating-point EXTINF needs 3). Every media playlist here has an EXT-X-MAP (fMP4/CMAF).
@@ -33,19 +36,24 @@ def render_multivariant(p: Presentation, uri: UriBuilder) -> str:
     AVERAGE-BANDWIDTH, optional and a measurement, is left out until the measured model.
     """
     check_presentation(p)
-    video, audio = p.video, p.audio
+    video, audio, subs = p.video, p.audio, p.subtitles
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{MULTIVARIANT_VERSION}",
         # RFC 8216 4.3.5.1: every segment starts with a keyframe (the transcoder's contract).
         "#EXT-X-INDEPENDENT-SEGMENTS",
     ]
+    if subs:
+        lines += _subtitles_media_lines(subs, uri)
+    # RFC 8216 4.3.4.2: a variant names the subtitles group it may be played with.
+    subs_attr = [f'SUBTITLES="{SUBTITLES_GROUP}"'] if subs else []
     if not video:
         for r in _by_bandwidth(audio):
             attrs = [f"BANDWIDTH={r.bandwidth_peak}"]
             if not p.progressive:
                 attrs.append(f"AVERAGE-BANDWIDTH={r.bandwidth_avg}")
             attrs.append(f'CODECS="{r.codecs}"')
+            attrs += subs_attr
             lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), uri.media_playlist(r.id)]
         return "\n".join(lines) + "\n"
 
@@ -69,6 +77,7 @@ def render_multivariant(p: Presentation, uri: UriBuilder) -> str:
             attrs.append(f"FRAME-RATE={decimal(parse_frame_rate(r.frame_rate), 3, trim=False)}")
         if audio:
             attrs.append(f'AUDIO="{AUDIO_GROUP}"')
+        attrs += subs_attr
         lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), uri.media_playlist(r.id)]
     return "\n".join(lines) + "\n"
 
@@ -88,8 +97,10 @@ def render_media(p: Presentation, rendition_id: str, uri: UriBuilder) -> str:
         # RFC 8216 4.3.3.5: EVENT playlists only grow; VOD never changes.
         f"#EXT-X-PLAYLIST-TYPE:{'VOD' if p.complete else 'EVENT'}",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        f'#EXT-X-MAP:URI="{uri.init(r)}"',
     ]
+    if r.kind != "subtitles":
+        # WebVTT segments stand alone: no initialization section (RFC 8216 3.5).
+        lines.append(f'#EXT-X-MAP:URI="{uri.init(r)}"')
     for number, duration in enumerate(durations, start=r.start_number):
         # RFC 8216 4.3.2.1: decimal-floating-point seconds (version >= 3), exact from ticks.
         lines += [f"#EXTINF:{decimal(duration)},", uri.segment(r, number)]
@@ -138,6 +149,30 @@ def _audio_media_lines(audio: tuple[Rendition, ...], uri: UriBuilder) -> list[st
         if a.channels:
             attrs.append(f'CHANNELS="{a.channels}"')
         attrs.append(f'URI="{uri.media_playlist(a.id)}"')
+        lines.append("#EXT-X-MEDIA:" + ",".join(attrs))
+    return lines
+
+
+def _subtitles_media_lines(subs: tuple[Rendition, ...], uri: UriBuilder) -> list[str]:
+    # RFC 8216 4.3.4.1: DEFAULT=YES only where the model says so (forced subtitles at ingest):
+    # a subtitle track shown unasked is wrong for everyone else. At most one per group.
+    default = next((s for s in subs if s.default), None)
+    names: set[str] = set()
+    lines = []
+    for s in subs:
+        name = _quoted(s.name or s.language or s.id)
+        if name in names:
+            name = f"{name} ({s.id})"
+        names.add(name)
+        attrs = ["TYPE=SUBTITLES", f'GROUP-ID="{SUBTITLES_GROUP}"', f'NAME="{name}"']
+        if s.language:
+            attrs.append(f'LANGUAGE="{_quoted(s.language)}"')
+        # RFC 8216 4.3.4.1: AUTOSELECT must be YES when DEFAULT is; FORCED only on SUBTITLES.
+        attrs += [f"DEFAULT={'YES' if s is default else 'NO'}", "AUTOSELECT=YES"]
+        attrs.append(f"FORCED={'YES' if s.forced else 'NO'}")
+        if s.sdh:
+            attrs.append(f'CHARACTERISTICS="{SDH_CHARACTERISTICS}"')
+        attrs.append(f'URI="{uri.media_playlist(s.id)}"')
         lines.append("#EXT-X-MEDIA:" + ",".join(attrs))
     return lines
 

@@ -67,6 +67,11 @@ class Rendition:
     channels: int | None = None
     sample_rate: int | None = None
     default: bool = False
+    # subtitles: forced (only the lines translating foreign speech or signs; a player shows
+    # them unasked) and SDH (captions that also describe sounds, for deaf or hard-of-hearing
+    # viewers). Both default False so model.json files written before them still load.
+    forced: bool = False
+    sdh: bool = False
 
     @property
     def init_name(self) -> str:

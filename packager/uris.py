@@ -87,7 +87,7 @@ class UriBuilder:
 
     def segment(self, rendition: Rendition, number: int) -> str:
         if self.relative:
-            return self._q(f"{number}{SEGMENT_EXT}")
+            return self._q(f"{number}{rendition.segment_ext}")
         return self._q(self.base + rendition.segment_name(number))
 
     # ---- DASH SegmentTemplate (the MPD sits at the version root) -----------------------
@@ -95,5 +95,6 @@ class UriBuilder:
     def dash_init_template(self) -> str:
         return self._q(f"{self.base}$RepresentationID$/{INIT_NAME}")
 
-    def dash_media_template(self) -> str:
-        return self._q(f"{self.base}$RepresentationID$/$Number${SEGMENT_EXT}")
+    def dash_media_template(self, ext: str = SEGMENT_EXT) -> str:
+        """`ext` is the segment extension of the adaptation set's kind (".vtt" for text)."""
+        return self._q(f"{self.base}$RepresentationID$/$Number${ext}")

@@ -19,12 +19,14 @@ from server import web as web_client
 from server.api import account as api_account
 from server.api import admin as api_admin
 from server.api import api_keys as api_api_keys
+from server.api import audio as api_audio
 from server.api import auth as api_auth
 from server.api import catalog as api_catalog
 from server.api import jobs as api_jobs
 from server.api import library as api_library
 from server.api import openapi, ops
 from server.api import playback as api_playback
+from server.api import subtitles as api_subtitles
 from server.api import uploads as api_uploads
 from server.api import webhooks as api_webhooks
 from server.http import middlewares
@@ -119,6 +121,8 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     api_jobs,
     api_admin,
     api_api_keys,
+    api_subtitles,
+    api_audio,
     api_webhooks,
     api_uploads,
     openapi,

@@ -85,6 +85,9 @@ class GuardedStorage:
     async def put_bytes(self, key: str, data: bytes, content_type: str | None = None) -> ObjectInfo:
         return await self._guard(lambda: self.inner.put_bytes(key, data, content_type))
 
+    async def copy(self, src_key: str, dst_key: str) -> ObjectInfo:
+        return await self._guard(lambda: self.inner.copy(src_key, dst_key))
+
     async def get_bytes(self, key: str) -> bytes:
         return await self._guard(lambda: self.inner.get_bytes(key))
 

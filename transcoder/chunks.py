@@ -341,8 +341,8 @@ def predict_presentation(
                     frame_rate=ladder.fps,
                 )
             )
-    if ladder.audio:
-        a = ladder.audio
+    for a in ladder.audios:
+        # Every audio rendition is cut to the same length (the first stream's measured end).
         if ends.audio_s is None:
             raise ValueError("the ladder has audio but the source ends say it has none")
         ticks = audio_samples(ladder, ends) + AAC_PRIMING
@@ -379,7 +379,7 @@ def predict_presentation(
                 name=audio_name(a.name, a.language),
                 channels=a.channels,
                 sample_rate=a.sample_rate,
-                default=True,
+                default=a is ladder.audio,
             )
         )
     if not renditions:
@@ -557,21 +557,23 @@ async def encode_audio_task(
     on_segment: SegmentCallback | None = None,
     on_progress: ProgressCallback | None = None,
     end_s: SourceEnds | float | None = None,
+    audio_id: str | None = None,
 ) -> TaskOutput:
-    """Encode the whole timeline's audio rendition as the one-pass command does, into
-    `out_dir/{a0}/`, reporting segments as they are finished.
+    """Encode the whole timeline of one audio rendition (`audio_id`, default: the ladder's
+    default audio) as the one-pass command does, into `out_dir/{audio_id}/`, reporting
+    segments as they are finished.
 
     Give `end_s` (what the prediction was made from) to make the track exactly as long as
     predicted: resampling from another rate than 48 kHz can otherwise end a sample off.
     `out_dir` must be this task's own, as for `encode_video_task`."""
     if not ladder.audio:
         raise ValueError("ladder has no audio")
-    rid = ladder.audio.id
+    rid = audio_id or ladder.audio.id
     out_dir = Path(out_dir)
     await asyncio.to_thread(_prepare, out_dir, (rid,))
     samples = audio_samples(ladder, end_s) if end_s is not None else None
     args = build_audio_args(
-        source, ladder, out_dir, preset=preset, threads=threads, ffmpeg_bin=ffmpeg_bin, samples=samples
+        source, ladder, out_dir, preset=preset, threads=threads, ffmpeg_bin=ffmpeg_bin, samples=samples, audio_id=rid
     )
     output = TaskOutput()
     watcher = _Watcher(out_dir, {rid: "audio"}, 1, lambda _init: 0, output, on_segment)
@@ -743,8 +745,7 @@ def assemble_presentation(
                 frame_rate=ladder.fps,
             )
         )
-    if ladder.audio:
-        a = ladder.audio
+    for a in ladder.audios:
         init, segs = _checked(a.id, "soun", inits, segments)
         renditions.append(
             _measured(
@@ -754,9 +755,11 @@ def assemble_presentation(
                 segs,
                 language=a.language,
                 name=audio_name(a.name, a.language),
-                channels=init.get("channels") or a.channels,
+                # The encoder was told `-ac`; an MP4 AAC sample entry's channelcount says 2
+                # whatever the layout (ISO 14496-12 12.2.3; the real one is in the esds).
+                channels=a.channels,
                 sample_rate=init.get("sample_rate") or a.sample_rate,
-                default=True,
+                default=a is ladder.audio,
             )
         )
     if not renditions:

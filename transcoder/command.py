@@ -42,7 +42,8 @@ from pathlib import Path
 
 import ffmpeg
 
-from transcoder.ladder import PIX_FMT, Ladder
+from media import languages
+from transcoder.ladder import PIX_FMT, AudioPlan, Ladder
 
 INIT_NAME = "init.mp4"
 # One output frame per input frame (the frame rate is kept), field order from each frame.
@@ -70,10 +71,11 @@ def build_ffmpeg_args(
     if ladder.rungs:
         _add_video(inp, ladder, ladder.rungs, streams, opts, variants, preset=preset, trim_frames=None)
     if ladder.audio:
-        _add_audio(inp, ladder, streams, opts, variants, pad=bool(ladder.rungs))
+        # The one-pass encode makes the default audio only; the chunked worker makes them all.
+        _add_audio(inp, ladder.audio, streams, opts, variants, pad=bool(ladder.rungs))
     if not streams:
         raise ValueError("ladder has neither video rungs nor audio")
-    ids = ladder.rendition_ids
+    ids = tuple(r.id for r in ladder.rungs) + ((ladder.audio.id,) if ladder.audio else ())
     return _finish(streams, opts, variants, ids, ladder, out_dir, threads=threads, ffmpeg_bin=ffmpeg_bin)
 
 
@@ -143,9 +145,11 @@ def build_audio_args(
     threads: int = 0,
     ffmpeg_bin: str = "ffmpeg",
     samples: int | None = None,
+    audio_id: str | None = None,
 ) -> list[str]:
-    """The argv of the audio task: the whole timeline's AAC rendition exactly as the one-pass
-    command encodes it (padded from 0 when the source has video), alone in its own process.
+    """The argv of an audio task: the whole timeline of the AAC rendition `audio_id` (default:
+    the ladder's default audio) exactly as the one-pass command encodes it (padded from 0 when
+    the source has video), alone in its own process.
 
     `samples` pins the length to exactly that many samples at the output rate (the predicted
     model's count): resampling from another rate may otherwise end one sample either side of
@@ -153,17 +157,18 @@ def build_audio_args(
     del preset  # no video encoder; kept for a uniform signature
     if not ladder.audio:
         raise ValueError("ladder has no audio")
+    plan = ladder.audio_plan(audio_id) if audio_id else ladder.audio
     inp = ffmpeg.input(_input_name(source))
     streams: list = []
     opts: dict[str, object] = {}
     variants: list[str] = []
-    _add_audio(inp, ladder, streams, opts, variants, pad=bool(ladder.rungs), samples=samples)
+    _add_audio(inp, plan, streams, opts, variants, pad=bool(ladder.rungs), samples=samples)
     opts.update(BITEXACT)
     return _finish(
         streams,
         opts,
         variants,
-        (ladder.audio.id,),
+        (plan.id,),
         ladder,
         out_dir,
         threads=threads,
@@ -219,10 +224,8 @@ def _add_video(inp, ladder: Ladder, rungs, streams: list, opts: dict, variants: 
 
 
 def _add_audio(
-    inp, ladder: Ladder, streams: list, opts: dict, variants: list, *, pad: bool, samples: int | None = None
+    inp, a: AudioPlan, streams: list, opts: dict, variants: list, *, pad: bool, samples: int | None = None
 ) -> None:
-    a = ladder.audio
-    assert a is not None
     audio = inp[str(a.source_index)]
     # Alone, audio needs no padding: the muxer starts it at 0 and there is nothing to
     # keep in step with.
@@ -240,8 +243,9 @@ def _add_audio(
             "ar": a.sample_rate,
         }
     )
-    if len(a.language) == 3 and a.language.isalpha():
-        opts["metadata:s:a:0"] = f"language={a.language}"  # mdhd wants ISO 639-2
+    mdhd = languages.to_iso639_2(a.language)
+    if mdhd and mdhd != languages.UNDETERMINED:
+        opts["metadata:s:a:0"] = f"language={mdhd}"  # mdhd wants ISO 639-2
     variants.append(f"a:0,name:{a.id}")
 
 

@@ -35,3 +35,10 @@ class TaskFailed(TranscoderError):
     the job fails with that task's reason, without another round of attempts."""
 
     code = "task_failed"
+
+
+class BadIngestOption(TranscoderError):
+    """An ingest option that does not fit the source (an `--audio-lang` index past its last
+    audio stream): a usage error, nothing is stored."""
+
+    code = "bad_ingest_option"

@@ -29,12 +29,14 @@ from catalog import titles
 from catalog.errors import InvalidTitle
 from catalog.titles import Title
 from media import keys
-from media.errors import OutboundRefused
+from media.errors import OutboundRefused, ProbeError
 from media.outbound import check_target
+from media.probe import probe as run_probe
 from media.storage import Storage
 from transcoder import jobs, sources
-from transcoder.errors import TranscoderError
+from transcoder.errors import BadIngestOption, TranscoderError
 from transcoder.outbound import guarded_session
+from transcoder.subtitles import Track, store_sidecars
 
 DOWNLOAD_CHUNK = 1024 * 1024
 CONNECT_TIMEOUT_S = 30.0
@@ -193,6 +195,19 @@ async def fetch_to_local(
 # ---- the transaction ------------------------------------------------------------------------
 
 
+async def _check_audio_indexes(local: Path, audio_languages: dict[int, str]) -> None:
+    """Refuse a language for an audio stream the source does not have, before anything is
+    stored (the worker would otherwise ignore it silently)."""
+    try:
+        count = len((await run_probe(str(local))).audio)
+    except ProbeError as exc:
+        raise BadIngestOption(f"--audio-lang: cannot read the source's audio streams ({exc})") from None
+    bad = sorted(i for i in audio_languages if not 0 <= i < count)
+    if bad:
+        have = f"audio streams 0..{count - 1}" if count else "no audio stream"
+        raise BadIngestOption(f"--audio-lang {bad[0]}=...: the source has {have}")
+
+
 async def _series(conn: asyncpg.Connection, name: str, genres: Sequence[str]) -> Title:
     # Two ingests naming the same new series at once must not create it twice.
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext('streamflix:series:' || lower($1)))", name.strip())
@@ -221,12 +236,15 @@ async def ingest(
     work_dir: Path,
     max_attempts: int = 3,
     s3_endpoint_url: str | None = None,
+    audio_languages: dict[int, str] | None = None,
+    subtitles: Sequence[Track] = (),
 ) -> Title:
     """Register a title from `source` and queue its transcode; returns the `pending` title.
 
     Raises SourceUnavailable / SourceTooLarge before anything is written, InvalidTitle for
     bad fields, DuplicateEpisode when the series already has that season and episode (the
-    uploaded source is then removed again)."""
+    uploaded source is then removed again), BadIngestOption when `audio_languages` (BCP 47 tags
+    by audio stream order, see `media.languages.known`) names a stream the source lacks."""
     kind = plan_kind(kind, series, season, episode)
     if not title.strip():
         raise InvalidTitle("--title must not be empty")
@@ -235,9 +253,14 @@ async def ingest(
     key = keys.source_key(title_id, source_extension(source))
     try:
         local = await fetch_to_local(source, scratch, max_source_bytes, s3_endpoint_url=s3_endpoint_url)
+        options: dict[str, object] = {}
+        if audio_languages:
+            await _check_audio_indexes(local, audio_languages)
+            options[sources.AUDIO_LANGUAGES] = {str(k): v for k, v in sorted(audio_languages.items())}
         content_type = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
         await storage.put_file(key, local, content_type)
         try:
+            await store_sidecars(storage, title_id, subtitles)
             async with pool.acquire() as conn, conn.transaction():
                 created = await register(
                     conn,
@@ -254,6 +277,7 @@ async def ingest(
                     genres=genres,
                     description=description,
                     credits=credits,
+                    options=options,
                 )
         except BaseException:
             with contextlib.suppress(Exception):
@@ -280,10 +304,11 @@ async def register(
     genres: Sequence[str] = (),
     description: str = "",
     credits: Sequence[dict[str, str]] = (),
+    options: dict[str, object] | None = None,
 ) -> Title:
     """In the caller's transaction: the catalog row of a title whose source is stored at `key`
-    (`source`: where it came from, kept for the record), and its transcode job. `kind` as
-    `plan_kind` gives it."""
+    (`source`: where it came from, kept for the record, with the ingest's `options`), and its
+    transcode job. `kind` as `plan_kind` gives it."""
     # plan_kind made sure an episode names its series
     series_id = (await _series(conn, series, genres)).id if kind == "episode" and series else None
     created = await titles.create_title(
@@ -299,7 +324,7 @@ async def register(
         season_number=season if kind == "episode" else None,
         episode_number=episode if kind == "episode" else None,
     )
-    await sources.record_source(conn, title_id, source)
+    await sources.record_source(conn, title_id, source, options)
     await jobs.enqueue(conn, title_id, key, max_attempts)
     return created
 

@@ -36,8 +36,14 @@ Rules:
   4:2:2 are converted), at the lowest level from H.264 Table A-1 that fits the rung.
 - **Interlaced sources** (ffprobe field order tt, bb, tb or bt) are deinterlaced before
   anything else, at their frame rate (see `transcoder.command`).
-- **Audio**: one AAC-LC stereo 128 kb/s 48 kHz rendition "a0" from the first audio stream,
-  keeping its language; none when the source has no audio. An audio-only source gives a
+- **Audio**: every audio stream of the source becomes an AAC-LC stereo 128 kb/s 48 kHz
+  rendition, "a0", "a1", ... in the source's audio stream order; a stream with 6 or more
+  channels also gets a 5.1 AAC-LC 384 kb/s rendition beside it, "a0-51" (stereo stays, for
+  devices without surround). Languages are the streams' tags as BCP 47 ("eng" -> "en"),
+  "und" when absent, or the ingest's override by audio stream order; names are the stream's
+  title, else the language's own name ("Français", "English 5.1"). The source's default
+  stream (disposition default, else the first) is the default rendition; none when the
+  source has no audio. An audio-only source gives a
   ladder with zero rungs (an audio-only title); a source with neither is rejected.
 """
 
@@ -48,6 +54,7 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+from media import languages
 from media.probe_model import AudioStream, Probe, VideoStream
 from transcoder.errors import SourceRejected
 
@@ -79,6 +86,9 @@ AUDIO_CODEC = "aac"  # AAC-LC, ffmpeg's native encoder
 AUDIO_BITRATE = 128_000
 AUDIO_CHANNELS = 2
 AUDIO_SAMPLE_RATE = 48_000
+SURROUND_CHANNELS = 6  # 5.1
+SURROUND_BITRATE = 384_000
+SURROUND_SUFFIX = "-51"
 
 # Frame rates a container often stores rounded (29.97 as 2997/100, 23.976 as 2997/125).
 STANDARD_FPS: tuple[Fraction, ...] = tuple(
@@ -128,12 +138,14 @@ class AudioPlan:
     bitrate: int = AUDIO_BITRATE
     channels: int = AUDIO_CHANNELS
     sample_rate: int = AUDIO_SAMPLE_RATE
+    default: bool = False  # the rendition a player picks when nothing else decides
 
 
 @dataclass(frozen=True, kw_only=True)
 class Ladder:
     rungs: tuple[Rung, ...]  # highest first; empty for an audio-only source
-    audio: AudioPlan | None
+    # Source audio stream order, a 5.1 rendition right after its stereo one; empty: no audio.
+    audios: tuple[AudioPlan, ...]
     fps: str | None  # output frame rate, "30" or "30000/1001"; None without video
     gop_frames: int  # keyframe interval in frames; 0 without video
     segment_s: int
@@ -142,16 +154,36 @@ class Ladder:
     deinterlace: str | None = None
 
     @property
+    def audio(self) -> AudioPlan | None:
+        """The default audio rendition (what a player starts with), None without audio."""
+        return next((a for a in self.audios if a.default), self.audios[0] if self.audios else None)
+
+    def audio_plan(self, audio_id: str) -> AudioPlan:
+        for a in self.audios:
+            if a.id == audio_id:
+                return a
+        raise ValueError(f"no audio rendition {audio_id!r} in the ladder")
+
+    @property
     def rendition_ids(self) -> tuple[str, ...]:
-        return tuple(r.id for r in self.rungs) + ((self.audio.id,) if self.audio else ())
+        return tuple(r.id for r in self.rungs) + tuple(a.id for a in self.audios)
 
     @property
     def fps_fraction(self) -> Fraction | None:
         return Fraction(self.fps) if self.fps else None
 
 
-def plan_ladder(probe: Probe, *, segment_s: int = DEFAULT_SEGMENT_S, max_fps: float = DEFAULT_MAX_FPS) -> Ladder:
+def plan_ladder(
+    probe: Probe,
+    *,
+    segment_s: int = DEFAULT_SEGMENT_S,
+    max_fps: float = DEFAULT_MAX_FPS,
+    audio_languages: dict[int, str] | None = None,
+) -> Ladder:
     """Plan the renditions for `probe` (see the module docstring for the rules).
+
+    `audio_languages`: BCP 47 tags by audio stream order (0 = the first audio stream) that
+    replace the streams' own tags (the ingest's `--audio-lang`).
 
     Raises `SourceRejected` for a source that can never be transcoded: neither video nor
     audio, no duration, or a video stream without dimensions.
@@ -163,17 +195,17 @@ def plan_ladder(probe: Probe, *, segment_s: int = DEFAULT_SEGMENT_S, max_fps: fl
     if not probe.duration_s or probe.duration_s <= 0:
         raise SourceRejected("source has no duration (empty or unreadable)")
 
-    audio = _audio_plan(probe.audio[0]) if probe.audio else None
+    audios = plan_audio(probe.audio, audio_languages or {})
     video = probe.video
     if video is None:
-        return Ladder(rungs=(), audio=audio, fps=None, gop_frames=0, segment_s=segment_s)
+        return Ladder(rungs=(), audios=audios, fps=None, gop_frames=0, segment_s=segment_s)
     if video.width <= 0 or video.height <= 0:
         raise SourceRejected(f"video stream has no size ({video.width}x{video.height})")
 
     fps = output_fps(video, Fraction(max_fps).limit_denominator(1001))
     return Ladder(
         rungs=plan_rungs(video.display_width, video.display_height, fps),
-        audio=audio,
+        audios=audios,
         fps=_fraction_str(fps),
         gop_frames=round(KEYFRAME_INTERVAL_S * fps),
         segment_s=segment_s,
@@ -280,8 +312,30 @@ def h264_level(width: int, height: int, fps: Fraction, *, maxrate: int, bufsize:
     return _LEVELS[-1][0]
 
 
-def _audio_plan(stream: AudioStream) -> AudioPlan:
-    return AudioPlan(source_index=stream.index, language=stream.language or "und", name=stream.title or None)
+def plan_audio(streams: tuple[AudioStream, ...], overrides: dict[int, str]) -> tuple[AudioPlan, ...]:
+    """One stereo rendition per source audio stream, plus a 5.1 one beside each surround
+    stream; the source's default stream (else the first) is the default rendition."""
+    default = next((i for i, s in enumerate(streams) if s.default), 0)
+    plans: list[AudioPlan] = []
+    for order, stream in enumerate(streams):
+        language = overrides.get(order) or languages.to_bcp47(stream.language)
+        name = stream.title or languages.display_name(language)
+        if language == languages.UNDETERMINED and not stream.title:
+            name = "Main" if order == 0 else f"Audio {order + 1}"
+        plans.append(AudioPlan(id=f"a{order}", source_index=stream.index, language=language, name=name,
+                               default=order == default))  # fmt: skip
+        if stream.channels >= SURROUND_CHANNELS:
+            plans.append(
+                AudioPlan(
+                    id=f"a{order}{SURROUND_SUFFIX}",
+                    source_index=stream.index,
+                    language=language,
+                    name=f"{name} 5.1",
+                    bitrate=SURROUND_BITRATE,
+                    channels=SURROUND_CHANNELS,
+                )
+            )
+    return tuple(plans)
 
 
 def _bitrate_for_pixels(pixels: int) -> float:

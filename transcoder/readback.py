@@ -57,7 +57,7 @@ def _read_back(out_dir: Path, ladder: Ladder, title_id: str, version: str) -> Pr
             )
         )
     if ladder.audio:
-        a = ladder.audio
+        a = ladder.audio  # the one-pass encode makes the default audio only
         scan = scan_rendition(out_dir / a.id)
         if scan.init.handler != "soun":
             raise TranscodeError(f"{a.id}: init segment holds a {scan.init.handler!r} track")

@@ -35,8 +35,9 @@ def needs_copy(probe: Probe) -> bool:
 def _used(ladder: Ladder) -> list[int]:
     """The source streams the ladder reads, in the order the copy holds them."""
     used = [] if ladder.video_source_index is None or not ladder.rungs else [ladder.video_source_index]
-    if ladder.audio:
-        used.append(ladder.audio.source_index)
+    for a in ladder.audios:
+        if a.source_index not in used:
+            used.append(a.source_index)  # a 5.1 rendition reads the same stream as its stereo one
     return used
 
 
@@ -55,10 +56,8 @@ def ladder_for_copy(ladder: Ladder) -> Ladder:
     """The same plan reading the copy, whose streams are the used ones only: video first."""
     used = _used(ladder)
     video = used.index(ladder.video_source_index) if ladder.video_source_index in used else None
-    audio = (
-        dataclasses.replace(ladder.audio, source_index=used.index(ladder.audio.source_index)) if ladder.audio else None
-    )
-    return dataclasses.replace(ladder, video_source_index=video, audio=audio)
+    audios = tuple(dataclasses.replace(a, source_index=used.index(a.source_index)) for a in ladder.audios)
+    return dataclasses.replace(ladder, video_source_index=video, audios=audios)
 
 
 async def make_seekable_copy(

@@ -11,15 +11,33 @@ from typing import Any
 
 import asyncpg
 
+# `options` keys: what ingest was told about the source.
+AUDIO_LANGUAGES = "audio_languages"  # {"0": "en", "1": "fr"}: BCP 47 by audio stream order
 
-async def record_source(conn: asyncpg.Connection, title_id: str, source: str) -> None:
-    """Remember where the title came from (ingest, in its transaction)."""
+
+async def record_source(
+    conn: asyncpg.Connection, title_id: str, source: str, options: dict[str, Any] | None = None
+) -> None:
+    """Remember where the title came from, and what ingest was told about it (in its
+    transaction)."""
     await conn.execute(
-        """INSERT INTO jobs.title_sources (title_id, source) VALUES ($1, $2)
-           ON CONFLICT (title_id) DO UPDATE SET source = excluded.source, updated_at = now()""",
+        """INSERT INTO jobs.title_sources (title_id, source, options) VALUES ($1, $2, $3::jsonb)
+           ON CONFLICT (title_id) DO UPDATE SET source = excluded.source, options = excluded.options,
+                                                updated_at = now()""",
         uuid.UUID(str(title_id)),
         source,
+        json.dumps(options or {}),
     )
+
+
+async def get_options(conn: asyncpg.Connection, title_id: str) -> dict[str, Any]:
+    raw = await conn.fetchval("SELECT options FROM jobs.title_sources WHERE title_id = $1", uuid.UUID(str(title_id)))
+    return json.loads(raw) if raw else {}
+
+
+def audio_languages(options: dict[str, Any]) -> dict[int, str]:
+    """The `--audio-lang` overrides of stored options, by audio stream order."""
+    return {int(k): str(v) for k, v in (options.get(AUDIO_LANGUAGES) or {}).items()}
 
 
 async def set_probe(conn: asyncpg.Connection, title_id: str, probe: dict[str, Any]) -> None:

@@ -106,6 +106,7 @@ async def run_task(
             on_segment=on_segment,
             on_progress=on_progress,
             end_s=work.ends,
+            audio_id=renditions[0] if renditions else None,
         )
     else:
         output = await chunks.encode_video_task(

@@ -119,11 +119,14 @@ class TaskSpec:
         return self.first + self.count - 1
 
 
-def plan_tasks(video_ids: Sequence[str], audio_id: str | None, total: int, chunk_segments: int) -> list[TaskSpec]:
+def plan_tasks(
+    video_ids: Sequence[str], audio_ids: str | Sequence[str] | None, total: int, chunk_segments: int
+) -> list[TaskSpec]:
     """The tasks of a title of `total` segments (numbered 1..total), every (rendition, number)
-    cell exactly once. `video_ids`: the video renditions, highest rung first (Ladder.rungs).
+    cell exactly once. `video_ids`: the video renditions, highest rung first (Ladder.rungs);
+    `audio_ids`: the audio renditions, the default one (a player needs it to start) first.
 
-    - audio: one task for the whole timeline (priority 0);
+    - audio: one task per audio rendition for the whole timeline (priority 0, in that order);
     - the lowest rung's segment 1 alone (priority 1): a player can start with it;
     - the rest of chunk 1 (segments 1..K): (lowest, [2, K]) and (the other rungs, [1, K])
       (priority 2), so nothing is encoded twice;
@@ -134,7 +137,7 @@ def plan_tasks(video_ids: Sequence[str], audio_id: str | None, total: int, chunk
     if total < 1:
         return []
     specs: list[TaskSpec] = []
-    if audio_id is not None:
+    for audio_id in [audio_ids] if isinstance(audio_ids, str) else audio_ids or ():
         specs.append(TaskSpec("audio", (audio_id,), 1, total, PRIORITY_AUDIO))
     if not video_ids:
         return specs

@@ -44,7 +44,7 @@ from media.probe import probe as run_probe
 from media.probe_model import Probe
 from media.storage import Storage
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation
-from transcoder import chunks, gc, jobs, seekable, sources, tasks
+from transcoder import chunks, gc, jobs, seekable, sources, subtitles, tasks
 from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
 from transcoder.download import with_download
 from transcoder.errors import TaskFailed, TranscodeError
@@ -85,6 +85,9 @@ LENGTH_MISMATCH_S = 0.5
 SOURCE_ENDS = "source_ends"
 # ... and the key of the source's seekable copy, when it needed one.
 SEEKABLE_SOURCE = "seekable_source"
+# The ingest's audio language overrides the ladder was planned with ({"0": "en"}): the tasks
+# plan the same ladder from the model.
+AUDIO_LANGUAGES = "audio_languages"
 
 T = TypeVar("T")
 
@@ -403,7 +406,8 @@ class Worker:
             raise TranscodeError(f"task {task.id}: its job or probe is gone")
         probe = Probe.from_dict(stored)
         model = Presentation.from_json(await self.storage.get_bytes(keys.model_key(task.title_id, task.version)))
-        ladder = plan_ladder(probe, segment_s=model.segment_target_s)
+        overrides = {int(k): v for k, v in (model.extra.get(AUDIO_LANGUAGES) or {}).items()}
+        ladder = plan_ladder(probe, segment_s=model.segment_target_s, audio_languages=overrides)
         source_key = job.source
         if model.extra.get(SEEKABLE_SOURCE):
             source_key = model.extra[SEEKABLE_SOURCE]
@@ -623,7 +627,8 @@ class Worker:
             source = await self._fetch_source(job, attempt_dir)
             probe = await self._probe(job, source)
             ends = await chunks.measure_source_ends(str(source), probe)
-            ladder = plan_ladder(probe, segment_s=self.segment_s)
+            overrides = await self._audio_languages(job)
+            ladder = plan_ladder(probe, segment_s=self.segment_s, audio_languages=overrides)
             version = job.version or new_version()
             if job.version is None:
 
@@ -645,14 +650,19 @@ class Worker:
                 )
             # The tasks read the source's measured ends from here (the audio is cut to them).
             extra = {**predicted.extra, SOURCE_ADJUSTMENTS: adjusted, SOURCE_ENDS: ends.to_dict()}
+            if overrides:
+                extra[AUDIO_LANGUAGES] = {str(k): v for k, v in overrides.items()}
             if seekable.needs_copy(probe):
                 extra[SEEKABLE_SOURCE] = await self._seekable_copy(job, str(source), probe, ladder, attempt_dir)
             predicted = dataclasses.replace(predicted, extra=extra)
+            # Subtitle renditions need only the source and the (exact) predicted timeline.
+            predicted = await subtitles.add_subtitles(self.storage, predicted, source)
             await write_model(self.storage, predicted)
             total = timeline_length(predicted)
-            specs = tasks.plan_tasks(
-                [r.id for r in ladder.rungs], ladder.audio.id if ladder.audio else None, total, self.chunk_segments
+            audio_ids = sorted(
+                (a.id for a in ladder.audios), key=lambda i: ladder.audio is None or i != ladder.audio.id
             )
+            specs = tasks.plan_tasks([r.id for r in ladder.rungs], audio_ids, total, self.chunk_segments)
 
             async def make_tasks() -> None:
                 async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
@@ -671,6 +681,7 @@ class Worker:
             try:
                 await self._watch(job, ladder, predicted, progressive=progressive, on_playable=start_poster)
                 presentation = await self._assemble(job, ladder, version, ends.end_s, predicted)
+                presentation = subtitles.carry_over(predicted, presentation)
                 if posters:
                     await posters[0]
             finally:
@@ -970,6 +981,15 @@ class Worker:
             raise LeaseLost(f"job {job.id} is no longer ours")
         log.info("job %s: fetched %s into storage", job.id, job.source)
         return local
+
+    async def _audio_languages(self, job: jobs.Job) -> dict[int, str]:
+        """The ingest's `--audio-lang` overrides, by audio stream order."""
+
+        async def get() -> dict:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                return await sources.get_options(conn, job.title_id)
+
+        return sources.audio_languages(await self._waiting(get))
 
     async def _probe(self, job: jobs.Job, source: Path) -> Probe:
         """The stored probe when an earlier attempt made one, else ffprobe (and store it)."""

@@ -27,15 +27,19 @@ import asyncpg
 
 from catalog import titles
 from catalog.titles import Title
+from media import languages
 from media.storage import Storage
+from media.subtitles import SubtitleError
 from server.api.links import poster_url
 from server.commands._args import non_negative_int, positive_int
 from server.commands._runtime import open_runtime
 from server.commands.worker import make_worker, stop_on_signals
 from server.settings import Settings
 from transcoder import jobs
+from transcoder.errors import BadIngestOption
 from transcoder.failures import is_database_outage
 from transcoder.ingest import ingest
+from transcoder.subtitles import Track, read_sidecar
 from transcoder.worker import Worker
 
 NAME = "ingest"
@@ -57,6 +61,26 @@ def credit(text: str) -> dict[str, str]:
     return {k: v for k, v in fields.items() if v}
 
 
+def audio_lang(text: str) -> tuple[int, str]:
+    """An argparse type: `INDEX=LANG` (audio stream order from 0, a language code such as
+    `en`, `eng` or `fre`) -> (index, BCP 47 tag)."""
+    index, sep, code = text.partition("=")
+    if not sep or not index.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected INDEX=LANG (e.g. 0=en), not {text!r}")
+    tag = languages.known(code)
+    if tag is None:
+        raise argparse.ArgumentTypeError(f"unknown language code {code.strip()!r} (use e.g. en, fr, eng, fre, und)")
+    return int(index), tag
+
+
+def subtitle(text: str) -> Track:
+    """An argparse type: `LANG:PATH[:forced][:sdh]`, read and validated at once (exit 2)."""
+    try:
+        return read_sidecar(text)
+    except SubtitleError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SOURCE", help="a local file, s3:// or http(s):// URL")
     parser.add_argument("--title", required=True)
@@ -74,6 +98,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=credit,
         metavar="NAME[:ROLE[:CHARACTER]]",
         help='cast or crew, repeatable: --credit "Keanu Reeves:actor:Neo"',
+    )
+    parser.add_argument(
+        "--audio-lang",
+        action="append",
+        default=[],
+        type=audio_lang,
+        metavar="INDEX=LANG",
+        help="the language of an audio stream (0 = the first), repeatable: --audio-lang 0=en --audio-lang 1=fr",
+    )
+    parser.add_argument(
+        "--subtitle",
+        action="append",
+        default=[],
+        type=subtitle,
+        metavar="LANG:PATH[:forced][:sdh]",
+        help="a sidecar subtitle file (SubRip, WebVTT, ASS/SSA), repeatable: --subtitle fr:film.fr.srt",
     )
     wait = parser.add_mutually_exclusive_group()
     wait.add_argument("--wait", action="store_true", help="return when the title is ready or failed")
@@ -179,6 +219,31 @@ async def wait_for_title(
             bar.flush()
 
 
+async def _ingest(
+    settings: Settings, args: argparse.Namespace, pool: asyncpg.Pool, storage: Storage, audio_languages: dict[int, str]
+) -> Title:
+    return await ingest(
+        pool,
+        storage,
+        source=args.source,
+        title=args.title,
+        kind=args.kind,
+        series=args.series,
+        season=args.season,
+        episode=args.episode,
+        year=args.year,
+        genres=args.genre,
+        description=args.description,
+        credits=args.credit,
+        max_source_bytes=settings.max_source_bytes,
+        work_dir=settings.work_dir,
+        max_attempts=settings.job_max_attempts,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        audio_languages=audio_languages,
+        subtitles=args.subtitle,
+    )
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     logger = logging.getLogger("streamflix")
     level = logger.level
@@ -194,25 +259,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    audio_languages = dict(args.audio_lang)
+    if len(audio_languages) != len(args.audio_lang):
+        print("streamflix ingest: error: --audio-lang: an audio stream is named twice", file=sys.stderr)
+        return 2
     async with open_runtime(settings, pool_size=8) as (pool, storage):
-        title = await ingest(
-            pool,
-            storage,
-            source=args.source,
-            title=args.title,
-            kind=args.kind,
-            series=args.series,
-            season=args.season,
-            episode=args.episode,
-            year=args.year,
-            genres=args.genre,
-            description=args.description,
-            credits=args.credit,
-            max_source_bytes=settings.max_source_bytes,
-            work_dir=settings.work_dir,
-            max_attempts=settings.job_max_attempts,
-            s3_endpoint_url=settings.s3_endpoint_url,
-        )
+        try:
+            title = await _ingest(settings, args, pool, storage, audio_languages)
+        except BadIngestOption as exc:
+            print(f"streamflix ingest: error: {exc}", file=sys.stderr)
+            return 2
         if not args.json:
             print(title.id, flush=True)
         if args.wait or args.wait_playable:

@@ -48,6 +48,7 @@ from catalog.errors import (
     WebhookNotFound,
 )
 from media.errors import InvalidKey, MediaError, ObjectNotFound, OutboundRefused, ProbeError, StorageError
+from media.subtitles import SubtitleError
 from packager.errors import InvalidPresentation, InvalidUri, PresentationIncomplete, RenditionNotFound
 from server.http.dbhealth import DB_HEALTH
 from server.settings import ConfigError
@@ -119,6 +120,8 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     DeliveryNotFound: 404,
     # a URL the server was asked to call that it may not (SSRF guard)
     OutboundRefused: 400,
+    # a subtitle file or option we cannot use (each check has its own code)
+    SubtitleError: 400,
     # accounts
     AuthError: 400,
     InvalidCredentials: 401,

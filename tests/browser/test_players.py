@@ -1,4 +1,4 @@
-"""Real players: hls.js and dash.js in headless chromium play a title from the origin
+"""Real players: hls.js, dash.js and Shaka Player (on the DASH URL) in headless chromium play a title from the origin
 (token-bearing URLs from POST /playback), switch rendition with ABR off, seek, and keep going,
 with no player error, no console error and no HTTP error on any request."""
 
@@ -24,7 +24,7 @@ def ladder_title(live_server: Any, clip_factory: Any) -> dict[str, Any]:
     )
 
 
-@pytest.mark.parametrize("engine", ["hls", "dash"])
+@pytest.mark.parametrize("engine", ["hls", "dash", "shaka"])
 def test_player_plays_switches_rendition_and_seeks(
     engine: str, live_server: Any, ladder_title: dict[str, Any], new_context: Any
 ) -> None:

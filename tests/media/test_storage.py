@@ -308,3 +308,15 @@ async def test_file_ping_creates_root(tmp_path: Path) -> None:
     st = FileStorage("file://" + str(tmp_path / "new" / "root"))
     await st.ping()
     assert (tmp_path / "new" / "root").is_dir()
+
+
+async def test_copy(storage: Storage) -> None:
+    """A new version reuses the current one's objects through a server-side copy."""
+    await storage.put_bytes("titles/t1/v1/v720/1.m4s", b"segment-bytes", "video/iso.segment")
+    info = await storage.copy("titles/t1/v1/v720/1.m4s", "titles/t1/v2/v720/1.m4s")
+    assert (info.key, info.size) == ("titles/t1/v2/v720/1.m4s", 13)
+    assert await storage.get_bytes("titles/t1/v2/v720/1.m4s") == b"segment-bytes"
+    assert await storage.get_bytes("titles/t1/v1/v720/1.m4s") == b"segment-bytes"
+    with pytest.raises(ObjectNotFound):
+        await storage.copy("titles/t1/v1/missing.m4s", "titles/t1/v2/missing.m4s")
+    assert not await storage.list("titles/t1/v2/missing")

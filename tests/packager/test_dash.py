@@ -93,7 +93,7 @@ def test_mpd_parses_and_matches_the_model(name, uri):
                 assert aset.lang == (r.language or "und")
                 assert rep.audio_sampling_rate == str(r.sample_rate)
                 [acc] = rep.audio_channel_configurations
-                assert (acc.scheme_id_uri, acc.value) == (CHANNELS_SCHEME, str(r.channels))
+                assert (acc.scheme_id_uri, acc.value) == (CHANNELS_SCHEME, str(r.channels))  # 2 -> 2, 6 -> 6
     assert set(seen) == {r.id for r in p.renditions}
     assert abs(_iso_seconds(mpd.media_presentation_duration) - max(ends)) <= Fraction(1, 10**6)
 
@@ -140,8 +140,32 @@ def test_one_audio_set_per_language_with_main_role_on_the_default():
         ("und", ["a3"]),
     ]
     roles = [[(r.scheme_id_uri, r.value) for r in (a.roles or [])] for a in audio_sets]
-    assert roles == [[], [("urn:mpeg:dash:role:2011", "main")], []]
+    assert roles == [
+        [("urn:mpeg:dash:role:2011", "alternate")],
+        [("urn:mpeg:dash:role:2011", "main")],
+        [("urn:mpeg:dash:role:2011", "alternate")],
+    ]
     assert len({a.id for a in mpd.periods[0].adaptation_sets}) == 4
+
+
+def test_surround_is_its_own_set_with_cicp_channel_configuration():
+    p = presentation(
+        video(),
+        audio("a0", language="en", name="English", default=True),
+        audio("a0-51", language="en", name="English 5.1", channels=6, peak=400_000, avg=384_000),
+    )
+    mpd = MPEGDASHParser.parse(render_mpd(p, REL))
+    audio_sets = [a for a in mpd.periods[0].adaptation_sets if a.content_type == "audio"]
+    assert [(a.lang, [r.id for r in a.representations]) for a in audio_sets] == [("en", ["a0"]), ("en", ["a0-51"])]
+    configs = [
+        [(c.scheme_id_uri, c.value) for r in a.representations for c in r.audio_channel_configurations]
+        for a in audio_sets
+    ]
+    assert configs == [[(CHANNELS_SCHEME, "2")], [(CHANNELS_SCHEME, "6")]]
+    assert CHANNELS_SCHEME == "urn:mpeg:mpegB:cicp:ChannelConfiguration"
+    assert [[r.value for r in a.roles] for a in audio_sets] == [["main"], ["alternate"]]
+    text = render_mpd(p, REL)
+    assert "<Label>English</Label>" in text and "<Label>English 5.1</Label>" in text
 
 
 def test_video_only_and_audio_only_sets():

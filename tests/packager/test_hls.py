@@ -346,3 +346,23 @@ def test_progressive_multivariant_has_no_average_bandwidth():
 def test_progressive_media_playlist_is_vod_like_the_measured_one():
     p = ladder()
     assert render_media(replace(p, progressive=True), "v360", REL) == render_media(p, "v360", REL)
+
+
+def test_two_languages_and_a_surround_copy_share_one_audio_group():
+    p = presentation(
+        video(peak=1_000_000),
+        audio("a0", language="en", name="English", default=True),
+        audio("a0-51", language="en", name="English 5.1", channels=6, peak=400_000, avg=384_000),
+        audio("a1", language="fr", name="Français"),
+    )
+    parsed = m3u8.loads(render_multivariant(p, REL))
+    got = [(m.group_id, m.language, m.name, m.channels, m.default, m.autoselect, m.uri) for m in parsed.media]
+    assert got == [
+        (AUDIO_GROUP, "en", "English", "2", "YES", "YES", "a0/index.m3u8?token=" + TOKEN),
+        (AUDIO_GROUP, "en", "English 5.1", "6", "NO", "YES", "a0-51/index.m3u8?token=" + TOKEN),
+        (AUDIO_GROUP, "fr", "Français", "2", "NO", "YES", "a1/index.m3u8?token=" + TOKEN),
+    ]
+    [variant] = parsed.playlists
+    # RFC 8216 4.3.4.2: BANDWIDTH covers the richest combination (video + the 5.1 track)
+    assert variant.stream_info.bandwidth == 1_000_000 + 400_000
+    assert variant.stream_info.audio == AUDIO_GROUP

@@ -329,7 +329,7 @@ def test_segments_are_reported_while_ffmpeg_runs(clip_factory: Callable[..., Pat
 
 def test_segment_grid_in_frames() -> None:
     def ladder(fps: str) -> Ladder:
-        return Ladder(rungs=(), audio=None, fps=fps, gop_frames=round(2 * float(eval(fps))), segment_s=4)
+        return Ladder(rungs=(), audios=(), fps=fps, gop_frames=round(2 * float(eval(fps))), segment_s=4)
 
     assert chunks.segment_frames(ladder("30")) == 120
     assert chunks.segment_frames(ladder("30000/1001")) == 120  # 4.004 s

@@ -206,13 +206,44 @@ def test_h264_level(w: int, h: int, fps: int, level: int) -> None:
     assert h264_level(w, h, Fraction(fps), maxrate=5_000_000, bufsize=10_000_000) == level
 
 
-def test_audio_from_first_stream_keeps_language() -> None:
+def test_audio_from_first_stream_keeps_language_as_bcp47() -> None:
     ladder = plan_ladder(probe(video()))
     a = ladder.audio
     assert a is not None
-    assert (a.id, a.source_index, a.language, a.name) == ("a0", 1, "fra", "Français")
+    assert (a.id, a.source_index, a.language, a.name, a.default) == ("a0", 1, "fr", "Français", True)
     assert (a.codec, a.bitrate, a.channels, a.sample_rate) == ("aac", 128_000, 2, 48_000)
-    assert ladder.rendition_ids == ("v1080", "v720", "v480", "v360", "a0")
+    assert ladder.rendition_ids == ("v1080", "v720", "v480", "v360", "a0", "a0-51", "a1")
+
+
+def test_every_audio_stream_is_a_rendition_and_surround_keeps_a_51_copy() -> None:
+    ladder = plan_ladder(probe(video()))
+    got = [(a.id, a.source_index, a.language, a.name, a.channels, a.bitrate, a.default) for a in ladder.audios]
+    assert got == [
+        ("a0", 1, "fr", "Français", 2, 128_000, True),
+        ("a0-51", 1, "fr", "Français 5.1", 6, 384_000, False),
+        ("a1", 2, "en", "English", 2, 128_000, False),
+    ]
+    assert all((a.codec, a.sample_rate) == ("aac", 48_000) for a in ladder.audios)
+
+
+def test_the_sources_default_stream_is_the_default_rendition() -> None:
+    streams = (
+        AudioStream(index=1, codec="aac", channels=2, sample_rate=48000, language="eng"),
+        AudioStream(index=2, codec="aac", channels=2, sample_rate=48000, language="ger", default=True),
+    )
+    ladder = plan_ladder(probe(video(), audio=streams))
+    assert [(a.id, a.language, a.default) for a in ladder.audios] == [("a0", "en", False), ("a1", "de", True)]
+    assert ladder.audio is not None and ladder.audio.id == "a1"
+
+
+def test_audio_languages_override_by_stream_order_and_untagged_is_und() -> None:
+    streams = (
+        AudioStream(index=1, codec="aac", channels=2, sample_rate=48000, language="und"),
+        AudioStream(index=2, codec="aac", channels=2, sample_rate=48000, language=""),
+        AudioStream(index=3, codec="aac", channels=2, sample_rate=48000, language="eng"),
+    )
+    ladder = plan_ladder(probe(video(), audio=streams), audio_languages={0: "it"})
+    assert [(a.language, a.name) for a in ladder.audios] == [("it", "Italiano"), ("und", "Audio 2"), ("en", "English")]
 
 
 def test_audio_only_is_a_ladder_without_rungs() -> None:
@@ -220,7 +251,7 @@ def test_audio_only_is_a_ladder_without_rungs() -> None:
     assert ladder.rungs == ()
     assert ladder.audio is not None and ladder.audio.id == "a0"
     assert ladder.fps is None and ladder.gop_frames == 0
-    assert ladder.rendition_ids == ("a0",)
+    assert ladder.rendition_ids == ("a0", "a0-51", "a1")
 
 
 def test_video_only_has_no_audio() -> None:

@@ -17,6 +17,13 @@ const check = {
   renderedHeight: null, // height of the rendition the player says it is showing
   switches: 0,
   setLevel: null, // (index) -> void, ABR off
+  // Tracks, the same shape for every engine: [{index, lang, name}], and the choosers.
+  audioTracks: [],
+  audioIndex: -1, // the audio track the player says is selected
+  setAudio: null, // (index) -> void
+  textTracks: [],
+  textIndex: -1, // -1: subtitles off
+  setText: null, // (index | -1) -> void
 };
 window.check = check;
 
@@ -51,6 +58,29 @@ async function startHls() {
   check.setLevel = (index) => {
     hls.currentLevel = index; // fixes the level (ABR off) and flushes the buffer ahead
   };
+  const audioList = () => {
+    check.audioTracks = hls.audioTracks.map((t, i) => ({ index: i, lang: t.lang || 'und', name: t.name || '' }));
+    check.audioIndex = hls.audioTrack;
+  };
+  hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, audioList);
+  hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, (_e, data) => {
+    check.audioIndex = data.id;
+    note(`audio track ${data.id}`);
+  });
+  check.setAudio = (index) => {
+    hls.audioTrack = index;
+  };
+  hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, () => {
+    check.textTracks = hls.subtitleTracks.map((t, i) => ({ index: i, lang: t.lang || 'und', name: t.name || '' }));
+  });
+  hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, (_e, data) => {
+    check.textIndex = data.id;
+  });
+  check.setText = (index) => {
+    hls.subtitleDisplay = index >= 0;
+    hls.subtitleTrack = index;
+    check.textIndex = index;
+  };
   hls.loadSource(src);
   hls.attachMedia(video);
 }
@@ -83,7 +113,108 @@ async function startDash() {
     player.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false } } } });
     player.setRepresentationForTypeById('video', check.levels[index].id, true);
   };
+  const trackOf = (t, i) => ({
+    index: i,
+    lang: t.lang || 'und',
+    name: (t.labels && t.labels[0] && t.labels[0].text) || t.lang || '',
+  });
+  const dashTracks = () => {
+    const audio = player.getTracksFor('audio');
+    check.audioTracks = audio.map(trackOf);
+    const current = player.getCurrentTrackFor('audio');
+    check.audioIndex = audio.findIndex((t) => current && t.id === current.id && t.lang === current.lang);
+    check.textTracks = player.getTracksFor('text').map(trackOf);
+  };
+  player.on(events.STREAM_INITIALIZED, dashTracks);
+  player.on(events.TRACK_CHANGE_RENDERED, (e) => {
+    if (e.mediaType !== 'audio') return;
+    dashTracks();
+    note(`audio track ${check.audioIndex}`);
+  });
+  check.setAudio = (index) => {
+    player.setCurrentTrack(player.getTracksFor('audio')[index]);
+  };
+  check.setText = (index) => {
+    player.enableText(index >= 0);
+    if (index >= 0) player.setTextTrack(index);
+    check.textIndex = index;
+  };
   player.initialize(video, src, true);
+}
+
+async function startShaka() {
+  const shaka = window.shaka;
+  if (!shaka) throw new Error('Shaka Player did not load');
+  shaka.polyfill.installAll();
+  if (!shaka.Player.isBrowserSupported()) throw new Error('Shaka Player: browser not supported');
+  const player = new shaka.Player();
+  check.player = player;
+  await player.attach(video);
+  player.addEventListener('error', (e) => {
+    const err = e.detail || {};
+    note(`shaka error ${err.category}:${err.code}`);
+    check.errors.push(`shaka:${err.category}:${err.code}`);
+  });
+  // Shaka lists variants (video x audio); a level is a video height, an audio track a
+  // language + channel count.
+  const variants = () => player.getVariantTracks();
+  const audioKey = (t) => `${t.language}|${t.channelsCount || ''}|${t.label || ''}`;
+  const refresh = () => {
+    const all = variants();
+    const active = all.find((t) => t.active);
+    const heights = [...new Set(all.map((t) => t.height).filter(Boolean))].sort((a, b) => b - a);
+    check.levels = heights.map((h, i) => {
+      const v = all.find((t) => t.height === h);
+      return { index: i, id: String(v.videoId), height: h, bitrate: v.videoBandwidth || v.bandwidth };
+    });
+    const audios = [];
+    for (const t of all) {
+      if (!audios.some((a) => audioKey(a) === audioKey(t))) audios.push(t);
+    }
+    check.audioTracks = audios.map((t, i) => ({
+      index: i,
+      lang: t.language || 'und',
+      name: t.label || t.language || '',
+      channels: t.channelsCount || null,
+    }));
+    check.audioIndex = active ? audios.findIndex((a) => audioKey(a) === audioKey(active)) : -1;
+    check._audios = audios;
+    check.textTracks = player.getTextTracks().map((t, i) => ({ index: i, lang: t.language || 'und', name: t.label || t.language || '' }));
+    if (active && active.height && active.height !== check.renderedHeight) {
+      check.renderedHeight = active.height;
+      check.switches += 1;
+      note(`rendered ${active.height}p`);
+    }
+  };
+  player.addEventListener('adaptation', refresh);
+  player.addEventListener('variantchanged', refresh);
+  player.addEventListener('trackschanged', refresh);
+  check.setLevel = (index) => {
+    player.configure({ abr: { enabled: false } });
+    const active = variants().find((t) => t.active);
+    const height = check.levels[index].height;
+    const pick = variants().find((t) => t.height === height && (!active || audioKey(t) === audioKey(active)))
+      || variants().find((t) => t.height === height);
+    player.selectVariantTrack(pick, true);
+  };
+  check.setAudio = (index) => {
+    const a = check._audios[index];
+    player.selectAudioLanguage(a.language, undefined, a.channelsCount || 0);
+  };
+  check.setText = (index) => {
+    if (index < 0) {
+      player.setTextTrackVisibility(false);
+    } else {
+      player.selectTextTrack(player.getTextTracks()[index]);
+      player.setTextTrackVisibility(true);
+    }
+    check.textIndex = index;
+  };
+  await player.load(src);
+  refresh();
+  check.ready = true;
+  note(`levels ${check.levels.map((l) => l.height).join(',')}`);
+  video.play().catch((err) => check.errors.push(`play:${err.name}`));
 }
 
 video.addEventListener('error', () => {
@@ -92,14 +223,14 @@ video.addEventListener('error', () => {
 });
 
 if (!src) {
-  note('add ?src=<playback url>&engine=hls|dash');
+  note('add ?src=<playback url>&engine=hls|dash|shaka');
 } else {
-  const start = engine === 'dash' ? startDash : startHls;
+  const start = { hls: startHls, dash: startDash, shaka: startShaka }[engine] || startHls;
   const go = () => start().catch((err) => {
     check.errors.push(`setup:${err.message}`);
     note(`setup failed: ${err.message}`);
   });
-  // dash.all.min.js is a deferred classic script: it has run by DOMContentLoaded.
+  // dash.all.min.js and shaka-player.compiled.js are deferred classic scripts: it has run by DOMContentLoaded.
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', go);
   else go();
 }

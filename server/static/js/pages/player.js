@@ -2,6 +2,7 @@
 // missing (Safari on iPhone); a quality menu; resume from history; the position reported
 // every ~10 s, on pause and on leaving; the next episode offered at the end of one.
 import { api, beacon, ApiError } from '../api.js';
+import { audioMenu } from '../audio-menu.js';
 import { h, formatDuration } from '../dom.js';
 import { reportPosition, resumePosition } from '../history.js';
 import { nextEpisode } from '../series.js';
@@ -77,6 +78,7 @@ export async function render({ main, params, navigate, isCurrent }) {
 
   // ---- engine ------------------------------------------------------------------------
   let hls = null;
+  const bar = main.querySelector('.player-bar');
   const { default: Hls } = await import('/vendor/hls.min.mjs');
   if (!isCurrent()) return;
   // Prefer hls.js wherever MediaSource exists: recent Chromium answers canPlayType(HLS)
@@ -110,6 +112,9 @@ export async function render({ main, params, navigate, isCurrent }) {
     quality.addEventListener('change', () => {
       if (hls) hls.currentLevel = Number(quality.value); // -1 = automatic
     });
+    const audio = audioMenu(hls, Hls, user.id);
+    bar.insertBefore(audio.select, status);
+    bar.insertBefore(audio.label, audio.select);
     hls.loadSource(playback.hls_url);
     hls.attachMedia(video);
   } else if (video.canPlayType(HLS_MIME)) {
