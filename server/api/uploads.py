@@ -57,6 +57,15 @@ def _owner(principal: Principal) -> str:
 async def _caller(request: web.Request) -> tuple[str, uploads.DirectUpload | None]:
     """(owner, the direct upload when the URL is one's): an admin or an upload-scoped key, or
     the holder of a direct upload URL (`?direct=`, no account needed)."""
+    # who first (a missing credential is a 401 whatever else is missing), then the protocol
+    token = request.query.get("direct")
+    direct = None
+    if token is not None:
+        async with request.app[keys.PG].acquire() as conn:
+            direct = await uploads.direct_by_token(conn, token)
+        owner = direct.owner
+    else:
+        owner = _owner(await require_admin(request, scope="upload"))
     if request.method != "OPTIONS" and request.headers.get("Tus-Resumable") != TUS_VERSION:
         raise ApiError(
             412,
@@ -64,12 +73,7 @@ async def _caller(request: web.Request) -> tuple[str, uploads.DirectUpload | Non
             f"send Tus-Resumable: {TUS_VERSION}",
             headers={"Tus-Version": TUS_VERSION},
         )
-    token = request.query.get("direct")
-    if token is not None:
-        async with request.app[keys.PG].acquire() as conn:
-            direct = await uploads.direct_by_token(conn, token)
-        return direct.owner, direct
-    return _owner(await require_admin(request, scope="upload")), None
+    return owner, direct
 
 
 def _length(value: str | None, name: str) -> int:
@@ -216,7 +220,7 @@ async def delete_upload(request: web.Request) -> web.Response:
 
 
 @routes.get(
-    "/api/v1/uploads/{upload_id}",
+    "/api/v1/uploads/{upload_id}/status",
     summary="An upload's progress, and the title it became",
     tag=TAG,
     response=UploadInfo,

@@ -1,7 +1,7 @@
 // Service worker: caches the app shell only, so the app opens offline or on a flaky network.
 // It never caches media (/stream/) or API answers (/api/): those carry personal data and
 // short-lived tokens, and segments are the CDN's job.
-const VERSION = 'streamflix-shell-v2';
+const VERSION = 'streamflix-shell-v3';
 const SHELL = [
   '/',
   '/manifest.webmanifest',
@@ -27,6 +27,9 @@ const SHELL = [
   '/static/js/pages/profile.js',
   '/static/js/pages/account-links.js',
   '/static/js/pages/admin.js',
+  '/static/js/admin-access.js',
+  '/static/js/admin-upload.js',
+  '/static/js/audio-menu.js',
 ];
 const SHELL_PATHS = new Set(SHELL);
 

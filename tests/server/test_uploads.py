@@ -109,7 +109,7 @@ async def _upload_in_pieces(client: Any, auth: dict[str, str], settings: Setting
     assert r.status == 204, await r.text()
     assert r.headers["Upload-Offset"] == str(len(data))
     upload_id = location.rsplit("/", 1)[1]
-    r = await client.get(f"/api/v1/uploads/{upload_id}", headers=auth)
+    r = await client.get(f"/api/v1/uploads/{upload_id}/status", headers=auth)
     assert r.status == 200
     info = await r.json()
     assert info["status"] == "completed" and info["received"] == len(data)
@@ -171,7 +171,7 @@ async def test_resumed_on_another_server_process_with_a_real_tus_client(
     assert await offset_of(first, auth, path) == 1024 * 1024
     url2 = str(second.make_url(BASE))
     await asyncio.to_thread(send, url2, None, str(second.make_url(path)))
-    r = await second.get(f"/api/v1/uploads/{path.rsplit('/', 1)[1]}", headers=auth)
+    r = await second.get(f"/api/v1/uploads/{path.rsplit('/', 1)[1]}/status", headers=auth)
     info = await r.json()
     assert info["status"] == "completed"
     assert await stored_source(settings, info["title_id"]) == data
@@ -311,7 +311,7 @@ async def test_the_storage_sweep_spares_live_uploads(
         await storage.close()
     r = await patch(app_client, auth, location, 10, b"b" * 10)
     assert r.status == 204, await r.text()
-    info = await (await app_client.get(f"/api/v1/uploads/{location.rsplit('/', 1)[1]}", headers=auth)).json()
+    info = await (await app_client.get(f"/api/v1/uploads/{location.rsplit('/', 1)[1]}/status", headers=auth)).json()
     assert info["status"] == "completed"
     assert await stored_source(settings, info["title_id"]) == b"a" * 10 + b"b" * 10
 
@@ -389,7 +389,7 @@ async def test_an_upload_whose_completion_failed_completes_on_the_next_head(
         __import__("json").dumps([[1, tag, len(data)]]),
     )
     assert await offset_of(app_client, auth, location) == len(data)
-    info = await (await app_client.get(f"/api/v1/uploads/{upload_id}", headers=auth)).json()
+    info = await (await app_client.get(f"/api/v1/uploads/{upload_id}/status", headers=auth)).json()
     assert info["status"] == "completed"
     assert await stored_source(settings, info["title_id"]) == data
     assert await pg.fetchval("SELECT title FROM catalog.titles WHERE id = $1", info["title_id"]) == "Finished late"

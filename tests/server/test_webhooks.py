@@ -147,7 +147,7 @@ async def test_title_ready_is_delivered_signed_and_retried(
         )
         assert r.status == 201 and r.headers["Upload-Offset"] == str(len(data)), await r.text()
         upload_id = r.headers["Location"].rsplit("/", 1)[1]
-        uploaded = await (await client.get(f"/api/v1/uploads/{upload_id}", headers=headers)).json()
+        uploaded = await (await client.get(f"/api/v1/uploads/{upload_id}/status", headers=headers)).json()
         title = await run_worker_on(hook_settings, uploaded["title_id"])
         assert title.status == "ready", title.failure_reason
         assert title.title == name
