@@ -327,12 +327,15 @@ async def heartbeat_task(conn: asyncpg.Connection, task: Task, lease_s: float) -
 
 
 async def complete_task(conn: asyncpg.Connection, task: Task, result: dict[str, Any]) -> bool:
-    """Mark our task done with its `result` (JSON). False when it is no longer ours."""
+    """Mark our task done with its `result` (JSON). False when it is no longer ours or its
+    job is over (a title deleted mid-encode: what the task stored belongs to nobody)."""
     status = await conn.execute(
-        f"""UPDATE {_TASKS}
+        f"""UPDATE {_TASKS} t
                SET status = 'done', result = $4::jsonb, lease_until = NULL, error = NULL,
                    finished_at = now(), updated_at = now()
-             WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running'""",
+              FROM jobs.transcode_jobs j
+             WHERE t.id = $1 AND t.worker_id = $2 AND t.attempts = $3 AND t.status = 'running'
+               AND j.id = t.job_id AND j.status IN ('queued', 'running')""",
         task.id,
         task.worker_id,
         task.attempts,

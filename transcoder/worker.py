@@ -373,10 +373,14 @@ class Worker:
 
             if not await self._waiting(complete):
                 log.warning("task %s: no longer ours at completion; its result is dropped", task.id)
+                await asyncio.shield(self._release_task(task))  # fenced: a taken-over task stays
                 await self._drop_if_deleted(task, uploaded)
         except asyncio.CancelledError:
             if task.id in self._runs_lost:
                 log.info("task %s: stopped (its job ended or another worker took it)", task.id)
+                # Fenced: a task another worker took over stays its; one whose job ended goes
+                # back to `queued`, where it waits (claimable only while its job runs).
+                await asyncio.shield(self._release_task(task))
                 await self._drop_if_deleted(task, uploaded)
                 return
             if self._stopping.is_set():

@@ -135,6 +135,8 @@ def test_player_page_audio_menu_switches_by_keyboard_and_is_remembered(
     assert page.locator("#audio option").all_inner_texts() == ["English", "Français"]
     assert page.evaluate("window.streamflixPlayer.hls.audioTrack") == 0  # the source's default
 
+    # A viewer chooses once the film plays: hls.js settles its first audio track before that.
+    page.wait_for_function("() => document.querySelector('#video').currentTime > 0.5", timeout=20_000)
     page.focus("#audio")
     page.keyboard.press("ArrowDown")  # a keyboard choice, no mouse
     page.wait_for_function("() => window.streamflixPlayer.hls.audioTrack === 1", timeout=10_000)
