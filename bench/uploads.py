@@ -2,13 +2,16 @@
 local storage and on S3 (moto's server), against `curl` PUT of the same bytes to a plain
 file server (nginx with WebDAV PUT) as the reference, with the server's memory during it.
 
-    .venv/bin/python bench/uploads.py [--mib 1024] [--backends local,s3]
+    .venv/bin/python bench/uploads.py [--mib 1024] [--backends local,s3] [--rounds 3]
 
 Targets: tus throughput >= 0.8x the reference on each backend; the server's RSS flat (the
 body is spooled to disk, never held in memory): peak minus idle well under the size sent.
 
-Each upload is `curl` both ways (one PATCH of the whole file for tus, as tus-js-client sends
-by default; a PUT for the reference), so the client costs the same. The tus figure includes
+Each round times the reference and then each backend, one after the other, after a `sync`
+(so one write's dirty pages do not throttle the next); the figures are the medians of the
+rounds, each round's times printed too. Each upload is `curl` both ways (one PATCH of the
+whole file for tus, as tus-js-client sends by default; a PUT for the reference), so the
+client costs the same. The tus figure includes
 everything until the upload is complete: the request, then joining the parts (S3
 CompleteMultipartUpload, a rename on local storage) and the title's creation.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -109,6 +113,7 @@ http {{
                 if "404" in str(exc) or "403" in str(exc):
                     break
                 time.sleep(0.1)
+        os.sync()
         started = time.perf_counter()
         curl("-T", str(path), f"http://127.0.0.1:{port}/films/source.bin")
         took = time.perf_counter() - started
@@ -160,6 +165,7 @@ def tus_upload(stack: Stack, token: str, path: Path) -> tuple[float, float, floa
         line.split(":", 1)[1].strip() for line in headers.splitlines() if line.lower().startswith("location:")
     )
     sampler = Sampler(stack.procs["serve"].pid)
+    os.sync()
     started = time.perf_counter()
     answer = curl(
         "-D",
@@ -227,6 +233,7 @@ def run_backend(name: str, path: Path) -> dict[str, float]:
         if name == "s3":
             # context: the same bytes PUT straight into moto, one request (moto keeps objects
             # in its own memory, and joins multipart uploads in Python)
+            os.sync()
             started = time.perf_counter()
             curl("-T", str(path), f"{extra['STREAMFLIX_S3_ENDPOINT_URL']}/bench-uploads/direct.bin")
             result["moto_put_s"] = time.perf_counter() - started
@@ -242,27 +249,40 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mib", type=int, default=1024, help="size of the upload (MiB)")
     parser.add_argument("--backends", default="local,s3")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
     args = parser.parse_args()
     path = source(args.mib)
     mib = args.mib
-    print(f"upload of {mib} MiB, {os.cpu_count()} cores")
-    ref = reference_put(path)
-    print(f"reference: curl PUT to nginx (WebDAV): {ref:.2f} s, {mib / ref:.0f} MiB/s")
+    backends = args.backends.split(",")
+    print(f"upload of {mib} MiB, {os.cpu_count()} cores, {args.rounds} round(s), load {os.getloadavg()[0]:.1f}")
+    refs: list[float] = []
+    runs: dict[str, list[dict[str, float]]] = {b: [] for b in backends}
+    for n in range(1, args.rounds + 1):
+        refs.append(reference_put(path))
+        line = [f"round {n}: nginx {refs[-1]:.2f} s"]
+        for backend in backends:
+            runs[backend].append(run_backend(backend, path))
+            line.append(f"{backend} {runs[backend][-1]['seconds']:.2f} s")
+        print(", ".join(line), flush=True)
+    ref = statistics.median(refs)
+    print(f"reference: curl PUT to nginx (WebDAV): {ref:.2f} s median, {mib / ref:.0f} MiB/s")
     ok = True
-    for backend in args.backends.split(","):
-        r = run_backend(backend, path)
-        ratio = ref / r["seconds"]
-        grew = r["peak_mib"] - r["idle_mib"]
+    for backend in backends:
+        took = statistics.median(r["seconds"] for r in runs[backend])
+        idle = min(r["idle_mib"] for r in runs[backend])
+        peak = max(r["peak_mib"] for r in runs[backend])
+        ratio = ref / took
         passed = ratio >= TARGET
         ok &= passed
         print(
-            f"tus on {backend:5}: {r['seconds']:.2f} s, {mib / r['seconds']:.0f} MiB/s = {ratio:.2f}x the reference "
-            f"(target >= {TARGET}x: {'PASS' if passed else 'MISS'}); server RSS {r['idle_mib']:.0f} MiB idle, "
-            f"{r['peak_mib']:.0f} MiB peak (+{grew:.0f} MiB for {mib} MiB sent)"
+            f"tus on {backend:5}: {took:.2f} s median, {mib / took:.0f} MiB/s = {ratio:.2f}x the reference "
+            f"(target >= {TARGET}x: {'PASS' if passed else 'MISS'}); server RSS {idle:.0f} MiB idle, "
+            f"{peak:.0f} MiB peak (+{peak - idle:.0f} MiB for {mib} MiB sent)"
         )
-        if "moto_put_s" in r:
-            moto_s = r["moto_put_s"]
-            print(f"  for context: curl PUT straight into moto: {moto_s:.2f} s, {mib / moto_s:.0f} MiB/s")
+        moto = [r["moto_put_s"] for r in runs[backend] if "moto_put_s" in r]
+        if moto:
+            moto_s = statistics.median(moto)
+            print(f"  for context: curl PUT straight into moto: {moto_s:.2f} s median, {mib / moto_s:.0f} MiB/s")
     return 0 if ok else 1
 
 

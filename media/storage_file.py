@@ -169,7 +169,10 @@ class FileStorage:
                 raise ObjectNotFound(f"no write {write_id!r} of {key!r}") from None
             if consume and held == 0:
                 try:
-                    os.replace(path, target)
+                    # Unlinked first: a rename over an existing file makes ext4 flush the
+                    # renamed file's data at once (auto_da_alloc), a second write of the part.
+                    target.unlink()
+                    os.rename(path, target)
                     return f"{number}:{target.stat().st_size}"
                 except OSError as exc:
                     if exc.errno != errno.EXDEV:  # another filesystem: copied below
