@@ -481,6 +481,7 @@ async def encode_video_task(
     ffmpeg_bin: str = "ffmpeg",
     on_segment: SegmentCallback | None = None,
     on_progress: ProgressCallback | None = None,
+    nice: int = 0,
 ) -> TaskOutput:
     """Encode the rectangle `rendition_ids` x segments `first .. first+count-1` (of `total`)
     with one ffmpeg into `out_dir/{rid}/init.mp4` and `out_dir/{rid}/{n}.m4s` (n global),
@@ -531,7 +532,7 @@ async def encode_video_task(
     output = TaskOutput()
     watcher = _Watcher(out_dir, {rid: "video" for rid in ids}, first, delta, output, on_segment)
     await _run_watched(
-        args, watcher, span_s, on_progress, timeout_s if timeout_s is not None else default_timeout_s(span_s)
+        args, watcher, span_s, on_progress, timeout_s if timeout_s is not None else default_timeout_s(span_s), nice
     )
     expected = list(range(first, first + count))
     for rid in ids:
@@ -681,9 +682,10 @@ async def _run_watched(
     duration_s: float,
     on_progress: ProgressCallback | None,
     timeout_s: float,
+    nice: int = 0,
 ) -> None:
     encode = asyncio.ensure_future(
-        run_ffmpeg(args, duration_s=duration_s, on_progress=on_progress, timeout_s=timeout_s)
+        run_ffmpeg(args, duration_s=duration_s, on_progress=on_progress, timeout_s=timeout_s, nice=nice)
     )
     try:
         while not encode.done():

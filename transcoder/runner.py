@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ctypes
 import inspect
+import os
 import signal
 import sys
 from collections import deque
@@ -28,7 +29,12 @@ _GENERIC = ("conversion failed", "exiting normally", "received signal", "press [
 
 
 async def run_ffmpeg(
-    args: list[str], *, duration_s: float, on_progress: ProgressCallback | None = None, timeout_s: float | None = None
+    args: list[str],
+    *,
+    duration_s: float,
+    on_progress: ProgressCallback | None = None,
+    timeout_s: float | None = None,
+    nice: int = 0,
 ) -> None:
     """Run ffmpeg to completion, reporting 0..100 % through `on_progress` (sync or async).
 
@@ -36,14 +42,15 @@ async def run_ffmpeg(
     the most telling of ffmpeg's last stderr lines) on a non-zero exit. On timeout or
     cancellation ffmpeg gets SIGTERM, then SIGKILL after a short grace, and is awaited before
     this returns or re-raises. Should this process itself die, the kernel kills ffmpeg
-    (`die_with_parent`).
+    (`die_with_parent`). `nice` > 0 runs ffmpeg at that lower CPU priority (bulk work that
+    must yield the cores to what a viewer waits for).
     """
     proc = await asyncio.create_subprocess_exec(
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        preexec_fn=die_with_parent,
+        preexec_fn=_child_setup(nice),
     )
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     try:
@@ -67,6 +74,15 @@ async def run_ffmpeg(
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # Looked up once here: dlopen in a forked child of a threaded process can deadlock.
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def _child_setup(nice: int) -> Callable[[], None]:
+    def setup() -> None:
+        if nice > 0:
+            os.nice(nice)
+        die_with_parent()
+
+    return setup
 
 
 def die_with_parent() -> None:

@@ -68,6 +68,7 @@ async def run_task(
     on_progress: Callable[[float], Any] | None = None,
     uploaded: set[str] | None = None,
     redo: bool = False,
+    nice: int = 0,
 ) -> dict[str, Any]:
     """Encode the rectangle and put every file it makes; returns the task's result (what
     `chunks.assemble_presentation` reads). `uploaded` collects the keys put, so a task stopped
@@ -77,7 +78,8 @@ async def run_task(
     makes the same bytes, the first one stored serves), and with `redo` (a later attempt of
     the task) a segment the dead attempt stored. The origin may have served it, and remembers
     its size and ETag, so it must not change under a viewer; the new encode of it is the
-    same frames on the same timestamps and is dropped."""
+    same frames on the same timestamps and is dropped. `nice`: the video encode's CPU
+    priority (audio always runs at the worker's own)."""
     put_keys = uploaded if uploaded is not None else set()
 
     async def on_segment(rendition_id: str, number: int | None, path: Path) -> None:
@@ -123,5 +125,6 @@ async def run_task(
             timeout_s=timeout,
             on_segment=on_segment,
             on_progress=on_progress,
+            nice=nice,
         )
     return output.to_result()

@@ -78,6 +78,10 @@ DEFAULT_CHUNK_SEGMENTS = 8
 WATCH_FAST_S = 0.02
 WATCH_S = 0.5
 LANE_VIDEO, LANE_URGENT, LANE_AUDIO = "video", "urgent", "audio"
+# Bulk video chunks (everything after the first chunk, unless a viewer bumped it) run their
+# ffmpeg this much nicer, so on busy cores the audio task and the segments a viewer waits for
+# get the CPU first. Alone on a machine, nice costs nothing.
+BULK_NICE = 10
 WORK_CACHE_SIZE = 32
 # A source whose content ends this far from its header's length is listed as adjusted.
 LENGTH_MISMATCH_S = 0.5
@@ -90,6 +94,11 @@ SEEKABLE_SOURCE = "seekable_source"
 AUDIO_LANGUAGES = "audio_languages"
 
 T = TypeVar("T")
+
+
+def bulk_nice(task: tasks.Task) -> int:
+    """The CPU niceness of a task's ffmpeg: BULK_NICE for bulk video chunks, else 0."""
+    return BULK_NICE if task.kind == "video" and task.priority >= tasks.PRIORITY_CHUNKS else 0
 
 
 def make_worker_id() -> str:
@@ -364,6 +373,7 @@ class Worker:
                 timeout_s=None,
                 uploaded=uploaded,
                 redo=task.attempts > 1,
+                nice=bulk_nice(task),
             )
             await _stop_task(heartbeat)
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from transcoder import runner
+from transcoder import runner, tasks
 from transcoder.errors import TranscodeError, TranscodeTimeout
 from transcoder.runner import failure_reason, parse_progress_time_s, run_ffmpeg
+from transcoder.worker import BULK_NICE, bulk_nice
 
 HEAD = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"]
 
@@ -141,6 +144,45 @@ async def test_cancellation_kills_ffmpeg() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert running_with(token) == []
+
+
+@pytest.mark.parametrize("nice", [0, 10])
+async def test_nice_lowers_ffmpegs_cpu_priority(nice: int) -> None:
+    """Bulk chunks yield the cores: their ffmpeg runs at the niceness asked, ours unchanged."""
+    token = uuid.uuid4().hex
+    progressed = asyncio.Event()
+    task = asyncio.create_task(
+        run_ffmpeg(endless(token), duration_s=3600.0, on_progress=lambda p: progressed.set(), timeout_s=60, nice=nice)
+    )
+    try:
+        await asyncio.wait_for(progressed.wait(), 20)
+        (pid,) = running_with(token)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0) + nice
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def test_only_bulk_video_chunks_run_nicer() -> None:
+    """What a viewer waits for (audio, the first chunk, a bumped task) keeps full priority."""
+    plan = tasks.plan_tasks(total=30, video_ids=("v1080", "v360"), audio_ids=("a0",), chunk_segments=8)
+    by_first = {(s.kind, s.first, s.renditions): s for s in plan}
+    assert all(s.priority < tasks.PRIORITY_CHUNKS for s in plan if s.first <= 8)
+
+    def made(spec: tasks.TaskSpec, priority: int) -> tasks.Task:
+        now = datetime.now(UTC)
+        return tasks.Task(
+            id=1, job_id=1, title_id="t", version="v", kind=spec.kind, renditions=spec.renditions,
+            first_number=spec.first, segment_count=spec.count, priority=priority, status="running",
+            attempts=1, max_attempts=3, deferrals=0, worker_id="w", lease_until=None, run_after=now,
+            error=None, result=None, created_at=now, updated_at=now, finished_at=None,
+        )  # fmt: skip
+
+    niceness = {key: bulk_nice(made(s, s.priority)) for key, s in by_first.items()}
+    assert niceness[("audio", 1, ("a0",))] == 0
+    assert niceness[("video", 1, ("v360",))] == 0  # a player starts with it
+    assert niceness[("video", 9, ("v1080", "v360"))] == BULK_NICE
+    assert bulk_nice(made(by_first[("video", 9, ("v1080", "v360"))], 0)) == 0  # bumped by a viewer
 
 
 async def test_sigterm_ignored_then_sigkill(monkeypatch: pytest.MonkeyPatch) -> None:
