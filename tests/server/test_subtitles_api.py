@@ -128,6 +128,33 @@ async def test_bad_input_is_400_and_changes_nothing(app_client, admin, ready, se
     await _unchanged(pg, settings, ready)
 
 
+ACCENTED = "1\r\n00:00:01,000 --> 00:00:02,000\r\nÇa va, très bien\r\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(ACCENTED.encode("utf-8"), id="utf-8"),
+        pytest.param(ACCENTED.encode("utf-8-sig"), id="utf-8-bom"),
+        pytest.param(ACCENTED.encode("utf-16"), id="utf-16-bom"),
+        pytest.param(ACCENTED.encode("utf-16-le"), id="utf-16-le-no-bom"),
+        pytest.param(ACCENTED.encode("utf-16-be"), id="utf-16-be-no-bom"),
+        pytest.param(ACCENTED.encode("latin-1"), id="latin-1"),
+    ],
+)
+async def test_any_common_encoding_is_stored_as_utf8(app_client, admin, ready, settings, data):
+    r = await app_client.post(url(ready.title_id), data=data, headers=admin)
+    assert r.status == 201, await r.text()
+    storage = open_storage(settings.storage_url)
+    try:
+        key = keys.object_key(ready.title_id, (await r.json())["version"], "t0/1.vtt")
+        stored = await storage.get_bytes(key)
+    finally:
+        await storage.close()
+    assert not stored.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"))  # no BOM carried over
+    assert "00:00:01.000 --> 00:00:02.000\nÇa va, très bien\n" in stored.decode("utf-8")  # strict UTF-8, LF
+
+
 async def _unchanged(pg, settings, ready) -> None:
     assert await current_version(pg, ready.title_id) == ready.version
     storage = open_storage(settings.storage_url)
