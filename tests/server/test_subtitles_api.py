@@ -90,6 +90,15 @@ async def test_adds_a_track_as_a_new_version(app_client, admin, ready, settings,
     [subs] = [m for m in master.media if m.type == "SUBTITLES"]
     assert (subs.language, subs.name) == ("fr", "Français (SDH)")
     assert all(v.stream_info.subtitles == "subs" for v in master.playlists)
+    # the origin serves the track's playlist and its WebVTT segments, typed as WebVTT
+    base = hls.rsplit("/", 1)[0] + "/"
+    media = m3u8.loads(await (await app_client.get(base + subs.uri)).text())
+    assert [s.uri.split("?")[0] for s in media.segments] == ["1.vtt", "2.vtt", "3.vtt"]
+    for _ in range(2):  # the first answer from aiohttp, the next from the fast path's cache
+        seg = await app_client.get(base + "t0/" + media.segments[1].uri)
+        assert seg.status == 200
+        assert seg.headers["Content-Type"] == "text/vtt; charset=utf-8"
+        assert "Bonjour &amp; bienvenue" in (await seg.read()).decode("utf-8")
     # a second track gets the next id
     r = await app_client.post(url(ready.title_id, "lang=en&forced=true&name=Signs"), data=SRT.encode(), headers=admin)
     assert r.status == 201, await r.text()
