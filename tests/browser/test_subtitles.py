@@ -211,3 +211,83 @@ def test_player_page_subtitles_menu_by_keyboard_remembered_and_literal(
     assert page.evaluate("""document.querySelectorAll('img[src="x"], .player-stage b').length""") == 0
     assert page.evaluate("window.__xss") is False
     watch.assert_clean()  # no alert() dialog, no request for "x"
+
+
+SIGNS = [(1.0, 15.0, "A sign in German")]
+
+
+@pytest.fixture
+def forced_title(live_server: Any, tmp_path: Path) -> dict[str, Any]:
+    """16 s with no embedded text and two sidecars: English (full) and English forced (signs)."""
+    if "forced" in _TITLES:
+        return _TITLES["forced"]
+    clip = tmp_path / "forced.mp4"
+    subprocess.run(
+        [
+            _ffmpeg(), "-v", "error", "-y",
+            "-f", "lavfi", "-i", f"testsrc2=size=320x180:rate=25:duration={SECONDS}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={SECONDS}",
+            "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k",
+            str(clip),
+        ],
+        check=True,
+    )  # fmt: skip
+    full = tmp_path / "full.en.srt"
+    full.write_text(_srt(ENGLISH), encoding="utf-8")
+    signs = tmp_path / "signs.en.srt"
+    signs.write_text(_srt(SIGNS), encoding="utf-8")
+    _TITLES["forced"] = live_server.ingest_ready(
+        clip,
+        title=f"Forced {secrets.token_hex(3)}",
+        year=2024,
+        genres=["test"],
+        description="A forced track.",
+        subtitles=[read_sidecar(f"en:{full}"), read_sidecar(f"en:{signs}:forced")],
+    )
+    return _TITLES["forced"]
+
+
+def test_player_page_forced_track_shows_unasked_and_off_is_remembered(
+    live_server: Any, forced_title: dict[str, Any], subtitled_title: dict[str, Any], new_context: Any
+) -> None:
+    viewer = live_server.register_and_login()
+    _ctx, page, watch = new_context(width=1280, height=800)
+    sign_in(page, live_server.url, viewer)
+    page.goto(f"{live_server.url}/watch/{forced_title['id']}")
+    page.wait_for_function("() => document.querySelectorAll('#subtitles option').length === 3", timeout=20_000)
+    assert page.locator("#subtitles option").all_inner_texts() == ["Off", "English", "English (forced)"]
+    # no choice yet: the forced track (HLS DEFAULT=YES) is on by itself
+    page.wait_for_function("() => window.streamflixPlayer.hls.subtitleTrack === 1", timeout=10_000)
+    assert page.input_value("#subtitles") == "1"
+    _assert_on_time(_wait_for_cue(page, SIGNS), SIGNS)
+
+    page.focus("#subtitles")
+    page.keyboard.press("Home")  # Off, by keyboard
+    page.wait_for_function("() => window.streamflixPlayer.hls.subtitleTrack === -1", timeout=10_000)
+    page.wait_for_function(f"() => ({ACTIVE})().cues.length === 0", timeout=10_000)
+    stored = page.evaluate("Object.entries(localStorage).filter(([k]) => k.startsWith('streamflix.subtitles.'))")
+    assert [v for _k, v in stored] == ["off"], stored
+
+    page.reload()  # Off is remembered, over the title's own default
+    page.wait_for_function(
+        "() => document.querySelectorAll('#subtitles option').length === 3 && window.streamflixPlayer"
+        " && window.streamflixPlayer.hls && window.streamflixPlayer.hls.subtitleTrack === -1"
+        f" && {VIDEO}.currentTime > 2",
+        timeout=20_000,
+    )
+    assert page.input_value("#subtitles") == "-1"
+    assert page.evaluate(ACTIVE)["cues"] == []
+
+    # a language chosen on one title is used on the next title that has it
+    page.focus("#subtitles")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_function("() => window.streamflixPlayer.hls.subtitleTrack === 0", timeout=10_000)
+    page.goto(f"{live_server.url}/watch/{subtitled_title['id']}")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#subtitles option').length === 3 && window.streamflixPlayer"
+        " && window.streamflixPlayer.hls && window.streamflixPlayer.hls.subtitleTrack === 0",
+        timeout=20_000,
+    )
+    assert page.input_value("#subtitles") == "0"
+    _assert_on_time(_wait_for_cue(page, ENGLISH), ENGLISH)
+    watch.assert_clean()
