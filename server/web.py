@@ -29,10 +29,12 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # The app's own origin only. `blob:` for media and workers because hls.js and dash.js feed
 # the <video> through MediaSource object URLs and hls.js runs its demuxer in a blob worker.
+# `data:` for media because hls.js gives each subtitle track a `<track src="data:,WEBVTT">`
+# (the cues are added from script; the element only makes the TextTrack).
 CSP = "; ".join(
     [
         "default-src 'self'",
-        "media-src 'self' blob:",
+        "media-src 'self' blob: data:",
         "worker-src 'self' blob:",
         "img-src 'self' data: blob:",
         "connect-src 'self'",

@@ -42,6 +42,9 @@ CT_DASH = "application/dash+xml"  # ISO/IEC 23009-1 annex C
 # hls.js, dash.js, Safari and Chrome's MSE all accept video/mp4 for init and media segments;
 # the registered `video/iso.segment` is refused by some CDNs' and proxies' type allow-lists.
 CT_SEGMENT = "video/mp4"
+# The other kinds of segment, by their name's ending (routes.SEGMENT_ROUTES): WebVTT subtitles
+# (RFC 8216 3.5; UTF-8, as the packager writes them) and thumbnail sprite sheets.
+CT_BY_EXT = {".vtt": "text/vtt; charset=utf-8", ".jpg": "image/jpeg"}
 
 SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 # Playlists carry a viewer's window token: browsers may keep them briefly, shared caches not.
@@ -209,12 +212,11 @@ class Origin:
 
         return await self._once(("model", title_id, version), load)
 
-    async def stored_object(
-        self, key: str, content_type: str = CT_SEGMENT, extra_headers: dict[str, str] | None = None
-    ) -> StoredObject:
-        """An object's size and validators (a storage HEAD on the first request only).
-        `extra_headers` join its 200's fields (a download's Content-Disposition): one key is
-        always asked for with the same ones."""
+    async def stored_object(self, key: str, extra_headers: dict[str, str] | None = None) -> StoredObject:
+        """An object's size and validators (a storage HEAD on the first request only), its type
+        from its name. `extra_headers` join its 200's fields (a download's Content-Disposition):
+        one key is always asked for with the same ones."""
+        content_type = CT_BY_EXT.get(key[key.rfind(".") :], CT_SEGMENT)
         cached = self.objects.get(key)
         if cached is not None:
             return cached

@@ -1,7 +1,7 @@
 // Service worker: caches the app shell only, so the app opens offline or on a flaky network.
 // It never caches media (/stream/) or API answers (/api/): those carry personal data and
 // short-lived tokens, and segments are the CDN's job.
-const VERSION = 'streamflix-shell-v3';
+const VERSION = 'streamflix-shell-v4';
 const SHELL = [
   '/',
   '/manifest.webmanifest',
@@ -30,6 +30,7 @@ const SHELL = [
   '/static/js/admin-access.js',
   '/static/js/admin-upload.js',
   '/static/js/audio-menu.js',
+  '/static/js/subtitle-menu.js',
 ];
 const SHELL_PATHS = new Set(SHELL);
 

@@ -134,6 +134,7 @@ def test_player_page_audio_menu_switches_by_keyboard_and_is_remembered(
     assert page.is_visible("#audio") and page.is_visible("label[for=audio]")
     assert page.locator("#audio option").all_inner_texts() == ["English", "Français"]
     assert page.evaluate("window.streamflixPlayer.hls.audioTrack") == 0  # the source's default
+    assert page.input_value("#audio") == "0"  # and the menu shows it (an arrow key starts from it)
 
     # A viewer chooses once the film plays: hls.js settles its first audio track before that.
     page.wait_for_function("() => document.querySelector('#video').currentTime > 0.5", timeout=20_000)

@@ -13,7 +13,7 @@ import pytest
 STATIC = Path(__file__).resolve().parents[2] / "server" / "static"
 REQUIRED_CSP = [
     "default-src 'self'",
-    "media-src 'self' blob:",
+    "media-src 'self' blob: data:",
     "worker-src 'self' blob:",
     "img-src 'self' data: blob:",
     "connect-src 'self'",

@@ -90,6 +90,15 @@ async def test_adds_a_track_as_a_new_version(app_client, admin, ready, settings,
     [subs] = [m for m in master.media if m.type == "SUBTITLES"]
     assert (subs.language, subs.name) == ("fr", "Français (SDH)")
     assert all(v.stream_info.subtitles == "subs" for v in master.playlists)
+    # the origin serves the track's playlist and its WebVTT segments, typed as WebVTT
+    base = hls.rsplit("/", 1)[0] + "/"
+    media = m3u8.loads(await (await app_client.get(base + subs.uri)).text())
+    assert [s.uri.split("?")[0] for s in media.segments] == ["1.vtt", "2.vtt", "3.vtt"]
+    for _ in range(2):  # the first answer from aiohttp, the next from the fast path's cache
+        seg = await app_client.get(base + "t0/" + media.segments[1].uri)
+        assert seg.status == 200
+        assert seg.headers["Content-Type"] == "text/vtt; charset=utf-8"
+        assert "Bonjour &amp; bienvenue" in (await seg.read()).decode("utf-8")
     # a second track gets the next id
     r = await app_client.post(url(ready.title_id, "lang=en&forced=true&name=Signs"), data=SRT.encode(), headers=admin)
     assert r.status == 201, await r.text()
@@ -126,6 +135,33 @@ async def test_bad_input_is_400_and_changes_nothing(app_client, admin, ready, se
     assert r.status == 400, await r.text()
     assert (await r.json())["error"]["code"] == code
     await _unchanged(pg, settings, ready)
+
+
+ACCENTED = "1\r\n00:00:01,000 --> 00:00:02,000\r\nÇa va, très bien\r\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(ACCENTED.encode("utf-8"), id="utf-8"),
+        pytest.param(ACCENTED.encode("utf-8-sig"), id="utf-8-bom"),
+        pytest.param(ACCENTED.encode("utf-16"), id="utf-16-bom"),
+        pytest.param(ACCENTED.encode("utf-16-le"), id="utf-16-le-no-bom"),
+        pytest.param(ACCENTED.encode("utf-16-be"), id="utf-16-be-no-bom"),
+        pytest.param(ACCENTED.encode("latin-1"), id="latin-1"),
+    ],
+)
+async def test_any_common_encoding_is_stored_as_utf8(app_client, admin, ready, settings, data):
+    r = await app_client.post(url(ready.title_id), data=data, headers=admin)
+    assert r.status == 201, await r.text()
+    storage = open_storage(settings.storage_url)
+    try:
+        key = keys.object_key(ready.title_id, (await r.json())["version"], "t0/1.vtt")
+        stored = await storage.get_bytes(key)
+    finally:
+        await storage.close()
+    assert not stored.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"))  # no BOM carried over
+    assert "00:00:01.000 --> 00:00:02.000\nÇa va, très bien\n" in stored.decode("utf-8")  # strict UTF-8, LF
 
 
 async def _unchanged(pg, settings, ready) -> None:

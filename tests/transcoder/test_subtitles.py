@@ -1,11 +1,14 @@
 """Subtitles through the real worker: an embedded mov_text stream and a sidecar .srt given to
-`streamflix ingest --subtitle`, published as WebVTT renditions aligned with the video; bad
-sidecars refused by the CLI (exit 2) before anything is stored or queued."""
+`streamflix ingest --subtitle`, published as WebVTT renditions aligned with the video; bitmap
+streams and cues past the title's end skipped (the title still ready); bad sidecars refused
+by the CLI (exit 2) before anything is stored or queued."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import struct
 import subprocess
 from pathlib import Path
 
@@ -94,6 +97,8 @@ def test_embedded_and_sidecar_subtitles_published(
         ("fr:{path}", b"1\n-00:00:01,000 --> 00:00:03,000\na\n", "negative time"),
         ("fr:{path}.missing", b"", "cannot read"),
         ("{path}", SIDECAR_SRT.encode(), "expected LANG:PATH"),
+        # not read at all: refused on its size (a sparse file, nothing written to disk)
+        ("fr:{path}", None, "the limit is"),
     ],
 )
 def test_bad_sidecar_refused_before_anything_is_queued(
@@ -102,11 +107,15 @@ def test_bad_sidecar_refused_before_anything_is_queued(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     spec: str,
-    content: bytes,
+    content: bytes | None,
     message: str,
 ) -> None:
     sidecar = tmp_path / "bad.srt"
-    sidecar.write_bytes(content)
+    if content is None:
+        with sidecar.open("wb") as f:
+            f.truncate(50 * 1024 * 1024)  # a 50 MB "subtitle"
+    else:
+        sidecar.write_bytes(content)
     with pytest.raises(SystemExit) as info:
         run_cli(
             monkeypatch,
@@ -122,3 +131,63 @@ def test_bad_sidecar_refused_before_anything_is_queued(
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("streamflix ingest: error: argument --subtitle") and message in err
+
+
+def _pgs(path: Path) -> Path:
+    """A minimal Blu-ray PGS stream (.sup): two display sets, each a presentation composition
+    segment (epoch start, no objects) and an end segment. ffmpeg muxes it as hdmv_pgs_subtitle."""
+
+    def seg(pts: int, kind: int, data: bytes) -> bytes:
+        return b"PG" + struct.pack(">IIBH", pts, 0, kind, len(data)) + data
+
+    pcs = struct.pack(">HHBHBBBB", 320, 180, 0x10, 0, 0x80, 0, 0, 0)
+    path.write_bytes(b"".join(seg(pts, 0x16, pcs) + seg(pts, 0x80, b"") for pts in (90_000, 180_000)))
+    return path
+
+
+def test_bitmap_stream_and_late_sidecar_are_skipped_not_failed(
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A Matroska source with a PGS (bitmap) stream before a SubRip one, and a sidecar whose
+    cue starts after the title's end: the title is ready with the one usable track, and the
+    model names what was skipped and why."""
+    srt = tmp_path / "embedded.srt"
+    srt.write_text(EMBEDDED_SRT)
+    clip = tmp_path / "bitmap.mkv"
+    subprocess.run(
+        [
+            "ffmpeg", "-v", "error", "-y",
+            "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25:duration=6",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=6",
+            "-i", str(_pgs(tmp_path / "signs.sup")), "-i", str(srt),
+            "-map", "0:v", "-map", "1:a", "-map", "2:s", "-map", "3:s",
+            "-c:v", "libx264", "-preset", "ultrafast", "-g", "50", "-c:a", "aac",
+            "-c:s:0", "copy", "-c:s:1", "srt",
+            "-metadata:s:s:0", "language=eng", "-metadata:s:s:1", "language=eng", str(clip),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    late = tmp_path / "other-cut.de.srt"
+    late.write_text("1\n00:00:30,000 --> 00:00:31,000\nZu spät\n")  # accepted by the CLI: no duration known yet
+    caplog.set_level(logging.INFO, logger="streamflix.subtitles")
+    code, out, err = run_cli(
+        monkeypatch, capsys, settings, "ingest", str(clip), "--title", "Bitmap",
+        "--subtitle", f"de:{late}", "--wait", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    title = json.loads(out)
+    assert title["status"] == "ready", title
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    model = Presentation.from_json(asyncio.run(storage.get_bytes(keys.model_key(title["id"], title["version"]))))
+    [t0] = model.subtitles
+    assert (t0.id, t0.language, t0.name) == ("t0", "en", "English")
+    bitmap, past_end = model.extra["subtitles_skipped"]
+    assert bitmap == "stream 0:s:0 (hdmv_pgs_subtitle): bitmap subtitles need OCR", bitmap
+    assert past_end.startswith("sidecar ") and "after the title's end" in past_end, past_end
+    logged = [r.getMessage() for r in caplog.records if r.name == "streamflix.subtitles"]
+    assert any("hdmv_pgs_subtitle" in m and "skipped" in m for m in logged), logged

@@ -40,9 +40,13 @@ export function audioMenu(hls, Hls, userId) {
     if (pick >= 0 && pick !== hls.audioTrack) hls.audioTrack = pick;
     select.value = String(pick >= 0 ? pick : hls.audioTrack);
   });
-  hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, (_ev, data) => {
+  // hls.js picks its default track just after AUDIO_TRACKS_UPDATED (the menu then shows no
+  // choice, and an arrow key would start from nothing): follow the switch as it starts.
+  const follow = (_ev, data) => {
     select.value = String(data.id);
-  });
+  };
+  hls.on(Hls.Events.AUDIO_TRACK_SWITCHING, follow);
+  hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, follow);
   select.addEventListener('change', () => {
     const index = Number(select.value);
     hls.audioTrack = index;

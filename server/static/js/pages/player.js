@@ -1,12 +1,13 @@
 // The player: hls.js over MediaSource, or native HLS where the browser has it and MSE is
-// missing (Safari on iPhone); a quality menu; resume from history; the position reported
-// every ~10 s, on pause and on leaving; the next episode offered at the end of one.
+// missing (Safari on iPhone); quality, audio and subtitles menus; resume from history; the
+// position reported every ~10 s, on pause and on leaving; the next episode offered at the end.
 import { api, beacon, ApiError } from '../api.js';
 import { audioMenu } from '../audio-menu.js';
 import { h, formatDuration } from '../dom.js';
 import { reportPosition, resumePosition } from '../history.js';
 import { nextEpisode } from '../series.js';
 import { requireSignIn } from '../session.js';
+import { subtitleMenu } from '../subtitle-menu.js';
 import { pageTitle, message, encodingNote } from '../ui.js';
 
 const REPORT_EVERY_MS = 10_000;
@@ -115,6 +116,9 @@ export async function render({ main, params, navigate, isCurrent }) {
     const audio = audioMenu(hls, Hls, user.id);
     bar.insertBefore(audio.select, status);
     bar.insertBefore(audio.label, audio.select);
+    const subtitles = subtitleMenu(hls, Hls, user.id);
+    bar.insertBefore(subtitles.select, status);
+    bar.insertBefore(subtitles.label, subtitles.select);
     hls.loadSource(playback.hls_url);
     hls.attachMedia(video);
   } else if (video.canPlayType(HLS_MIME)) {
