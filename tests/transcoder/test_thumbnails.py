@@ -1,0 +1,103 @@
+"""Seek thumbnails made by the real worker from the real encode: JPEG sprite sheets of the
+size the model states, and a WebVTT index whose cues cover the whole title and whose tiles
+lie inside their sheet."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from media import keys
+from media.backend import open_storage
+from packager.model import Presentation
+from packager.thumbnails import render_thumbnails
+from packager.uris import UriBuilder
+from tests.packager.factories import audio, ladder_video, presentation
+from tests.packager.test_thumbnails import parse
+from transcoder.thumbnails import (
+    THUMBNAILS_ID,
+    interval_s,
+    pick_video,
+    sheet_durations,
+    tile_size,
+    with_thumbnails,
+)
+
+
+def _size(path: Path) -> tuple[int, int]:
+    raw = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=width,height,codec_name", "-of", "json", str(path)],
+        check=True,
+        capture_output=True,
+    ).stdout
+    [stream] = json.loads(raw)["streams"]
+    assert stream["codec_name"] == "mjpeg"
+    return stream["width"], stream["height"]
+
+
+async def test_worker_publishes_sprites_and_an_index_covering_the_title(ready_title: dict[str, Any]) -> None:
+    settings = ready_title["settings"]
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    try:
+        p = Presentation.from_json(await storage.get_bytes(keys.model_key(ready_title["id"], ready_title["version"])))
+        th = p.rendition(THUMBNAILS_ID)
+        assert th is not None and th.kind == "image" and th.tiles == "5x5"
+        # A 6 s clip: a thumbnail every 2 s, 3 tiles of 160x90 (16:9) on one 800x450 sheet.
+        assert th.tile_duration == 2000 and (th.width, th.height) == (800, 450)
+        assert [s.duration for s in th.segments] == [round(p.duration_s * 1000)]
+        for number, segment in enumerate(th.segments, start=th.start_number):
+            path = storage.local_path(keys.object_key(p.title_id, p.version, th.segment_name(number)))
+            assert path is not None and path.stat().st_size == segment.size
+            assert _size(path) == (th.width, th.height)
+    finally:
+        await storage.close()
+    cues = parse(render_thumbnails(p, THUMBNAILS_ID, UriBuilder(query="token=t")))
+    assert len(cues) == 3
+    assert cues[0][0] == 0 and abs(float(cues[-1][1]) - p.duration_s) < 0.001
+    for (_, end, _, _), (start, _, _, _) in zip(cues, cues[1:], strict=False):
+        assert end == start
+    for _, _, uri, (x, y, w, h) in cues:
+        assert uri == "1.jpg?token=t"
+        assert (w, h) == (160, 90) and x + w <= 800 and y + h <= 450
+
+
+@pytest.mark.parametrize(
+    ("duration_s", "override", "expected"),
+    [
+        pytest.param(6, None, 2, id="short"),
+        pytest.param(599.9, None, 2, id="just-under-10-min"),
+        pytest.param(600, None, 5, id="10-min"),
+        pytest.param(7200, None, 5, id="film"),
+        pytest.param(7200, 10, 10, id="setting"),
+    ],
+)
+def test_interval(duration_s, override, expected):
+    assert interval_s(duration_s, override) == expected
+
+
+def test_sheets_follow_the_timeline():
+    assert sheet_durations(6000, 2000) == [6000]
+    assert sheet_durations(100_000, 2000) == [50_000, 50_000]
+    assert sheet_durations(100_001, 2000) == [50_000, 50_000, 1]
+
+
+@pytest.mark.parametrize(
+    ("size", "tile"),
+    [((640, 360), (160, 90)), ((1440, 1080), (160, 120)), ((720, 1280), (160, 284)), ((1998, 1080), (160, 86))],
+)
+def test_tile_keeps_the_aspect_ratio(size, tile):
+    assert tile_size(*size) == tile
+
+
+def test_picks_the_smallest_rung_wide_enough():
+    v1080, v720, v480, v360 = ladder_video()
+    assert pick_video(presentation(v1080, v360, v720)).id == "v360"
+
+
+async def test_audio_only_title_has_none(tmp_path: Path) -> None:
+    p = presentation(audio())
+    assert await with_thumbnails(None, p, tmp_path / "th") is p  # type: ignore[arg-type]  # never touched
