@@ -1,7 +1,7 @@
 // Service worker: caches the app shell only, so the app opens offline or on a flaky network.
 // It never caches media (/stream/) or API answers (/api/): those carry personal data and
 // short-lived tokens, and segments are the CDN's job.
-const VERSION = 'streamflix-shell-v3';
+const VERSION = 'streamflix-shell-v4';
 const SHELL = [
   '/',
   '/manifest.webmanifest',
@@ -18,6 +18,7 @@ const SHELL = [
   '/static/js/pages/notfound.js',
   '/static/js/ui.js',
   '/static/js/searchbox.js',
+  '/static/js/seek-thumbnails.js',
   '/static/js/pages/home.js',
   '/static/js/pages/search.js',
   '/static/js/pages/title.js',
