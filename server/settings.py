@@ -212,10 +212,14 @@ def _coerce(name: str, raw: Any) -> Any:
     f = _FIELDS[name]
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     if isinstance(raw, str):
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
+        try:
+            if kind == "int":
+                return int(raw)
+            if kind == "float":
+                return float(raw)
+        except ValueError:
+            what = "a whole number" if kind == "int" else "a number"
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be {what}, not {raw!r}") from None
         if kind == "bool":
             return raw.strip().lower() in {"1", "true", "yes", "on"}
         if kind.startswith("tuple"):

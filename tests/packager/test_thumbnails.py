@@ -1,5 +1,6 @@
 """The thumbnails' WebVTT index read back cue by cue, against the model's sheets."""
 
+import json
 import re
 from dataclasses import replace
 from fractions import Fraction
@@ -8,9 +9,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from packager.errors import InvalidPresentation, RenditionNotFound
+from packager.hls import render_multivariant
+from packager.model import Presentation
 from packager.thumbnails import render_thumbnails, timestamp
 from packager.uris import UriBuilder
-from tests.packager.factories import presentation, thumbnails, trickplay, video
+from tests.packager.factories import audio, ladder_video, presentation, thumbnails, trickplay, video
 
 TOKEN = "tok_-9Zx"
 REL = UriBuilder(query=f"token={TOKEN}")
@@ -86,3 +89,19 @@ def test_impossible_sheet_refused():
 )
 def test_timestamp(t, text):
     assert timestamp(t) == text
+
+
+def test_models_stored_before_thumbnails_and_key_samples_still_load():
+    p = trickplay()
+    text = p.to_json()
+    assert Presentation.from_json(text) == p
+    old = presentation(*ladder_video()[1:4:2], audio())
+    old_text = old.to_json()
+    # unknown key ranges are left out of each segment, as models written before them were
+    assert "key_offset" not in old_text and "key_size" not in old_text
+    data = json.loads(old_text)
+    for r in data["renditions"]:
+        del r["tiles"], r["tile_duration"]  # the fields a model from before thumbnails lacks
+    loaded = Presentation.from_json(json.dumps(data))
+    assert loaded == old and not any(r.has_iframes for r in loaded.video) and not loaded.images
+    assert "I-FRAME" not in render_multivariant(loaded, REL)

@@ -4,8 +4,10 @@ lie inside their sheet."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +20,12 @@ from packager.thumbnails import render_thumbnails
 from packager.uris import UriBuilder
 from tests.packager.factories import audio, ladder_video, presentation
 from tests.packager.test_thumbnails import parse
+from transcoder.derive import copy_version
+from transcoder.publish import new_version
 from transcoder.thumbnails import (
     THUMBNAILS_ID,
     interval_s,
+    make_thumbnails,
     pick_video,
     sheet_durations,
     tile_size,
@@ -101,3 +106,42 @@ def test_picks_the_smallest_rung_wide_enough():
 async def test_audio_only_title_has_none(tmp_path: Path) -> None:
     p = presentation(audio())
     assert await with_thumbnails(None, p, tmp_path / "th") is p  # type: ignore[arg-type]  # never touched
+
+
+async def test_the_interval_setting_changes_the_grid(ready_title: dict[str, Any], tmp_path: Path) -> None:
+    """Every 1 s instead of 2: on a copy of the ready version, so the shared one stays as made."""
+    settings = ready_title["settings"]
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    try:
+        p = Presentation.from_json(await storage.get_bytes(keys.model_key(ready_title["id"], ready_title["version"])))
+        copy = dataclasses.replace(p, version=new_version())
+        await copy_version(storage, p.title_id, p.version, copy.version)
+        th = await make_thumbnails(storage, copy, tmp_path / "work", every_s=1)
+        assert th.tile_duration == 1000 and th.tiles == "5x5"
+        cues = parse(render_thumbnails(dataclasses.replace(copy, renditions=(th,)), th.id, UriBuilder()))
+        assert len(cues) == 6 and cues[-1][1] == Fraction(round(p.duration_s * 1000), 1000)
+        path = storage.local_path(keys.object_key(copy.title_id, copy.version, "th/1.jpg"))
+        assert path is not None and _size(path) == (800, 450)
+    finally:
+        await storage.delete_prefix(keys.version_prefix(p.title_id, copy.version))
+        await storage.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [pytest.param("3", 3.0, id="seconds"), pytest.param("0", 0.0, id="by-length"), pytest.param("0.5", 0.5, id="half")],
+)
+def test_interval_setting(tmp_path: Path, value: str, expected: float) -> None:
+    from server.settings import Settings
+
+    env = {"STREAMFLIX_DATA_DIR": str(tmp_path), "STREAMFLIX_THUMBNAIL_INTERVAL_S": value}
+    assert Settings.load(env=env).thumbnail_interval_s == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "3601", "often"])
+def test_bad_interval_setting_is_one_clear_error(tmp_path: Path, value: str) -> None:
+    from server.settings import ConfigError, Settings
+
+    env = {"STREAMFLIX_DATA_DIR": str(tmp_path), "STREAMFLIX_THUMBNAIL_INTERVAL_S": value}
+    with pytest.raises(ConfigError, match="STREAMFLIX_THUMBNAIL_INTERVAL_S"):
+        Settings.load(env=env)
