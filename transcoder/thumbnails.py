@@ -3,7 +3,8 @@ SAME encode as the stream once every segment is in (like the download: never bef
 title is playable, so the first segment is never slowed).
 
 One ffmpeg reads one video rung (init + media segments, concatenated) and writes the sheets:
-`fps=1/N` keeps one frame per N seconds (the frame at 0, N, 2N, ...), `scale` makes each
+`fps=1/N` keeps one frame per N seconds (for thumbnail k, standing for [kN, (k+1)N), the last
+frame before kN + N/2: from the middle of its span), `scale` makes each
 TILE_WIDTH pixels wide with the rung's aspect ratio, `tile` lays them out COLUMNS x ROWS,
 left to right then top to bottom (the last sheet is padded). The sheets are published as
 the rendition `th` of kind "image", one segment per sheet (`th/1.jpg`, `th/2.jpg`, ...),
