@@ -16,6 +16,7 @@ never fail the title.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import math
@@ -160,6 +161,9 @@ async def with_thumbnails(
         raise
     except Exception as exc:
         log.warning("title %s version %s: no thumbnails: %s", p.title_id, p.version, exc)
+        # Sheets uploaded before the failure are named by no model: they go now.
+        with contextlib.suppress(Exception):
+            await storage.delete_prefix(keys.object_key(p.title_id, p.version, f"{THUMBNAILS_ID}/"))
         return p
     finally:
         await asyncio.to_thread(shutil.rmtree, work_dir, True)

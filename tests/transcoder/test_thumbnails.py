@@ -145,3 +145,22 @@ def test_bad_interval_setting_is_one_clear_error(tmp_path: Path, value: str) -> 
     env = {"STREAMFLIX_DATA_DIR": str(tmp_path), "STREAMFLIX_THUMBNAIL_INTERVAL_S": value}
     with pytest.raises(ConfigError, match="STREAMFLIX_THUMBNAIL_INTERVAL_S"):
         Settings.load(env=env)
+
+
+async def test_thumbnails_that_cannot_be_made_are_left_out(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A rung whose segments are not readable media: the title keeps its model, a stale sheet
+    of an earlier try is removed, and no work file is left."""
+    storage = open_storage(f"file://{tmp_path / 'media'}", None)
+    try:
+        p = presentation(*ladder_video()[3:], audio())
+        for name in p.video[0].object_names():
+            await storage.put_bytes(keys.object_key(p.title_id, p.version, name), b"not an mp4")
+        stale = keys.object_key(p.title_id, p.version, "th/1.jpg")
+        await storage.put_bytes(stale, b"\xff\xd8 from a dead attempt")
+        out = await with_thumbnails(storage, p, tmp_path / "work")
+        assert out is p
+        assert not await storage.list(keys.object_key(p.title_id, p.version, "th/"))
+        assert not (tmp_path / "work").exists()
+        assert "no thumbnails" in caplog.text
+    finally:
+        await storage.close()
