@@ -114,3 +114,36 @@ def test_web_player_shows_the_thumbnail_under_the_pointer(
     assert state["shown"] and state["transform"] == "translate(-480px, 0px)", state
     page.wait_for_function(f"() => document.getElementById('video').currentTime > {SECONDS - 1.5}")
     watch.assert_clean()
+
+
+def test_shaka_pairs_each_hls_variant_with_its_iframe_playlist(
+    live_server: Any, thumbs_title: dict[str, Any], new_context: Any
+) -> None:
+    """Shaka Player reads each EXT-X-I-FRAME-STREAM-INF as the trick-mode track of the variant
+    of the same resolution and codec, and the I-frame entries leave normal playback alone.
+
+    (Fast-forwarding on them is for native HLS players: over MediaSource, the key frame cut
+    from a segment keeps a moof describing the whole segment, which Chrome refuses to append
+    unless the player rebuilds the fragment; the vendored Shaka does not. ffprobe decodes
+    each range in tests/server/test_origin_thumbnails.py.)"""
+    viewer = live_server.register_and_login()
+    status, playback = live_server.api("POST", f"/titles/{thumbs_title['id']}/playback", token=viewer["access_token"])
+    assert status == 200, playback
+    _ctx, page, watch = new_context(width=1280, height=720, service_workers="block")
+    src = quote(playback["hls_url"], safe="")
+    page.goto(f"{live_server.url}/static/dev/player-check.html?engine=shaka&src={src}")
+    page.wait_for_function("() => window.check && (check.ready || check.errors.length)")
+    assert page.evaluate("check.errors") == []
+    variants = page.evaluate(
+        """() => check.player.getManifest().variants.map((v) => {
+            const t = v.video.trickModeVideo;
+            return {height: v.video.height, codecs: v.video.codecs,
+                    trick: t ? {height: t.height, codecs: t.codecs} : null};
+        })"""
+    )
+    assert variants, variants
+    for v in variants:
+        assert v["trick"] == {"height": v["height"], "codecs": v["codecs"]}, variants
+    page.wait_for_function("() => document.getElementById('video').currentTime > 2 || check.errors.length")
+    assert page.evaluate("check.errors") == []
+    watch.assert_clean()
