@@ -29,6 +29,8 @@ ROLE_SCHEME = "urn:mpeg:dash:role:2011"
 CHANNELS_SCHEME = "urn:mpeg:mpegB:cicp:ChannelConfiguration"
 CHANNELS_COUNT_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
 CICP_CHANNELS: dict[int, int] = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 8: 12}
+# DASH-IF IOP v4.3 6.2.6: an image AdaptationSet of tiled thumbnails, its grid as the value.
+THUMBNAIL_TILE_SCHEME = "http://dashif.org/thumbnail_tile"
 
 
 def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
@@ -55,8 +57,9 @@ def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
         if "$" in stripped:
             raise InvalidUri(f"stray '$' in DASH template {template!r}")
 
-    # A download is one whole-title "segment" no player buffers: it must not set minBufferTime.
-    streamed = [r for r in p.renditions if r.kind != "download"] or list(p.renditions)
+    # A download is one whole-title "segment" no player buffers, and a sprite sheet spans a
+    # minute of thumbnails no player needs to play: neither sets minBufferTime.
+    streamed = [r for r in p.renditions if r.kind not in ("download", "image")] or list(p.renditions)
     ends = [_boundaries(r)[-1] for r in streamed]
     longest_segment = max(seconds(s.duration, r.timescale) for r in streamed for s in r.segments)
     mpd = ET.Element(
@@ -84,6 +87,10 @@ def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
     text_template = uri.dash_media_template(SEGMENT_EXTS["subtitles"])
     for r in p.subtitles:
         _text_set(period, set_id, r, text_template)
+        set_id += 1
+    image_template = uri.dash_media_template(SEGMENT_EXTS["image"])
+    for r in p.images:
+        _image_set(period, set_id, r, image_template)
         set_id += 1
     ET.indent(mpd, "  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(mpd, encoding="unicode") + "\n"
@@ -179,6 +186,36 @@ def _text_set(period: ET.Element, set_id: int, r: Rendition, media_template: str
         if repeat:
             s_attrs["r"] = str(repeat)
         ET.SubElement(timeline, "S", s_attrs)
+
+
+def _image_set(period: ET.Element, set_id: int, r: Rendition, media_template: str) -> None:
+    """DASH-IF IOP v4.3 6.2.6: thumbnails as an image AdaptationSet of JPEG sprite sheets,
+    each sheet one segment of `tile_duration` x its tile count, its grid in an
+    EssentialProperty (a player that does not know the scheme ignores the whole set)."""
+    columns, rows = r.grid
+    aset = ET.SubElement(period, "AdaptationSet", {"id": str(set_id), "contentType": "image", "mimeType": "image/jpeg"})
+    rep = ET.SubElement(
+        aset,
+        "Representation",
+        {
+            "id": r.id,
+            "bandwidth": str(max(r.bandwidth_peak, 1)),
+            "width": str(r.width),
+            "height": str(r.height),
+        },
+    )
+    # Schema order: RepresentationBase descriptors come before SegmentTemplate.
+    ET.SubElement(rep, "EssentialProperty", {"schemeIdUri": THUMBNAIL_TILE_SCHEME, "value": f"{columns}x{rows}"})
+    ET.SubElement(
+        rep,
+        "SegmentTemplate",
+        {
+            "timescale": str(r.timescale),
+            "media": media_template,
+            "duration": str((r.tile_duration or 0) * columns * rows),
+            "startNumber": str(r.start_number),
+        },
+    )
 
 
 def _set_attrs(set_id: int, content_type: str, mime: str, reps: list[Rendition]) -> dict[str, str]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from fractions import Fraction
 
 from packager.checks import check_presentation, find_rendition
-from packager.errors import InvalidPresentation
+from packager.errors import InvalidPresentation, RenditionNotFound
 from packager.model import Presentation, Rendition
 from packager.timing import decimal, parse_frame_rate, round_half_up, seconds
 from packager.uris import UriBuilder
@@ -79,6 +80,56 @@ def render_multivariant(p: Presentation, uri: UriBuilder) -> str:
             attrs.append(f'AUDIO="{AUDIO_GROUP}"')
         attrs += subs_attr
         lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), uri.media_playlist(r.id)]
+    if not p.progressive:
+        lines += [_iframe_stream_inf(r, uri) for r in _by_bandwidth(video) if r.has_iframes]
+    return "\n".join(lines) + "\n"
+
+
+def _iframe_stream_inf(r: Rendition, uri: UriBuilder) -> str:
+    # RFC 8216 4.3.4.3: the EXT-X-STREAM-INF attributes that apply to an I-frame playlist,
+    # and URI. Its bandwidth is the I-frames' own: each key sample's bytes over the time it
+    # stands for (its segment), the peak and the mean of that.
+    peak, avg = iframe_bandwidth(r)
+    attrs = [f"BANDWIDTH={peak}", f"AVERAGE-BANDWIDTH={avg}", f'CODECS="{r.codecs}"']
+    if r.width and r.height:
+        attrs.append(f"RESOLUTION={r.width}x{r.height}")
+    attrs.append(f'URI="{uri.iframe_playlist(r.id)}"')
+    return "#EXT-X-I-FRAME-STREAM-INF:" + ",".join(attrs)
+
+
+def iframe_bandwidth(r: Rendition) -> tuple[int, int]:
+    """(peak, average) bit/s of rendition `r`'s I-frame playlist."""
+    ends = [s.key_end or 0 for s in r.segments]
+    rates = [Fraction(e * 8 * r.timescale, s.duration) for e, s in zip(ends, r.segments, strict=True)]
+    total = Fraction(sum(ends) * 8 * r.timescale, sum(s.duration for s in r.segments))
+    return math.ceil(max(rates)), math.ceil(total)
+
+
+def render_iframes(p: Presentation, rendition_id: str, uri: UriBuilder) -> str:
+    """The I-frame playlist of a video rendition (RFC 8216 4.3.3.6): one entry per segment,
+    the byte range from the segment's start (its moof) through its key sample, in the very
+    segments the media playlist lists. Only for a measured model whose segments recorded
+    their key samples (`Rendition.has_iframes`)."""
+    check_presentation(p)
+    r = find_rendition(p, rendition_id)
+    if not r.has_iframes or p.progressive:
+        raise RenditionNotFound(f"rendition {rendition_id!r} of title {p.title_id} has no I-frame playlist")
+    durations = [seconds(s.duration, r.timescale) for s in r.segments]
+    lines = [
+        "#EXTM3U",
+        # RFC 8216 section 7: EXT-X-I-FRAMES-ONLY needs 4, EXT-X-MAP with it 5; 6 as elsewhere.
+        f"#EXT-X-VERSION:{MEDIA_VERSION}",
+        f"#EXT-X-TARGETDURATION:{target_duration(durations, p)}",
+        f"#EXT-X-MEDIA-SEQUENCE:{r.start_number}",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-I-FRAMES-ONLY",
+        f'#EXT-X-MAP:URI="{uri.init(r)}"',
+    ]
+    for number, (segment, duration) in enumerate(zip(r.segments, durations, strict=True), start=r.start_number):
+        # RFC 8216 4.3.2.1: in an I-frame playlist EXTINF is the time until the next I-frame
+        # (the segment's length: each starts with one); 4.3.2.2 the byte range, offset 0.
+        lines += [f"#EXTINF:{decimal(duration)},", f"#EXT-X-BYTERANGE:{segment.key_end}@0", uri.segment(r, number)]
+    lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 
 
@@ -86,6 +137,9 @@ def render_media(p: Presentation, rendition_id: str, uri: UriBuilder) -> str:
     """The media playlist of one rendition: VOD when `p.complete`, else a growing EVENT."""
     check_presentation(p)
     r = find_rendition(p, rendition_id)
+    if r.kind in ("image", "download"):
+        # Thumbnails have their WebVTT index (packager.thumbnails), a download its one file.
+        raise RenditionNotFound(f"rendition {rendition_id!r} of title {p.title_id} has no media playlist")
     durations = [seconds(s.duration, r.timescale) for s in r.segments]
     lines = [
         "#EXTM3U",

@@ -9,6 +9,8 @@ Storage layout of a version (keys relative to the version prefix, see `media.key
     {rendition.id}/{number}.m4s        number = start_number, start_number + 1, ...
     {rendition.id}/{number}.vtt        subtitles: one WebVTT file per segment, no init
     {rendition.id}/{number}.jpg        image (thumbnails): one JPEG sprite sheet per segment
+    {rendition.id}/thumbnails.vtt      image: the WebVTT index, rendered per viewer (not stored)
+    {rendition.id}/iframes.m3u8        video: the HLS I-frame playlist, rendered (not stored)
     {rendition.id}/download.mp4        download: one progressive MP4, no segments served
 
 Segment timing is kept in integer ticks of each rendition's timescale so DASH timelines are
@@ -44,6 +46,18 @@ SEGMENT_EXTS: dict[str, str] = {
 class Segment:
     duration: int  # ticks of the rendition's timescale
     size: int  # bytes
+    # video: the byte range of the segment's first (key) sample inside the segment file, read
+    # from its first moof/trun; an HLS I-frame playlist points at bytes 0 to its end (the moof
+    # that describes it, then the sample). None in models written before it was recorded.
+    key_offset: int | None = None
+    key_size: int | None = None
+
+    @property
+    def key_end(self) -> int | None:
+        """Bytes from the segment's start through its key sample, when they are known."""
+        if self.key_offset is None or self.key_size is None:
+            return None
+        return self.key_offset + self.key_size
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,12 @@ class Rendition:
     # viewers). Both default False so model.json files written before them still load.
     forced: bool = False
     sdh: bool = False
+    # image (thumbnails): each segment is one sprite sheet of `tiles` ("5x5": columns x rows)
+    # thumbnails, each standing for `tile_duration` ticks from the sheet's start, left to
+    # right then top to bottom; `width`/`height` are the whole sheet's (DASH-IF IOP 6.2.6).
+    # The last sheet may hold fewer (its segment is shorter). None for every other kind.
+    tiles: str | None = None
+    tile_duration: int | None = None
 
     @property
     def init_name(self) -> str:
@@ -102,6 +122,19 @@ class Rendition:
 
     def segment_seconds(self) -> list[float]:
         return [s.duration / self.timescale for s in self.segments]
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(columns, rows) of an image rendition's sheets; (1, 1) when it has no `tiles`."""
+        if not self.tiles:
+            return (1, 1)
+        columns, _, rows = self.tiles.partition("x")
+        return int(columns), int(rows)
+
+    @property
+    def has_iframes(self) -> bool:
+        """A video rendition whose every segment knows its key sample's byte range."""
+        return self.kind == "video" and all(s.key_end is not None for s in self.segments)
 
 
 @dataclass(frozen=True)
@@ -152,7 +185,12 @@ class Presentation:
     # ---- JSON ---------------------------------------------------------------------------
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+        data = asdict(self)
+        for r in data["renditions"]:
+            # A segment's optional fields are left out when unknown: a long title's model
+            # stays small, and one without them reads as before.
+            r["segments"] = [{k: v for k, v in s.items() if v is not None} for s in r["segments"]]
+        return json.dumps(data, separators=(",", ":"), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Presentation:

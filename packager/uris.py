@@ -8,6 +8,8 @@ A version is served under one directory (the server owns the route prefix):
     {version}/{rendition}/init.mp4   init segment      (names from packager.model)
     {version}/{rendition}/{n}.m4s    media segment
     {version}/{rendition}/download.mp4  a download rendition's one progressive MP4
+    {version}/{rendition}/iframes.m3u8  a video rendition's I-frame playlist
+    {version}/{rendition}/thumbnails.vtt  an image rendition's WebVTT index of its sprite sheets
 
 With `base=""` every URI is relative to the document it is written in (RFC 8216 section 4.1,
 ISO/IEC 23009-1 5.6: relative URIs resolve against the playlist's / MPD's own URL), so the
@@ -28,6 +30,8 @@ from packager.model import DOWNLOAD_NAME, INIT_NAME, SEGMENT_EXT, Rendition
 MASTER_NAME = "master.m3u8"
 MEDIA_PLAYLIST_NAME = "index.m3u8"
 MPD_NAME = "manifest.mpd"
+IFRAME_PLAYLIST_NAME = "iframes.m3u8"
+THUMBNAILS_NAME = "thumbnails.vtt"
 
 # '"' and line breaks end an HLS quoted-string or URI line (RFC 8216 section 4.2); '$' starts
 # a DASH template identifier (ISO/IEC 23009-1 5.3.9.4.4); '#' would cut the query off.
@@ -73,6 +77,14 @@ class UriBuilder:
     def media_playlist(self, rendition_id: str) -> str:
         """From the multivariant playlist (it sits at the version root)."""
         return self._q(f"{self.base}{rendition_id}/{MEDIA_PLAYLIST_NAME}")
+
+    def iframe_playlist(self, rendition_id: str) -> str:
+        """A video rendition's I-frame playlist, from the multivariant playlist."""
+        return self._q(f"{self.base}{rendition_id}/{IFRAME_PLAYLIST_NAME}")
+
+    def thumbnails(self, rendition_id: str) -> str:
+        """An image rendition's WebVTT index, from the version root."""
+        return self._q(f"{self.base}{rendition_id}/{THUMBNAILS_NAME}")
 
     def download(self, rendition: Rendition) -> str:
         """A download rendition's one MP4 (packager.model.DOWNLOAD_NAME), from the version root."""

@@ -85,6 +85,8 @@ class Settings:
     # ffmpeg threads per task (0: ffmpeg's choice, about one per core). 1 with one worker per
     # core (`taskset`) gives the best throughput on a many-core machine.
     encoder_threads: int = 0
+    # Seconds between seek thumbnails (docs/tracks.md); 0: 2 s under 10 minutes, 5 s longer.
+    thumbnail_interval_s: float = 0.0
     # Rate limits: N requests per `rate_limit_window_s` (60 s: "per min").
     # Per client IP, and per account (the email's uniqueness key) on login, register, reset.
     rate_limit_login_per_min: int = 10
@@ -130,6 +132,11 @@ class Settings:
                 raise ConfigError(f"STREAMFLIX_{name.upper()} must be a whole number >= 1, not {getattr(self, name)!r}")
         if not (isinstance(self.encoder_threads, int) and self.encoder_threads >= 0):
             raise ConfigError(f"STREAMFLIX_ENCODER_THREADS must be 0 (automatic) or more, not {self.encoder_threads!r}")
+        if not (isinstance(self.thumbnail_interval_s, int | float) and 0 <= self.thumbnail_interval_s <= 3600):
+            raise ConfigError(
+                "STREAMFLIX_THUMBNAIL_INTERVAL_S must be 0 (by the title's length) or a number of seconds up to "
+                f"3600, not {self.thumbnail_interval_s!r}"
+            )
         if not (isinstance(self.segment_wait_s, int | float) and 0 <= self.segment_wait_s < float("inf")):
             raise ConfigError(
                 f"STREAMFLIX_SEGMENT_WAIT_S must be a number of seconds (0 or more), not {self.segment_wait_s!r}"
@@ -205,10 +212,14 @@ def _coerce(name: str, raw: Any) -> Any:
     f = _FIELDS[name]
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     if isinstance(raw, str):
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
+        try:
+            if kind == "int":
+                return int(raw)
+            if kind == "float":
+                return float(raw)
+        except ValueError:
+            what = "a whole number" if kind == "int" else "a number"
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()} must be {what}, not {raw!r}") from None
         if kind == "bool":
             return raw.strip().lower() in {"1", "true", "yes", "on"}
         if kind.startswith("tuple"):

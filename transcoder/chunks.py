@@ -406,6 +406,8 @@ class ChunkSegment(NamedTuple):
     path: Path
     start: int  # tfdt, ticks on the title's timeline
     keyframe: bool  # first sample is a sync sample
+    key_offset: int | None = None  # the first (key) sample's bytes in the file, when known
+    key_size: int | None = None
 
 
 @dataclass
@@ -423,7 +425,8 @@ class TaskOutput:
 
     def to_result(self) -> dict[str, Any]:
         """JSON-able: per rendition the init's facts and every segment's
-        [number, duration, size, start, keyframe]."""
+        [number, duration, size, start, keyframe, key_offset, key_size] (results stored before
+        the last two existed have five items: assemble_presentation reads both)."""
         return {
             "renditions": [
                 {
@@ -438,7 +441,10 @@ class TaskOutput:
                         "channels": r.init.channels,
                         "sample_rate": r.init.sample_rate,
                     },
-                    "segments": [[s.number, s.duration, s.size, s.start, s.keyframe] for s in r.segments],
+                    "segments": [
+                        [s.number, s.duration, s.size, s.start, s.keyframe, s.key_offset, s.key_size]
+                        for s in r.segments
+                    ],
                 }
                 for r in self.renditions.values()
             ]
@@ -653,7 +659,16 @@ class _Watcher:
             raise TranscodeError(f"{rid}/{number}{SEGMENT_EXT}: unreadable output ({exc})") from exc
         seg, size = info
         rendition.segments.append(
-            ChunkSegment(number, seg.duration, size, path, seg.base_decode_time, seg.first_sample_is_sync)
+            ChunkSegment(
+                number,
+                seg.duration,
+                size,
+                path,
+                seg.base_decode_time,
+                seg.first_sample_is_sync,
+                seg.key_offset,
+                seg.key_size,
+            )
         )
         await _call(self.on_segment, rid, number, path)
 
@@ -733,7 +748,7 @@ def assemble_presentation(
     renditions: list[Rendition] = []
     for rung in ladder.rungs:
         init, segs = _checked(rung.id, "vide", inits, segments)
-        for number, _d, _s, _start, keyframe in segs:
+        for number, _d, _s, _start, keyframe, *_key in segs:
             if not keyframe:
                 raise TranscodeError(f"{rung.id}/{number}{SEGMENT_EXT} does not start with a keyframe")
         renditions.append(
@@ -800,12 +815,21 @@ def _checked(
     return init, segs
 
 
+def _key_range(kind: str, seg: list) -> tuple[int | None, int | None]:
+    """A video segment's key sample (offset, size), as its task reported it; (None, None) for
+    audio, and for results stored before tasks reported it."""
+    if kind != "video" or len(seg) < 7 or seg[5] is None or seg[6] is None:
+        return None, None
+    return int(seg[5]), int(seg[6])
+
+
 def _measured(
     rid: str, kind: Literal["video", "audio"], init: dict[str, Any], segs: list[list], **fields: Any
 ) -> Rendition:
     timescale = int(init["timescale"])
     durations = [int(s[1]) for s in segs]
     sizes = [int(s[2]) for s in segs]
+    key_ranges = [_key_range(kind, s) for s in segs]
     if timescale <= 0 or any(d <= 0 for d in durations):
         raise TranscodeError(f"{rid}: segment with no duration")
     peak = max(size * 8 * timescale / d for size, d in zip(sizes, durations, strict=True))
@@ -817,7 +841,10 @@ def _measured(
         bandwidth_peak=math.ceil(peak),
         bandwidth_avg=math.ceil(avg),
         timescale=timescale,
-        segments=tuple(Segment(duration=d, size=s) for d, s in zip(durations, sizes, strict=True)),
+        segments=tuple(
+            Segment(duration=d, size=s, key_offset=k[0], key_size=k[1])
+            for d, s, k in zip(durations, sizes, key_ranges, strict=True)
+        ),
         start_number=1,
         start_time=int(segs[0][3]),
         **fields,

@@ -101,7 +101,7 @@ def _copy_local(paths: list[Path], dest: Path) -> None:
                 shutil.copyfileobj(f, out)
 
 
-async def _concat(storage: Storage, p: Presentation, r: Rendition, dest: Path) -> Path:
+async def concat_rendition(storage: Storage, p: Presentation, r: Rendition, dest: Path) -> Path:
     """init + media segments, in order: one fragmented MP4 that ffmpeg reads as a whole.
     From the files themselves on file storage, else streamed down."""
     objects = _keys(p, r, init=True)
@@ -177,7 +177,7 @@ async def make_download(storage: Storage, p: Presentation, work_dir: Path, *, ti
     if not tracks:
         raise ValueError("no video or audio rendition to download")
     await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
-    inputs = [await _concat(storage, p, r, work_dir / f"{r.id}.mp4") for r in tracks]
+    inputs = [await concat_rendition(storage, p, r, work_dir / f"{r.id}.mp4") for r in tracks]
     subtitles = list(p.subtitles)
     for s in subtitles:
         inputs.append(await _subtitle_file(storage, p, s, work_dir / f"{s.id}.vtt"))

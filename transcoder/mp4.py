@@ -3,8 +3,8 @@
 Only what the rendition model needs, read straight from the boxes (ISO/IEC 14496-12), which is
 exact where ffprobe reports rounded values: the RFC 6381 codec string from the sample entry
 (avcC / esds), the track timescale (mdhd), and per media segment the decode start (tfdt),
-the duration (sum of trun sample durations, falling back to tfhd then trex defaults) and
-whether the first sample is a sync sample.
+the duration (sum of trun sample durations, falling back to tfhd then trex defaults),
+whether the first sample is a sync sample, and where that first (key) sample's bytes are.
 """
 
 from __future__ import annotations
@@ -59,6 +59,10 @@ class SegmentInfo:
     duration: int  # ticks, sum over every fragment's samples
     sample_count: int
     first_sample_is_sync: bool
+    # The first sample's bytes in the segment (offset, size): for a video segment its key
+    # frame, which an HLS I-frame playlist addresses. None when the boxes do not say.
+    key_offset: int | None = None
+    key_size: int | None = None
 
 
 def iter_boxes(data: bytes, start: int = 0, end: int | None = None) -> Iterator[Box]:
@@ -251,6 +255,10 @@ def parse_segment(data: bytes, defaults: TrackDefaults = TrackDefaults()) -> Seg
     duration = 0
     count = 0
     first_sync: bool | None = None
+    try:
+        key = _first_sample_range(data, moofs[0])
+    except struct.error:  # a box shorter than its flags say: the range is unknown
+        key = None
     for moof in moofs:
         for traf in find_all(data, "traf", moof.payload, moof.end):
             tfhd = _require(data, "tfhd", traf.payload, traf.end)
@@ -267,8 +275,57 @@ def parse_segment(data: bytes, defaults: TrackDefaults = TrackDefaults()) -> Seg
                 if first_sync is None and n:
                     first_sync = sync
     return SegmentInfo(
-        base_decode_time=base_time or 0, duration=duration, sample_count=count, first_sample_is_sync=bool(first_sync)
+        base_decode_time=base_time or 0,
+        duration=duration,
+        sample_count=count,
+        first_sample_is_sync=bool(first_sync),
+        key_offset=key[0] if key else None,
+        key_size=key[1] if key else None,
     )
+
+
+def _first_sample_range(data: bytes, moof: Box) -> tuple[int, int] | None:
+    """(offset, size) of the first sample of the first traf's first trun of `moof`.
+
+    ISO/IEC 14496-12 8.8.7.1 / 8.8.8.1: a sample's data lies at the base data offset (tfhd's
+    base_data_offset when present, else the moof's first byte: default-base-is-moof, or the
+    first traf's implicit base) plus the trun's data_offset; its size is the trun's per-sample
+    size, else tfhd's default_sample_size. None when the boxes leave it unknown or the range
+    falls outside the segment."""
+    traf = find(data, "traf", moof.payload, moof.end)
+    if traf is None:
+        return None
+    tfhd = find(data, "tfhd", traf.payload, traf.end)
+    trun = find(data, "trun", traf.payload, traf.end)
+    if tfhd is None or trun is None:
+        return None
+    _, tf_flags, pos = _full_box(data, tfhd)
+    pos += 4  # track_ID
+    base = moof.start
+    if tf_flags & 0x01:
+        (base,) = struct.unpack_from(">Q", data, pos)
+        pos += 8
+    if tf_flags & 0x02:
+        pos += 4  # sample_description_index
+    if tf_flags & 0x08:
+        pos += 4  # default_sample_duration
+    size: int | None = struct.unpack_from(">I", data, pos)[0] if tf_flags & 0x10 else None
+    _, tr_flags, pos = _full_box(data, trun)
+    (count,) = struct.unpack_from(">I", data, pos)
+    pos += 4
+    if not count or not tr_flags & 0x01:
+        return None  # no samples, or data laid out implicitly: not worth guessing
+    (data_offset,) = struct.unpack_from(">i", data, pos)
+    pos += 4
+    if tr_flags & 0x04:
+        pos += 4  # first_sample_flags
+    if tr_flags & 0x200:
+        pos += 4 * bool(tr_flags & 0x100)  # sample_duration comes first
+        (size,) = struct.unpack_from(">I", data, pos)
+    offset = base + data_offset
+    if not size or offset < moof.end or offset + size > len(data):
+        return None
+    return offset, size
 
 
 def _tfhd_defaults(data: bytes, tfhd: Box, defaults: TrackDefaults) -> tuple[int, int]:

@@ -121,7 +121,15 @@ def _rendition(rendition_id: str, kind: Literal["video", "audio"], scan: Scanned
         bandwidth_peak=math.ceil(peak),
         bandwidth_avg=math.ceil(avg),
         timescale=timescale,
-        segments=tuple(Segment(duration=d, size=s) for d, s in zip(durations, scan.sizes, strict=True)),
+        segments=tuple(
+            Segment(
+                duration=d,
+                size=s,
+                key_offset=info.key_offset if kind == "video" else None,
+                key_size=info.key_size if kind == "video" else None,
+            )
+            for d, s, info in zip(durations, scan.sizes, scan.segments, strict=True)
+        ),
         start_number=1,
         start_time=scan.segments[0].base_decode_time,
         **fields,

@@ -55,6 +55,7 @@ from transcoder.pipeline import check_presentation
 from transcoder.poster import make_poster
 from transcoder.publish import LeaseLost, commit_version, content_type, gc_versions, new_version, write_model
 from transcoder.taskrun import TaskWork, run_task
+from transcoder.thumbnails import with_thumbnails
 
 log = logging.getLogger("streamflix.worker")
 
@@ -135,6 +136,7 @@ class Worker:
         max_source_bytes: int = 20 * 1024**3,
         outbound_allow_private: bool = False,
         s3_endpoint_url: str | None = None,
+        thumbnail_interval_s: float = 0,
     ) -> None:
         self.pool = pool
         self.storage = storage
@@ -172,6 +174,8 @@ class Worker:
         self._lost: set[int] = set()
         self.chunk_segments = max(1, chunk_segments)
         self.encoder_threads = max(0, encoder_threads)
+        # Seconds between seek thumbnails; 0 chooses by the title's length (transcoder/thumbnails.py).
+        self.thumbnail_interval_s = max(0.0, thumbnail_interval_s)
         # Tasks this worker runs (any title's), by task id, and the lane each runs in.
         self._runs: dict[int, asyncio.Task[None]] = {}
         self._lanes: dict[int, str] = {}
@@ -703,6 +707,10 @@ class Worker:
                     await _stop_task(poster)
             # From the stored segments: a download that cannot be made is logged and left out.
             presentation = await with_download(self.storage, presentation, attempt_dir / "download", title=title.title)
+            # The same for the seek thumbnails: after the encode, so they never delay playback.
+            presentation = await with_thumbnails(
+                self.storage, presentation, attempt_dir / "thumbnails", every_s=self.thumbnail_interval_s or None
+            )
             self._set_progress(job, PUBLISH_AT)
             # Every task is done: whatever half-written object is left under the version is a
             # dead attempt's (a worker killed mid-upload), never a live writer's.

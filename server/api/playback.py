@@ -18,7 +18,7 @@ from auth import playback
 from catalog import titles
 from catalog.errors import TitleNotReady
 from media.errors import StorageError
-from packager.model import Rendition
+from packager.model import Presentation
 from packager.uris import UriBuilder
 from server import keys
 from server.api.routing import ApiRoutes
@@ -39,6 +39,11 @@ class Playback(BaseModel):
         None,
         description="one progressive MP4 behind the same token; absent when the version has none or "
         "downloads are off for the title or the server",
+    )
+    thumbnails_url: str | None = Field(
+        None,
+        description="the WebVTT index of the seek thumbnails (sprite sheet URLs with #xywh= tiles) behind the "
+        "same token; absent when the version has none",
     )
 
 
@@ -76,23 +81,24 @@ async def start_playback(request: web.Request) -> web.Response:
         "dash_url": uri.mpd(),
         "expires_at": datetime.fromtimestamp(expires_at, tz=UTC).isoformat().replace("+00:00", "Z"),
     }
-    if settings.downloads and title.downloads_enabled:
-        download = await _download(request, title.id, title.current_version)
-        if download is not None:
-            answer["download_url"] = uri.download(download)
+    p = await _model(request, title.id, title.current_version)
+    if p is not None and settings.downloads and title.downloads_enabled and p.downloads:
+        answer["download_url"] = uri.download(p.downloads[0])
+    if p is not None and p.images:
+        answer["thumbnails_url"] = uri.thumbnails(p.images[0].id)
     return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
 
-async def _download(request: web.Request, title_id: str, version: str) -> Rendition | None:
-    """The version's download rendition, from the origin's cached model (a storage read once
-    per version); None when it has none or the model cannot be read now: the stream URLs are
-    answered all the same."""
+async def _model(request: web.Request, title_id: str, version: str) -> Presentation | None:
+    """The version's model, from the origin's cached one (a storage read once per version), for
+    its download and thumbnails; None when it cannot be read now: the stream URLs are answered
+    all the same."""
     try:
         p, _ = await request.app[ORIGIN].presentation(title_id, version)
     except (ApiError, StorageError) as exc:
-        log.warning("title %s version %s: no download_url: %s", title_id, version, exc)
+        log.warning("title %s version %s: no download_url or thumbnails_url: %s", title_id, version, exc)
         return None
-    return p.downloads[0] if p.downloads else None
+    return p
 
 
 def setup(app: web.Application) -> None:

@@ -51,6 +51,7 @@ def make_worker(
         max_source_bytes=settings.max_source_bytes,
         outbound_allow_private=settings.outbound_allow_private,
         s3_endpoint_url=settings.s3_endpoint_url,
+        thumbnail_interval_s=settings.thumbnail_interval_s,
     )
 
 

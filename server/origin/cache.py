@@ -28,9 +28,10 @@ from media import keys as media_keys
 from media.errors import StorageError
 from media.storage import ObjectNotFound, Storage
 from packager.dash import render_mpd
-from packager.hls import render_media, render_multivariant
+from packager.hls import render_iframes, render_media, render_multivariant
 from packager.model import DOWNLOAD_NAME, Presentation
-from packager.uris import MASTER_NAME, MEDIA_PLAYLIST_NAME, MPD_NAME, UriBuilder
+from packager.thumbnails import render_thumbnails
+from packager.uris import IFRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, MPD_NAME, THUMBNAILS_NAME, UriBuilder
 from server.http.conditional import Decision, Validators, http_date
 from server.http.errors import ApiError
 from server.http.middlewares import CORS_HEADERS
@@ -45,6 +46,7 @@ CT_SEGMENT = "video/mp4"
 # The other kinds of segment, by their name's ending (routes.SEGMENT_ROUTES): WebVTT subtitles
 # (RFC 8216 3.5; UTF-8, as the packager writes them) and thumbnail sprite sheets.
 CT_BY_EXT = {".vtt": "text/vtt; charset=utf-8", ".jpg": "image/jpeg"}
+CT_WEBVTT = "text/vtt; charset=utf-8"  # W3C WebVTT, the thumbnails' index
 
 SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 # Playlists carry a viewer's window token: browsers may keep them briefly, shared caches not.
@@ -212,11 +214,12 @@ class Origin:
 
         return await self._once(("model", title_id, version), load)
 
-    async def stored_object(self, key: str, extra_headers: dict[str, str] | None = None) -> StoredObject:
-        """An object's size and validators (a storage HEAD on the first request only), its type
-        from its name. `extra_headers` join its 200's fields (a download's Content-Disposition):
-        one key is always asked for with the same ones."""
-        content_type = CT_BY_EXT.get(key[key.rfind(".") :], CT_SEGMENT)
+    async def stored_object(
+        self, key: str, content_type: str | None = None, extra_headers: dict[str, str] | None = None
+    ) -> StoredObject:
+        """An object's size and validators (a storage HEAD on the first request only).
+        `extra_headers` join its 200's fields (a download's Content-Disposition): one key is
+        always asked for with the same ones."""
         cached = self.objects.get(key)
         if cached is not None:
             return cached
@@ -231,7 +234,7 @@ class Origin:
                 path=str(local) if local is not None else None,
                 validators=Validators(info.size, etag, lm),
                 headers={
-                    "Content-Type": content_type,
+                    "Content-Type": content_type or CT_BY_EXT.get(key[key.rfind(".") :], CT_SEGMENT),
                     "ETag": etag,
                     "Last-Modified": http_date(lm),
                     "Cache-Control": SEGMENT_CACHE_CONTROL,
@@ -298,11 +301,23 @@ class Origin:
         if r is None:
             raise ApiError(404, "rendition_not_found", "no such rendition in this version")
         if route == "media_playlist":
-            if r.kind == "download":
-                raise ApiError(404, "rendition_not_found", "a download has no media playlist")
+            if r.kind in ("download", "image"):
+                raise ApiError(404, "rendition_not_found", "this rendition has no media playlist")
             rid = r.id
             name = f"{rid}/{MEDIA_PLAYLIST_NAME}"
             return self.document(p, lm, name, token, lambda uri: render_media(p, rid, uri), CT_HLS)
+        if route == "iframe_playlist":
+            if not r.has_iframes or p.progressive:
+                raise ApiError(404, "rendition_not_found", "this rendition has no I-frame playlist")
+            rid = r.id
+            name = f"{rid}/{IFRAME_PLAYLIST_NAME}"
+            return self.document(p, lm, name, token, lambda uri: render_iframes(p, rid, uri), CT_HLS)
+        if route == "thumbnails":
+            if r.kind != "image":
+                raise ApiError(404, "rendition_not_found", "this rendition has no thumbnails")
+            rid = r.id
+            name = f"{rid}/{THUMBNAILS_NAME}"
+            return self.document(p, lm, name, token, lambda uri: render_thumbnails(p, rid, uri), CT_WEBVTT)
         if route == "download":
             if r.kind != "download":
                 raise ApiError(404, "download_not_found", "this rendition is not a download")

@@ -4,6 +4,8 @@ protocol's matcher (fastpath.py). Pure: no I/O, no aiohttp.
     master.m3u8              multivariant playlist
     manifest.mpd             DASH MPD
     {rendition}/index.m3u8   media playlist
+    {rendition}/iframes.m3u8 I-frame playlist (video)
+    {rendition}/thumbnails.vtt  WebVTT index of the thumbnail sprite sheets (image)
     {rendition}/init.mp4     init segment
     {rendition}/{n}.m4s      media segment (video, audio)
     {rendition}/{n}.vtt      WebVTT segment (subtitles)
@@ -21,7 +23,7 @@ from __future__ import annotations
 import re
 
 from packager.model import DOWNLOAD_NAME
-from packager.uris import MASTER_NAME, MEDIA_PLAYLIST_NAME, MPD_NAME
+from packager.uris import IFRAME_PLAYLIST_NAME, MASTER_NAME, MEDIA_PLAYLIST_NAME, MPD_NAME, THUMBNAILS_NAME
 
 PREFIX = "/stream"
 # Route variables: only these characters can reach a handler.
@@ -37,6 +39,8 @@ ROUTES = {
     "master": f"{{title_id}}/{{version}}/{MASTER_NAME}",
     "manifest": f"{{title_id}}/{{version}}/{MPD_NAME}",
     "media_playlist": f"{{title_id}}/{{version}}/{{rendition}}/{MEDIA_PLAYLIST_NAME}",
+    "iframe_playlist": f"{{title_id}}/{{version}}/{{rendition}}/{IFRAME_PLAYLIST_NAME}",
+    "thumbnails": f"{{title_id}}/{{version}}/{{rendition}}/{THUMBNAILS_NAME}",
     "init": "{title_id}/{version}/{rendition}/init.mp4",
     "segment": "{title_id}/{version}/{rendition}/{number}.m4s",
     "text_segment": "{title_id}/{version}/{rendition}/{number}.vtt",

@@ -18,6 +18,7 @@ const SHELL = [
   '/static/js/pages/notfound.js',
   '/static/js/ui.js',
   '/static/js/searchbox.js',
+  '/static/js/seek-thumbnails.js',
   '/static/js/pages/home.js',
   '/static/js/pages/search.js',
   '/static/js/pages/title.js',

@@ -6,6 +6,7 @@ Durations are given in seconds and converted to exact ticks; audio segments foll
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 from packager.model import Presentation, Rendition, Segment
@@ -190,10 +191,47 @@ def event() -> Presentation:
     )
 
 
+def with_key_samples(r: Rendition, header: int = 800) -> Rendition:
+    """`r` with each segment's key sample recorded: after a `header`-byte moof, a third of it."""
+    return replace(
+        r, segments=tuple(replace(s, key_offset=header, key_size=max(1, s.size // 3 - header)) for s in r.segments)
+    )
+
+
+def thumbnails(
+    duration_s=18.5, *, interval_s: int = 2, tiles: str = "5x5", tile_w: int = 160, tile_h: int = 90, rid: str = "th"
+) -> Rendition:
+    """Sprite sheets of `tiles` thumbnails every `interval_s` over `duration_s` (ms ticks)."""
+    columns, rows = (int(n) for n in tiles.split("x"))
+    full = interval_s * 1000 * columns * rows
+    total = int(Fraction(str(duration_s)) * 1000)
+    durations = [full] * (total // full) + ([total % full] if total % full else [])
+    return Rendition(
+        id=rid,
+        kind="image",
+        codecs="jpeg",
+        bandwidth_peak=40_000,
+        bandwidth_avg=30_000,
+        timescale=1000,
+        segments=tuple(Segment(duration=d, size=60_000) for d in durations),
+        width=tile_w * columns,
+        height=tile_h * rows,
+        tiles=tiles,
+        tile_duration=interval_s * 1000,
+    )
+
+
+def trickplay() -> Presentation:
+    """Two rungs whose segments know their key samples, one audio track, thumbnails."""
+    v720, v360 = (with_key_samples(r) for r in ladder_video()[1:4:2])
+    return presentation(v720, v360, audio(), thumbnails())
+
+
 GOLDEN = {
     "ladder": ladder,
     "video_only": video_only,
     "audio_only": audio_only,
     "mixed": mixed_durations,
     "event": event,
+    "trickplay": trickplay,
 }

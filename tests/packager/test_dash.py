@@ -7,7 +7,7 @@ from fractions import Fraction
 import pytest
 from mpegdash.parser import MPEGDASHParser
 
-from packager.dash import CHANNELS_SCHEME, PROFILE_CMAF, PROFILE_LIVE, render_mpd
+from packager.dash import CHANNELS_SCHEME, PROFILE_CMAF, PROFILE_LIVE, THUMBNAIL_TILE_SCHEME, render_mpd
 from packager.errors import InvalidPresentation, PackagerError, PresentationIncomplete
 from packager.uris import UriBuilder
 from tests.packager.factories import (
@@ -18,6 +18,8 @@ from tests.packager.factories import (
     ladder,
     mixed_durations,
     presentation,
+    thumbnails,
+    trickplay,
     video,
     video_only,
 )
@@ -66,6 +68,8 @@ def test_mpd_parses_and_matches_the_model(name, uri):
     seen = {}
     ends = []
     for aset in period.adaptation_sets:
+        if aset.content_type == "image":
+            continue  # no init, no timeline: test_thumbnail_image_set
         assert aset.start_with_sap == 1
         for rep in aset.representations:
             r = p.rendition(rep.id)
@@ -94,7 +98,7 @@ def test_mpd_parses_and_matches_the_model(name, uri):
                 assert rep.audio_sampling_rate == str(r.sample_rate)
                 [acc] = rep.audio_channel_configurations
                 assert (acc.scheme_id_uri, acc.value) == (CHANNELS_SCHEME, str(r.channels))  # 2 -> 2, 6 -> 6
-    assert set(seen) == {r.id for r in p.renditions}
+    assert set(seen) == {r.id for r in p.renditions if r.kind != "image"}
     assert abs(_iso_seconds(mpd.media_presentation_duration) - max(ends)) <= Fraction(1, 10**6)
 
 
@@ -271,3 +275,53 @@ def test_progressive_mpd_is_static_and_complete():
     text = render_mpd(replace(p, progressive=True), REL)
     assert 'type="static"' in text
     assert text == render_mpd(p, REL)
+
+
+# ---- thumbnails (DASH-IF IOP v4.3 6.2.6) -------------------------------------------------
+
+
+@pytest.mark.parametrize("uri", [pytest.param(REL, id="relative"), pytest.param(ABS, id="absolute")])
+def test_thumbnail_image_set(uri):
+    p = trickplay()
+    th = p.rendition("th")
+    text = render_mpd(p, uri)
+    [period] = MPEGDASHParser.parse(text).periods
+    [aset] = [a for a in period.adaptation_sets if a.content_type == "image"]
+    assert aset.mime_type == "image/jpeg"
+    [rep] = aset.representations
+    assert (rep.id, rep.bandwidth, rep.width, rep.height) == ("th", th.bandwidth_peak, 800, 450)
+    [prop] = rep.essential_properties
+    assert (prop.scheme_id_uri, prop.value) == (THUMBNAIL_TILE_SCHEME, "5x5")
+    [tmpl] = rep.segment_templates
+    # One sheet is 25 thumbnails of 2 s: 50 s, in the template's own timescale.
+    assert Fraction(tmpl.duration, tmpl.timescale) == 50 and tmpl.start_number == 1
+    assert tmpl.media == uri.base + f"$RepresentationID$/$Number$.jpg?{uri.query}"
+    assert tmpl.initialization is None and not tmpl.segment_timelines
+    # Schema order (RepresentationBase descriptors first) and no codecs the IOP does not ask for.
+    xml_rep = ET.fromstring(text).find(".//{*}AdaptationSet[@contentType='image']/{*}Representation")
+    assert [child.tag.split("}")[1] for child in xml_rep] == ["EssentialProperty", "SegmentTemplate"]
+    assert "codecs" not in xml_rep.attrib
+
+
+def test_thumbnails_leave_buffer_and_duration_to_the_media():
+    base = render_mpd(presentation(*trickplay().video, audio()), REL)
+    with_thumbs = render_mpd(trickplay(), REL)
+    for attr in ("minBufferTime", "mediaPresentationDuration"):
+        assert ET.fromstring(base).get(attr) == ET.fromstring(with_thumbs).get(attr)
+
+
+@pytest.mark.parametrize(
+    "th",
+    [
+        pytest.param(replace(thumbnails(), tiles="5"), id="tiles-not-a-grid"),
+        pytest.param(replace(thumbnails(), tiles=None), id="no-tiles"),
+        pytest.param(replace(thumbnails(), tile_duration=0), id="no-tile-duration"),
+        pytest.param(replace(thumbnails(), width=801), id="sheet-not-a-grid"),
+        pytest.param(replace(thumbnails(), height=None), id="no-height"),
+        pytest.param(replace(thumbnails(120), segments=thumbnails(120).segments[::-1]), id="short-sheet-first"),
+        pytest.param(replace(thumbnails(), start_time=5), id="late-start"),
+    ],
+)
+def test_rejects_impossible_thumbnails(th):
+    with pytest.raises(InvalidPresentation):
+        render_mpd(presentation(video(), th), REL)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from packager.dash import render_mpd
-from packager.hls import render_media, render_multivariant
+from packager.hls import render_iframes, render_media, render_multivariant
+from packager.thumbnails import render_thumbnails
 from packager.uris import UriBuilder
 from tests.packager.factories import GOLDEN
 
@@ -23,9 +24,20 @@ def _cases():
         p = factory()
         yield pytest.param(f"{name}.master.m3u8", lambda p=p: render_multivariant(p, RELATIVE), id=f"{name}-master")
         for r in p.renditions:
+            if r.kind == "image":
+                yield pytest.param(
+                    f"{name}.{r.id}.vtt", lambda p=p, r=r: render_thumbnails(p, r.id, RELATIVE), id=f"{name}-{r.id}"
+                )
+                continue
             yield pytest.param(
                 f"{name}.{r.id}.m3u8", lambda p=p, r=r: render_media(p, r.id, RELATIVE), id=f"{name}-{r.id}"
             )
+            if r.has_iframes:
+                yield pytest.param(
+                    f"{name}.{r.id}.iframes.m3u8",
+                    lambda p=p, r=r: render_iframes(p, r.id, RELATIVE),
+                    id=f"{name}-{r.id}-iframes",
+                )
         if p.complete:
             yield pytest.param(f"{name}.mpd", lambda p=p: render_mpd(p, RELATIVE), id=f"{name}-mpd")
     ladder = GOLDEN["ladder"]()

@@ -1,5 +1,6 @@
 """HLS output read back by an independent parser (m3u8), plus edge cases of the model."""
 
+import math
 from dataclasses import replace
 from fractions import Fraction
 from urllib.parse import parse_qs, urlsplit
@@ -8,7 +9,7 @@ import m3u8
 import pytest
 
 from packager.errors import InvalidPresentation, PackagerError, RenditionNotFound
-from packager.hls import AUDIO_GROUP, render_media, render_multivariant
+from packager.hls import AUDIO_GROUP, render_iframes, render_media, render_multivariant
 from packager.model import Segment
 from packager.uris import UriBuilder
 from tests.packager.factories import (
@@ -19,8 +20,10 @@ from tests.packager.factories import (
     ladder,
     mixed_durations,
     presentation,
+    trickplay,
     video,
     video_only,
+    with_key_samples,
 )
 
 TOKEN = "tok_-9Zx"
@@ -190,6 +193,8 @@ def test_frame_rate_three_decimals(frame_rate, expected):
 def test_every_media_playlist_parses_and_matches_the_model(name, uri):
     p = GOLDEN[name]()
     for r in p.renditions:
+        if r.kind == "image":
+            continue  # a WebVTT index, not a playlist: tests/packager/test_thumbnails.py
         pl = m3u8.loads(render_media(p, r.id, uri))
         assert pl.version == 6
         assert pl.media_sequence == r.start_number
@@ -366,3 +371,72 @@ def test_two_languages_and_a_surround_copy_share_one_audio_group():
     # RFC 8216 4.3.4.2: BANDWIDTH covers the richest combination (video + the 5.1 track)
     assert variant.stream_info.bandwidth == 1_000_000 + 400_000
     assert variant.stream_info.audio == AUDIO_GROUP
+
+
+# ---- I-frame playlists (RFC 8216 4.3.3.6, 4.3.4.3) ----------------------------------------
+
+
+def test_iframe_stream_inf_per_rung_with_key_samples():
+    p = trickplay()
+    pl = m3u8.loads(render_multivariant(p, REL))
+    assert [v.uri for v in pl.playlists] == [f"{rid}/index.m3u8?token={TOKEN}" for rid in ("v360", "v720")]
+    by_uri = {i.uri: i.iframe_stream_info for i in pl.iframe_playlists}
+    assert list(by_uri) == [f"{rid}/iframes.m3u8?token={TOKEN}" for rid in ("v360", "v720")]
+    for r in p.video:
+        info = by_uri[f"{r.id}/iframes.m3u8?token={TOKEN}"]
+        # Only the video codec: an I-frame playlist has no audio (RFC 8216 4.3.4.3).
+        assert info.codecs == r.codecs and info.resolution == (r.width, r.height)
+        key_bits = [s.key_end * 8 for s in r.segments]
+        peak = max(Fraction(b * r.timescale, s.duration) for b, s in zip(key_bits, r.segments, strict=True))
+        assert info.bandwidth == math.ceil(peak)
+        assert info.bandwidth < r.bandwidth_peak  # key samples only, far below the variant's
+
+
+@pytest.mark.parametrize(
+    "p",
+    [
+        pytest.param(ladder(), id="no-key-samples-recorded"),
+        pytest.param(replace(trickplay(), progressive=True), id="progressive"),
+        pytest.param(
+            presentation(with_key_samples(video()), replace(video("v360", 640, 360), codecs="avc1.64001e")),
+            id="one-rung-without",
+        ),
+    ],
+)
+def test_no_iframe_playlist_without_measured_key_samples(p):
+    text = render_multivariant(p, REL)
+    listed = {i.uri.split("/")[0] for i in m3u8.loads(text).iframe_playlists}
+    assert listed == {r.id for r in p.video if r.has_iframes and not p.progressive}
+    for r in p.video:
+        if r.id not in listed:
+            with pytest.raises(RenditionNotFound):
+                render_iframes(p, r.id, REL)
+
+
+@pytest.mark.parametrize("uri", [pytest.param(REL, id="relative"), pytest.param(ABS, id="absolute")])
+def test_iframe_playlist_byte_ranges_into_the_media_segments(uri):
+    p = trickplay()
+    r = p.rendition("v720")
+    text = render_iframes(p, "v720", uri)
+    pl = m3u8.loads(text)
+    assert pl.is_i_frames_only and pl.version == 6 and pl.is_endlist and pl.playlist_type == "vod"
+    assert pl.segment_map[0].uri == uri.init(r)
+    media = m3u8.loads(render_media(p, "v720", uri))
+    # The same segment URIs as the media playlist, each cut at the end of its key sample.
+    assert [s.uri for s in pl.segments] == [s.uri for s in media.segments]
+    assert [s.byterange for s in pl.segments] == [f"{s.key_end}@0" for s in r.segments]
+    assert [Fraction(str(s.duration)) for s in pl.segments] == [Fraction(s.duration, r.timescale) for s in r.segments]
+    assert all(s.key_end <= s.size for s in r.segments)
+    assert pl.target_duration == 4
+
+
+def test_no_media_playlist_for_thumbnails():
+    with pytest.raises(RenditionNotFound):
+        render_media(trickplay(), "th", REL)
+
+
+def test_key_sample_outside_its_segment_refused():
+    r = with_key_samples(video())
+    bad = replace(r, segments=(replace(r.segments[0], key_size=r.segments[0].size), *r.segments[1:]))
+    with pytest.raises(InvalidPresentation):
+        render_multivariant(presentation(bad), REL)

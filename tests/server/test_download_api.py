@@ -47,7 +47,7 @@ async def _error(r: Any) -> str:
 async def test_download_url_serves_the_mp4(app_client: Any, user_token: Any, ready_title: dict[str, Any]) -> None:
     tid, version = ready_title["id"], ready_title["version"]
     body = await _play(app_client, tid, user_token)
-    assert set(body) == {"hls_url", "dash_url", "expires_at", "download_url"}
+    assert set(body) == {"hls_url", "dash_url", "expires_at", "download_url", "thumbnails_url"}
     token = body["hls_url"].split("?token=")[1]
     assert body["download_url"] == f"/stream/{tid}/{version}/dl/download.mp4?token={token}"
     data = app_client.app[keys.STORAGE].local_path(download_key(tid, version)).read_bytes()

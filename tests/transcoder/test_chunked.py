@@ -110,11 +110,12 @@ async def test_playable_from_a_progressive_model_then_ready_with_the_measured_on
     assert predicted, "the prediction was replaced before it could be read"
     before, after = predicted[0], await _model(storage, title.id, t.current_version or "")
     assert before.progressive and not after.progressive
-    # the download is made from the finished segments, after the encode: never predicted
-    assert [r.kind for r in after.renditions if before.rendition(r.id) is None] == ["download"]
+    # the download and the thumbnails are made from the finished segments, after the encode:
+    # never predicted
+    assert [r.kind for r in after.renditions if before.rendition(r.id) is None] == ["download", "image"]
     for r in after.renditions:
         p = before.rendition(r.id)
-        if r.kind == "download":
+        if r.kind in ("download", "image"):
             continue
         assert p is not None
         # the timeline the players got first is the one that was made

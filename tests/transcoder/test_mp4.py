@@ -81,6 +81,48 @@ def _segment(
     return box(b"styp", b"msdh\x00\x00\x00\x00") + box(b"moof", traf) + box(b"mdat", b"xx")
 
 
+def test_key_sample_range_of_a_real_encode(ladder720: Encoded, tmp_path) -> None:
+    """The recorded range holds exactly the key frame: init + the segment up to its end
+    decodes to one frame, a keyframe, the size of the first sample ffprobe reports."""
+    folder = ladder720.out_dir / "v480"
+    init_bytes = (folder / "init.mp4").read_bytes()
+    init = mp4.parse_init(init_bytes)
+    for name in ("1.m4s", "2.m4s"):
+        data = (folder / name).read_bytes()
+        info = mp4.parse_segment(data, init.defaults)
+        assert info.key_offset is not None and info.key_size is not None
+        cut = tmp_path / f"cut-{name}.mp4"
+        cut.write_bytes(init_bytes + data[: info.key_offset + info.key_size])
+        frames = ffprobe_json(cut, "-show_frames", "-select_streams", "v:0")["frames"]
+        assert len(frames) == 1 and frames[0]["key_frame"] == 1
+        whole = tmp_path / f"whole-{name}.mp4"
+        whole.write_bytes(init_bytes + data)
+        packets = ffprobe_json(whole, "-show_packets", "-select_streams", "v:0")["packets"]
+        first = min(packets, key=lambda pk: int(pk["pos"]))
+        assert (int(first["pos"]) - len(init_bytes), int(first["size"])) == (info.key_offset, info.key_size)
+
+
+@pytest.mark.parametrize(
+    ("tfhd_flags", "tfhd_body", "trun_flags", "trun_body", "expected"),
+    [
+        # default-base-is-moof, data_offset 100 from the moof, per-sample durations and sizes
+        pytest.param(0x020000, b"", 0x301, struct.pack(">IiIIII", 2, 100, 10, 7, 10, 5), (100, 7), id="trun-sizes"),
+        # the size from tfhd's default_sample_size (0x10)
+        pytest.param(0x020010, struct.pack(">I", 9), 0x001, struct.pack(">Ii", 1, 100), (100, 9), id="tfhd-size"),
+        # no data_offset: the layout is implicit, left unknown
+        pytest.param(0x020000, b"", 0x200, struct.pack(">II", 1, 7), None, id="no-data-offset"),
+        # a range past the segment's end
+        pytest.param(0x020000, b"", 0x201, struct.pack(">IiI", 1, 100, 10**6), None, id="past-the-end"),
+    ],
+)
+def test_key_sample_range_from_hand_built_boxes(tfhd_flags, tfhd_body, trun_flags, trun_body, expected) -> None:
+    seg = _segment(tfhd_flags=tfhd_flags, tfhd_body=tfhd_body, trun_flags=trun_flags, trun_body=trun_body)
+    seg += b"\0" * 200  # sample bytes after the moof (offsets count from the moof's start, at 16)
+    info = mp4.parse_segment(seg)
+    got = None if info.key_offset is None else (info.key_offset - 16, info.key_size)
+    assert got == expected
+
+
 def test_segment_with_per_sample_durations_and_first_sample_flags() -> None:
     # trun: sample-duration present (0x100), first-sample-flags present (0x04).
     body = struct.pack(">II", 3, 0) + struct.pack(">III", 1000, 1001, 999)

@@ -24,6 +24,9 @@ const check = {
   textTracks: [],
   textIndex: -1, // -1: subtitles off
   setText: null, // (index | -1) -> void
+  // The thumbnail the player offers for a time (DASH-IF image AdaptationSet), the same shape
+  // for every engine that has one: Promise<{url, x, y, width, height} | null>.
+  thumbnail: null, // (seconds) -> Promise
 };
 window.check = check;
 
@@ -139,6 +142,9 @@ async function startDash() {
     if (index >= 0) player.setTextTrack(index);
     check.textIndex = index;
   };
+  check.thumbnail = (time) => new Promise((resolve) => {
+    player.provideThumbnail(time, (t) => resolve(t ? { url: t.url, x: t.x, y: t.y, width: t.width, height: t.height } : null));
+  });
   player.initialize(video, src, true);
 }
 
@@ -209,6 +215,11 @@ async function startShaka() {
       player.setTextTrackVisibility(true);
     }
     check.textIndex = index;
+  };
+  check.thumbnail = async (time) => {
+    const [track] = player.getImageTracks();
+    const t = track ? await player.getThumbnails(track.id, time) : null;
+    return t ? { url: t.uris[0], x: t.positionX, y: t.positionY, width: t.width, height: t.height } : null;
   };
   await player.load(src);
   refresh();

@@ -5,6 +5,7 @@ import { api, beacon, ApiError } from '../api.js';
 import { audioMenu } from '../audio-menu.js';
 import { h, formatDuration } from '../dom.js';
 import { reportPosition, resumePosition } from '../history.js';
+import { seekBar } from '../seek-thumbnails.js';
 import { nextEpisode } from '../series.js';
 import { requireSignIn } from '../session.js';
 import { subtitleMenu } from '../subtitle-menu.js';
@@ -71,6 +72,9 @@ export async function render({ main, params, navigate, isCurrent }) {
     h('div', { class: 'player-bar' },
       h('label', { for: 'quality' }, 'Quality '), quality, download, status),
   );
+  // Seek thumbnails where the version has them: a seek bar under the video that previews
+  // the moment under the pointer or the keyboard (the native controls stay for the rest).
+  if (playback.thumbnails_url) stage.after(seekBar(video, playback.thumbnails_url));
   if (start) main.append(h('p', { class: 'hint', id: 'resume-note' }, `Resuming at ${formatDuration(start)}.`));
   // A playable title is still being encoded: every segment is listed, and one not made yet
   // answers 503 + Retry-After while the origin has it made first, so wait for it longer.
