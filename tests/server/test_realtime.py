@@ -403,3 +403,74 @@ async def test_redis_down_then_back(aiohttp_client, rt_settings):
         assert (await until(ws, "notification"))["notification"]["text"] == "via redis"
         await ws.close()
         await client.close()  # while the proxy still runs
+
+
+async def test_per_address_limit_answers_429_before_the_upgrade(aiohttp_client, rt_settings):
+    client = await aiohttp_client(create_app(dataclasses.replace(rt_settings, realtime_max_per_ip=2)))
+    held = [await client.ws_connect(WS) for _ in range(2)]
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await client.ws_connect(WS)
+    assert info.value.status == 429
+    r = await client.get(
+        WS,
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        },
+    )
+    assert r.status == 429 and (await r.json())["error"]["code"] == "too_many_connections"
+    assert r.headers["Retry-After"]
+    for ws in held:
+        await ws.close()
+
+
+async def test_an_api_key_cannot_open_the_socket(aiohttp_client, rt_settings):
+    from auth import api_keys
+
+    client = await aiohttp_client(create_app(rt_settings))
+    admin = await login(client, role="admin")
+    conn = await asyncpg.connect(rt_settings.database_url)
+    try:
+        _key, secret = await api_keys.create(conn, "rt", ["read"], admin["user_id"])
+    finally:
+        await conn.close()
+    ws = await client.ws_connect(WS)
+    await ws.send_json({"type": "auth", "token": secret})
+    code, reason = await closed_with(ws)
+    assert code == 4403 and "API keys" in reason
+
+
+async def test_deleting_the_account_deletes_its_notifications(app_client, user_token, pg):
+    from catalog import notifications
+
+    auth = {"Authorization": f"Bearer {user_token['access_token']}"}
+    me = await (await app_client.get("/api/v1/me", headers=auth)).json()
+    await pg.execute(
+        """INSERT INTO catalog.notifications (user_id, kind, key, data)
+           VALUES ($1::uuid, 'title_ready', 'title_ready:x:v', '{"text": "t"}')""",
+        me["id"],
+    )
+    assert (await (await app_client.get("/api/v1/me/notifications", headers=auth)).json())["unread"] == 1
+    r = await app_client.delete("/api/v1/me", json={"password": user_token["password"]}, headers=auth)
+    assert r.status == 204, await r.text()
+    assert await notifications.unread_count(pg, me["id"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        pytest.param("REALTIME_MAX_MSG_BYTES", "0", id="size-zero"),
+        pytest.param("REALTIME_MAX_PER_USER", "-1", id="negative-limit"),
+        pytest.param("REALTIME_REVOCATION_CHECK_S", "0", id="no-recheck"),
+        pytest.param("REALTIME_MSGS_PER_S", "many", id="not-a-number"),
+    ],
+)
+def test_bad_realtime_settings_are_named(tmp_path, name, value):
+    from server.settings import ConfigError
+
+    with pytest.raises(ConfigError, match=f"STREAMFLIX_{name}"):
+        Settings.load(
+            env={f"STREAMFLIX_{name}": value, "STREAMFLIX_DATA_DIR": str(tmp_path), "STREAMFLIX_SECRET_KEY": "k"}
+        )
