@@ -11,7 +11,7 @@ transaction. A person gets at most one notification per event, and never two wit
 
 | kind | when | who |
 | --- | --- | --- |
-| `title_ready` | a title became ready (or a ready title got a new version) | viewers who favorited it |
+| `title_ready` | a movie or episode became ready (or got a new version) | viewers who favorited it |
 | `episode_available` | an episode became playable or ready, the first time | viewers who favorited its series |
 | `transcode_ready` | a movie or episode became ready | every admin |
 | `transcode_failed` | a movie or episode failed | every admin |
@@ -132,7 +132,7 @@ async def _plan(
                 f"transcode_failed:{title_id}:{event_id}",
                 {"text": text, "failure_reason": reason},
             )
-    if event == "title.ready":
+    if event == "title.ready" and kind in ("movie", "episode"):  # a series is told per episode
         tell(
             await _favoriters(conn, title_id),
             "title_ready",

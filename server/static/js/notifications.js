@@ -29,6 +29,7 @@ export function notificationBell() {
   let backoff = BACKOFF_FIRST_MS;
   let retry = null;
   let stopped = false;
+  let paused = false;
 
   function setUnread(n) {
     count.textContent = String(n);
@@ -70,8 +71,11 @@ export function notificationBell() {
       setUnread(msg.count);
       if (msg.count === 0) for (const li of list.querySelectorAll('.unread')) li.classList.remove('unread');
     } else if (msg.type === 'status') {
-      if (msg.realtime === 'unavailable') showState('Live updates paused; reconnecting…');
-      else {
+      if (msg.realtime === 'unavailable') {
+        paused = true;
+        showState('Live updates paused; reconnecting…');
+      } else if (paused) {
+        paused = false;
         showState('');
         load(); // catch up on what was published meanwhile
       }
@@ -95,6 +99,7 @@ export function notificationBell() {
         return;
       }
       if (msg.type === 'ready') {
+        if (backoff > BACKOFF_FIRST_MS) load(); // a reconnect: catch up on what was missed
         backoff = BACKOFF_FIRST_MS;
         element.dataset.live = 'yes';
       }
