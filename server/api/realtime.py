@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from server.api.routing import ApiRoutes
-from server.realtime import socket
+from server.realtime import hub, socket
 
 routes = ApiRoutes()
 
@@ -27,3 +27,4 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 def setup(app: web.Application) -> None:
     app.add_routes(routes)
+    app.on_shutdown.append(hub.close_all)

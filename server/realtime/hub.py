@@ -81,6 +81,8 @@ class Hub:
         self.per_ip: Counter[str] = Counter()
         self.available = False
         self.stopping = False
+        # Every open socket, signed in or not: closed with 1001 when the server shuts down.
+        self.sockets: set[web.WebSocketResponse] = set()
 
     # ---- connections -------------------------------------------------------------------
 
@@ -198,6 +200,23 @@ class Hub:
 
 
 HUB = web.AppKey("realtime_hub", Hub)
+
+
+async def close_all(app: web.Application) -> None:
+    """On shutdown: close every socket (1001, going away) so clients reconnect to another
+    process at once and the server's shutdown does not wait for them."""
+    hub = app.get(HUB)
+    if hub is None:
+        return
+    sockets = list(hub.sockets)
+    if sockets:
+        await asyncio.wait(
+            [
+                asyncio.ensure_future(ws.close(code=protocol.CLOSE_GOING_AWAY, message=b"server shutting down"))
+                for ws in sockets
+            ],
+            timeout=CLOSE_TIMEOUT_S,
+        )
 
 
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:

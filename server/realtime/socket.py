@@ -216,9 +216,11 @@ async def serve(request: web.Request) -> web.StreamResponse:
         raise ApiError(429, "too_many_connections", "too many sockets from this address", headers={"Retry-After": "5"})
     try:
         await ws.prepare(request)
+        hub.sockets.add(ws)
         await Socket(request, ws, hub, ip).run()
         if not ws.closed:
             await ws.close(code=protocol.CLOSE_NORMAL)
     finally:
+        hub.sockets.discard(ws)
         hub.release_ip(ip)
     return ws

@@ -474,3 +474,18 @@ def test_bad_realtime_settings_are_named(tmp_path, name, value):
         Settings.load(
             env={f"STREAMFLIX_{name}": value, "STREAMFLIX_DATA_DIR": str(tmp_path), "STREAMFLIX_SECRET_KEY": "k"}
         )
+
+
+async def test_shutdown_closes_sockets_going_away(aiohttp_client, rt_settings):
+    client = await aiohttp_client(create_app(rt_settings))
+    viewer = await login(client)
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(client.make_url(WS))
+        await ws.send_json({"type": "auth", "token": viewer["access_token"]})
+        await until(ws, "ready")
+        started = time.monotonic()
+        closing = asyncio.create_task(client.server.close())
+        code, reason = await closed_with(ws)
+        await closing
+        assert code == 1001 and reason == "server shutting down"
+        assert time.monotonic() - started < 3
