@@ -144,6 +144,12 @@ async def get_role(conn: asyncpg.Connection, user_id: str) -> str | None:
     return await conn.fetchval("SELECT role FROM auth.users WHERE id = $1::uuid", user_id)
 
 
+async def admin_ids(conn: asyncpg.Connection) -> list[str]:
+    """Every admin's id (whom the transcoder's notifications are for)."""
+    rows = await conn.fetch("SELECT id FROM auth.users WHERE role = 'admin' ORDER BY id")
+    return [str(r["id"]) for r in rows]
+
+
 async def get_user(conn: asyncpg.Connection, user_id: str) -> User:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM auth.users WHERE id = $1::uuid", user_id)
     if row is None:

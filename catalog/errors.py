@@ -65,3 +65,7 @@ class WebhookNotFound(CatalogError):
 
 class DeliveryNotFound(CatalogError):
     code = "delivery_not_found"
+
+
+class InvalidNotification(CatalogError):
+    code = "invalid_notification"

@@ -24,8 +24,10 @@ from server.api import auth as api_auth
 from server.api import catalog as api_catalog
 from server.api import jobs as api_jobs
 from server.api import library as api_library
+from server.api import notifications as api_notifications
 from server.api import openapi, ops
 from server.api import playback as api_playback
+from server.api import realtime as api_realtime
 from server.api import subtitles as api_subtitles
 from server.api import uploads as api_uploads
 from server.api import webhooks as api_webhooks
@@ -35,6 +37,8 @@ from server.http.dbhealth import DB_HEALTH, DatabaseHealth
 from server.http.errors import MAX_REQUEST_LINE_BYTES, error_middleware
 from server.origin import handlers as origin_handlers
 from server.outbound import webhooks as outbound_webhooks
+from server.realtime import hub as realtime_hub
+from server.realtime import producer as notifications_producer
 from server.settings import Settings
 from server.storage_guard import GuardedStorage
 from transcoder import tasks as transcoder_tasks
@@ -106,6 +110,8 @@ def create_app(settings: Settings) -> web.Application:
     # Tests replace it before the app starts.
     app[keys.SEGMENT_BUMPER] = segment_bumper(app)
     app.cleanup_ctx.extend([_pg_ctx, _redis_ctx, _storage_ctx, _password_ctx, outbound_webhooks.sender_ctx])
+    # The socket hub needs Redis; the notifications producer the pool and the hub.
+    app.cleanup_ctx.extend([realtime_hub.hub_ctx, notifications_producer.producer_ctx])
     _register_routes(app)
     return app
 
@@ -125,6 +131,8 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     api_audio,
     api_webhooks,
     api_uploads,
+    api_notifications,
+    api_realtime,
     openapi,
     origin_handlers,
     ops,

@@ -116,6 +116,26 @@ class Settings:
     webhook_retry_base_s: float = 30.0
     webhook_timeout_s: float = 10.0
     webhook_poll_s: float = 1.0
+    # The real-time socket, /api/v1/ws (docs/realtime.md). Connection limits count per
+    # `serve` process. The first message must authenticate within realtime_auth_timeout_s; the
+    # session is checked against revocation every realtime_revocation_check_s.
+    realtime_auth_timeout_s: float = 5.0
+    realtime_revocation_check_s: float = 5.0
+    realtime_heartbeat_s: float = 20.0
+    realtime_max_msg_bytes: int = 4096
+    # Messages waiting for one slow client; past it (or a send stuck this long) it is dropped.
+    realtime_send_queue: int = 64
+    realtime_send_timeout_s: float = 10.0
+    realtime_max_per_user: int = 8
+    realtime_max_per_ip: int = 64
+    # Inbound messages per connection: a burst of realtime_msg_burst, then this many a second.
+    realtime_msgs_per_s: float = 5.0
+    realtime_msg_burst: int = 20
+    # Malformed messages tolerated (each answered with an error) before the socket is closed.
+    realtime_bad_messages: int = 3
+    # Every `serve` process turns title events into notifications, polling this often when
+    # idle (0: this process does not).
+    notifications_poll_s: float = 1.0
     debug: bool = False
 
     def __post_init__(self) -> None:
@@ -141,6 +161,26 @@ class Settings:
             raise ConfigError(
                 f"STREAMFLIX_SEGMENT_WAIT_S must be a number of seconds (0 or more), not {self.segment_wait_s!r}"
             )
+        for name in (
+            "realtime_max_msg_bytes",
+            "realtime_send_queue",
+            "realtime_max_per_user",
+            "realtime_max_per_ip",
+            "realtime_msg_burst",
+            "realtime_bad_messages",
+        ):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ConfigError(f"STREAMFLIX_{name.upper()} must be a whole number >= 1, not {getattr(self, name)!r}")
+        for name in (
+            "realtime_auth_timeout_s",
+            "realtime_revocation_check_s",
+            "realtime_heartbeat_s",
+            "realtime_send_timeout_s",
+            "realtime_msgs_per_s",
+        ):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 < value < float("inf")):
+                raise ConfigError(f"STREAMFLIX_{name.upper()} must be a positive number, not {value!r}")
         try:
             parse_networks(tuple(self.trusted_proxies))
         except ValueError as exc:

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from auth import sessions, users
 from auth.errors import SessionNotFound
-from catalog import library  # catalog's interface to a viewer's things, not its tables
+from catalog import library, notifications  # catalog's interface to a viewer's things, not its tables
 from server import keys
 from server.api.auth_models import DeleteAccountBody, ProfilePatch, SessionList
 from server.api.responses import User
@@ -81,6 +81,7 @@ async def delete_me(request: web.Request) -> web.Response:
     async with request.app[keys.PG].acquire() as conn, conn.transaction():
         revoked = await sessions.revoke_all(conn, principal.user_id)
         await library.erase_viewer(conn, principal.user_id)
+        await notifications.erase_user(conn, principal.user_id)
         await users.delete_user(conn, principal.user_id, keep_sessions_s=request.app[REVOCATIONS].ttl_s)
     await revoke_sessions(request.app, revoked)
     return web.Response(status=204)

@@ -1,12 +1,13 @@
 // Service worker: caches the app shell only, so the app opens offline or on a flaky network.
 // It never caches media (/stream/) or API answers (/api/): those carry personal data and
 // short-lived tokens, and segments are the CDN's job.
-const VERSION = 'streamflix-shell-v4';
+const VERSION = 'streamflix-shell-v5';
 const SHELL = [
   '/',
   '/manifest.webmanifest',
   '/static/css/app.css',
   '/static/icons/icon.svg',
+  '/static/icons/bell.svg',
   '/static/js/app.js',
   '/static/js/api.js',
   '/static/js/dom.js',
@@ -18,6 +19,7 @@ const SHELL = [
   '/static/js/pages/notfound.js',
   '/static/js/ui.js',
   '/static/js/searchbox.js',
+  '/static/js/notifications.js',
   '/static/js/seek-thumbnails.js',
   '/static/js/pages/home.js',
   '/static/js/pages/search.js',

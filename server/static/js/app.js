@@ -2,6 +2,7 @@
 import { isSignedIn, logout, onAuthChange } from './api.js';
 import { h } from './dom.js';
 import { route, setNotFound, navigate, render, interceptLinks, afterRender } from './router.js';
+import { notificationBell } from './notifications.js';
 import { searchBox } from './searchbox.js';
 import { currentUser } from './session.js';
 import { flash, hideFlash } from './ui.js';
@@ -22,12 +23,14 @@ setNotFound(() => import('./pages/notfound.js'));
 
 const search = searchBox({ navigate });
 document.getElementById('search-slot').append(search.element);
+const bell = notificationBell();
 
 async function renderAccount() {
   const slot = document.getElementById('account');
   const adminLink = document.querySelector('[data-auth="admin"]');
   const myList = document.querySelector('[data-auth="in"]');
   if (!isSignedIn()) {
+    bell.stop();
     adminLink.hidden = true;
     myList.hidden = true;
     slot.replaceChildren(
@@ -52,7 +55,9 @@ async function renderAccount() {
     flash('You are signed out.');
     navigate('/');
   });
-  slot.replaceChildren(h('a', { href: '/profile', class: 'account-name', id: 'account-link' }, name), signOut);
+  slot.replaceChildren(bell.element, h('a', { href: '/profile', class: 'account-name', id: 'account-link' }, name), signOut);
+  bell.stop();
+  bell.start();
 }
 
 onAuthChange(() => renderAccount());

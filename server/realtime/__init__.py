@@ -1,0 +1,6 @@
+"""The real-time socket and what it carries (docs/realtime.md). Read in this order:
+`protocol.py` (messages, close codes, the inbound limit; pure), `hub.py` (this process's
+sockets and the Redis pub/sub fan-out between processes), `socket.py` (`GET /api/v1/ws`: the
+checks before the upgrade, auth, the read and write loops), `producer.py` (title events into
+notifications, published through the hub). The routes are declared in `server/api/realtime.py`
+and `server/api/notifications.py`."""

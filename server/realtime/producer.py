@@ -1,0 +1,77 @@
+"""The notifications producer: every `serve` process runs one. It turns the title events of
+`catalog.notification_events` into notifications (catalog/notifications.py: claimed with
+`FOR UPDATE SKIP LOCKED`, so processes share the work and no event is turned twice), then
+publishes each to its person's sockets through the hub. A database outage pauses it (logged
+once); it never stops the server. The list (`GET /api/v1/me/notifications`) is the record:
+a socket that was not connected misses only the live message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from auth import users
+from catalog import notifications
+from server import keys
+from server.realtime.hub import HUB, Hub
+from server.settings import Settings
+
+log = logging.getLogger("streamflix.notifications")
+
+OUTAGE_PAUSE_S = 5.0
+
+
+class Producer:
+    def __init__(self, pool: asyncpg.Pool, hub: Hub, settings: Settings) -> None:
+        self.pool = pool
+        self.hub = hub
+        self.settings = settings
+        self._down = False
+
+    async def run(self) -> None:
+        while True:
+            try:
+                made = await self.produce_once()
+                if self._down:
+                    log.info("notifications: the database is back")
+                    self._down = False
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                if not self._down:
+                    log.warning("notifications: database unreachable (%s); events wait", type(exc).__name__)
+                    self._down = True
+                await asyncio.sleep(OUTAGE_PAUSE_S)
+                continue
+            if not made:
+                await asyncio.sleep(self.settings.notifications_poll_s)
+
+    async def produce_once(self) -> int:
+        """One batch: make the notifications, then publish them. Returns how many were made."""
+        async with self.pool.acquire(timeout=self.settings.db_timeout_s) as conn:
+            if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM catalog.notification_events)"):
+                return 0
+            admins = await users.admin_ids(conn)
+            made = await notifications.produce(conn, admin_ids=admins)
+        for n in made:
+            await self.hub.publish(n.user_id, {"type": "notification", "notification": n.to_json()})
+        return len(made)
+
+
+async def producer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Runs the producer beside the app (after the pool and the hub); off when
+    `notifications_poll_s` is 0."""
+    settings = app[keys.SETTINGS]
+    if settings.notifications_poll_s <= 0:
+        yield
+        return
+    producer = Producer(app[keys.PG], app[HUB], settings)
+    task = asyncio.create_task(producer.run(), name="notifications-producer")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
