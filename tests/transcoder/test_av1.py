@@ -5,6 +5,7 @@ segments start on keyframes at the H.264 rung's segment boundaries."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -13,13 +14,17 @@ from pathlib import Path
 
 import pytest
 
+from media import keys
+from media.backend import open_storage
 from media.probe import probe
 from media.probe_model import Probe, VideoStream
 from packager.dash import render_mpd
 from packager.hls import AUDIO_GROUP, render_multivariant
+from packager.model import Presentation
 from packager.uris import UriBuilder
 from server.settings import ConfigError, Settings
 from tests.packager.factories import audio, presentation, video
+from tests.transcoder.test_ingest_cli import run_cli
 from transcoder import chunks, mp4, tasks
 from transcoder.command import build_chunk_args, build_ffmpeg_args
 from transcoder.ladder import AV1, av1_codecs, av1_level, parse_av1_heights, plan_ladder
@@ -235,3 +240,49 @@ def test_av1_chunks_start_on_keyframes_at_the_h264_segment_boundaries(
         assert count == 60
         assert keys == [pytest.approx(start)]
         start += seg.duration / av1.timescale
+
+
+# ---- the setting and the ingest flag, through the CLI and the real worker --------------------
+
+
+def _cli_model(settings: Settings, title: dict) -> Presentation:
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    raw = asyncio.run(storage.get_bytes(keys.object_key(title["id"], title["version"], keys.MODEL_NAME)))
+    return Presentation.from_json(raw)
+
+
+def test_setting_and_flag_through_the_cli(
+    settings: Settings,
+    clip_factory: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    clip = clip_factory(seconds=4, width=320, height=180, fps=30)
+    monkeypatch.setenv("STREAMFLIX_AV1_RUNGS", "1080,180")  # 1080: more than the source has, skipped
+    code, out, err = run_cli(monkeypatch, capsys, settings, "ingest", str(clip), "--title", "AV1", "--wait", "--json")
+    assert code == 0, err
+    model = _cli_model(settings, json.loads(out))
+    h264, av1 = model.video
+    assert (h264.id, h264.codecs[:5], av1.id, av1.codecs) == ("v180", "avc1.", "v180-av1", "av01.0.00M.08")
+    assert [s.duration for s in av1.segments] == [s.duration for s in h264.segments]
+    assert av1.bandwidth_avg < h264.bandwidth_avg
+    # The download stays H.264 (every device plays it).
+    [download] = model.downloads
+    assert download.codecs.startswith("avc1")
+
+    # `--av1 ""` turns the setting off for one title.
+    code, out, err = run_cli(
+        monkeypatch, capsys, settings, "ingest", str(clip), "--title", "No AV1", "--av1", "", "--wait", "--json"
+    )
+    assert code == 0, err
+    assert [r.id for r in _cli_model(settings, json.loads(out)).video] == ["v180"]
+
+
+def test_a_bad_av1_flag_is_a_usage_error(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(monkeypatch, capsys, settings, "ingest", "x.mp4", "--title", "X", "--av1", "720p")
+    assert exit_.value.code == 2
+    [line] = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
+    assert line == "streamflix ingest: error: argument --av1: '720p' is not a rung height (a whole number such as 720)"
