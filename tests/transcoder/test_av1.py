@@ -25,7 +25,7 @@ from packager.uris import UriBuilder
 from server.settings import ConfigError, Settings
 from tests.packager.factories import audio, presentation, video
 from tests.transcoder.test_ingest_cli import run_cli
-from transcoder import chunks, mp4, tasks
+from transcoder import chunks, download, mp4, tasks, thumbnails
 from transcoder.command import build_chunk_args, build_ffmpeg_args
 from transcoder.ladder import AV1, av1_codecs, av1_level, parse_av1_heights, plan_ladder
 from transcoder.pipeline import check_presentation
@@ -286,3 +286,16 @@ def test_a_bad_av1_flag_is_a_usage_error(
     assert exit_.value.code == 2
     [line] = [ln for ln in capsys.readouterr().err.splitlines() if "error" in ln]
     assert line == "streamflix ingest: error: argument --av1: '720p' is not a rung height (a whole number such as 720)"
+
+
+def test_download_and_thumbnails_are_made_from_h264() -> None:
+    def ids(p: Presentation) -> tuple[str | None, str | None]:
+        d, t = download.pick_video(p), thumbnails.pick_video(p)
+        return (d.id if d else None), (t.id if t else None)
+
+    assert ids(_with_av1()) == ("v720", "v360")
+    cheap_av1 = presentation(
+        video("v360", 640, 360, codecs="avc1.64001e", peak=900_000, avg=700_000),
+        video("v360-av1", 640, 360, codecs="av01.0.01M.08", peak=500_000, avg=400_000),
+    )
+    assert ids(cheap_av1) == ("v360", "v360")
