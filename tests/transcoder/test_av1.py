@@ -231,6 +231,8 @@ def test_av1_chunks_start_on_keyframes_at_the_h264_segment_boundaries(
     assert (av1.width, av1.height, av1.timescale) == (320, 180, h264.timescale)
     assert len(av1.segments) == len(h264.segments) == 2
     assert [s.duration for s in av1.segments] == [s.duration for s in h264.segments]
+    # The progressive BANDWIDTH (a VBV bound from -maxrate/-bufsize) holds for what SVT-AV1 wrote.
+    assert 0 < av1.bandwidth_peak <= predicted.rendition("v180-av1").bandwidth_peak
     # Each AV1 segment decodes alone, starting with a key frame, with the next key frame
     # exactly one GOP (2 s) later, as in the H.264 rung.
     start = 0.0
