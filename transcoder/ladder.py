@@ -310,7 +310,8 @@ def av1_copies(rungs: tuple[Rung, ...], heights: Iterable[int], fps: Fraction) -
 
 
 def parse_av1_heights(text: str | Iterable[str | int]) -> tuple[int, ...]:
-    """ "720,1080" (or its parts) as rung heights, highest first; ValueError for anything else."""
+    """Rung heights from "720,1080" (or its parts), highest first, each once; ValueError for
+    anything but whole numbers from 100 to 4320."""
     parts = text.split(",") if isinstance(text, str) else [str(p) for p in text]
     heights = set()
     for part in (p.strip() for p in parts):
