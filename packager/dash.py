@@ -117,8 +117,9 @@ def _video_set(
     reps = sorted(video, key=lambda r: (r.bandwidth_peak, r.height or 0, r.id))
     attrs = _set_attrs(set_id, "video", "video/mp4", reps)
     if priority is not None:
-        # ISO/IEC 23009-1 5.3.3.2 @selectionPriority (default 1): a player that can decode
-        # AV1 starts there (same picture for fewer bits); one that cannot skips the set.
+        # ISO/IEC 23009-1 5.3.3.2 @selectionPriority (default 1): a hint to start on AV1
+        # (the same pictures for fewer bits) where it decodes; a player without AV1 skips
+        # the set whatever its priority.
         attrs["selectionPriority"] = str(priority)
     widths = [r.width for r in reps if r.width]
     heights = [r.height for r in reps if r.height]
