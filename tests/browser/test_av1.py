@@ -11,6 +11,8 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.browser.conftest import sign_in
+
 pytestmark = pytest.mark.browser
 
 VIDEO = "document.getElementById('video')"
@@ -75,4 +77,24 @@ def test_players_pick_av1_and_fall_back_to_h264(
     assert (state["codec"] or "").startswith("avc1."), state
     assert state["height"] == 360, state
     assert not any("/v360-av1/" in url for _status, url in watch.responses), watch.responses
+    watch.assert_clean()
+
+
+def test_the_app_player_names_the_av1_level(live_server: Any, av1_title: dict[str, Any], new_context: Any) -> None:
+    """The app's quality menu tells the AV1 and H.264 renditions of one height apart, says
+    which one plays, and switches between them."""
+    viewer = live_server.register_and_login()
+    _ctx, page, watch = new_context(width=1440)
+    sign_in(page, live_server.url, viewer)
+    page.goto(f"{live_server.url}/watch/{av1_title['id']}")
+    page.wait_for_function("() => document.querySelectorAll('#quality option').length >= 3", timeout=20_000)
+    labels = page.locator("#quality option").all_inner_texts()
+    assert labels[0] == "Auto", labels
+    assert sorted(lbl.split(" · ")[0] for lbl in labels[1:]) == ["360p", "360p AV1"], labels
+    status = page.locator("#player-status")
+    page.wait_for_function("() => document.getElementById('player-status').textContent.startsWith('Playing 360p AV1')")
+    page.select_option("#quality", label=next(lbl for lbl in labels if lbl.startswith("360p ·")))
+    page.wait_for_function("() => document.getElementById('player-status').textContent === 'Playing 360p'")
+    page.wait_for_function(f"() => {VIDEO}.currentTime > 3", timeout=20_000)
+    assert status.inner_text() == "Playing 360p"
     watch.assert_clean()
