@@ -77,8 +77,8 @@ def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
     period = ET.SubElement(mpd, "Period", {"id": "0", "start": "PT0S"})
     templates = (init_template, media_template)
     set_id = 0
-    if p.video:
-        _video_set(period, set_id, p.video, templates)
+    for family, reps in _by_codec_family(p.video).items():
+        _video_set(period, set_id, reps, templates, priority=VIDEO_PRIORITY.get(family))
         set_id += 1
     default = next((a for a in p.audio if a.default), p.audio[0] if p.audio else None)
     for (lang, _channels), group in _by_language(p.audio).items():
@@ -96,9 +96,31 @@ def render_mpd(p: Presentation, uri: UriBuilder, *, cmaf: bool = False) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(mpd, encoding="unicode") + "\n"
 
 
-def _video_set(period: ET.Element, set_id: int, video: tuple[Rendition, ...], templates: tuple[str, str]) -> None:
+def _by_codec_family(video: tuple[Rendition, ...]) -> dict[str, tuple[Rendition, ...]]:
+    """Video renditions by codec family ("avc1", "av01"), in first-seen order: a player can
+    switch seamlessly only within one decoder, so each family is its own AdaptationSet
+    (DASH-IF IOP v4.3 3.2.13: one codec per video AdaptationSet)."""
+    groups: dict[str, list[Rendition]] = {}
+    for r in video:
+        groups.setdefault(r.codecs.split(".", 1)[0], []).append(r)
+    return {family: tuple(reps) for family, reps in groups.items()}
+
+
+def _video_set(
+    period: ET.Element,
+    set_id: int,
+    video: tuple[Rendition, ...],
+    templates: tuple[str, str],
+    *,
+    priority: int | None = None,
+) -> None:
     reps = sorted(video, key=lambda r: (r.bandwidth_peak, r.height or 0, r.id))
     attrs = _set_attrs(set_id, "video", "video/mp4", reps)
+    if priority is not None:
+        # ISO/IEC 23009-1 5.3.3.2 @selectionPriority (default 1): a hint to start on AV1
+        # (the same pictures for fewer bits) where it decodes; a player without AV1 skips
+        # the set whatever its priority.
+        attrs["selectionPriority"] = str(priority)
     widths = [r.width for r in reps if r.width]
     heights = [r.height for r in reps if r.height]
     rates = [r.frame_rate for r in reps if r.frame_rate]
@@ -123,6 +145,10 @@ def _video_set(period: ET.Element, set_id: int, video: tuple[Rendition, ...], te
         rep = ET.SubElement(aset, "Representation", rep_attrs)
         if not shared:
             _segment_template(rep, r, templates)
+
+
+# Per codec family, where not the default 1.
+VIDEO_PRIORITY = {"av01": 2}
 
 
 def _audio_set(

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from media.storage import StorageOptions
+from transcoder.ladder import parse_av1_heights
 
 ENV_PREFIX = "STREAMFLIX_"
 
@@ -87,6 +88,9 @@ class Settings:
     encoder_threads: int = 0
     # Seconds between seek thumbnails (docs/tracks.md); 0: 2 s under 10 minutes, 5 s longer.
     thumbnail_interval_s: float = 0.0
+    # Rung heights that also get an AV1 copy ("720,1080"; empty: H.264 only), see
+    # docs/transcode.md "AV1". A title's `ingest --av1` replaces it.
+    av1_rungs: tuple[str, ...] = ()
     # Rate limits: N requests per `rate_limit_window_s` (60 s: "per min").
     # Per client IP, and per account (the email's uniqueness key) on login, register, reset.
     rate_limit_login_per_min: int = 10
@@ -152,6 +156,10 @@ class Settings:
                 raise ConfigError(f"STREAMFLIX_{name.upper()} must be a whole number >= 1, not {getattr(self, name)!r}")
         if not (isinstance(self.encoder_threads, int) and self.encoder_threads >= 0):
             raise ConfigError(f"STREAMFLIX_ENCODER_THREADS must be 0 (automatic) or more, not {self.encoder_threads!r}")
+        try:
+            parse_av1_heights(self.av1_rungs)
+        except ValueError as exc:
+            raise ConfigError(f"STREAMFLIX_AV1_RUNGS: {exc}") from None
         if not (isinstance(self.thumbnail_interval_s, int | float) and 0 <= self.thumbnail_interval_s <= 3600):
             raise ConfigError(
                 "STREAMFLIX_THUMBNAIL_INTERVAL_S must be 0 (by the title's length) or a number of seconds up to "
@@ -185,6 +193,10 @@ class Settings:
             parse_networks(tuple(self.trusted_proxies))
         except ValueError as exc:
             raise ConfigError(f"STREAMFLIX_TRUSTED_PROXIES: {exc}") from None
+
+    @property
+    def av1_heights(self) -> tuple[int, ...]:
+        return parse_av1_heights(self.av1_rungs)
 
     @property
     def trusted_networks(self) -> tuple[Network, ...]:

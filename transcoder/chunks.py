@@ -38,7 +38,7 @@ from transcoder import mp4
 from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
 from transcoder.command import build_audio_args, build_chunk_args
 from transcoder.errors import TranscodeError
-from transcoder.ladder import KEYFRAME_INTERVAL_S, Ladder
+from transcoder.ladder import AV1, KEYFRAME_INTERVAL_S, Ladder, av1_codecs
 from transcoder.pipeline import default_timeout_s
 from transcoder.readback import audio_name
 from transcoder.runner import ProgressCallback, run_ffmpeg
@@ -329,7 +329,7 @@ def predict_presentation(
                 Rendition(
                     id=rung.id,
                     kind="video",
-                    codecs=video_codecs(rung.level, preset),
+                    codecs=av1_codecs(rung.level) if rung.codec == AV1 else video_codecs(rung.level, preset),
                     bandwidth_peak=math.ceil(peak),
                     bandwidth_avg=rung.video_bitrate,
                     timescale=timescale,

@@ -43,9 +43,12 @@ from pathlib import Path
 import ffmpeg
 
 from media import languages
-from transcoder.ladder import PIX_FMT, AudioPlan, Ladder
+from transcoder.ladder import AV1, PIX_FMT, AudioPlan, Ladder
 
 INIT_NAME = "init.mp4"
+# SVT-AV1's speed/quality trade-off (0 slowest .. 13 fastest): 8-10 is its own advice for VOD
+# on modest machines; 10 costs about what x264 veryfast does per rung (bench/av1.py).
+AV1_PRESET = 10
 # One output frame per input frame (the frame rate is kept), field order from each frame.
 DEINTERLACE = {"mode": "send_frame", "parity": "auto", "deint": "all"}
 # Pad silence (or trim) so the audio starts at 0; async turns aresample's timestamp
@@ -198,6 +201,7 @@ def _add_video(inp, ladder: Ladder, rungs, streams: list, opts: dict, variants: 
     n = len(rungs)
     branches = video.filter_multi_output("split", n) if n > 1 else None
     gop = ladder.gop_frames
+    uniform = len({r.codec for r in rungs}) == 1
     for i, rung in enumerate(rungs):
         branch = branches.stream(i) if branches is not None else video
         streams.append(
@@ -206,21 +210,28 @@ def _add_video(inp, ladder: Ladder, rungs, streams: list, opts: dict, variants: 
         opts[f"b:v:{i}"] = rung.video_bitrate
         opts[f"maxrate:v:{i}"] = rung.maxrate
         opts[f"bufsize:v:{i}"] = rung.bufsize
-        opts[f"profile:v:{i}"] = rung.profile
-        opts[f"level:v:{i}"] = rung.level_name
+        # Encoder options apply to every video stream when the rungs share a codec (a chunk
+        # task's rung group always does), else per stream.
+        at = "" if uniform else f":{i}"
+        # Fixed GOP, no scene-cut keyframes: keyframes at the same instants in every rung.
+        opts[f"g:v{at}"] = gop
+        if rung.codec == AV1:
+            opts[f"c:v{at}"] = "libsvtav1"
+            opts[f"preset:v{at}"] = AV1_PRESET
+            # irefresh-type=2: every intra frame a KEY frame (closed GOP), so each segment
+            # starts decodable on its own; scd=0: no extra keyframes at scene cuts; the
+            # level is the planned one, so the predicted CODECS string is the init's.
+            opts[f"svtav1-params:v:{i}"] = f"irefresh-type=2:scd=0:level={rung.level_name.replace('.', '')}"
+        else:
+            opts[f"c:v{at}"] = "libx264"
+            opts[f"preset:v{at}"] = preset
+            opts[f"profile:v:{i}"] = rung.profile
+            opts[f"level:v:{i}"] = rung.level_name
+            opts[f"keyint_min:v{at}"] = gop
+            opts[f"sc_threshold:v{at}"] = 0
+            opts[f"x264-params:v{at}"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
         variants.append(f"v:{i},name:{rung.id}")
-    opts.update(
-        {
-            "c:v": "libx264",
-            "preset:v": preset,
-            "pix_fmt:v": PIX_FMT,
-            # Fixed GOP, no scene-cut IDRs: keyframes at the same instants in every rung.
-            "g:v": gop,
-            "keyint_min:v": gop,
-            "sc_threshold:v": 0,
-            "x264-params:v": f"keyint={gop}:min-keyint={gop}:scenecut=0",
-        }
-    )
+    opts["pix_fmt:v"] = PIX_FMT
 
 
 def _add_audio(

@@ -54,8 +54,10 @@ def file_name(title: str) -> str:
 
 
 def pick_video(p: Presentation) -> Rendition | None:
-    """The highest rung at most MAX_HEIGHT high, else the lowest."""
-    video = sorted(p.video, key=lambda r: (r.height or 0, r.bandwidth_avg))
+    """The highest rung at most MAX_HEIGHT high, else the lowest; H.264 (every device plays
+    it) over an AV1 copy."""
+    h264 = [r for r in p.video if r.codecs.startswith(("avc1", "avc3"))]
+    video = sorted(h264 or p.video, key=lambda r: (r.height or 0, r.bandwidth_avg))
     if not video:
         return None
     fitting = [r for r in video if (r.height or 0) <= MAX_HEIGHT]

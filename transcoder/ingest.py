@@ -238,13 +238,16 @@ async def ingest(
     s3_endpoint_url: str | None = None,
     audio_languages: dict[int, str] | None = None,
     subtitles: Sequence[Track] = (),
+    av1_heights: Sequence[int] | None = None,
 ) -> Title:
     """Register a title from `source` and queue its transcode; returns the `pending` title.
 
     Raises SourceUnavailable / SourceTooLarge before anything is written, InvalidTitle for
     bad fields, DuplicateEpisode when the series already has that season and episode (the
     uploaded source is then removed again), BadIngestOption when `audio_languages` (BCP 47 tags
-    by audio stream order, see `media.languages.known`) names a stream the source lacks."""
+    by audio stream order, see `media.languages.known`) names a stream the source lacks.
+    `av1_heights`: the rung heights that get an AV1 copy for this title, replacing the
+    workers' setting (an empty sequence: none); None keeps the setting."""
     kind = plan_kind(kind, series, season, episode)
     if not title.strip():
         raise InvalidTitle("--title must not be empty")
@@ -257,6 +260,8 @@ async def ingest(
         if audio_languages:
             await _check_audio_indexes(local, audio_languages)
             options[sources.AUDIO_LANGUAGES] = {str(k): v for k, v in sorted(audio_languages.items())}
+        if av1_heights is not None:
+            options[sources.AV1_RUNGS] = sorted(set(av1_heights), reverse=True)
         content_type = mimetypes.guess_type(local.name)[0] or "application/octet-stream"
         await storage.put_file(key, local, content_type)
         try:

@@ -34,6 +34,12 @@ Rules:
   under 200% of the average) and the VBV buffer 2x the average (about 1.3 s at maxrate).
 - **H.264 High, 8-bit 4:2:0** (`yuv420p`) for every rung, whatever the source (10-bit and
   4:2:2 are converted), at the lowest level from H.264 Table A-1 that fits the rung.
+- **AV1 copies** (optional, `av1_heights`, the `STREAMFLIX_AV1_RUNGS` setting): for each height
+  asked for whose H.264 rung exists, an AV1 rung of the same size and frame grid,
+  "v720-av1", after the H.264 rungs (a height the source cannot fill is skipped, as its H.264
+  rung is: never an upscale). Main profile 8-bit 4:2:0, at 0.6x the H.264 bitrates (AV1 needs
+  roughly 30-50% fewer bits for the same quality), the lowest AV1 level (Annex A) that holds
+  it. H.264 stays for every player that cannot decode AV1.
 - **Interlaced sources** (ffprobe field order tt, bb, tb or bt) are deinterlaced before
   anything else, at their frame rate (see `transcoder.command`).
 - **Audio**: every audio stream of the source becomes an AAC-LC stereo 128 kb/s 48 kHz
@@ -51,6 +57,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -63,6 +70,11 @@ DEFAULT_SEGMENT_S = 4
 DEFAULT_MAX_FPS = 60
 PIX_FMT = "yuv420p"
 PROFILE = "high"
+H264 = "h264"
+AV1 = "av1"
+AV1_SUFFIX = "-av1"
+AV1_PROFILE = "main"  # seq_profile 0: 8/10-bit 4:2:0
+AV1_BITRATE_FACTOR = 0.6
 
 # (box height, average video bit/s at <= 30 fps) for a 16:9 box of that height.
 STANDARD_RUNGS: tuple[tuple[int, int], ...] = (
@@ -121,10 +133,14 @@ class Rung:
     maxrate: int  # bit/s (-maxrate)
     bufsize: int  # bits (-bufsize)
     profile: str = PROFILE
-    level: int  # H.264 level_idc: 40 means 4.0
+    # H.264 level_idc (40 means 4.0); for AV1 the seq_level_idx (8 means 4.0).
+    level: int
+    codec: str = H264  # H264 (libx264) or AV1 (libsvtav1)
 
     @property
     def level_name(self) -> str:
+        if self.codec == AV1:
+            return f"{2 + self.level // 4}.{self.level % 4}"
         return f"{self.level // 10}.{self.level % 10}"
 
 
@@ -143,7 +159,9 @@ class AudioPlan:
 
 @dataclass(frozen=True, kw_only=True)
 class Ladder:
-    rungs: tuple[Rung, ...]  # highest first; empty for an audio-only source
+    # The H.264 rungs highest first, then the AV1 ones highest first; empty for an
+    # audio-only source.
+    rungs: tuple[Rung, ...]
     # Source audio stream order, a 5.1 rendition right after its stereo one; empty: no audio.
     audios: tuple[AudioPlan, ...]
     fps: str | None  # output frame rate, "30" or "30000/1001"; None without video
@@ -165,6 +183,15 @@ class Ladder:
         raise ValueError(f"no audio rendition {audio_id!r} in the ladder")
 
     @property
+    def h264_rungs(self) -> tuple[Rung, ...]:
+        """The H.264 rungs, highest first: every player plays these."""
+        return tuple(r for r in self.rungs if r.codec == H264)
+
+    @property
+    def av1_rungs(self) -> tuple[Rung, ...]:
+        return tuple(r for r in self.rungs if r.codec == AV1)
+
+    @property
     def rendition_ids(self) -> tuple[str, ...]:
         return tuple(r.id for r in self.rungs) + tuple(a.id for a in self.audios)
 
@@ -179,11 +206,13 @@ def plan_ladder(
     segment_s: int = DEFAULT_SEGMENT_S,
     max_fps: float = DEFAULT_MAX_FPS,
     audio_languages: dict[int, str] | None = None,
+    av1_heights: Iterable[int] = (),
 ) -> Ladder:
     """Plan the renditions for `probe` (see the module docstring for the rules).
 
     `audio_languages`: BCP 47 tags by audio stream order (0 = the first audio stream) that
-    replace the streams' own tags (the ingest's `--audio-lang`).
+    replace the streams' own tags (the ingest's `--audio-lang`). `av1_heights`: the H.264
+    rungs ("v720" for 720) that also get an AV1 copy; heights without an H.264 rung are skipped.
 
     Raises `SourceRejected` for a source that can never be transcoded: neither video nor
     audio, no duration, or a video stream without dimensions.
@@ -203,8 +232,9 @@ def plan_ladder(
         raise SourceRejected(f"video stream has no size ({video.width}x{video.height})")
 
     fps = output_fps(video, Fraction(max_fps).limit_denominator(1001))
+    rungs = plan_rungs(video.display_width, video.display_height, fps)
     return Ladder(
-        rungs=plan_rungs(video.display_width, video.display_height, fps),
+        rungs=rungs + av1_copies(rungs, av1_heights, fps),
         audios=audios,
         fps=_fraction_str(fps),
         gop_frames=round(KEYFRAME_INTERVAL_S * fps),
@@ -252,6 +282,45 @@ def plan_rungs(display_width: int, display_height: int, fps: Fraction) -> tuple[
             )
         )
     return tuple(rungs)
+
+
+def av1_copies(rungs: tuple[Rung, ...], heights: Iterable[int], fps: Fraction) -> tuple[Rung, ...]:
+    """An AV1 rung beside each H.264 rung "v{height}" of `heights`, highest first."""
+    wanted = {f"v{h}" for h in heights}
+    out = []
+    for r in rungs:
+        if r.id not in wanted or r.codec != H264:
+            continue
+        bitrate = _round_to(r.video_bitrate * AV1_BITRATE_FACTOR, 1000)
+        maxrate = _round_to(bitrate * MAXRATE_FACTOR, 1000)
+        out.append(
+            Rung(
+                id=r.id + AV1_SUFFIX,
+                width=r.width,
+                height=r.height,
+                video_bitrate=bitrate,
+                maxrate=maxrate,
+                bufsize=_round_to(bitrate * BUFSIZE_FACTOR, 1000),
+                profile=AV1_PROFILE,
+                level=av1_level(r.width, r.height, fps, maxrate=maxrate),
+                codec=AV1,
+            )
+        )
+    return tuple(out)
+
+
+def parse_av1_heights(text: str | Iterable[str | int]) -> tuple[int, ...]:
+    """Rung heights from "720,1080" (or its parts), highest first, each once; ValueError for
+    anything but whole numbers from 100 to 4320."""
+    parts = text.split(",") if isinstance(text, str) else [str(p) for p in text]
+    heights = set()
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        if not part.isdigit() or not 100 <= int(part) <= 4320:
+            raise ValueError(f"{part!r} is not a rung height (a whole number such as 720)")
+        heights.add(int(part))
+    return tuple(sorted(heights, reverse=True))
 
 
 def output_fps(video: VideoStream, max_fps: Fraction) -> Fraction:
@@ -310,6 +379,43 @@ def h264_level(width: int, height: int, fps: Fraction, *, maxrate: int, bufsize:
         ):
             return level
     return _LEVELS[-1][0]
+
+
+# AV1 Annex A.3: (seq_level_idx, MaxPicSize, MaxHSize, MaxVSize, MaxDisplayRate, main tier
+# MaxBitrate in bit/s). 2.2, 2.3, 3.2, 3.3 and 4.2, 4.3 are reserved.
+_AV1_LEVELS: tuple[tuple[int, int, int, int, int, int], ...] = (
+    (0, 147_456, 2_048, 1_152, 4_423_680, 1_500_000),
+    (1, 278_784, 2_816, 1_584, 8_363_520, 3_000_000),
+    (4, 665_856, 4_352, 2_448, 19_975_680, 6_000_000),
+    (5, 1_065_024, 5_504, 3_096, 31_950_720, 10_000_000),
+    (8, 2_359_296, 6_144, 3_456, 70_778_880, 12_000_000),
+    (9, 2_359_296, 6_144, 3_456, 141_557_760, 20_000_000),
+    (12, 8_912_896, 8_192, 4_352, 267_386_880, 30_000_000),
+    (13, 8_912_896, 8_192, 4_352, 534_773_760, 40_000_000),
+    (14, 8_912_896, 8_192, 4_352, 1_069_547_520, 60_000_000),
+    (15, 8_912_896, 8_192, 4_352, 1_069_547_520, 60_000_000),
+    (16, 35_651_584, 16_384, 8_704, 1_069_547_520, 60_000_000),
+)
+
+
+def av1_level(width: int, height: int, fps: Fraction, *, maxrate: int) -> int:
+    """The lowest AV1 seq_level_idx (main tier) whose Annex A limits hold this stream."""
+    for level, max_pic, max_h, max_v, max_rate, max_br in _AV1_LEVELS:
+        if (
+            width * height <= max_pic
+            and width <= max_h
+            and height <= max_v
+            and width * height * fps <= max_rate
+            and maxrate <= max_br
+        ):
+            return level
+    return _AV1_LEVELS[-1][0]
+
+
+def av1_codecs(level: int, bit_depth: int = 8) -> str:
+    """RFC 6381 string of an AV1 rung (AV1 Codec ISO Media File Format Binding, "Codecs
+    Parameter String"): av01.P.LLT.DD, profile 0 (main), seq_level_idx, tier M, bit depth."""
+    return f"av01.0.{level:02d}M.{bit_depth:02d}"
 
 
 def plan_audio(streams: tuple[AudioStream, ...], overrides: dict[int, str]) -> tuple[AudioPlan, ...]:

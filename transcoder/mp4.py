@@ -2,7 +2,7 @@
 
 Only what the rendition model needs, read straight from the boxes (ISO/IEC 14496-12), which is
 exact where ffprobe reports rounded values: the RFC 6381 codec string from the sample entry
-(avcC / esds), the track timescale (mdhd), and per media segment the decode start (tfdt),
+(avcC / av1C / esds), the track timescale (mdhd), and per media segment the decode start (tfdt),
 the duration (sum of trun sample durations, falling back to tfhd then trex defaults),
 whether the first sample is a sync sample, and where that first (key) sample's bytes are.
 """
@@ -157,6 +157,18 @@ def parse_init(data: bytes) -> InitInfo:
             width=width,
             height=height,
         )
+    if entry.type == b"av01":
+        width, height = struct.unpack_from(">HH", data, entry.payload + 24)
+        av1c = _require(data, "av1C", entry.payload + 78, entry.end)
+        return InitInfo(
+            handler=handler,
+            codec=av1_codec_string(data[av1c.payload : av1c.end]),
+            timescale=timescale,
+            track_id=track_id,
+            defaults=defaults,
+            width=width,
+            height=height,
+        )
     if entry.type == b"mp4a":
         # AudioSampleEntry: 6 reserved, 2 data_reference_index, 8 reserved, channelcount,
         # samplesize, 4 reserved, samplerate 16.16, then child boxes (14496-12 12.2.3).
@@ -181,6 +193,20 @@ def avc_codec_string(avcc: bytes, fourcc: str = "avc1") -> str:
     if len(avcc) < 4 or avcc[0] != 1:
         raise Mp4Error("bad avcC")
     return f"{fourcc}.{avcc[1]:02x}{avcc[2]:02x}{avcc[3]:02x}"
+
+
+def av1_codec_string(av1c: bytes) -> str:
+    """The AV1 ISOBMFF binding's codecs parameter, av01.P.LLT.DD, from the
+    AV1CodecConfigurationRecord: marker and version (0x81), then seq_profile (3 bits) and
+    seq_level_idx_0 (5), then seq_tier_0, high_bitdepth, twelve_bit (1 bit each, ...).
+    The optional fields after DD are left out: they are only needed when not the defaults."""
+    if len(av1c) < 4 or av1c[0] != 0x81:
+        raise Mp4Error("bad av1C")
+    profile, level = av1c[1] >> 5, av1c[1] & 0x1F
+    tier = "H" if av1c[2] & 0x80 else "M"
+    high, twelve = bool(av1c[2] & 0x40), bool(av1c[2] & 0x20)
+    depth = 12 if high and twelve else 10 if high else 8
+    return f"av01.{profile}.{level:02d}{tier}.{depth:02d}"
 
 
 def mp4a_codec_string(es_descriptor: bytes) -> str:

@@ -13,6 +13,7 @@ import asyncpg
 
 # `options` keys: what ingest was told about the source.
 AUDIO_LANGUAGES = "audio_languages"  # {"0": "en", "1": "fr"}: BCP 47 by audio stream order
+AV1_RUNGS = "av1_rungs"  # [1080, 720]: rung heights that get an AV1 copy ([]: none)
 
 
 async def record_source(
@@ -38,6 +39,13 @@ async def get_options(conn: asyncpg.Connection, title_id: str) -> dict[str, Any]
 def audio_languages(options: dict[str, Any]) -> dict[int, str]:
     """The `--audio-lang` overrides of stored options, by audio stream order."""
     return {int(k): str(v) for k, v in (options.get(AUDIO_LANGUAGES) or {}).items()}
+
+
+def av1_heights(options: dict[str, Any], default: tuple[int, ...]) -> tuple[int, ...]:
+    """The `--av1` rung heights of stored options, else `default` (the worker's setting)."""
+    if AV1_RUNGS not in options:
+        return default
+    return tuple(int(h) for h in options[AV1_RUNGS] or ())
 
 
 async def set_probe(conn: asyncpg.Connection, title_id: str, probe: dict[str, Any]) -> None:

@@ -120,7 +120,11 @@ class TaskSpec:
 
 
 def plan_tasks(
-    video_ids: Sequence[str], audio_ids: str | Sequence[str] | None, total: int, chunk_segments: int
+    video_ids: Sequence[str],
+    audio_ids: str | Sequence[str] | None,
+    total: int,
+    chunk_segments: int,
+    av1_ids: Sequence[str] = (),
 ) -> list[TaskSpec]:
     """The tasks of a title of `total` segments (numbered 1..total), every (rendition, number)
     cell exactly once. `video_ids`: the video renditions, highest rung first (Ladder.rungs);
@@ -130,7 +134,12 @@ def plan_tasks(
     - the lowest rung's segment 1 alone (priority 1): a player can start with it;
     - the rest of chunk 1 (segments 1..K): (lowest, [2, K]) and (the other rungs, [1, K])
       (priority 2), so nothing is encoded twice;
-    - then chunks of K segments over all rungs, in timeline order (priority 10 + chunk index).
+    - then chunks of K segments over all rungs, in timeline order (priority 10 + chunk index);
+    - `av1_ids` (the AV1 rungs, highest first) in chunks of their own, a separate ffmpeg from
+      the H.264 rungs (another encoder, several times slower per pixel): chunk c right after
+      the H.264 chunk c (priority 10 + c + 1, ahead of H.264 chunk c + 1 by its earlier first
+      number), so the first playable segment and chunk never wait for AV1, and it runs nice
+      like any bulk chunk.
     """
     if chunk_segments < 1:
         raise ValueError(f"chunk_segments must be at least 1, not {chunk_segments}")
@@ -153,6 +162,11 @@ def plan_tasks(
         first = chunk * chunk_segments + 1
         count = min(chunk_segments, total - first + 1)
         specs.append(TaskSpec("video", videos, first, count, PRIORITY_CHUNKS + chunk))
+    if av1_ids:
+        for chunk in range(math.ceil(total / chunk_segments)):
+            first = chunk * chunk_segments + 1
+            count = min(chunk_segments, total - first + 1)
+            specs.append(TaskSpec("video", tuple(av1_ids), first, count, PRIORITY_CHUNKS + chunk + 1))
     return specs
 
 

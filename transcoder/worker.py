@@ -93,6 +93,8 @@ SEEKABLE_SOURCE = "seekable_source"
 # The ingest's audio language overrides the ladder was planned with ({"0": "en"}): the tasks
 # plan the same ladder from the model.
 AUDIO_LANGUAGES = "audio_languages"
+# ... and the heights that got an AV1 copy ([720]), from the setting or the ingest's --av1.
+AV1_RUNGS = "av1_rungs"
 
 T = TypeVar("T")
 
@@ -137,6 +139,7 @@ class Worker:
         outbound_allow_private: bool = False,
         s3_endpoint_url: str | None = None,
         thumbnail_interval_s: float = 0,
+        av1_heights: tuple[int, ...] = (),
     ) -> None:
         self.pool = pool
         self.storage = storage
@@ -176,6 +179,9 @@ class Worker:
         self.encoder_threads = max(0, encoder_threads)
         # Seconds between seek thumbnails; 0 chooses by the title's length (transcoder/thumbnails.py).
         self.thumbnail_interval_s = max(0.0, thumbnail_interval_s)
+        # Rung heights that also get an AV1 copy (STREAMFLIX_AV1_RUNGS); a title's own
+        # ingest option replaces it.
+        self.av1_heights = tuple(av1_heights)
         # Tasks this worker runs (any title's), by task id, and the lane each runs in.
         self._runs: dict[int, asyncio.Task[None]] = {}
         self._lanes: dict[int, str] = {}
@@ -425,7 +431,12 @@ class Worker:
         probe = Probe.from_dict(stored)
         model = Presentation.from_json(await self.storage.get_bytes(keys.model_key(task.title_id, task.version)))
         overrides = {int(k): v for k, v in (model.extra.get(AUDIO_LANGUAGES) or {}).items()}
-        ladder = plan_ladder(probe, segment_s=model.segment_target_s, audio_languages=overrides)
+        ladder = plan_ladder(
+            probe,
+            segment_s=model.segment_target_s,
+            audio_languages=overrides,
+            av1_heights=model.extra.get(AV1_RUNGS) or (),
+        )
         source_key = job.source
         if model.extra.get(SEEKABLE_SOURCE):
             source_key = model.extra[SEEKABLE_SOURCE]
@@ -645,8 +656,10 @@ class Worker:
             source = await self._fetch_source(job, attempt_dir)
             probe = await self._probe(job, source)
             ends = await chunks.measure_source_ends(str(source), probe)
-            overrides = await self._audio_languages(job)
-            ladder = plan_ladder(probe, segment_s=self.segment_s, audio_languages=overrides)
+            options = await self._source_options(job)
+            overrides = sources.audio_languages(options)
+            av1_heights = sources.av1_heights(options, self.av1_heights)
+            ladder = plan_ladder(probe, segment_s=self.segment_s, audio_languages=overrides, av1_heights=av1_heights)
             version = job.version or new_version()
             if job.version is None:
 
@@ -670,6 +683,8 @@ class Worker:
             extra = {**predicted.extra, SOURCE_ADJUSTMENTS: adjusted, SOURCE_ENDS: ends.to_dict()}
             if overrides:
                 extra[AUDIO_LANGUAGES] = {str(k): v for k, v in overrides.items()}
+            if ladder.av1_rungs:
+                extra[AV1_RUNGS] = list(av1_heights)
             if seekable.needs_copy(probe):
                 extra[SEEKABLE_SOURCE] = await self._seekable_copy(job, str(source), probe, ladder, attempt_dir)
             predicted = dataclasses.replace(predicted, extra=extra)
@@ -680,7 +695,13 @@ class Worker:
             audio_ids = sorted(
                 (a.id for a in ladder.audios), key=lambda i: ladder.audio is None or i != ladder.audio.id
             )
-            specs = tasks.plan_tasks([r.id for r in ladder.rungs], audio_ids, total, self.chunk_segments)
+            specs = tasks.plan_tasks(
+                [r.id for r in ladder.h264_rungs],
+                audio_ids,
+                total,
+                self.chunk_segments,
+                av1_ids=[r.id for r in ladder.av1_rungs],
+            )
 
             async def make_tasks() -> None:
                 async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
@@ -1004,14 +1025,14 @@ class Worker:
         log.info("job %s: fetched %s into storage", job.id, job.source)
         return local
 
-    async def _audio_languages(self, job: jobs.Job) -> dict[int, str]:
-        """The ingest's `--audio-lang` overrides, by audio stream order."""
+    async def _source_options(self, job: jobs.Job) -> dict[str, Any]:
+        """What ingest was told about the source (`--audio-lang`, `--av1`)."""
 
         async def get() -> dict:
             async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
                 return await sources.get_options(conn, job.title_id)
 
-        return sources.audio_languages(await self._waiting(get))
+        return await self._waiting(get)
 
     async def _probe(self, job: jobs.Job, source: Path) -> Probe:
         """The stored probe when an earlier attempt made one, else ffprobe (and store it)."""
@@ -1059,8 +1080,8 @@ def first_objects(model: Presentation, ladder: Ladder) -> list[str]:
     """What a player needs to start: the lowest rung's and the default audio's init and
     first segment. Once they are stored the title is playable."""
     wanted = []
-    if ladder.rungs:
-        wanted.append(ladder.rungs[-1].id)
+    if ladder.h264_rungs:
+        wanted.append(ladder.h264_rungs[-1].id)
     if ladder.audio:
         wanted.append(ladder.audio.id)
     out = []

@@ -39,6 +39,7 @@ from transcoder import jobs
 from transcoder.errors import BadIngestOption
 from transcoder.failures import is_database_outage
 from transcoder.ingest import ingest
+from transcoder.ladder import parse_av1_heights
 from transcoder.subtitles import Track, read_sidecar
 from transcoder.worker import Worker
 
@@ -71,6 +72,14 @@ def audio_lang(text: str) -> tuple[int, str]:
     if tag is None:
         raise argparse.ArgumentTypeError(f"unknown language code {code.strip()!r} (use e.g. en, fr, eng, fre, und)")
     return int(index), tag
+
+
+def av1_heights(text: str) -> tuple[int, ...]:
+    """An argparse type: "720,1080" -> the rung heights that get an AV1 copy."""
+    try:
+        return parse_av1_heights(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def subtitle(text: str) -> Track:
@@ -114,6 +123,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=subtitle,
         metavar="LANG:PATH[:forced][:sdh]",
         help="a sidecar subtitle file (SubRip, WebVTT, ASS/SSA), repeatable: --subtitle fr:film.fr.srt",
+    )
+    parser.add_argument(
+        "--av1",
+        type=av1_heights,
+        default=None,
+        metavar="HEIGHTS",
+        help='rung heights that also get an AV1 copy, e.g. "720,1080" ("" for none); '
+        "replaces STREAMFLIX_AV1_RUNGS for this title",
     )
     wait = parser.add_mutually_exclusive_group()
     wait.add_argument("--wait", action="store_true", help="return when the title is ready or failed")
@@ -241,6 +258,7 @@ async def _ingest(
         s3_endpoint_url=settings.s3_endpoint_url,
         audio_languages=audio_languages,
         subtitles=args.subtitle,
+        av1_heights=args.av1,
     )
 
 

@@ -52,6 +52,7 @@ def make_worker(
         outbound_allow_private=settings.outbound_allow_private,
         s3_endpoint_url=settings.s3_endpoint_url,
         thumbnail_interval_s=settings.thumbnail_interval_s,
+        av1_heights=settings.av1_heights,
     )
 
 

@@ -17,6 +17,7 @@ const check = {
   renderedHeight: null, // height of the rendition the player says it is showing
   switches: 0,
   setLevel: null, // (index) -> void, ABR off
+  videoCodec: null, // () -> the codecs string of the video rendition the player is on ("av01.0.04M.08")
   // Tracks, the same shape for every engine: [{index, lang, name}], and the choosers.
   audioTracks: [],
   audioIndex: -1, // the audio track the player says is selected
@@ -60,6 +61,10 @@ async function startHls() {
   });
   check.setLevel = (index) => {
     hls.currentLevel = index; // fixes the level (ABR off) and flushes the buffer ahead
+  };
+  check.videoCodec = () => {
+    const level = hls.levels[hls.currentLevel];
+    return (level && level.videoCodec) || null;
   };
   const audioList = () => {
     check.audioTracks = hls.audioTracks.map((t, i) => ({ index: i, lang: t.lang || 'und', name: t.name || '' }));
@@ -115,6 +120,10 @@ async function startDash() {
   check.setLevel = (index) => {
     player.updateSettings({ streaming: { abr: { autoSwitchBitrate: { video: false } } } });
     player.setRepresentationForTypeById('video', check.levels[index].id, true);
+  };
+  check.videoCodec = () => {
+    const rep = player.getCurrentRepresentationForType('video');
+    return (rep && rep.codecs) || null;
   };
   const trackOf = (t, i) => ({
     index: i,
@@ -202,6 +211,10 @@ async function startShaka() {
     const pick = variants().find((t) => t.height === height && (!active || audioKey(t) === audioKey(active)))
       || variants().find((t) => t.height === height);
     player.selectVariantTrack(pick, true);
+  };
+  check.videoCodec = () => {
+    const active = variants().find((t) => t.active);
+    return (active && active.videoCodec) || null;
   };
   check.setAudio = (index) => {
     const a = check._audios[index];

@@ -89,17 +89,21 @@ export async function render({ main, params, navigate, isCurrent }) {
   // Prefer hls.js wherever MediaSource exists: recent Chromium answers canPlayType(HLS)
   // "maybe" without playing fMP4 renditions the way hls.js does, and hls.js gives the quality menu.
   if (Hls.isSupported()) {
+    // A title may have AV1 copies of some rungs beside H.264 (hls.js offers them only where
+    // the browser decodes AV1): the menu tells the two apart.
+    const av1 = (level) => String(level.videoCodec || '').startsWith('av01');
     hls = new Hls({ startPosition: start || -1, enableWorker: true, capLevelToPlayerSize: false, ...(encoding ? PATIENT : {}) });
     hls.on(Hls.Events.MANIFEST_PARSED, (_ev, data) => {
       const levels = data.levels.map((l, i) => ({ ...l, index: i })).sort((a, b) => (b.height || 0) - (a.height || 0));
       quality.replaceChildren(h('option', { value: '-1' }, 'Auto'),
         ...levels.map((l) => h('option', { value: String(l.index) },
-          `${l.height ? `${l.height}p` : `Level ${l.index + 1}`} · ${(l.bitrate / 1e6).toFixed(1)} Mbps`)));
+          `${l.height ? `${l.height}p` : `Level ${l.index + 1}`}${av1(l) ? ' AV1' : ''} · ${(l.bitrate / 1e6).toFixed(1)} Mbps`)));
       video.play().catch(() => { /* autoplay refused: the controls are there */ });
     });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_ev, data) => {
       const level = hls.levels[data.level];
-      status.textContent = level && level.height ? `Playing ${level.height}p${hls.autoLevelEnabled ? ' (auto)' : ''}` : '';
+      status.textContent = level && level.height
+        ? `Playing ${level.height}p${av1(level) ? ' AV1' : ''}${hls.autoLevelEnabled ? ' (auto)' : ''}` : '';
     });
     let recovered = 0;
     hls.on(Hls.Events.ERROR, (_ev, data) => {
