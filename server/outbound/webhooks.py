@@ -29,6 +29,7 @@ USER_AGENT = "StreamFlix-Webhooks/1"
 # A delivery being sent is hidden from other senders this much longer than a try may take.
 LEASE_MARGIN_S = 30.0
 OUTAGE_PAUSE_S = 5.0
+STOP_TIMEOUT_S = 5.0
 ANSWER_EXCERPT = 200
 
 
@@ -38,6 +39,7 @@ class WebhookSender:
         self.settings = settings
         self.wake = asyncio.Event()
         self._down = False
+        self.stopping = False
 
     async def run(self) -> None:
         async with guarded_session(
@@ -45,7 +47,9 @@ class WebhookSender:
             timeout_s=self.settings.webhook_timeout_s,
             headers={"User-Agent": USER_AGENT},
         ) as session:
-            while True:
+            # The flag as well as the cancellation: on Python 3.11 a cancellation that lands as
+            # an inner wait_for completes can be lost, and the loop would go on.
+            while not self.stopping:
                 try:
                     sent = await self.send_due(session)
                     if self._down:
@@ -115,6 +119,9 @@ async def sender_ctx(app: web.Application) -> AsyncIterator[None]:
     sender = app[SENDER] = WebhookSender(app[keys.PG], settings)
     task = asyncio.create_task(sender.run(), name="webhook-sender")
     yield
+    sender.stopping = True
+    sender.wake.set()
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await asyncio.wait([task], timeout=STOP_TIMEOUT_S)
+    if not task.done():
+        log.warning("webhooks: the sender did not stop within %.0f s; left behind", STOP_TIMEOUT_S)

@@ -9,7 +9,6 @@ a socket that was not connected misses only the live message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -25,6 +24,7 @@ from server.settings import Settings
 log = logging.getLogger("streamflix.notifications")
 
 OUTAGE_PAUSE_S = 5.0
+STOP_TIMEOUT_S = 5.0
 
 
 class Producer:
@@ -33,9 +33,12 @@ class Producer:
         self.hub = hub
         self.settings = settings
         self._down = False
+        self.stopping = False
 
     async def run(self) -> None:
-        while True:
+        # The flag as well as the cancellation: on Python 3.11 a cancellation that lands as
+        # an inner wait_for (asyncpg's acquire) completes can be lost, and the loop go on.
+        while not self.stopping:
             try:
                 made = await self.produce_once()
                 if self._down:
@@ -72,6 +75,8 @@ async def producer_ctx(app: web.Application) -> AsyncIterator[None]:
     producer = Producer(app[keys.PG], app[HUB], settings)
     task = asyncio.create_task(producer.run(), name="notifications-producer")
     yield
+    producer.stopping = True
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await asyncio.wait([task], timeout=STOP_TIMEOUT_S)
+    if not task.done():
+        log.warning("notifications: the producer did not stop within %.0f s; left behind", STOP_TIMEOUT_S)
