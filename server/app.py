@@ -22,6 +22,7 @@ from server.api import api_keys as api_api_keys
 from server.api import audio as api_audio
 from server.api import auth as api_auth
 from server.api import catalog as api_catalog
+from server.api import comments as api_comments
 from server.api import jobs as api_jobs
 from server.api import library as api_library
 from server.api import notifications as api_notifications
@@ -137,6 +138,7 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     api_notifications,
     api_realtime,
     api_parties,
+    api_comments,
     openapi,
     origin_handlers,
     ops,

@@ -101,6 +101,8 @@ class Settings:
     rate_limit_reset_account_per_min: int = 3
     rate_limit_verify_account_per_min: int = 3
     rate_limit_api_per_min: int = 600
+    # timed comments a person may post (server/api/comments.py)
+    rate_limit_comments_per_min: int = 10
     rate_limit_window_s: int = 60
     # Sender of verification and reset mail (smtp_url: smtp://user:pass@host:port, smtps://).
     mail_from: str = "StreamFlix <no-reply@localhost>"
