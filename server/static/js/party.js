@@ -107,7 +107,7 @@ export function watchParty({ video, title, user, partyId: initialParty }) {
   }
 
   function correct() {
-    if (!state || stalled || Date.now() < holdUntil) return;
+    if (!state || (stalled && state.playing) || Date.now() < holdUntil) return;
     const target = targetPosition(state, serverNow());
     if (state.playing && video.paused) own(() => video.play());
     if (!state.playing && !video.paused) own(() => video.pause());
@@ -162,7 +162,8 @@ export function watchParty({ video, title, user, partyId: initialParty }) {
     if (!ours) control('rate', { rate: r });
   });
   video.addEventListener('waiting', () => {
-    if (!partyId || stalled || !state || !state.playing) return;
+    // a seek's own wait for data is not a stall: the next correction takes care of it
+    if (!partyId || stalled || video.seeking || !state || !state.playing) return;
     stalled = true;
     sendMsg({ type: 'party.stalled', party: partyId, stalled: true, position: video.currentTime });
   });
