@@ -10,10 +10,12 @@ from typing import Annotated, Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field, field_validator
+from redis.exceptions import RedisError
 
 from catalog import comments, titles
 from catalog.errors import CommentNotFound, TitleNotFound, TitleNotReady
 from server import keys
+from server.api.parties import find_party
 from server.api.routing import ApiRoutes, Query, limit_query
 from server.http import ratelimit
 from server.http.authn import Principal, require_user
@@ -133,17 +135,14 @@ async def list_comments(request: web.Request) -> web.Response:
     body=NewComment,
     auth="user",
     status=201,
-    errors=(400, 403, 404, 409, 429),
+    errors=(400, 403, 404, 409, 429, 503),
 )
 async def post_comment(request: web.Request) -> web.Response:
     principal = await require_user(request)
     body = await parse_body(request, NewComment)
     title_id = await _title(request, principal, playable=True)
     if body.party is not None:
-        try:
-            party, members = await request.app[PARTIES].get(body.party)
-        except parties.PartyError as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from None
+        party, members = await find_party(request, body.party)
         if principal.user_id not in members:
             raise ApiError(403, "not_a_party_member", "join the party to comment in it")
         if party.title_id != title_id:
@@ -175,8 +174,8 @@ async def delete_comment(request: web.Request) -> web.Response:
             try:
                 party, _ = await request.app[PARTIES].get(comment.party_id)
                 allowed = party.host == principal.user_id
-            except parties.PartyError:
-                allowed = False  # the party is over: its host is no one's moderator now
+            except (parties.PartyError, RedisError, OSError):
+                allowed = False  # the party is over (or cannot be asked): no host to ask
         if not allowed:
             raise ApiError(403, "not_allowed", "only the author, the party's host or an admin may delete it")
         await comments.delete(conn, comment_id)

@@ -7,6 +7,7 @@ from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 
 from catalog import titles
 from catalog.errors import TitleNotFound, TitleNotReady
@@ -58,6 +59,22 @@ async def _check_playable(request: web.Request, principal: Principal, title_id: 
         raise TitleNotReady(f"title {title.id} is {title.status}, not ready to play yet")
 
 
+def unavailable() -> ApiError:
+    return ApiError(
+        503, "parties_unavailable", "watch parties are unavailable; try again", headers={"Retry-After": "5"}
+    )
+
+
+async def find_party(request: web.Request, party_id: str) -> tuple[Party, list[str]]:
+    """The party and its members, as an API error when there is none or Redis is away."""
+    try:
+        return await request.app[PARTIES].get(party_id)
+    except parties.PartyError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    except (RedisError, OSError):
+        raise unavailable() from None
+
+
 def _json(request: web.Request, party: Party, members: list[str], status: int = 200) -> web.Response:
     body = party.to_json(members, request.app[keys.SETTINGS].public_url)
     return web.json_response(body, status=status, headers={"Cache-Control": "no-store"})
@@ -71,14 +88,16 @@ def _json(request: web.Request, party: Party, members: list[str], status: int = 
     body=NewParty,
     auth="user",
     status=201,
-    errors=(400, 404, 409),
+    errors=(400, 404, 409, 503),
 )
 async def create_party(request: web.Request) -> web.Response:
     principal = await require_user(request)
     body = await parse_body(request, NewParty)
     await _check_playable(request, principal, body.title_id)
-    store = request.app[PARTIES]
-    party = await store.create(body.title_id, principal.user_id, body.control, body.wait_for_stalled)
+    try:
+        party = await request.app[PARTIES].create(body.title_id, principal.user_id, body.control, body.wait_for_stalled)
+    except (RedisError, OSError):
+        raise unavailable() from None
     return _json(request, party, [principal.user_id], status=201)
 
 
@@ -88,14 +107,11 @@ async def create_party(request: web.Request) -> web.Response:
     tag=T,
     response=PartyOut,
     auth="user",
-    errors=(403, 404),
+    errors=(403, 404, 503),
 )
 async def get_party(request: web.Request) -> web.Response:
     principal = await require_user(request)
-    try:
-        party, members = await request.app[PARTIES].get(request.match_info["party_id"])
-    except parties.PartyError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
+    party, members = await find_party(request, request.match_info["party_id"])
     if principal.user_id not in members and not principal.is_admin:
         raise ApiError(403, "not_a_party_member", "join the party (over the socket) to see it")
     return _json(request, party, members)

@@ -305,3 +305,15 @@ async def test_party_messages_reach_members_only(aiohttp_client, party_settings,
     assert not [t for t in seen if t.startswith("party.")], seen
     for ws in (host_ws, by_ws):
         await ws.close()
+
+
+async def test_parties_answer_503_while_redis_is_away(aiohttp_client, party_settings, pg):
+    a = await aiohttp_client(create_app(party_settings))
+    movie = await ready_movie(pg)
+    viewer = await login(a)
+    cut = await aiohttp_client(create_app(dataclasses.replace(party_settings, redis_url="redis://127.0.0.1:1/0")))
+    r = await cut.post("/api/v1/parties", json={"title_id": movie}, headers=bearer(viewer))
+    assert r.status == 503, await r.text()
+    assert (await r.json())["error"]["code"] == "parties_unavailable" and r.headers["Retry-After"]
+    r = await cut.get("/api/v1/parties/some-party", headers=bearer(viewer))
+    assert r.status == 503
