@@ -27,6 +27,12 @@ RECORD = """() => {
 }"""
 
 
+def open_player(page: Any, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#video", state="attached", timeout=15_000)
+    page.evaluate(f"() => {{ {VIDEO}.muted = true; }}")
+
+
 def joined(page: Any) -> None:
     page.wait_for_function("() => window.streamflixParty && window.streamflixParty.state", timeout=15_000)
 
@@ -47,7 +53,7 @@ def act(host: Any, script: str) -> int:
     return int(host.evaluate(f"() => {{ const v = {VIDEO}; const at = Date.now(); {script}; return at; }}"))
 
 
-def drift_p95(host: Any, guest: Any) -> tuple[float, float, int]:
+def drift_p95(host: Any, guest: Any, min_samples: int = 100) -> tuple[float, float, int]:
     """p95 and max of |host - guest| currentTime, the guest's interpolated at each host sample
     (both pages sample this machine's clock)."""
     hs = host.evaluate("() => window.__samples")
@@ -67,7 +73,7 @@ def drift_p95(host: Any, guest: Any) -> tuple[float, float, int]:
         guest_t = t0 + (t1 - t0) * (at - a0) / max(1, a1 - a0)
         diffs.append(abs(t - guest_t) * 1000)
     diffs.sort()
-    assert len(diffs) > 100, len(diffs)
+    assert len(diffs) >= min_samples, len(diffs)
     return diffs[int(len(diffs) * 0.95)], diffs[-1], len(diffs)
 
 
@@ -83,8 +89,7 @@ def test_two_members_on_two_instances_play_in_step(
 
         _hctx, host, host_watch = new_context()
         sign_in(host, live_server.url, host_account)
-        host.goto(f"{live_server.url}/watch/{title['id']}")
-        host.evaluate(f"() => {{ {VIDEO}.muted = true; }}")
+        open_player(host, f"{live_server.url}/watch/{title['id']}")
         host.locator("#watch-together").click()
         link = host.locator("#party-link")
         link.wait_for(state="visible", timeout=10_000)
@@ -95,8 +100,7 @@ def test_two_members_on_two_instances_play_in_step(
         _gctx, guest, guest_watch = new_context()
         sign_in(guest, other.url, guest_account)
         parts = urlsplit(join_url)
-        guest.goto(f"{other.url}{parts.path}?{parts.query}")  # the link, on the other instance
-        guest.evaluate(f"() => {{ {VIDEO}.muted = true; }}")
+        open_player(guest, f"{other.url}{parts.path}?{parts.query}")  # the link, on the other instance
         joined(guest)
         for page in (host, guest):
             page.wait_for_function(f"() => {VIDEO}.readyState >= 3 && {VIDEO}.paused", timeout=15_000)
@@ -132,15 +136,14 @@ def test_two_members_on_two_instances_play_in_step(
         assert p95 <= 100, (p95, worst)
 
         # the guest reloads: rejoins (membership kept) and catches up
-        guest.reload()
-        guest.evaluate(f"() => {{ const v = {VIDEO}; if (v) v.muted = true; }}")
+        open_player(guest, guest.url)
         joined(guest)
         guest.wait_for_function(f"() => !{VIDEO}.paused && {VIDEO}.readyState >= 3", timeout=15_000)
         guest.evaluate(RECORD)
         host.evaluate("() => { window.__samples = []; }")
         host.wait_for_timeout(5_000)
         host.evaluate("() => { window.__samples = window.__samples.slice(-40); }")  # the last 2 s
-        p95_after, _, _ = drift_p95(host, guest)
+        p95_after, _, _ = drift_p95(host, guest, min_samples=30)
         print(f"watch party: after the guest's reload, p95 {p95_after:.0f} ms")
         assert p95_after <= 150, p95_after
 
