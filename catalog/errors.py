@@ -69,3 +69,7 @@ class DeliveryNotFound(CatalogError):
 
 class InvalidNotification(CatalogError):
     code = "invalid_notification"
+
+
+class CommentNotFound(CatalogError):
+    code = "comment_not_found"

@@ -22,10 +22,12 @@ from server.api import api_keys as api_api_keys
 from server.api import audio as api_audio
 from server.api import auth as api_auth
 from server.api import catalog as api_catalog
+from server.api import comments as api_comments
 from server.api import jobs as api_jobs
 from server.api import library as api_library
 from server.api import notifications as api_notifications
 from server.api import openapi, ops
+from server.api import parties as api_parties
 from server.api import playback as api_playback
 from server.api import realtime as api_realtime
 from server.api import subtitles as api_subtitles
@@ -38,6 +40,7 @@ from server.http.errors import MAX_REQUEST_LINE_BYTES, error_middleware
 from server.origin import handlers as origin_handlers
 from server.outbound import webhooks as outbound_webhooks
 from server.realtime import hub as realtime_hub
+from server.realtime import parties as realtime_parties
 from server.realtime import producer as notifications_producer
 from server.settings import Settings
 from server.storage_guard import GuardedStorage
@@ -111,7 +114,8 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SEGMENT_BUMPER] = segment_bumper(app)
     app.cleanup_ctx.extend([_pg_ctx, _redis_ctx, _storage_ctx, _password_ctx, outbound_webhooks.sender_ctx])
     # The socket hub needs Redis; the notifications producer the pool and the hub.
-    app.cleanup_ctx.extend([realtime_hub.hub_ctx, notifications_producer.producer_ctx])
+    # Parties need the hub.
+    app.cleanup_ctx.extend([realtime_hub.hub_ctx, realtime_parties.parties_ctx, notifications_producer.producer_ctx])
     _register_routes(app)
     return app
 
@@ -133,6 +137,8 @@ ROUTE_MODULES: tuple[RouteModule, ...] = (
     api_uploads,
     api_notifications,
     api_realtime,
+    api_parties,
+    api_comments,
     openapi,
     origin_handlers,
     ops,

@@ -101,6 +101,8 @@ class Settings:
     rate_limit_reset_account_per_min: int = 3
     rate_limit_verify_account_per_min: int = 3
     rate_limit_api_per_min: int = 600
+    # timed comments a person may post (server/api/comments.py)
+    rate_limit_comments_per_min: int = 10
     rate_limit_window_s: int = 60
     # Sender of verification and reset mail (smtp_url: smtp://user:pass@host:port, smtps://).
     mail_from: str = "StreamFlix <no-reply@localhost>"
@@ -137,6 +139,11 @@ class Settings:
     realtime_msg_burst: int = 20
     # Malformed messages tolerated (each answered with an error) before the socket is closed.
     realtime_bad_messages: int = 3
+    # Watch parties (server/realtime/parties.py): a party nobody is connected to expires after
+    # party_idle_s; one whose host's socket closed ends after party_host_grace_s (a reload
+    # comes back within it).
+    party_idle_s: float = 600.0
+    party_host_grace_s: float = 10.0
     # Every `serve` process turns title events into notifications, polling this often when
     # idle (0: this process does not).
     notifications_poll_s: float = 1.0
@@ -185,6 +192,8 @@ class Settings:
             "realtime_heartbeat_s",
             "realtime_send_timeout_s",
             "realtime_msgs_per_s",
+            "party_idle_s",
+            "party_host_grace_s",
         ):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0 < value < float("inf")):

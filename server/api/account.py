@@ -6,7 +6,7 @@ from aiohttp import web
 
 from auth import sessions, users
 from auth.errors import SessionNotFound
-from catalog import library, notifications  # catalog's interface to a viewer's things, not its tables
+from catalog import comments, library, notifications  # catalog's interface to a viewer's things, not its tables
 from server import keys
 from server.api.auth_models import DeleteAccountBody, ProfilePatch, SessionList
 from server.api.responses import User
@@ -82,6 +82,7 @@ async def delete_me(request: web.Request) -> web.Response:
         revoked = await sessions.revoke_all(conn, principal.user_id)
         await library.erase_viewer(conn, principal.user_id)
         await notifications.erase_user(conn, principal.user_id)
+        await comments.erase_user(conn, principal.user_id)
         await users.delete_user(conn, principal.user_id, keep_sessions_s=request.app[REVOCATIONS].ttl_s)
     await revoke_sessions(request.app, revoked)
     return web.Response(status=204)

@@ -34,6 +34,7 @@ from auth.errors import (
 )
 from catalog.errors import (
     CatalogError,
+    CommentNotFound,
     DeliveryNotFound,
     DuplicateEpisode,
     InvalidHistory,
@@ -109,6 +110,7 @@ STATUS_BY_ERROR: dict[type[BaseException], int] = {
     TitleNotFound: 404,
     TitleNotReady: 409,
     TitleNotFailed: 409,
+    CommentNotFound: 404,
     DuplicateEpisode: 409,
     InvalidTitle: 400,
     InvalidQuery: 400,

@@ -136,6 +136,7 @@ def limits(settings: Settings) -> dict[str, Limit]:
         "reset_ip": Limit("reset_ip", settings.rate_limit_reset_per_min, w),
         "reset_account": Limit("reset_account", settings.rate_limit_reset_account_per_min, w),
         "verify_account": Limit("verify_account", settings.rate_limit_verify_account_per_min, w),
+        "comment_user": Limit("comment_user", settings.rate_limit_comments_per_min, w),
     }
 
 

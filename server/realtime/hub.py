@@ -3,7 +3,9 @@ that carries a message for a person to their sockets on every process.
 
 A message for user U is published on one channel (`{prefix}realtime:users`) as
 `{"user_id": U, "message": {...}}`; every process's hub is subscribed and hands it to U's
-sockets it holds. Redis keeps nothing: a socket that is not connected when a message is
+sockets it holds. A message for a watch party (parties.py) goes the same way on
+`{prefix}realtime:parties` as `{"party": P, "message": {...}}`, to the sockets that joined P.
+Redis keeps nothing here: a socket that is not connected when a message is
 published misses it (notifications are kept in Postgres and listed by the API).
 
 While Redis is unreachable the hub tells every socket `{"type": "status", "realtime":
@@ -34,6 +36,7 @@ from server.settings import Settings
 log = logging.getLogger("streamflix.realtime")
 
 CHANNEL = "realtime:users"
+PARTY_CHANNEL = "realtime:parties"
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 5.0
 # The subscription is idle most of the time: a PING this often notices a Redis that went away.
@@ -53,6 +56,7 @@ class Client:
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.on_overflow = on_overflow
         self.dropped = False
+        self.party: str | None = None  # the watch party this socket joined (parties.py)
 
     def offer(self, msg: dict[str, Any]) -> bool:
         if self.dropped:
@@ -77,6 +81,7 @@ class Hub:
         self.settings = settings
         self.redis = redis  # the app's client: publishing and the liveness PING
         self.channel = settings.redis_prefix + CHANNEL
+        self.party_channel = settings.redis_prefix + PARTY_CHANNEL
         self.clients: dict[str, set[Client]] = {}
         self.per_ip: Counter[str] = Counter()
         self.available = False
@@ -138,15 +143,47 @@ class Hub:
             return False
         return True
 
-    def _dispatch(self, data: bytes | str) -> None:
+    def deliver_party_local(self, party_id: str, msg: dict[str, Any]) -> int:
+        """Hand `msg` to this process's sockets that joined `party_id`. A `party.ended`
+        message also takes them out of it."""
+        n = 0
+        for mine in list(self.clients.values()):
+            for c in list(mine):
+                if c.party == party_id:
+                    n += c.offer(msg)
+                    if msg.get("type") == "party.ended":
+                        c.party = None
+        return n
+
+    def party_members_local(self, party_id: str) -> list[Client]:
+        return [c for mine in self.clients.values() for c in mine if c.party == party_id]
+
+    async def publish_party(self, party_id: str, msg: dict[str, Any]) -> bool:
+        """Send `msg` to every socket in the party on every process (this process's only,
+        with Redis away); returns whether it went through Redis."""
+        try:
+            await self.redis.publish(self.party_channel, json.dumps({"party": party_id, "message": msg}))
+        except (RedisError, OSError) as exc:
+            log.info("realtime: party publish failed (%s); delivering on this process only", type(exc).__name__)
+            self.deliver_party_local(party_id, msg)
+            return False
+        return True
+
+    def _dispatch(self, data: bytes | str, channel: bytes | str | None = None) -> None:
+        if isinstance(channel, bytes):
+            channel = channel.decode()
+        party = channel == self.party_channel
         try:
             envelope = json.loads(data)
-            user_id, msg = envelope["user_id"], envelope["message"]
+            target, msg = envelope["party" if party else "user_id"], envelope["message"]
         except (ValueError, KeyError, TypeError):
-            log.warning("realtime: ignored a malformed message on %s", self.channel)
+            log.warning("realtime: ignored a malformed message on %s", channel or self.channel)
             return
-        if isinstance(user_id, str) and isinstance(msg, dict):
-            self.deliver_local(user_id, msg)
+        if isinstance(target, str) and isinstance(msg, dict):
+            if party:
+                self.deliver_party_local(target, msg)
+            else:
+                self.deliver_local(target, msg)
 
     def _set_available(self, available: bool) -> None:
         if available != self.available:
@@ -164,7 +201,7 @@ class Hub:
             pubsub = sub.pubsub(ignore_subscribe_messages=True)
             try:
                 async with asyncio.timeout(PING_TIMEOUT_S):
-                    await pubsub.subscribe(self.channel)
+                    await pubsub.subscribe(self.channel, self.party_channel)
                 if down_logged:
                     log.info("realtime: Redis is back, fan-out resumes")
                     down_logged = False
@@ -174,7 +211,7 @@ class Hub:
                 while True:
                     msg = await pubsub.get_message(timeout=1.0)
                     if msg is not None and msg.get("type") == "message":
-                        self._dispatch(msg["data"])
+                        self._dispatch(msg["data"], msg.get("channel"))
                     if time.monotonic() >= next_ping:
                         async with asyncio.timeout(PING_TIMEOUT_S):
                             await self.redis.ping()

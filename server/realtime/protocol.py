@@ -4,7 +4,9 @@ docs/realtime.md is the reference for clients; this module and that page change 
 Every frame is a text frame holding one JSON object with a `type`.
 
 Client to server: `{"type": "auth", "token": "<access token>"}` (first, once),
-`{"type": "ping"}` (answered `{"type": "pong"}`).
+`{"type": "ping"}` (answered `{"type": "pong"}`), `{"type": "time.ping", "t0": ms}` (answered
+`{"type": "time.pong", "t0": ..., "server": ms}`), and the watch party's `party.join`,
+`party.leave`, `party.control`, `party.stalled` (parties.py).
 Server to client: `{"type": "ready", "user_id": ...}` (after auth), `{"type": "notification",
 "notification": {...}}`, `{"type": "unread", "count": n}`, `{"type": "status", "realtime":
 "available" | "unavailable"}`, `{"type": "error", "code": ..., "message": ...}`, `{"type": "pong"}`.
@@ -13,9 +15,10 @@ Server to client: `{"type": "ready", "user_id": ...}` (after auth), `{"type": "n
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 # RFC 6455 section 7.4.1 codes, and the 4000-4999 range applications define.
 CLOSE_NORMAL = 1000
@@ -27,8 +30,13 @@ CLOSE_FORBIDDEN = 4403  # a valid credential that may not use the socket (an API
 CLOSE_TOO_MANY = 4429  # over the per-user or per-address connection limit
 CLOSE_BAD_MESSAGES = 4400  # too many malformed messages
 
-CLIENT_TYPES = frozenset({"auth", "ping"})
+CLIENT_TYPES = frozenset({"auth", "ping", "time.ping", "party.join", "party.leave", "party.control", "party.stalled"})
 MAX_TOKEN_CHARS = 4096
+MAX_PARTY_ID_CHARS = 64
+PARTY_ACTIONS = ("play", "pause", "seek", "rate")
+MIN_RATE = 0.25
+MAX_RATE = 4.0
+MAX_POSITION_S = 7 * 24 * 3600.0
 
 
 class ProtocolError(Exception):
@@ -55,7 +63,34 @@ def parse(text: str) -> dict[str, Any]:
         token = msg.get("token")
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_CHARS:
             raise ProtocolError("malformed_message", "auth needs a token (a string)")
+    elif kind == "time.ping":
+        if not _number(msg.get("t0")):
+            raise ProtocolError("malformed_message", "time.ping needs t0 (the client's clock, a number)")
+    elif kind.startswith("party."):
+        _party_message(msg)
     return msg
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _party_message(msg: dict[str, Any]) -> None:
+    party = msg.get("party")
+    if not isinstance(party, str) or not party or len(party) > MAX_PARTY_ID_CHARS:
+        raise ProtocolError("malformed_message", f"{msg['type']} needs party (a party id)")
+    if msg["type"] in ("party.control", "party.stalled"):
+        position = msg.get("position")
+        if not _number(position) or not 0 <= position <= MAX_POSITION_S:
+            raise ProtocolError("malformed_message", "position must be a number of seconds, 0 or more")
+    if msg["type"] == "party.control":
+        if msg.get("action") not in PARTY_ACTIONS:
+            raise ProtocolError("malformed_message", f"action must be one of {', '.join(PARTY_ACTIONS)}")
+        rate = msg.get("rate")
+        if msg["action"] == "rate" and not (_number(rate) and MIN_RATE <= rate <= MAX_RATE):
+            raise ProtocolError("malformed_message", f"rate must be a number from {MIN_RATE} to {MAX_RATE}")
+    if msg["type"] == "party.stalled" and not isinstance(msg.get("stalled"), bool):
+        raise ProtocolError("malformed_message", "party.stalled needs stalled (true or false)")
 
 
 def dumps(msg: dict[str, Any]) -> str:

@@ -12,18 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from redis.exceptions import RedisError
 
 from auth import api_keys
 from auth.errors import InvalidToken
 from auth.tokens import AccessClaims, verify_access_token
+from catalog import titles
+from catalog.errors import TitleNotFound
 from server import keys
 from server.http.authn import REVOCATIONS, access_keyring
 from server.http.clientip import client_ip
 from server.http.errors import ApiError
-from server.realtime import protocol
+from server.realtime import parties, protocol
 from server.realtime.hub import CLOSE_TIMEOUT_S, HUB, Client, Hub
 
 log = logging.getLogger("streamflix.realtime")
@@ -58,6 +62,7 @@ class Socket:
         self.ip = ip
         self.settings = request.app[keys.SETTINGS]
         self.client: Client | None = None
+        self.role = "viewer"
         self._closing: asyncio.Task[None] | None = None
 
     def kill(self, code: int, reason: str) -> None:
@@ -124,6 +129,7 @@ class Socket:
         claims = await self.authenticate()
         if claims is None:
             return
+        self.role = claims.role
         client = self.client = Client(
             claims.user_id,
             claims.session_id,
@@ -144,6 +150,10 @@ class Socket:
             await self._read(client)
         finally:
             self.hub.remove(client)
+            party_store = self.request.app.get(parties.PARTIES)
+            if client.party is not None and party_store is not None:
+                with contextlib.suppress(Exception):  # Redis away: the party expires by itself
+                    await party_store.leave(client, client.party, closing=True)
             for t in tasks:
                 t.cancel()
             for t in tasks:
@@ -174,8 +184,49 @@ class Socket:
                 continue
             if parsed["type"] == "ping":
                 await client.reply({"type": "pong"})
+            elif parsed["type"] == "time.ping":
+                await client.reply(parties.time_pong(parsed))
             elif parsed["type"] == "auth":
                 await client.reply(protocol.error("already_authenticated", "this socket is already signed in"))
+            else:
+                await self._party(client, parsed)
+
+    async def _party(self, client: Client, msg: dict[str, Any]) -> None:
+        """A watch party message; a refusal is answered with an error (not counted as
+        malformed), and Redis being away with `party_unavailable`."""
+        store = self.request.app[parties.PARTIES]
+        try:
+            if msg["type"] == "party.join":
+                await store.join(client, msg["party"], may_play=self._may_play)
+            elif msg["type"] == "party.leave":
+                if client.party != msg["party"]:
+                    raise parties.PartyError(403, "not_in_party", "this socket is not in that party")
+                await store.leave(client, msg["party"], closing=False)
+                await client.reply({"type": "party.left", "party": msg["party"]})
+            elif msg["type"] == "party.control":
+                await store.control(client, msg)
+            elif msg["type"] == "party.stalled":
+                await store.stalled(client, msg)
+        except parties.PartyError as exc:
+            await client.reply({**protocol.error(exc.code, exc.message), "party": msg["party"]})
+        except (RedisError, OSError) as exc:
+            log.info("realtime: party message failed (%s)", type(exc).__name__)
+            await client.reply(
+                {**protocol.error("party_unavailable", "parties are unavailable; try again"), "party": msg["party"]}
+            )
+
+    async def _may_play(self, title_id: str) -> None:
+        """The viewer may play the title: it exists, is visible (or they are an admin) and
+        has media ready; PartyError otherwise."""
+        try:
+            async with self.request.app[keys.PG].acquire() as conn:
+                title = await titles.get_title(conn, title_id)
+        except TitleNotFound:
+            raise parties.PartyError(404, "title_not_found", "the party's title is gone") from None
+        if not (title.visible or self.role == "admin"):
+            raise parties.PartyError(404, "title_not_found", "the party's title is gone")
+        if not title.playable or title.current_version is None:
+            raise parties.PartyError(409, "title_not_ready", "the party's title cannot be played now")
 
     async def _write(self, client: Client) -> None:
         while True:

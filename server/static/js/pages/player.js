@@ -1,11 +1,13 @@
 // The player: hls.js over MediaSource, or native HLS where the browser has it and MSE is
 // missing (Safari on iPhone); quality, audio and subtitles menus; resume from history; the
-// position reported every ~10 s, on pause and on leaving; the next episode offered at the end.
+// position reported every ~10 s, on pause and on leaving; the next episode offered at the end;
+// watching together in a party, with timed comments (party.js).
 import { api, beacon, ApiError } from '../api.js';
 import { audioMenu } from '../audio-menu.js';
 import { h, formatDuration } from '../dom.js';
 import { reportPosition, resumePosition } from '../history.js';
 import { seekBar } from '../seek-thumbnails.js';
+import { watchParty } from '../party.js';
 import { nextEpisode } from '../series.js';
 import { requireSignIn } from '../session.js';
 import { subtitleMenu } from '../subtitle-menu.js';
@@ -142,6 +144,13 @@ export async function render({ main, params, navigate, isCurrent }) {
   }
   window.streamflixPlayer = { video, get hls() { return hls; } };
 
+  // ---- watch together ------------------------------------------------------------------
+  // "Watch together" starts a party; `?party=` joins one (its link); the party's state then
+  // drives this video (party.js), and its comments show at their playback time.
+  const together = watchParty({ video, title, user, partyId: new URLSearchParams(location.search).get('party') });
+  main.append(together.element);
+  window.streamflixParty = together;
+
   // ---- position reports --------------------------------------------------------------
   let started = false;
   let lastReport = 0;
@@ -215,6 +224,8 @@ export async function render({ main, params, navigate, isCurrent }) {
     // Leaving the page inside the app: save where we are, then free the decoder.
     report();
     clearInterval(countdown);
+    together.stop();
+    delete window.streamflixParty;
     window.removeEventListener('pagehide', onPageHide);
     video.removeEventListener('pause', onPause);
     if (hls) hls.destroy();
