@@ -41,12 +41,15 @@ def test_unknown_user_costs_a_hash_too():
 
     def timed(stored):
         start = time.perf_counter()
-        for _ in range(3):
-            assert not verify_password(stored, "wrong password!")
+        assert not verify_password(stored, "wrong password!")
         return time.perf_counter() - start
 
-    known, unknown = timed(h), timed(None)
-    assert 0.5 < unknown / known < 2.0
+    # Interleaved, and the fastest of each: a neighbour's load slows single runs, not the minimum.
+    known, unknown = [], []
+    for _ in range(5):
+        known.append(timed(h))
+        unknown.append(timed(None))
+    assert 0.5 < min(unknown) / min(known) < 2.0
 
 
 def test_old_parameters_need_rehash():
