@@ -1,16 +1,28 @@
-"""Per-title ladders: the choice from the complexity samples is pure, so tables of samples."""
+"""Per-title ladders: the choice from the complexity samples (pure, so tables of samples), the
+setting, and a real small encode through the CLI and the worker."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Callable
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 
+from media import keys
+from media.backend import open_storage
+from media.probe import probe as probe_file
 from media.probe_model import Probe
+from packager.model import Presentation
+from server.settings import ConfigError, Settings
+from tests.transcoder.test_ingest_cli import run_cli
 from tests.transcoder.test_ladder import probe, video
-from transcoder import per_title
+from transcoder import chunks, per_title
 from transcoder.ladder import STANDARD_RUNGS, Rung, plan_ladder, plan_rungs
 from transcoder.per_title import Sample, choose_caps, sampled_rungs, span_starts
+from transcoder.pipeline import check_presentation
 
 FPS = Fraction(30)
 RUNGS_1080 = plan_rungs(1920, 1080, FPS)  # v1080 5 Mb/s, v720 3, v480 1.2, v360 0.7
@@ -135,3 +147,84 @@ def test_bad_mode_is_refused(text: str) -> None:
 def test_modes() -> None:
     assert per_title.parse_mode(" Per-Title") == "per-title"
     assert per_title.parse_mode("fixed") == "fixed"
+
+
+def test_a_bad_setting_is_a_config_error(tmp_path: Path) -> None:
+    assert Settings(data_dir=str(tmp_path), secret_key="k").ladder == "fixed"
+    assert Settings(data_dir=str(tmp_path), secret_key="k", ladder="per-title").ladder == "per-title"
+    with pytest.raises(ConfigError, match="STREAMFLIX_LADDER: 'auto' is not a ladder mode"):
+        Settings(data_dir=str(tmp_path), secret_key="k", ladder="auto")
+
+
+# ---- a real encode through the CLI and the worker -------------------------------------------
+
+
+def test_per_title_title_is_ready_with_its_ladder_shown(
+    settings: Settings,
+    clip_factory: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    clip = clip_factory(seconds=4, width=854, height=480, fps=30, audio=False)
+    monkeypatch.setenv("STREAMFLIX_LADDER", "per-title")
+    code, out, err = run_cli(monkeypatch, capsys, settings, "ingest", str(clip), "--title", "PT", "--wait", "--json")
+    assert code == 0, err
+    title = json.loads(out)
+    code, out, err = run_cli(monkeypatch, capsys, settings, "titles", "show", title["id"], "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["status"] == "ready"
+    record = shown["ladder"]
+    assert record["mode"] == "per-title"
+    assert record["probe"]["preset"] == per_title.PROBE_PRESET and record["probe"]["seconds"] > 0
+    # one sample per span and sampled size (v480 and v360), each with its bits and bpp
+    assert sorted({s["rung"] for s in record["samples"]}) == ["v360", "v480"]
+    assert len(record["samples"]) == 2 * per_title.SPANS
+    for s in record["samples"]:
+        assert s["bits"] > 0 and s["bpp"] == pytest.approx(
+            s["bits"] / (s["width"] * s["height"] * s["frames"]), abs=1e-5
+        )
+    caps = record["caps"]
+    assert [r["id"] for r in record["rungs"]] == ["v480", "v360"]
+    assert all(0 < caps[k] <= TABLE[k] for k in caps)
+
+    # The published rungs are the chosen ones, and the advertised BANDWIDTH (from the chosen
+    # maxrate and bufsize) holds the measured peak.
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    model = Presentation.from_json(
+        asyncio.run(storage.get_bytes(keys.object_key(title["id"], shown["version"], keys.MODEL_NAME)))
+    )
+    assert sorted(r.id for r in model.video) == sorted(caps)
+    check_presentation(model)
+
+    async def predicted() -> Presentation:
+        p = await probe_file(str(clip))
+        ladder = plan_ladder(p, segment_s=model.segment_target_s, caps=caps)
+        ends = await chunks.measure_source_ends(str(clip), p)
+        return chunks.predict_presentation(p, ladder, title_id=title["id"], version="v", end_s=ends, preset="veryfast")
+
+    before = asyncio.run(predicted())
+    for r in model.video:
+        advertised = before.rendition(r.id)
+        assert advertised is not None and advertised.bandwidth_avg == caps[r.id]
+        assert 0 < r.bandwidth_peak <= advertised.bandwidth_peak
+
+    # ... and the text view says it in a line.
+    code, out, err = run_cli(monkeypatch, capsys, settings, "titles", "show", title["id"])
+    assert code == 0, err
+    [line] = [ln for ln in out.splitlines() if ln.startswith("ladder")]
+    assert "per-title (probe" in line and f"v360 {caps['v360'] // 1000} kb/s (table 700)" in line
+
+
+def test_a_fixed_title_says_so(
+    settings: Settings,
+    clip_factory: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    clip = clip_factory(seconds=4, width=640, height=360, fps=30, audio=False)
+    code, out, err = run_cli(monkeypatch, capsys, settings, "ingest", str(clip), "--title", "F", "--wait", "--json")
+    assert code == 0, err
+    code, out, err = run_cli(monkeypatch, capsys, settings, "titles", "show", json.loads(out)["id"], "--json")
+    assert code == 0, err
+    assert json.loads(out)["ladder"] == {"mode": "fixed"}
