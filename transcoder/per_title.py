@@ -40,7 +40,7 @@ RECORD_KEY = "ladder"
 
 SPANS = 3
 SPAN_S = 1.0
-PROBE_CRF = 21
+PROBE_CRF = 18  # about where SSIM stops rising on text and synthetic pictures
 PROBE_PRESET = "veryfast"  # the encode's own default: its CRF bits are what an ABR encode needs
 # A rung's cap: the constant-quality bitrate times this (an average-bitrate encode spreads its
 # bits less well than constant quality: the surplus is its headroom).
