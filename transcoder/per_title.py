@@ -167,7 +167,13 @@ async def measure(source: str, ladder: Ladder, duration_s: float, *, ffmpeg: str
     starts, length = span_starts(duration_s)
     with tempfile.TemporaryDirectory(prefix="streamflix-ladder-") as tmp:
         runs = [probe_argv(source, ladder, rungs, at, length, Path(tmp), ffmpeg=ffmpeg) for at in starts]
-        await asyncio.gather(*(run_ffmpeg(argv, duration_s=length, timeout_s=PROBE_TIMEOUT_S) for argv, _ in runs))
+        try:
+            # a failed span stops the others (each ffmpeg is awaited) before the folder goes
+            async with asyncio.TaskGroup() as group:
+                for argv, _ in runs:
+                    group.create_task(run_ffmpeg(argv, duration_s=length, timeout_s=PROBE_TIMEOUT_S))
+        except* (TranscodeError, OSError) as failed:
+            raise failed.exceptions[0] from None
         samples = []
         for at, (_, outs) in zip(starts, runs, strict=True):
             for r, out, frames in outs:

@@ -228,3 +228,11 @@ def test_a_fixed_title_says_so(
     code, out, err = run_cli(monkeypatch, capsys, settings, "titles", "show", json.loads(out)["id"], "--json")
     assert code == 0, err
     assert json.loads(out)["ladder"] == {"mode": "fixed"}
+
+
+def test_a_failed_probe_keeps_the_fixed_ladder_and_says_why(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    caps, record = asyncio.run(per_title.plan(str(broken), plan_ladder(probe(video())), 10.0))
+    assert caps == {}
+    assert record["mode"] == "fixed" and record["requested"] == "per-title" and record["error"]
