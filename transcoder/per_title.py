@@ -39,7 +39,7 @@ MODES = (FIXED, PER_TITLE)
 RECORD_KEY = "ladder"
 
 SPANS = 3
-SPAN_S = 1.0
+SPAN_S = 0.5  # 15 frames at 30 fps: the three spans take ~0.6 s wall for a 1080p30 source
 PROBE_CRF = 18  # about where SSIM stops rising on text and synthetic pictures
 PROBE_PRESET = "veryfast"  # the encode's own default: its CRF bits are what an ABR encode needs
 # A rung's cap: the constant-quality bitrate times this (an average-bitrate encode spreads its
@@ -142,13 +142,16 @@ def probe_argv(
     chain = []
     if ladder.deinterlace:
         chain.append("yadif=mode=send_frame:parity=auto")
+    chain.append("setpts=PTS-STARTPTS")  # from 0 wherever the seek landed
     chain.append(f"fps={ladder.fps}")
     chain.append(f"split={len(rungs)}" + "".join(f"[s{i}]" for i in range(len(rungs))))
     graph = f"[0:{ladder.video_source_index}]" + ",".join(chain)
     for i, r in enumerate(rungs):
         graph += f";[s{i}]scale={r.width}:{r.height}:flags=bicubic,format=yuv420p[o{i}]"
     argv = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-progress", "pipe:1", "-nostats"]
-    argv += ["-ss", f"{at_s:.3f}", "-t", f"{length_s:.3f}", "-i", source, "-filter_complex", graph]
+    # -noaccurate_seek: start at the keyframe at or before `at_s` rather than decode up to it
+    # (a long-GOP source would cost seconds); -frames:v ends the span.
+    argv += ["-noaccurate_seek", "-ss", f"{at_s:.3f}", "-i", source, "-filter_complex", graph]
     outs = []
     for i, r in enumerate(rungs):
         out = out_dir / f"probe-{at_s:.3f}-{r.id}.h264"
