@@ -29,3 +29,4 @@ bench:
 	.venv/bin/python bench/soak.py
 	.venv/bin/python bench/auth.py
 	.venv/bin/python bench/catalog.py
+	.venv/bin/python bench/realtime.py

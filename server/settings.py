@@ -19,6 +19,7 @@ from typing import Any
 
 from media.storage import StorageOptions
 from transcoder.ladder import parse_av1_heights
+from transcoder.per_title import parse_mode as parse_ladder_mode
 
 ENV_PREFIX = "STREAMFLIX_"
 
@@ -91,6 +92,9 @@ class Settings:
     # Rung heights that also get an AV1 copy ("720,1080"; empty: H.264 only), see
     # docs/transcode.md "AV1". A title's `ingest --av1` replaces it.
     av1_rungs: tuple[str, ...] = ()
+    # "fixed": every title gets the table's ladder; "per-title": a complexity probe of the
+    # source chooses each rung's bitrate (docs/transcode.md "Per-title ladder").
+    ladder: str = "fixed"
     # Rate limits: N requests per `rate_limit_window_s` (60 s: "per min").
     # Per client IP, and per account (the email's uniqueness key) on login, register, reset.
     rate_limit_login_per_min: int = 10
@@ -167,6 +171,10 @@ class Settings:
             parse_av1_heights(self.av1_rungs)
         except ValueError as exc:
             raise ConfigError(f"STREAMFLIX_AV1_RUNGS: {exc}") from None
+        try:
+            object.__setattr__(self, "ladder", parse_ladder_mode(str(self.ladder)))
+        except ValueError as exc:
+            raise ConfigError(f"STREAMFLIX_LADDER: {exc}") from None
         if not (isinstance(self.thumbnail_interval_s, int | float) and 0 <= self.thumbnail_interval_s <= 3600):
             raise ConfigError(
                 "STREAMFLIX_THUMBNAIL_INTERVAL_S must be 0 (by the title's length) or a number of seconds up to "

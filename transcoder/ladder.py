@@ -55,6 +55,7 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterable
@@ -207,6 +208,7 @@ def plan_ladder(
     max_fps: float = DEFAULT_MAX_FPS,
     audio_languages: dict[int, str] | None = None,
     av1_heights: Iterable[int] = (),
+    caps: dict[str, int] | None = None,
 ) -> Ladder:
     """Plan the renditions for `probe` (see the module docstring for the rules).
 
@@ -233,6 +235,8 @@ def plan_ladder(
 
     fps = output_fps(video, Fraction(max_fps).limit_denominator(1001))
     rungs = plan_rungs(video.display_width, video.display_height, fps)
+    if caps is not None:
+        rungs = apply_caps(rungs, caps, fps)
     return Ladder(
         rungs=rungs + av1_copies(rungs, av1_heights, fps),
         audios=audios,
@@ -282,6 +286,22 @@ def plan_rungs(display_width: int, display_height: int, fps: Fraction) -> tuple[
             )
         )
     return tuple(rungs)
+
+
+def apply_caps(rungs: tuple[Rung, ...], caps: dict[str, int], fps: Fraction) -> tuple[Rung, ...]:
+    """`rungs` restricted to the ids of `caps`, each at its cap as the average bit/s (maxrate
+    1.5x and bufsize 2x of it, the level recomputed). A cap naming no rung is ignored, and an
+    empty choice keeps the rungs as they are (never a title without video)."""
+    out = []
+    for r in rungs:
+        if r.id not in caps:
+            continue
+        bitrate = max(MIN_VIDEO_BITRATE, int(caps[r.id]))
+        maxrate = _round_to(bitrate * MAXRATE_FACTOR, 1000)
+        bufsize = _round_to(bitrate * BUFSIZE_FACTOR, 1000)
+        level = h264_level(r.width, r.height, fps, maxrate=maxrate, bufsize=bufsize)
+        out.append(dataclasses.replace(r, video_bitrate=bitrate, maxrate=maxrate, bufsize=bufsize, level=level))
+    return tuple(out) or rungs
 
 
 def av1_copies(rungs: tuple[Rung, ...], heights: Iterable[int], fps: Fraction) -> tuple[Rung, ...]:

@@ -44,7 +44,7 @@ from media.probe import probe as run_probe
 from media.probe_model import Probe
 from media.storage import Storage
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation
-from transcoder import chunks, gc, jobs, seekable, sources, subtitles, tasks
+from transcoder import chunks, gc, jobs, per_title, seekable, sources, subtitles, tasks
 from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
 from transcoder.download import with_download
 from transcoder.errors import TaskFailed, TranscodeError
@@ -95,6 +95,8 @@ SEEKABLE_SOURCE = "seekable_source"
 AUDIO_LANGUAGES = "audio_languages"
 # ... and the heights that got an AV1 copy ([720]), from the setting or the ingest's --av1.
 AV1_RUNGS = "av1_rungs"
+# ... and a per-title ladder's measurements and choice (its "caps": bit/s by rung id).
+LADDER = per_title.RECORD_KEY
 
 T = TypeVar("T")
 
@@ -140,6 +142,7 @@ class Worker:
         s3_endpoint_url: str | None = None,
         thumbnail_interval_s: float = 0,
         av1_heights: tuple[int, ...] = (),
+        ladder_mode: str = per_title.FIXED,
     ) -> None:
         self.pool = pool
         self.storage = storage
@@ -182,6 +185,8 @@ class Worker:
         # Rung heights that also get an AV1 copy (STREAMFLIX_AV1_RUNGS); a title's own
         # ingest option replaces it.
         self.av1_heights = tuple(av1_heights)
+        # "fixed" (the table) or "per-title" (caps from a complexity probe), STREAMFLIX_LADDER.
+        self.ladder_mode = per_title.parse_mode(ladder_mode)
         # Tasks this worker runs (any title's), by task id, and the lane each runs in.
         self._runs: dict[int, asyncio.Task[None]] = {}
         self._lanes: dict[int, str] = {}
@@ -436,6 +441,7 @@ class Worker:
             segment_s=model.segment_target_s,
             audio_languages=overrides,
             av1_heights=model.extra.get(AV1_RUNGS) or (),
+            caps=(model.extra.get(LADDER) or {}).get("caps") or None,
         )
         source_key = job.source
         if model.extra.get(SEEKABLE_SOURCE):
@@ -660,6 +666,13 @@ class Worker:
             overrides = sources.audio_languages(options)
             av1_heights = sources.av1_heights(options, self.av1_heights)
             ladder = plan_ladder(probe, segment_s=self.segment_s, audio_languages=overrides, av1_heights=av1_heights)
+            ladder_record: dict | None = None
+            if self.ladder_mode == per_title.PER_TITLE and ladder.h264_rungs:
+                caps, ladder_record = await per_title.plan(str(source), ladder, ends.end_s)
+                if caps:
+                    ladder = plan_ladder(
+                        probe, segment_s=self.segment_s, audio_languages=overrides, av1_heights=av1_heights, caps=caps
+                    )
             version = job.version or new_version()
             if job.version is None:
 
@@ -685,6 +698,8 @@ class Worker:
                 extra[AUDIO_LANGUAGES] = {str(k): v for k, v in overrides.items()}
             if ladder.av1_rungs:
                 extra[AV1_RUNGS] = list(av1_heights)
+            if ladder_record is not None:
+                extra[LADDER] = ladder_record
             if seekable.needs_copy(probe):
                 extra[SEEKABLE_SOURCE] = await self._seekable_copy(job, str(source), probe, ladder, attempt_dir)
             predicted = dataclasses.replace(predicted, extra=extra)

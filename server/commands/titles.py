@@ -25,7 +25,7 @@ from server.api.links import poster_url
 from server.commands._args import add_action
 from server.commands._runtime import open_runtime
 from server.settings import Settings
-from transcoder import jobs
+from transcoder import jobs, per_title
 from transcoder.adjustments import SOURCE_ADJUSTMENTS
 from transcoder.remove import remove_title
 from transcoder.retry import retry_title
@@ -86,29 +86,64 @@ async def list_titles(pool: asyncpg.Pool, as_json: bool) -> int:
     return 0
 
 
-async def source_adjustments(storage: Storage, t: Title) -> list[str] | None:
-    """What the encode changed about the source (from the published version's model);
-    None when unknown: no version yet, a version published before the list was recorded, or
+async def model_extra(storage: Storage, t: Title) -> dict[str, Any] | None:
+    """The published version's model's `extra`; None when unknown: no version yet, or
     storage not answering (the rest of the title is still worth showing)."""
     if not t.current_version:
         return None
     try:
         raw = await storage.get_bytes(keys.model_key(t.id, t.current_version))
-        extra = Presentation.from_json(raw).extra
+        return Presentation.from_json(raw).extra
     except (StorageError, ValueError) as exc:
         log.warning("cannot read the rendition model of %s: %s", t.id, exc)
         return None
-    value = extra.get(SOURCE_ADJUSTMENTS)
+
+
+def source_adjustments(extra: dict[str, Any] | None) -> list[str] | None:
+    """What the encode changed about the source; None when unknown (see `model_extra`, or a
+    version published before the list was recorded)."""
+    value = (extra or {}).get(SOURCE_ADJUSTMENTS)
     return [str(v) for v in value] if isinstance(value, list) else None
+
+
+def ladder_record(extra: dict[str, Any] | None) -> dict[str, Any] | None:
+    """How the published version's ladder was chosen: a per-title ladder's measurements and
+    caps, {"mode": "fixed"} for the table's; None when no version is readable."""
+    if extra is None:
+        return None
+    record = extra.get(per_title.RECORD_KEY)
+    return record if isinstance(record, dict) else {"mode": per_title.FIXED}
+
+
+def ladder_line(record: dict[str, Any] | None) -> str | None:
+    """`ladder_record` in one line: "per-title (probe 0.41 s, bpp 0.012-0.020): v1080 1250 kb/s
+    (table 5000), v480 dropped, ..."."""
+    if record is None:
+        return None
+    if record.get("mode") != per_title.PER_TITLE:
+        return "fixed" + (f" (per-title probe failed: {record['error']})" if record.get("error") else "")
+    bpps = [float(s["bpp"]) for s in record.get("samples", [])]
+    probe = record.get("probe", {})
+    head = f"per-title (probe {probe.get('seconds', 0):.2f} s"
+    head += f", bpp {min(bpps):.3f}-{max(bpps):.3f})" if bpps else ")"
+    parts = []
+    for r in record.get("rungs", []):
+        if r.get("kept"):
+            parts.append(f"{r['id']} {int(r['bitrate']) // 1000} kb/s (table {int(r['fixed_bitrate']) // 1000})")
+        else:
+            parts.append(f"{r['id']} dropped")
+    return head + ": " + ", ".join(parts)
 
 
 async def show_title(pool: asyncpg.Pool, storage: Storage, title_id: str, as_json: bool) -> int:
     async with pool.acquire() as conn:
         t = await titles.get_title(conn, title_id)
         job = (await jobs.progress_for(conn, [t.id])).get(t.id)
-    adjusted = await source_adjustments(storage, t)
+    extra = await model_extra(storage, t)
+    adjusted = source_adjustments(extra)
+    ladder = ladder_record(extra)
     if as_json:
-        print(json.dumps({**_json(t, job), SOURCE_ADJUSTMENTS: adjusted}, indent=2))
+        print(json.dumps({**_json(t, job), SOURCE_ADJUSTMENTS: adjusted, "ladder": ladder}, indent=2))
         return 0
     rows = [
         ("id", t.id),
@@ -120,6 +155,7 @@ async def show_title(pool: asyncpg.Pool, storage: Storage, title_id: str, as_jso
         ("duration", f"{t.duration_s:.1f} s" if t.duration_s else None),
         ("version", t.current_version),
         ("source", None if adjusted is None else "; ".join(adjusted) or "used as it is"),
+        ("ladder", ladder_line(ladder)),
         ("series", t.series_id),
         ("season", t.season_number),
         ("episode", t.episode_number),

@@ -53,6 +53,7 @@ def make_worker(
         s3_endpoint_url=settings.s3_endpoint_url,
         thumbnail_interval_s=settings.thumbnail_interval_s,
         av1_heights=settings.av1_heights,
+        ladder_mode=settings.ladder,
     )
 
 

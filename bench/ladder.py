@@ -1,0 +1,185 @@
+"""Benchmark (not a test): per-title ladders against the fixed table, on three 1080p30 sources.
+
+    .venv/bin/python bench/ladder.py [--seconds 10] [--sources low,medium,high] [--preset veryfast]
+
+Sources (generated once, near-lossless x264, cached in bench/out/):
+
+- low: a slide (text, boxes and a grid on white) under a slow pan (20 px/s);
+- medium: testsrc2, a cartoon-like synthetic scene with a moving object and a counter;
+- high: testsrc2 under heavy temporal noise (`noise=alls=40:allf=t+u`) and a moving `geq`
+  pattern: nothing an encoder can predict.
+
+For each source it plans the fixed ladder, runs the per-title complexity probe the worker runs
+(`transcoder.per_title.plan`, timed) and plans the per-title ladder from its caps, then encodes
+both with the worker's one-pass argv (`transcoder.command.build_ffmpeg_args`, all rungs in one
+ffmpeg). It prints per rung the bits (kbit/s over the clip) and the SSIM against the source
+scaled to the rung (ffmpeg's `ssim` filter, "All") side by side, then the total bits and the
+probe's time as a share of the fixed encode's wall time.
+
+Targets: on the low source >= 20 % fewer total bits, with every kept rung's SSIM equal (to
+within 0.002) or better; on the high source no rung worse than the fixed ladder's SSIM by more
+than 0.002.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from media.probe import probe  # noqa: E402
+from transcoder import per_title  # noqa: E402
+from transcoder.command import build_ffmpeg_args  # noqa: E402
+from transcoder.ladder import Ladder, Rung, plan_ladder  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+SSIM_TOLERANCE = 0.002
+
+
+def _slide() -> str:
+    lines = [
+        "Quarterly review - streaming costs",
+        "- Fewer bits for the same picture",
+        "- A ladder per title, measured",
+        "- Static slides need a fraction of the bitrate",
+    ]
+    text = "".join(
+        f",drawtext=fontfile={FONT}:text='{line}':fontsize={64 if i == 0 else 48}:fontcolor=black"
+        f":x=160:y={200 + 110 * i}"
+        for i, line in enumerate(lines)
+    )
+    return (
+        "color=c=white:size=2400x1350:rate=30,drawgrid=width=120:height=120:thickness=1:color=0xdddddd,"
+        "drawbox=x=1500:y=700:w=600:h=400:color=0x3366cc:t=fill,drawbox=x=160:y=150:w=2080:h=6:color=0x333333:t=fill"
+        + text
+        + ",crop=1920:1080:x='min(20*t,480)':y='min(10*t,270)'"
+    )
+
+
+SOURCES = {
+    "low": _slide,
+    "medium": lambda: "testsrc2=size=1920x1080:rate=30",
+    "high": lambda: (
+        "testsrc2=size=1920x1080:rate=30,"
+        "geq=lum='clip(lum(X,Y)+40*sin(X/7+T*9)*cos(Y/5-T*7),0,255)':cb='cb(X,Y)':cr='cr(X,Y)',"
+        "noise=alls=40:allf=t+u"
+    ),
+}
+
+
+def make_source(name: str, seconds: float) -> Path:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / f"ladder-{name}-1080p-{seconds:g}s.mp4"
+    if not path.exists():
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", SOURCES[name](), "-t", f"{seconds}",
+             "-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", "-pix_fmt", "yuv420p", str(path)],
+            check=True,
+        )  # fmt: skip
+    return path
+
+
+def encode(source: Path, ladder: Ladder, out: Path, preset: str) -> float:
+    """Wall seconds of the one ffmpeg that encodes the ladder's rungs."""
+    shutil.rmtree(out, ignore_errors=True)
+    for r in ladder.rungs:
+        (out / r.id).mkdir(parents=True)
+    only = dataclasses.replace(ladder, audios=())
+    started = time.monotonic()
+    subprocess.run(build_ffmpeg_args(str(source), only, out, preset=preset), check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def rung_bits(out: Path, rung: Rung) -> int:
+    return 8 * sum(p.stat().st_size for p in (out / rung.id).glob("*.m4s"))
+
+
+def ssim(source: Path, out: Path, rung: Rung, fps: str) -> float:
+    folder = out / rung.id
+    whole = out / f"{rung.id}.mp4"
+    segments = sorted(folder.glob("*.m4s"), key=lambda p: int(p.stem))
+    whole.write_bytes(b"".join(p.read_bytes() for p in [folder / "init.mp4", *segments]))
+    graph = f"[1:v]fps={fps},scale={rung.width}:{rung.height},format=yuv420p[ref];[0:v][ref]ssim"
+    run = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostats", "-i", str(whole), "-i", str(source), "-lavfi", graph, "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"All:([0-9.]+)", run.stderr)
+    if not found:
+        raise RuntimeError(f"no SSIM in ffmpeg's output: {run.stderr[-300:]}")
+    return float(found.group(1))
+
+
+def bench(name: str, seconds: float, preset: str) -> bool:
+    source = make_source(name, seconds)
+    p = asyncio.run(probe(str(source)))
+    fixed = plan_ladder(p)
+    assert fixed.fps is not None
+    started = time.monotonic()
+    caps, record = asyncio.run(per_title.plan(str(source), fixed, p.duration_s))
+    probe_s = time.monotonic() - started
+    chosen = plan_ladder(p, caps=caps or None)
+
+    results: dict[str, dict[str, tuple[int, float]]] = {}
+    walls = {}
+    for label, ladder in (("fixed", fixed), ("per-title", chosen)):
+        out = OUT / f"ladder-{name}-{label}"
+        walls[label] = encode(source, ladder, out, preset)
+        results[label] = {r.id: (rung_bits(out, r), ssim(source, out, r, fixed.fps)) for r in ladder.rungs}
+
+    bpps = [s["bpp"] for s in record.get("samples", [])]
+    print(f"\n{name}: {source.name}, x264 preset {preset}; probe {probe_s:.2f} s, bpp {min(bpps):.4f}-{max(bpps):.4f}")
+    print(f"  {'rung':<6} {'fixed kbit/s':>13} {'SSIM':>7}   {'per-title kbit/s':>16} {'SSIM':>7}  {'cap':>6}")
+    ok = True
+    for r in fixed.rungs:
+        fb, fs = results["fixed"][r.id]
+        line = f"  {r.id:<6} {fb / seconds / 1000:>13.0f} {fs:>7.4f}   "
+        if r.id in results["per-title"]:
+            pb, ps = results["per-title"][r.id]
+            line += f"{pb / seconds / 1000:>16.0f} {ps:>7.4f}  {caps.get(r.id, r.video_bitrate) // 1000:>6}"
+            ok = ok and ps >= fs - SSIM_TOLERANCE
+        else:
+            line += f"{'dropped':>16}"
+        print(line)
+    total_fixed = sum(b for b, _ in results["fixed"].values())
+    total_pt = sum(b for b, _ in results["per-title"].values())
+    saving = 1 - total_pt / total_fixed
+    print(
+        f"  total {total_fixed / seconds / 1000:.0f} -> {total_pt / seconds / 1000:.0f} kbit/s "
+        f"({saving:+.0%} saved); encodes {walls['fixed']:.1f} s fixed, {walls['per-title']:.1f} s per-title wall; "
+        f"probe = {probe_s / walls['fixed']:.1%} of the fixed encode"
+    )
+    if name == "low":
+        ok = ok and saving >= 0.20
+    print(f"  target {'met' if ok else 'MISSED'}")
+    return ok
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--sources", default="low,medium,high")
+    ap.add_argument("--preset", default="veryfast", help="the x264 preset (STREAMFLIX_X264_PRESET)")
+    args = ap.parse_args()
+    names = [n.strip() for n in args.sources.split(",") if n.strip()]
+    for n in names:
+        if n not in SOURCES:
+            ap.error(f"unknown source {n!r} (one of {', '.join(SOURCES)})")
+    results = [bench(n, args.seconds, args.preset) for n in names]
+    sys.exit(0 if all(results) else 1)
+
+
+if __name__ == "__main__":
+    main()
