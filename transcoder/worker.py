@@ -879,12 +879,17 @@ class Worker:
     ) -> Presentation:
         """The measured model from every task's result, checked like a one-pass encode."""
 
-        async def results() -> list[dict[str, Any]]:
+        async def job_tasks() -> list[tasks.Task]:
             async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
-                return [t.result for t in await tasks.job_tasks(conn, job.id) if t.result]
+                return await tasks.job_tasks(conn, job.id)
 
+        done = await self._waiting(job_tasks)
+        # Every task is done: a worker killed between a task's completion and the removal of
+        # its work dir on this machine left that dir, and no attempt of the task will come
+        # to clean it.
+        await asyncio.to_thread(self._clean_task_dirs, [t.id for t in done if t.id not in self._runs])
         measured = chunks.assemble_presentation(
-            ladder, await self._waiting(results), title_id=job.title_id, version=version
+            ladder, [t.result for t in done if t.result], title_id=job.title_id, version=version
         )
         check_presentation(measured, expected_duration_s=end_s)
         extra = dict(predicted.extra)
@@ -1070,6 +1075,10 @@ class Worker:
 
         await self._waiting(put)
         return probe
+
+    def _clean_task_dirs(self, task_ids: list[int]) -> None:
+        for task_id in task_ids:
+            self._clean_work_dirs(task_id, "task")
 
     def _clean_work_dirs(self, job_id: int, kind: str = "job") -> None:
         """A dead attempt of this job (or task) on this machine may have left its work dir."""
