@@ -3,11 +3,14 @@ serve` OS process (sharing Postgres and Redis): the host starts a party on proce
 guest opens its link on process B, and the guest's player follows play, pause, seek and rate
 within 300 ms; over 60 s of playback the two pages' currentTime differ by at most 100 ms at
 p95 (p50, p95 and max printed); the guest's page closed and the link opened again in a new
-page is back in step (the time to get there and the p95 after it printed)."""
+page is back in step (the time to get there and the p95 after it printed). And a host's
+reload leaves the party's state as it was: the player's own resume and autoplay are not the
+person's seek and play."""
 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from server.settings import Settings
-from tests.browser.conftest import PageWatch, ServeProcess, sign_in
+from tests.browser.conftest import LiveServer, PageWatch, ServeProcess, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -203,3 +206,44 @@ def test_two_members_on_two_serve_processes_play_in_step(
     assert host.locator(".party-comments b").count() == 0
     host_watch.assert_clean()
     guest_watch.assert_clean()
+
+
+def test_a_hosts_reload_leaves_the_party_as_it_was(
+    live_server: LiveServer, clip_factory: Any, new_context: Any
+) -> None:
+    """The host reloads a paused party with a saved history position elsewhere and a slow
+    manifest (so the party's state is there before the player starts): the party keeps its
+    state (same `seq`, still paused at the same position)."""
+    clip = clip_factory(seconds=45, width=320, height=180)
+    title = live_server.ingest_ready(clip, title=f"Reload {secrets.token_hex(2)}")
+    account = live_server.register_and_login()
+    _ctx, host, watch = new_context()
+    sign_in(host, live_server.url, account)
+    open_player(host, f"{live_server.url}/watch/{title['id']}")
+    host.locator("#watch-together").click()
+    joined(host)
+    party_id = host.evaluate("() => window.streamflixParty.party")
+    host.wait_for_function(f"() => {VIDEO}.readyState >= 3 && {VIDEO}.paused", timeout=15_000)
+    status, before = live_server.api("GET", f"/parties/{party_id}", token=account["access_token"])
+    assert status == 200 and not before["state"]["playing"], before
+    # a saved position the player would resume at
+    status, _ = live_server.api(
+        "PUT", f"/me/history/{title['id']}", {"position_s": 20, "duration_s": 45}, token=account["access_token"]
+    )
+    assert status in (200, 204), status
+
+    def slow_manifest(route: Any) -> None:
+        time.sleep(0.5)
+        route.continue_()
+
+    host.route(lambda url: ".m3u8" in url, slow_manifest)
+    host.reload()
+    joined(host)
+    host.wait_for_function(f"() => {VIDEO}.readyState >= 3", timeout=15_000)
+    host.wait_for_timeout(500)  # what the reload would have sent has arrived by now
+    status, after = live_server.api("GET", f"/parties/{party_id}", token=account["access_token"])
+    assert status == 200, after
+    assert after["state"]["seq"] == before["state"]["seq"], (before["state"], after["state"])
+    assert not after["state"]["playing"] and after["state"]["position"] == before["state"]["position"]
+    assert host.evaluate(f"() => {VIDEO}.paused")
+    watch.assert_clean()
