@@ -31,6 +31,7 @@ from redis.exceptions import RedisError
 
 from server import keys
 from server.realtime import protocol
+from server.realtime.slots import Slot, Slots
 from server.settings import Settings
 
 log = logging.getLogger("streamflix.realtime")
@@ -57,6 +58,7 @@ class Client:
         self.on_overflow = on_overflow
         self.dropped = False
         self.party: str | None = None  # the watch party this socket joined (parties.py)
+        self.slot: Slot | None = None  # its account's connection slot (slots.py)
 
     def offer(self, msg: dict[str, Any]) -> bool:
         if self.dropped:
@@ -84,6 +86,7 @@ class Hub:
         self.party_channel = settings.redis_prefix + PARTY_CHANNEL
         self.clients: dict[str, set[Client]] = {}
         self.per_ip: Counter[str] = Counter()
+        self.slots = Slots(redis, settings.redis_prefix)
         self.available = False
         self.stopping = False
         # Every open socket, signed in or not: closed with 1001 when the server shuts down.
@@ -91,27 +94,51 @@ class Hub:
 
     # ---- connections -------------------------------------------------------------------
 
-    def ip_slot(self, ip: str) -> bool:
-        """Take one of the address's connections; False when it has them all."""
+    async def ip_slot(self, ip: str) -> Slot | None:
+        """Take one of the address's connections (on every process: slots.py); None when it
+        has them all."""
         if self.per_ip[ip] >= self.settings.realtime_max_per_ip:
-            return False
-        self.per_ip[ip] += 1
-        return True
+            return None
+        self.per_ip[ip] += 1  # before the await: two connects here cannot both take the last one
+        slot = await self.slots.take("ip", ip, self.settings.realtime_max_per_ip)
+        if slot is None:
+            self._release_local_ip(ip)
+        return slot
 
-    def release_ip(self, ip: str) -> None:
+    async def release_ip(self, ip: str, slot: Slot) -> None:
+        try:
+            await self.slots.give_back(slot)
+        finally:
+            self._release_local_ip(ip)
+
+    def _release_local_ip(self, ip: str) -> None:
         self.per_ip[ip] -= 1
         if self.per_ip[ip] <= 0:
             del self.per_ip[ip]
 
-    def add(self, client: Client) -> bool:
-        """Register an authenticated socket; False when its user has all their connections."""
+    async def add(self, client: Client) -> bool:
+        """Register an authenticated socket; False when its user has all their connections
+        (on every process: slots.py)."""
         mine = self.clients.setdefault(client.user_id, set())
         if len(mine) >= self.settings.realtime_max_per_user:
             return False
-        mine.add(client)
+        mine.add(client)  # before the await, as for addresses
+        client.slot = await self.slots.take("user", client.user_id, self.settings.realtime_max_per_user)
+        if client.slot is None:
+            self._forget(client)
+            return False
         return True
 
-    def remove(self, client: Client) -> None:
+    async def remove(self, client: Client) -> None:
+        """Unregister the socket: its slot is free on every process once it is gone here."""
+        try:
+            if client.slot is not None:
+                await self.slots.give_back(client.slot)
+                client.slot = None
+        finally:
+            self._forget(client)
+
+    def _forget(self, client: Client) -> None:
         mine = self.clients.get(client.user_id)
         if mine is not None:
             mine.discard(client)
@@ -259,8 +286,13 @@ async def close_all(app: web.Application) -> None:
 async def hub_ctx(app: web.Application) -> AsyncIterator[None]:
     """The process's hub and its subscription, beside the app (after the Redis client)."""
     hub = app[HUB] = Hub(app[keys.SETTINGS], app[keys.REDIS])
-    task = asyncio.create_task(hub.run(), name="realtime-hub")
+    tasks = [
+        asyncio.create_task(hub.run(), name="realtime-hub"),
+        asyncio.create_task(hub.slots.run(), name="realtime-slots"),
+    ]
     yield
     hub.stopping = True
-    task.cancel()
-    await asyncio.wait([task], timeout=CLOSE_TIMEOUT_S * 3)
+    for task in tasks:
+        task.cancel()
+    await asyncio.wait(tasks, timeout=CLOSE_TIMEOUT_S * 3)
+    await hub.slots.give_back_all()

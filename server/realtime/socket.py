@@ -137,7 +137,7 @@ class Socket:
             self.settings.realtime_send_queue,
             lambda: self.kill(protocol.CLOSE_POLICY, "too slow: messages were not read"),
         )
-        if not self.hub.add(client):
+        if not await self.hub.add(client):
             await self.ws.close(code=protocol.CLOSE_TOO_MANY, message=b"too many connections for this account")
             return
         client.offer({"type": "ready", "user_id": claims.user_id})
@@ -149,19 +149,31 @@ class Socket:
         try:
             await self._read(client)
         finally:
-            self.hub.remove(client)
-            party_store = self.request.app.get(parties.PARTIES)
-            if client.party is not None and party_store is not None:
-                with contextlib.suppress(Exception):  # Redis away: the party expires by itself
-                    await party_store.leave(client, client.party, closing=True)
-            for t in tasks:
-                t.cancel()
+            # aiohttp cancels the handler once the connection is gone, maybe in the middle of
+            # this: the slot and the party would be left behind. It runs to its end apart.
+            leaving = asyncio.ensure_future(self._leave(client))
+            try:
+                await asyncio.shield(leaving)
+            except asyncio.CancelledError:
+                await asyncio.wait([leaving])
+                raise
+            finally:
+                for t in tasks:
+                    t.cancel()
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             if self._closing is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._closing
+
+    async def _leave(self, client: Client) -> None:
+        """The socket is done: its connection slot is given back and it leaves its party."""
+        await self.hub.remove(client)
+        party_store = self.request.app.get(parties.PARTIES)
+        if client.party is not None and party_store is not None:
+            with contextlib.suppress(Exception):  # Redis away: the party expires by itself
+                await party_store.leave(client, client.party, closing=True)
 
     async def _read(self, client: Client) -> None:
         bucket = protocol.TokenBucket(self.settings.realtime_msgs_per_s, self.settings.realtime_msg_burst)
@@ -263,7 +275,8 @@ async def serve(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "websocket_required", "this URL speaks WebSocket: send an Upgrade request")
     hub = request.app[HUB]
     ip = client_ip(request)
-    if not hub.ip_slot(ip):
+    slot = await hub.ip_slot(ip)
+    if slot is None:
         raise ApiError(429, "too_many_connections", "too many sockets from this address", headers={"Retry-After": "5"})
     try:
         await ws.prepare(request)
@@ -273,5 +286,5 @@ async def serve(request: web.Request) -> web.StreamResponse:
             await ws.close(code=protocol.CLOSE_NORMAL)
     finally:
         hub.sockets.discard(ws)
-        hub.release_ip(ip)
+        await hub.release_ip(ip, slot)
     return ws

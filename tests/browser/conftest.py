@@ -13,18 +13,23 @@ import json
 import os
 import secrets
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import pytest
 
-from server.settings import Settings
+from server.settings import ENV_PREFIX, Settings
+from tests.support import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
@@ -42,6 +47,8 @@ LAUNCH_ARGS = [
     "--autoplay-policy=no-user-gesture-required",
 ]
 PASSWORD = "correct horse battery staple"
+# The checkout's own `streamflix` command, beside the interpreter running the tests.
+STREAMFLIX = Path(sys.executable).with_name("streamflix")
 
 
 def sign_in(page: Any, base: str, account: dict[str, str]) -> None:
@@ -173,6 +180,75 @@ class LiveServer:
                 await conn.close()
 
         return self.call(make())
+
+
+class ServeProcess(LiveServer):
+    """`streamflix serve` in an OS process of its own on a free port of 127.0.0.1, configured by
+    `settings` through its environment (every field as its `STREAMFLIX_*` variable). The
+    LiveServer helpers work against it: `api` and `register_and_login` over HTTP, `ingest_ready`
+    and `call` on LiveServer's set-up loop (a thread: Playwright's sync API owns the test
+    thread's loop). Its output goes to `stdout` and `stderr` files in `cwd`."""
+
+    def __init__(self, settings: Settings, cwd: Path, streamflix: Path = STREAMFLIX) -> None:
+        super().__init__(settings)
+        self.cwd, self.streamflix = cwd, streamflix
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.logs: list[Any] = []
+
+    def base_env(self) -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+
+    def env(self) -> dict[str, str]:
+        env = self.base_env()
+        for f in dataclasses.fields(self.settings):
+            value = getattr(self.settings, f.name)
+            if value is None:
+                continue
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, bool):
+                value = "1" if value else "0"
+            env[ENV_PREFIX + f.name.upper()] = str(value)
+        return env
+
+    def start(self) -> Self:
+        self.thread.start()
+        self.port = free_port()
+        self.cwd.mkdir(parents=True, exist_ok=True)
+        self.logs = [open(self.cwd / "stdout", "wb"), open(self.cwd / "stderr", "wb")]
+        self.proc = subprocess.Popen(
+            [str(self.streamflix), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=self.cwd,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=self.logs[0],
+            stderr=self.logs[1],
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            assert self.proc.poll() is None, self.stderr()
+            assert time.monotonic() < deadline, "`streamflix serve` did not answer /healthz\n" + self.stderr()
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+
+    def stderr(self) -> str:
+        return (self.cwd / "stderr").read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for log in self.logs:
+            log.close()
+        super().stop()
 
 
 async def _ingest_ready(settings: Settings, clip: Path, *, expect: str, **fields: Any) -> dict[str, Any]:

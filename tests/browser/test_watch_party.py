@@ -1,18 +1,30 @@
-"""Watching together in two real Chromium pages, each signed in to a different app instance
-(sharing Postgres and Redis as two `serve` processes do): the host starts a party, the guest
-opens its link on the other instance, and the guest's player follows play, pause, seek and
-rate within 300 ms, stays within 100 ms of the host (p95) over ~20 s of playback, and rejoins
-in step after a reload."""
+"""Watching together in two real Chromium pages, each signed in to a different `streamflix
+serve` OS process (sharing Postgres and Redis; the title is ingested in the test process): the
+host starts a party on process A, the guest opens its link on process B.
+
+Measured and printed: the time from the host's play, pause, seek, play and rate change to the
+same event on the guest's player (each at most 300 ms); over 60 s of playback, |host - guest|
+currentTime at every 50 ms host sample (p50, p95, max; p95 at most 100 ms); the guest's page
+closed outright and the link opened in a new page: the time until it is within 100 ms of the
+host for 0.5 s, and the p95 over the last 2 s (at most 150 ms).
+
+And a host's reload leaves the party's state as it was (same `seq`, still paused): the
+player's own resume and autoplay are not the person's seek and play."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.browser.conftest import LiveServer, sign_in
+from server.settings import Settings
+from tests.browser.conftest import LiveServer, PageWatch, ServeProcess, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -53,12 +65,13 @@ def act(host: Any, script: str) -> int:
     return int(host.evaluate(f"() => {{ const v = {VIDEO}; const at = Date.now(); {script}; return at; }}"))
 
 
-def drift_p95(host: Any, guest: Any, min_samples: int = 100) -> tuple[float, float, int]:
-    """p95 and max of |host - guest| currentTime, the guest's interpolated at each host sample
-    (both pages sample this machine's clock)."""
+def drift(host: Any, guest: Any) -> list[tuple[int, float]]:
+    """(host sample time, |host - guest| currentTime in ms) at each playing host sample, the
+    guest's currentTime interpolated between its two samples around it (both pages sample this
+    machine's clock every 50 ms)."""
     hs = host.evaluate("() => window.__samples")
     gs = guest.evaluate("() => window.__samples")
-    diffs = []
+    out = []
     j = 0
     for at, t, paused in hs:
         if paused:
@@ -71,91 +84,175 @@ def drift_p95(host: Any, guest: Any, min_samples: int = 100) -> tuple[float, flo
         if a1 - a0 > 200 or t1 < t0:  # a gap or a seek between the two samples
             continue
         guest_t = t0 + (t1 - t0) * (at - a0) / max(1, a1 - a0)
-        diffs.append(abs(t - guest_t) * 1000)
-    diffs.sort()
+        out.append((int(at), abs(t - guest_t) * 1000))
+    return out
+
+
+def pct(sorted_ms: list[float], p: float) -> float:
+    return sorted_ms[min(len(sorted_ms) - 1, int(len(sorted_ms) * p))]
+
+
+def figures(pairs: list[tuple[int, float]], min_samples: int) -> tuple[float, float, float, int]:
+    """p50, p95, max (ms) and the sample count."""
+    diffs = sorted(d for _, d in pairs)
     assert len(diffs) >= min_samples, len(diffs)
-    return diffs[int(len(diffs) * 0.95)], diffs[-1], len(diffs)
+    return pct(diffs, 0.5), pct(diffs, 0.95), diffs[-1], len(diffs)
 
 
-def test_two_members_on_two_instances_play_in_step(
+def in_step_from(pairs: list[tuple[int, float]], within_ms: float = 100, run: int = 10) -> int | None:
+    """The time of the first of `run` consecutive samples (0.5 s) all within `within_ms`."""
+    for i in range(len(pairs) - run + 1):
+        if all(d <= within_ms for _, d in pairs[i : i + run]):
+            return pairs[i][0]
+    return None
+
+
+@pytest.fixture
+def two_serves(web_settings: Settings, tmp_path: Path) -> Iterator[tuple[ServeProcess, ServeProcess]]:
+    """Two `streamflix serve` processes on one database, Redis prefix and storage."""
+    a = ServeProcess(web_settings, tmp_path / "serve-a").start()
+    try:
+        b = ServeProcess(web_settings, tmp_path / "serve-b").start()
+        try:
+            yield a, b
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+
+
+def test_two_members_on_two_serve_processes_play_in_step(
+    two_serves: tuple[ServeProcess, ServeProcess], clip_factory: Any, new_context: Any
+) -> None:
+    a, b = two_serves
+    clip = clip_factory(seconds=80, width=320, height=180)
+    title = a.ingest_ready(clip, title=f"Together {secrets.token_hex(2)}")
+    host_account = a.register_and_login()
+    guest_account = a.register_and_login()
+
+    _hctx, host, host_watch = new_context()
+    sign_in(host, a.url, host_account)
+    open_player(host, f"{a.url}/watch/{title['id']}")
+    host.locator("#watch-together").click()
+    link = host.locator("#party-link")
+    link.wait_for(state="visible", timeout=10_000)
+    join_url = link.input_value()
+    assert f"/watch/{title['id']}?party=" in join_url
+    joined(host)
+
+    gctx, guest, guest_watch = new_context()
+    sign_in(guest, b.url, guest_account)
+    parts = urlsplit(join_url)
+    guest_url = f"{b.url}{parts.path}?{parts.query}"  # the link, on the other process
+    open_player(guest, guest_url)
+    joined(guest)
+    for page in (host, guest):
+        page.wait_for_function(f"() => {VIDEO}.readyState >= 3 && {VIDEO}.paused", timeout=15_000)
+        page.evaluate(RECORD)
+
+    timings = {}
+    at = act(host, "v.play()")
+    timings["play"] = follow(guest, "play", at)
+    host.wait_for_timeout(2_000)
+    at = act(host, "v.pause()")
+    timings["pause"] = follow(guest, "pause", at)
+    at = act(host, "v.currentTime = 20")
+    timings["seek"] = follow(guest, "seeking", at, "Math.abs(e.t - 20) < 0.3")
+    at = act(host, "v.play()")
+    timings["play again"] = follow(guest, "play", at)
+    at = act(host, "v.playbackRate = 1.25")
+    timings["rate"] = follow(guest, "ratechange", at, "e.rate > 1.18 && e.rate < 1.32")
+    host.wait_for_timeout(1_000)
+    at = act(host, "v.playbackRate = 1")
+    follow(guest, "ratechange", at, "e.rate > 0.94 && e.rate < 1.06")
+    at = act(host, "v.currentTime = 2")
+    follow(guest, "seeking", at, "Math.abs(e.t - 2) < 0.5")
+    print(f"\nwatch party (2 serve processes): the guest followed within (ms) {timings}")
+    assert all(ms <= 300 for ms in timings.values()), timings
+
+    # 60 s of playback: both pages sample currentTime; the first seconds settle the sync
+    host.wait_for_timeout(3_000)
+    for page in (host, guest):
+        page.evaluate("() => { window.__samples = []; }")
+    host.wait_for_timeout(60_000)
+    p50, p95, worst, n = figures(drift(host, guest), min_samples=900)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"watch party: |host - guest| over 60 s, {n} samples: p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
+        f"max {worst:.0f} ms (load average {load})"
+    )
+    assert p95 <= 100, (p50, p95, worst)
+
+    # the guest's page is killed (its socket and player gone with it); the link opened again
+    # in a new page rejoins (membership kept) and catches up
+    guest.close(run_before_unload=False)
+    guest = gctx.new_page()
+    guest_watch = PageWatch()
+    guest_watch.attach(guest)
+    opened = int(host.evaluate("() => Date.now()"))
+    open_player(guest, guest_url)
+    guest.evaluate(RECORD)
+    host.evaluate("() => { window.__samples = []; }")
+    joined(guest)
+    host.wait_for_timeout(5_000)
+    pairs = drift(host, guest)
+    back = in_step_from(pairs)
+    assert back is not None, pairs[-20:]
+    _, p95_after, worst_after, _ = figures([p for p in pairs if p[0] >= pairs[-1][0] - 2_000], min_samples=30)
+    print(
+        f"watch party: the guest's page killed and the link reopened: within 100 ms of the host "
+        f"{back - opened} ms after the reopen; then p95 {p95_after:.0f} ms, max {worst_after:.0f} ms (last 2 s)"
+    )
+    assert p95_after <= 150, p95_after
+
+    # a comment in the party shows on the other member's player, as text
+    guest.fill("#comment-input", "<b>look</b>")
+    guest.locator("#comment-form button").click()
+    host.wait_for_function(
+        "() => [...document.querySelectorAll('.party-comment-text')].some(e => e.textContent === '<b>look</b>')",
+        timeout=10_000,
+    )
+    assert host.locator(".party-comments b").count() == 0
+    host_watch.assert_clean()
+    guest_watch.assert_clean()
+
+
+def test_a_hosts_reload_leaves_the_party_as_it_was(
     live_server: LiveServer, clip_factory: Any, new_context: Any
 ) -> None:
-    other = LiveServer(live_server.settings).start()
-    try:
-        clip = clip_factory(seconds=45, width=320, height=180)
-        title = live_server.ingest_ready(clip, title=f"Together {secrets.token_hex(2)}")
-        host_account = live_server.register_and_login()
-        guest_account = live_server.register_and_login()
+    """The host reloads a paused party with a saved history position elsewhere and a slow
+    manifest (so the party's state is there before the player starts): the party keeps its
+    state (same `seq`, still paused at the same position)."""
+    clip = clip_factory(seconds=45, width=320, height=180)
+    title = live_server.ingest_ready(clip, title=f"Reload {secrets.token_hex(2)}")
+    account = live_server.register_and_login()
+    _ctx, host, watch = new_context()
+    sign_in(host, live_server.url, account)
+    open_player(host, f"{live_server.url}/watch/{title['id']}")
+    host.locator("#watch-together").click()
+    joined(host)
+    party_id = host.evaluate("() => window.streamflixParty.party")
+    host.wait_for_function(f"() => {VIDEO}.readyState >= 3 && {VIDEO}.paused", timeout=15_000)
+    status, before = live_server.api("GET", f"/parties/{party_id}", token=account["access_token"])
+    assert status == 200 and not before["state"]["playing"], before
+    # a saved position the player would resume at
+    status, _ = live_server.api(
+        "PUT", f"/me/history/{title['id']}", {"position_s": 20, "duration_s": 45}, token=account["access_token"]
+    )
+    assert status in (200, 204), status
 
-        _hctx, host, host_watch = new_context()
-        sign_in(host, live_server.url, host_account)
-        open_player(host, f"{live_server.url}/watch/{title['id']}")
-        host.locator("#watch-together").click()
-        link = host.locator("#party-link")
-        link.wait_for(state="visible", timeout=10_000)
-        join_url = link.input_value()
-        assert f"/watch/{title['id']}?party=" in join_url
-        joined(host)
+    def slow_manifest(route: Any) -> None:
+        time.sleep(0.5)
+        route.continue_()
 
-        _gctx, guest, guest_watch = new_context()
-        sign_in(guest, other.url, guest_account)
-        parts = urlsplit(join_url)
-        open_player(guest, f"{other.url}{parts.path}?{parts.query}")  # the link, on the other instance
-        joined(guest)
-        for page in (host, guest):
-            page.wait_for_function(f"() => {VIDEO}.readyState >= 3 && {VIDEO}.paused", timeout=15_000)
-            page.evaluate(RECORD)
-
-        timings = {}
-        at = act(host, "v.play()")
-        timings["play"] = follow(guest, "play", at)
-        host.wait_for_timeout(2_000)
-        at = act(host, "v.pause()")
-        timings["pause"] = follow(guest, "pause", at)
-        at = act(host, "v.currentTime = 20")
-        timings["seek"] = follow(guest, "seeking", at, "Math.abs(e.t - 20) < 0.3")
-        at = act(host, "v.play()")
-        follow(guest, "play", at)
-        at = act(host, "v.playbackRate = 1.25")
-        timings["rate"] = follow(guest, "ratechange", at, "e.rate > 1.18 && e.rate < 1.32")
-        host.wait_for_timeout(1_000)
-        at = act(host, "v.playbackRate = 1")
-        follow(guest, "ratechange", at, "e.rate > 0.94 && e.rate < 1.06")
-        at = act(host, "v.currentTime = 2")
-        follow(guest, "seeking", at, "Math.abs(e.t - 2) < 0.5")
-        print(f"\nwatch party: the guest followed within (ms) {timings}")
-        assert all(ms <= 300 for ms in timings.values()), timings
-
-        # ~20 s of playback: both pages sample currentTime; the first seconds settle the sync
-        host.wait_for_timeout(3_000)
-        for page in (host, guest):
-            page.evaluate("() => { window.__samples = []; }")
-        host.wait_for_timeout(20_000)
-        p95, worst, n = drift_p95(host, guest)
-        print(f"watch party: |host - guest| over {n} samples: p95 {p95:.0f} ms, max {worst:.0f} ms")
-        assert p95 <= 100, (p95, worst)
-
-        # the guest reloads: rejoins (membership kept) and catches up
-        open_player(guest, guest.url)
-        joined(guest)
-        guest.wait_for_function(f"() => !{VIDEO}.paused && {VIDEO}.readyState >= 3", timeout=15_000)
-        guest.evaluate(RECORD)
-        host.evaluate("() => { window.__samples = []; }")
-        host.wait_for_timeout(5_000)
-        host.evaluate("() => { window.__samples = window.__samples.slice(-40); }")  # the last 2 s
-        p95_after, _, _ = drift_p95(host, guest, min_samples=30)
-        print(f"watch party: after the guest's reload, p95 {p95_after:.0f} ms")
-        assert p95_after <= 150, p95_after
-
-        # a comment in the party shows on the other member's player, as text
-        guest.fill("#comment-input", "<b>look</b>")
-        guest.locator("#comment-form button").click()
-        host.wait_for_function(
-            "() => [...document.querySelectorAll('.party-comment-text')].some(e => e.textContent === '<b>look</b>')",
-            timeout=10_000,
-        )
-        assert host.locator(".party-comments b").count() == 0
-        host_watch.assert_clean()
-        guest_watch.assert_clean()
-    finally:
-        other.stop()
+    host.route(lambda url: ".m3u8" in url, slow_manifest)
+    host.reload()
+    joined(host)
+    host.wait_for_function(f"() => {VIDEO}.readyState >= 3", timeout=15_000)
+    host.wait_for_timeout(500)  # what the reload would have sent has arrived by now
+    status, after = live_server.api("GET", f"/parties/{party_id}", token=account["access_token"])
+    assert status == 200, after
+    assert after["state"]["seq"] == before["state"]["seq"], (before["state"], after["state"])
+    assert not after["state"]["playing"] and after["state"]["position"] == before["state"]["position"]
+    assert host.evaluate(f"() => {VIDEO}.paused")
+    watch.assert_clean()

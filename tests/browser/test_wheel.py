@@ -10,16 +10,12 @@ can only come from the installed wheel (checked, not assumed)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import sysconfig
-import time
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +25,7 @@ import pytest
 
 from server import vendor
 from server.settings import ENV_PREFIX, Settings
-from tests.browser.conftest import LiveServer, sign_in
-from tests.support import free_port
+from tests.browser.conftest import ServeProcess, sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -127,67 +122,17 @@ def test_installed_packages_come_from_the_venv(venv: Path, tmp_path: Path) -> No
     assert seen["missing"] == []
 
 
-class InstalledServer(LiveServer):
+class InstalledServer(ServeProcess):
     """The installed wheel's `streamflix serve` in a process of its own, started from a directory
-    outside the checkout. The LiveServer helpers work against it: `api` and `register_and_login`
-    over HTTP, `ingest_ready` on LiveServer's set-up loop (a thread: Playwright's sync API owns
-    the test thread's loop)."""
+    outside the checkout, with nothing in its environment that could put the checkout on
+    sys.path."""
 
     def __init__(self, settings: Settings, venv: Path, cwd: Path) -> None:
-        super().__init__(settings)
-        self.venv, self.cwd = venv, cwd
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.logs: list[Any] = []
+        super().__init__(settings, cwd, streamflix=venv / "bin" / "streamflix")
+        self.venv = venv
 
-    def env(self) -> dict[str, str]:
-        env = _clean_env()
-        for f in dataclasses.fields(self.settings):
-            value = getattr(self.settings, f.name)
-            if value is None:
-                continue
-            if isinstance(value, tuple):
-                value = ",".join(value)
-            elif isinstance(value, bool):
-                value = "1" if value else "0"
-            env[ENV_PREFIX + f.name.upper()] = str(value)
-        return env
-
-    def start(self) -> InstalledServer:
-        self.thread.start()
-        self.port = free_port()
-        self.logs = [open(self.cwd / "stdout", "wb"), open(self.cwd / "stderr", "wb")]
-        self.proc = subprocess.Popen(
-            [str(self.venv / "bin" / "streamflix"), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=self.cwd,
-            env=self.env(),
-            stdout=self.logs[0],
-            stderr=self.logs[1],
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, self.stderr()
-            assert time.monotonic() < deadline, "the installed server did not answer /healthz\n" + self.stderr()
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-
-    def stderr(self) -> str:
-        return (self.cwd / "stderr").read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for log in self.logs:
-            log.close()
-        super().stop()
+    def base_env(self) -> dict[str, str]:
+        return _clean_env()
 
 
 @pytest.fixture

@@ -380,6 +380,118 @@ async def test_a_client_that_never_reads_is_dropped(aiohttp_client, rt_settings)
     sock.close()
 
 
+def _own_prefix(settings: Settings, **changes: Any) -> Settings:
+    """A Redis prefix of the test's own: the connection slots of other tests (same address,
+    same session prefix) cannot count here."""
+    return dataclasses.replace(settings, redis_prefix=f"{settings.redis_prefix}{secrets.token_hex(4)}:", **changes)
+
+
+async def _refused(client: Any, token: str) -> tuple[int | None, str]:
+    ws = await client.ws_connect(WS)
+    await ws.send_json({"type": "auth", "token": token})
+    return await closed_with(ws)
+
+
+async def test_the_per_user_limit_holds_across_processes(aiohttp_client, rt_settings):
+    settings = _own_prefix(rt_settings)  # realtime_max_per_user=3
+    a = await aiohttp_client(create_app(settings))
+    b = await aiohttp_client(create_app(settings))
+    viewer = await login(a)
+    token = viewer["access_token"]
+    on_a = [await open_socket(a, token) for _ in range(2)]
+    on_b = await open_socket(b, token)
+    for client in (a, b):  # 3 in all: neither process takes a fourth
+        code, reason = await _refused(client, token)
+        assert (code, reason) == (4429, "too many connections for this account")
+    await on_a[0].close()
+    for _ in range(100):  # the server sees the close and gives the slot back
+        if a.app[HUB].count(viewer["user_id"]) < 2:
+            break
+        await asyncio.sleep(0.02)
+    again = await open_socket(b, token)
+    for ws in (on_a[1], on_b, again):
+        await ws.close()
+
+
+async def test_the_per_address_limit_holds_across_processes(aiohttp_client, rt_settings):
+    settings = _own_prefix(rt_settings, realtime_max_per_ip=2)
+    a = await aiohttp_client(create_app(settings))
+    b = await aiohttp_client(create_app(settings))
+    held = [await a.ws_connect(WS), await b.ws_connect(WS)]
+    for client in (a, b):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await client.ws_connect(WS)
+        assert info.value.status == 429
+    await held[0].close()
+    for _ in range(100):
+        if not a.app[HUB].per_ip:
+            break
+        await asyncio.sleep(0.02)
+    held.append(await b.ws_connect(WS))
+    for ws in held[1:]:
+        await ws.close()
+
+
+async def test_a_crashed_processs_slots_expire(aiohttp_client, rt_settings):
+    """What a process that died without giving its slots back leaves in Redis: members whose
+    expiry is past free their slots, members still within it hold them."""
+    import redis.asyncio as aioredis
+
+    from server.realtime.slots import SLOTS_PREFIX
+
+    settings = _own_prefix(rt_settings, realtime_max_per_ip=2)
+    client = await aiohttp_client(create_app(settings))
+    key = f"{settings.redis_prefix}{SLOTS_PREFIX}ip:127.0.0.1"
+    r = aioredis.from_url(settings.redis_url)
+    try:
+        secs, micros = await r.time()
+        now_ms = secs * 1000 + micros // 1000
+        await r.zadd(key, {"dead:0": now_ms - 1, "dead:1": now_ms - 1})  # expired
+        held = [await client.ws_connect(WS) for _ in range(2)]
+        assert 0 < await r.pttl(key) <= 30_000  # the set itself goes with its last slot
+        for ws in held:
+            await ws.close()
+        for _ in range(100):
+            if not await r.zcard(key):
+                break
+            await asyncio.sleep(0.02)
+        await r.zadd(key, {"dead:0": now_ms + 60_000, "dead:1": now_ms + 60_000})  # not yet
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await client.ws_connect(WS)
+        assert info.value.status == 429
+    finally:
+        await r.delete(key)
+        await r.aclose()
+
+
+async def test_with_redis_down_the_per_process_limit_holds(aiohttp_client, rt_settings):
+    import redis.asyncio as aioredis
+
+    from server.realtime.slots import SLOTS_PREFIX
+
+    with FaultProxy.in_front_of(rt_settings.redis_url, 6379) as proxy:
+        settings = _own_prefix(rt_settings, redis_url=proxy.route(rt_settings.redis_url))
+        client = await aiohttp_client(create_app(settings))
+        viewer = await login(client)
+        token = viewer["access_token"]
+        proxy.down()
+        held = [await open_socket(client, token) for _ in range(settings.realtime_max_per_user)]
+        code, _ = await _refused(client, token)
+        assert code == 4429
+        proxy.up()
+        # once Redis is back, the renewal registers what was taken without it
+        await client.app[HUB].slots.renew()
+        r = aioredis.from_url(rt_settings.redis_url)
+        try:
+            key = f"{settings.redis_prefix}{SLOTS_PREFIX}user:{viewer['user_id']}"
+            assert await r.zcard(key) == settings.realtime_max_per_user
+        finally:
+            await r.aclose()
+        for ws in held:
+            await ws.close()
+        await client.close()  # while the proxy still runs
+
+
 async def test_redis_down_then_back(aiohttp_client, rt_settings):
     with FaultProxy.in_front_of(rt_settings.redis_url, 6379) as proxy:
         settings = dataclasses.replace(rt_settings, redis_url=proxy.route(rt_settings.redis_url))

@@ -53,12 +53,16 @@ export async function render({ main, params, navigate, isCurrent }) {
     }
     throw err;
   }
-  const saved = await resumePosition(title.id).catch(() => 0);
+  // In a party (`?party=`, also what a host's reload opens) the party's state says where and
+  // whether to play (party.js): the player's own resume and autoplay would reach the party as
+  // the person's seek and play, so a reload would move or start everyone's playback.
+  const partyId = new URLSearchParams(location.search).get('party');
+  const saved = partyId ? 0 : await resumePosition(title.id).catch(() => 0);
   if (!isCurrent()) return;
   const start = startPosition(saved, title.duration_s);
 
   const video = h('video', { id: 'video', controls: true, playsinline: true, preload: 'auto', 'aria-label': title.title });
-  video.autoplay = true;
+  video.autoplay = !partyId;
   const quality = h('select', { id: 'quality', class: 'select' }, h('option', { value: '-1' }, 'Auto'));
   const status = h('p', { class: 'player-status', id: 'player-status', role: 'status', 'aria-live': 'polite' });
   const overlay = h('div', { class: 'next-episode', id: 'next-episode', hidden: true });
@@ -100,7 +104,7 @@ export async function render({ main, params, navigate, isCurrent }) {
       quality.replaceChildren(h('option', { value: '-1' }, 'Auto'),
         ...levels.map((l) => h('option', { value: String(l.index) },
           `${l.height ? `${l.height}p` : `Level ${l.index + 1}`}${av1(l) ? ' AV1' : ''} · ${(l.bitrate / 1e6).toFixed(1)} Mbps`)));
-      video.play().catch(() => { /* autoplay refused: the controls are there */ });
+      if (!partyId) video.play().catch(() => { /* autoplay refused: the controls are there */ });
     });
     hls.on(Hls.Events.LEVEL_SWITCHED, (_ev, data) => {
       const level = hls.levels[data.level];
@@ -136,7 +140,7 @@ export async function render({ main, params, navigate, isCurrent }) {
     video.src = playback.hls_url;
     video.addEventListener('loadedmetadata', () => {
       if (start) video.currentTime = start;
-      video.play().catch(() => {});
+      if (!partyId) video.play().catch(() => {});
     }, { once: true });
   } else {
     main.append(message('This browser cannot play HLS video.', 'error'));
@@ -147,7 +151,7 @@ export async function render({ main, params, navigate, isCurrent }) {
   // ---- watch together ------------------------------------------------------------------
   // "Watch together" starts a party; `?party=` joins one (its link); the party's state then
   // drives this video (party.js), and its comments show at their playback time.
-  const together = watchParty({ video, title, user, partyId: new URLSearchParams(location.search).get('party') });
+  const together = watchParty({ video, title, user, partyId });
   main.append(together.element);
   window.streamflixParty = together;
 
