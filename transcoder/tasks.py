@@ -2,9 +2,7 @@
 (renditions x a range of segment numbers) that any worker may claim. Pure SQL, no policy.
 
 The job's coordinator (the worker holding the job) plans the rectangles (`plan_tasks`) and
-creates them (`create_tasks`, fenced on the job, idempotent for the job's version; a per-title
-ladder's coordinator creates the first ones before its measurement ends and the rest with
-`add_tasks`). A task is
+creates them (`create_tasks`, fenced on the job, idempotent for the job's version). A task is
 `queued` until a worker claims it (`FOR UPDATE SKIP LOCKED`), then `running` under a lease
 renewed by `heartbeat_task`; a lease that runs out means its worker died and the next
 `claim_task` takes it over (the dead attempt counts). Every write to a task is fenced on
@@ -49,7 +47,6 @@ __all__ = [
     "WAKE_CHANNEL",
     "Task",
     "TaskSpec",
-    "add_tasks",
     "bump",
     "cancel_tasks",
     "claim_task",
@@ -58,7 +55,6 @@ __all__ = [
     "defer_task",
     "fail_task",
     "failed_task",
-    "first_specs",
     "heartbeat_task",
     "job_tasks",
     "plan_tasks",
@@ -267,61 +263,6 @@ async def create_tasks(
         WAKE_CHANNEL,
     )
     return [_task({k: v for k, v in r.items() if k != "count"}) for r in rows]
-
-
-def first_specs(specs: Iterable[TaskSpec]) -> list[TaskSpec]:
-    """What a player needs to start, of `plan_tasks`' specs: the audio and the lowest rung's
-    first segment. They depend on no rung but the lowest, so they can run before the rest
-    of the ladder is known."""
-    return [s for s in specs if s.priority <= PRIORITY_FIRST]
-
-
-async def add_tasks(
-    conn: asyncpg.Connection, job: Job, version: str, specs: Sequence[TaskSpec], *, first: Sequence[TaskSpec]
-) -> list[Task]:
-    """Create the rest of `specs` beside `first` (made by `create_tasks`): every spec not
-    already there, only while the version's tasks are exactly (some of) `first` (matched by
-    kind, renditions, first number and count; a bump changes none of them on these
-    one-segment and audio tasks). Idempotent: once the rest exists, an attempt that planned
-    otherwise adds nothing (as `create_tasks`). Fenced on the job: [] when it is no longer
-    ours or its version is not `version`. Returns the job's tasks."""
-
-    def key(kind: str, renditions: Iterable[str], number: int, count: int) -> tuple[str, tuple[str, ...], int, int]:
-        return kind, tuple(renditions), number, count
-
-    async with conn.transaction():
-        fence = await conn.fetchval(
-            """SELECT id FROM jobs.transcode_jobs
-                WHERE id = $1 AND worker_id = $2 AND attempts = $3 AND status = 'running' AND version = $4
-                  FOR UPDATE""",
-            job.id,
-            job.worker_id,
-            job.attempts,
-            version,
-        )
-        if fence is None:
-            return []
-        rows = await conn.fetch(
-            f"SELECT kind, renditions, first_number, segment_count FROM {_TASKS} WHERE job_id = $1 AND version = $2",
-            job.id,
-            version,
-        )
-        have = {key(r["kind"], r["renditions"], r["first_number"], r["segment_count"]) for r in rows}
-        if have <= {key(s.kind, s.renditions, s.first, s.count) for s in first}:
-            rest = [s for s in specs if key(s.kind, s.renditions, s.first, s.count) not in have]
-            await conn.executemany(
-                f"""INSERT INTO {_TASKS} (job_id, title_id, version, kind, renditions, first_number,
-                                          segment_count, priority, max_attempts)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-                [
-                    (job.id, job.title_id, version, s.kind, list(s.renditions), s.first, s.count, s.priority,
-                     job.max_attempts)
-                    for s in rest
-                ],
-            )  # fmt: skip
-            if rest:
-                await conn.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, f"tasks:{job.id}")
-    return await job_tasks(conn, job.id)
 
 
 async def claim_task(

@@ -97,9 +97,6 @@ AUDIO_LANGUAGES = "audio_languages"
 AV1_RUNGS = "av1_rungs"
 # ... and a per-title ladder's measurements and choice (its "caps": bit/s by rung id).
 LADDER = per_title.RECORD_KEY
-# The record of a per-title ladder still being measured: the model lists the fixed ladder, whose
-# lowest rung (the only one whose tasks run meanwhile) the chosen ladder keeps as it is.
-PENDING_LADDER = {"mode": per_title.PER_TITLE, "pending": True}
 
 T = TypeVar("T")
 
@@ -461,8 +458,6 @@ class Worker:
             total=timeline_length(model),
             ends=chunks.SourceEnds.from_dict(ends) if ends else None,
         )
-        if (model.extra.get(LADDER) or {}).get("pending"):
-            return work  # the ladder is chosen yet: read the model again for the next task
         if len(self._works) >= WORK_CACHE_SIZE:
             self._works.pop(next(iter(self._works)))
         self._works[cache_key] = work
@@ -671,6 +666,13 @@ class Worker:
             overrides = sources.audio_languages(options)
             av1_heights = sources.av1_heights(options, self.av1_heights)
             ladder = plan_ladder(probe, segment_s=self.segment_s, audio_languages=overrides, av1_heights=av1_heights)
+            ladder_record: dict | None = None
+            if self.ladder_mode == per_title.PER_TITLE and ladder.h264_rungs:
+                caps, ladder_record = await per_title.plan(str(source), ladder, ends.end_s)
+                if caps:
+                    ladder = plan_ladder(
+                        probe, segment_s=self.segment_s, audio_languages=overrides, av1_heights=av1_heights, caps=caps
+                    )
             version = job.version or new_version()
             if job.version is None:
 
@@ -681,6 +683,9 @@ class Worker:
                 if not await self._waiting(claim_version):
                     raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
                 job = dataclasses.replace(job, version=version)
+            predicted = chunks.predict_presentation(
+                probe, ladder, title_id=job.title_id, version=version, end_s=ends, preset=self.preset
+            )
             adjusted = list(source_adjustments(probe, ladder))
             if abs(ends.end_s - probe.duration_s) > LENGTH_MISMATCH_S:
                 adjusted.append(
@@ -688,76 +693,39 @@ class Worker:
                     "header states (truncated or badly indexed): the real length is published"
                 )
             # The tasks read the source's measured ends from here (the audio is cut to them).
-            extra: dict[str, Any] = {SOURCE_ADJUSTMENTS: adjusted, SOURCE_ENDS: ends.to_dict()}
+            extra = {**predicted.extra, SOURCE_ADJUSTMENTS: adjusted, SOURCE_ENDS: ends.to_dict()}
             if overrides:
                 extra[AUDIO_LANGUAGES] = {str(k): v for k, v in overrides.items()}
             if ladder.av1_rungs:
                 extra[AV1_RUNGS] = list(av1_heights)
+            if ladder_record is not None:
+                extra[LADDER] = ladder_record
             if seekable.needs_copy(probe):
                 extra[SEEKABLE_SOURCE] = await self._seekable_copy(job, str(source), probe, ladder, attempt_dir)
-            # A per-title ladder keeps an earlier attempt's choice (tasks may have run with it);
-            # else its measurement runs beside the first segment's encode: that needs only the
-            # lowest rung, which per-title keeps at the table (`per_title.choose_caps`).
-            per_title_ladder = self.ladder_mode == per_title.PER_TITLE and bool(ladder.h264_rungs)
-            ladder_record: dict | None = None
-            if per_title_ladder:
-                ladder_record = await self._chosen_ladder(job.title_id, version)
-                if ladder_record is not None and ladder_record.get("caps"):
-                    ladder = plan_ladder(
-                        probe,
-                        segment_s=self.segment_s,
-                        audio_languages=overrides,
-                        av1_heights=av1_heights,
-                        caps=ladder_record["caps"],
-                    )
-            measuring: asyncio.Task[tuple[dict[str, int], dict]] | None = None
-            if per_title_ladder and ladder_record is None:
-                measuring = asyncio.create_task(per_title.plan(str(source), ladder, ends.end_s))
-            try:
-                predicted = self._predict(
-                    probe, ladder, job, version, ends, extra, PENDING_LADDER if measuring else ladder_record
-                )
-                # Subtitle renditions need only the source and the (exact) predicted timeline.
-                with_subtitles = await subtitles.add_subtitles(self.storage, predicted, source)
-                await write_model(self.storage, with_subtitles)
-                specs = self._task_specs(ladder, with_subtitles)
-                first = tasks.first_specs(specs) if per_title_ladder else specs
+            predicted = dataclasses.replace(predicted, extra=extra)
+            # Subtitle renditions need only the source and the (exact) predicted timeline.
+            predicted = await subtitles.add_subtitles(self.storage, predicted, source)
+            await write_model(self.storage, predicted)
+            total = timeline_length(predicted)
+            audio_ids = sorted(
+                (a.id for a in ladder.audios), key=lambda i: ladder.audio is None or i != ladder.audio.id
+            )
+            specs = tasks.plan_tasks(
+                [r.id for r in ladder.h264_rungs],
+                audio_ids,
+                total,
+                self.chunk_segments,
+                av1_ids=[r.id for r in ladder.av1_rungs],
+            )
 
-                async def make_tasks() -> None:
-                    async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
-                        made = await tasks.create_tasks(conn, job, version, first, max_attempts=job.max_attempts)
-                    if not made:
-                        raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
+            async def make_tasks() -> None:
+                async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                    made = await tasks.create_tasks(conn, job, version, specs, max_attempts=job.max_attempts)
+                if not made:
+                    raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
 
-                await self._waiting(make_tasks)
-                self._wake.set()  # our own task lanes start at once
-                if measuring is not None:
-                    caps, ladder_record = await measuring
-                    if caps:
-                        ladder = plan_ladder(
-                            probe,
-                            segment_s=self.segment_s,
-                            audio_languages=overrides,
-                            av1_heights=av1_heights,
-                            caps=caps,
-                        )
-                    predicted = self._predict(probe, ladder, job, version, ends, extra, ladder_record)
-                    with_subtitles = subtitles.carry_over(with_subtitles, predicted)
-                    await write_model(self.storage, with_subtitles)
-                    specs = self._task_specs(ladder, with_subtitles)
-                if per_title_ladder:
-
-                    async def add_tasks() -> None:
-                        async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
-                            made = await tasks.add_tasks(conn, job, version, specs, first=first)
-                        if not made:
-                            raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
-
-                    await self._waiting(add_tasks)
-                    self._wake.set()
-            finally:
-                await _stop_task(measuring)
-            predicted = with_subtitles
+            await self._waiting(make_tasks)
+            self._wake.set()  # our own task lanes start at once
             posters: list[asyncio.Task[None]] = []
 
             def start_poster() -> None:
@@ -827,45 +795,6 @@ class Worker:
             self._lost.discard(job.id)
             self._drop_source_cache(job.title_id)
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, attempt_dir, True))
-
-    def _predict(
-        self,
-        probe: Probe,
-        ladder: Ladder,
-        job: jobs.Job,
-        version: str,
-        ends: chunks.SourceEnds,
-        extra: dict[str, Any],
-        ladder_record: dict | None,
-    ) -> Presentation:
-        """The predicted model of `ladder`, with the job's `extra` and the ladder's record."""
-        predicted = chunks.predict_presentation(
-            probe, ladder, title_id=job.title_id, version=version, end_s=ends, preset=self.preset
-        )
-        more = {**predicted.extra, **extra}
-        if ladder_record is not None:
-            more[LADDER] = ladder_record
-        return dataclasses.replace(predicted, extra=more)
-
-    def _task_specs(self, ladder: Ladder, predicted: Presentation) -> list[tasks.TaskSpec]:
-        audio_ids = sorted((a.id for a in ladder.audios), key=lambda i: ladder.audio is None or i != ladder.audio.id)
-        return tasks.plan_tasks(
-            [r.id for r in ladder.h264_rungs],
-            audio_ids,
-            timeline_length(predicted),
-            self.chunk_segments,
-            av1_ids=[r.id for r in ladder.av1_rungs],
-        )
-
-    async def _chosen_ladder(self, title_id: str, version: str) -> dict | None:
-        """The per-title ladder's record an earlier attempt published for `version` (its
-        measurement done), else None."""
-        try:
-            model = Presentation.from_json(await self.storage.get_bytes(keys.model_key(title_id, version)))
-        except ObjectNotFound:
-            return None
-        record = model.extra.get(LADDER)
-        return record if isinstance(record, dict) and not record.get("pending") else None
 
     async def _seekable_copy(self, job: jobs.Job, source: str, probe: Probe, ladder: Ladder, attempt_dir: Path) -> str:
         """The storage key of the source's seekable copy (`transcoder.seekable`), made once."""
@@ -1149,7 +1078,7 @@ class Worker:
                 shutil.rmtree(stale, ignore_errors=True)
 
 
-async def _stop_task(task: asyncio.Task[Any] | None) -> None:
+async def _stop_task(task: asyncio.Task[None] | None) -> None:
     """Cancel and wait for `task` without swallowing a cancellation of the caller."""
     if task is not None and not task.done():
         task.cancel()

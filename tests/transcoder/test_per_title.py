@@ -79,16 +79,6 @@ def test_low_complexity_gets_lower_caps_than_the_table_and_keeps_switchable_rung
     assert all(hi >= per_title.SWITCH_RATIO * lo for hi, lo in zip(needs, needs[1:], strict=False)), needs
 
 
-def test_the_lowest_rung_is_the_fixed_ladders_whatever_the_measurement() -> None:
-    # so its first segment is encoded from the fixed ladder while the measurement runs
-    p = probe(video())
-    fixed = plan_ladder(p)
-    rungs = fixed.h264_rungs
-    for bpp in ({"v720": 0.01, "v360": 0.02}, {"v720": 0.08, "v360": 0.2}, {"v720": 0.5, "v360": 0.6}):
-        caps = choose_caps(rungs, samples(sampled_rungs(rungs), bpp), FPS)
-        assert plan_ladder(p, caps=caps).h264_rungs[-1] == rungs[-1], bpp
-
-
 def test_high_complexity_is_capped_at_the_table() -> None:
     # noise: more bits than the table at constant quality, the table is the ceiling
     caps = choose_caps(RUNGS_1080, samples(sampled_rungs(RUNGS_1080), {"v720": 0.5, "v360": 0.6}), FPS)

@@ -166,30 +166,6 @@ async def test_create_tasks_is_idempotent_and_fenced(conn: asyncpg.Connection) -
     assert cells(await tasks.job_tasks(conn, job.id)) == grid(RUNGS + ("a0",), 20)
 
 
-async def test_add_tasks_completes_the_first_ones_once_and_is_fenced(conn: asyncpg.Connection) -> None:
-    # a per-title ladder: the first tasks made from the fixed ladder, the rest from the chosen one
-    job = await running_job(conn)
-    first = tasks.first_specs(plan_tasks(RUNGS, "a0", 20, 8))
-    assert {(s.kind, s.renditions, s.first, s.count) for s in first} == {
-        ("audio", ("a0",), 1, 20),
-        ("video", (RUNGS[-1],), 1, 1),
-    }
-    assert len(await tasks.create_tasks(conn, job, "v1", first)) == 2
-    chosen = (RUNGS[0], RUNGS[-1])  # the middle rungs dropped
-    assert tasks.first_specs(plan_tasks(chosen, "a0", 20, 8)) == first  # the same first tasks
-    await conn.execute("UPDATE jobs.transcode_tasks SET priority = 0 WHERE job_id = $1", job.id)  # a bump
-    assert await tasks.add_tasks(conn, job, "v2", plan_tasks(chosen, "a0", 20, 8), first=first) == []  # not its version
-    made = await tasks.add_tasks(conn, job, "v1", plan_tasks(chosen, "a0", 20, 8), first=first)
-    assert cells(made) == grid(chosen + ("a0",), 20)  # every cell exactly once
-    # once the rest exists, another plan adds nothing (a retry that chose otherwise)
-    assert await tasks.add_tasks(conn, job, "v1", plan_tasks(RUNGS, "a0", 20, 8), first=first) == made
-    await conn.execute("UPDATE jobs.transcode_jobs SET lease_until = now() - interval '1 s' WHERE id = $1", job.id)
-    later = await jobs.claim(conn, "coord2", 30)
-    assert later is not None
-    assert await tasks.add_tasks(conn, job, "v1", plan_tasks(chosen, "a0", 20, 8), first=first) == []  # stale
-    assert cells(await tasks.add_tasks(conn, later, "v1", plan_tasks(chosen, "a0", 20, 8), first=first)) == cells(made)
-
-
 async def test_claims_by_priority_then_timeline(conn: asyncpg.Connection) -> None:
     job, created = await job_with_tasks(conn)
     order = []
