@@ -15,8 +15,8 @@ worth a switch). The highest and lowest rungs always stay; nothing is added, so 
 upscale. A kept rung's cap is then its need lifted to `KEPT_FLOOR_FRACTION` of the table, and
 the lowest rung keeps the table's: x264's average-bitrate mode picks its quantizer from the
 nominal average, not from what the picture needs, so below that a static picture loses SSIM
-without saving bits (docs/transcode.md "Per-title ladder"); and the lowest rung's first
-segment can then be encoded before the measurement ends (`transcoder.worker`).
+without saving bits, and a rung that spends its whole budget loses SSIM with every bit taken
+away (docs/transcode.md "Per-title ladder").
 """
 
 from __future__ import annotations

@@ -189,6 +189,7 @@ def test_per_title_title_is_ready_with_its_ladder_shown(
     caps = record["caps"]
     assert [r["id"] for r in record["rungs"]] == ["v480", "v360"]
     assert all(0 < caps[k] <= TABLE[k] for k in caps)
+    assert caps["v360"] == TABLE["v360"]  # the lowest rung keeps the table
 
     # The published rungs are the chosen ones, and the advertised BANDWIDTH (from the chosen
     # maxrate and bufsize) holds the measured peak.
