@@ -8,10 +8,15 @@ picture is to compress. A slide needs a small fraction of the fixed table's bits
 picture; noise and heavy motion need all of them.
 
 `choose_caps` is pure: from the samples it fits bpp against the pixel count (a power law
-through the two sizes), scales it to each rung, keeps the result between a floor
+through the two sizes), scales it to each rung (its need), keeps the need between a floor
 (`FLOOR_FRACTION` of the fixed table) and the fixed table itself (never more bits than
-today), and drops a middle rung within `SWITCH_RATIO` of a neighbour kept (not worth a
-switch). The highest and lowest rungs always stay; nothing is added, so never an upscale.
+today), and drops a middle rung whose need is within `SWITCH_RATIO` of a neighbour kept (not
+worth a switch). The highest and lowest rungs always stay; nothing is added, so never an
+upscale. A kept rung's cap is then its need lifted to `KEPT_FLOOR_FRACTION` of the table, and
+the lowest rung keeps the table's: x264's average-bitrate mode picks its quantizer from the
+nominal average, not from what the picture needs, so below that a static picture loses SSIM
+without saving bits, and a rung that spends its whole budget loses SSIM with every bit taken
+away (docs/transcode.md "Per-title ladder").
 """
 
 from __future__ import annotations
@@ -45,7 +50,13 @@ PROBE_PRESET = "veryfast"  # the encode's own default: its CRF bits are what an 
 # A rung's cap: the constant-quality bitrate times this (an average-bitrate encode spreads its
 # bits less well than constant quality: the surplus is its headroom).
 CRF_TO_CAP = 1.2
-FLOOR_FRACTION = 0.25  # never below this share of the fixed table's bitrate
+FLOOR_FRACTION = 0.25  # a rung's need is never below this share of the fixed table's bitrate
+# A kept rung's cap is never below this share of the table's average: x264's average-bitrate
+# mode sets its quantizer from the nominal average. A static 1080p slide spends ~400 kbit/s at
+# any average from 1.75 to 5 Mb/s, but its SSIM is 0.9997 at 1.75, 0.9999 at 2.5 and 1.0000
+# (to 4 decimals) from 3.5 up; a rung that spends its whole budget (motion) loses SSIM with
+# every bit taken away. The lowest rung always keeps the table's average.
+KEPT_FLOOR_FRACTION = 0.7
 SWITCH_RATIO = 1.5  # a middle rung closer than this to a kept neighbour is dropped
 # bpp against pixels: bpp ~ pixels**k, k from the two sampled sizes, kept in this range
 # (one size measured: DEFAULT_EXPONENT).
@@ -99,8 +110,34 @@ def span_starts(duration_s: float, spans: int | None = None, span_s: float | Non
 def choose_caps(rungs: tuple[Rung, ...], samples: list[Sample], fps: Fraction) -> dict[str, int]:
     """The average bit/s of each rung kept (by id), from the measurement; {} without samples
     (the fixed ladder stays). `rungs` are the fixed ladder's H.264 rungs, highest first."""
-    if not rungs or not samples:
+    needs = rung_needs(rungs, samples, fps)
+    if not needs:
         return {}
+    # which rungs are worth a switch: by what they need
+    kept = [needs[0]]
+    lowest = needs[-1]
+    for r, need in needs[1:-1]:
+        if kept[-1][1] >= SWITCH_RATIO * need and need >= SWITCH_RATIO * lowest[1]:
+            kept.append((r, need))
+    if len(needs) > 1:
+        kept.append(lowest)
+    caps = {r.id: kept_cap(r, need) for r, need in kept}
+    caps[lowest[0].id] = lowest[0].video_bitrate
+    return caps
+
+
+def kept_cap(rung: Rung, need: int) -> int:
+    """A kept rung's average bit/s: its need, at least `KEPT_FLOOR_FRACTION` of the table's,
+    at most the table's, in whole kbit/s."""
+    cap = min(max(need, KEPT_FLOOR_FRACTION * rung.video_bitrate), rung.video_bitrate)
+    return int(round(cap / 1000) * 1000)
+
+
+def rung_needs(rungs: tuple[Rung, ...], samples: list[Sample], fps: Fraction) -> list[tuple[Rung, int]]:
+    """Each rung's need in bit/s (the constant-quality rate times `CRF_TO_CAP`), between
+    `FLOOR_FRACTION` of the table and the table; [] without samples."""
+    if not rungs or not samples:
+        return []
     # mean bpp by sampled size
     by_size: dict[int, list[float]] = {}
     for s in samples:
@@ -113,24 +150,15 @@ def choose_caps(rungs: tuple[Rung, ...], samples: list[Sample], fps: Fraction) -
     else:
         k = DEFAULT_EXPONENT
 
-    wanted: list[tuple[Rung, int]] = []
+    needs: list[tuple[Rung, int]] = []
     for r in rungs:
         pixels = r.width * r.height
         ref_p, ref_bpp = min(points, key=lambda pt: abs(math.log(pixels / pt[0])))
         bpp = ref_bpp * (pixels / ref_p) ** k
         target = bpp * pixels * float(fps) * CRF_TO_CAP
         floor = max(MIN_VIDEO_BITRATE, FLOOR_FRACTION * r.video_bitrate)
-        cap = min(max(target, floor), r.video_bitrate)
-        wanted.append((r, int(round(cap / 1000) * 1000)))
-
-    kept = [wanted[0]]
-    lowest = wanted[-1]
-    for r, cap in wanted[1:-1]:
-        if kept[-1][1] >= SWITCH_RATIO * cap and cap >= SWITCH_RATIO * lowest[1]:
-            kept.append((r, cap))
-    if len(wanted) > 1:
-        kept.append(lowest)
-    return {r.id: cap for r, cap in kept}
+        needs.append((r, int(round(min(max(target, floor), r.video_bitrate) / 1000) * 1000)))
+    return needs
 
 
 def probe_argv(

@@ -66,15 +66,17 @@ def test_spans_spread_over_the_length_and_short_for_a_short_source() -> None:
 
 def test_low_complexity_gets_lower_caps_than_the_table_and_keeps_switchable_rungs() -> None:
     # a slide: few bits at constant quality
-    caps = choose_caps(RUNGS_1080, samples(sampled_rungs(RUNGS_1080), {"v720": 0.01, "v360": 0.02}), FPS)
+    measured = samples(sampled_rungs(RUNGS_1080), {"v720": 0.01, "v360": 0.02})
+    caps = choose_caps(RUNGS_1080, measured, FPS)
     assert caps, "a choice"
-    assert all(caps[k] < TABLE[k] for k in caps), caps
-    # never below the floor
-    assert all(caps[k] >= per_title.FLOOR_FRACTION * TABLE[k] for k in caps), caps
-    # the top and the bottom stay; each kept rung is worth a switch from the next
-    assert "v1080" in caps and "v360" in caps
-    kept = list(caps.values())
-    assert all(hi >= per_title.SWITCH_RATIO * lo for hi, lo in zip(kept, kept[1:], strict=False)), caps
+    # the top and the bottom stay; the lowest keeps the table (its first segment cannot wait
+    # for the measurement), the others come down, never below the kept floor
+    assert "v1080" in caps and caps["v360"] == TABLE["v360"]
+    assert all(caps[k] < TABLE[k] for k in caps if k != "v360"), caps
+    assert all(caps[k] >= per_title.KEPT_FLOOR_FRACTION * TABLE[k] for k in caps), caps
+    # each kept rung is worth a switch from the next by what it needs
+    needs = [need for r, need in per_title.rung_needs(RUNGS_1080, measured, FPS) if r.id in caps]
+    assert all(hi >= per_title.SWITCH_RATIO * lo for hi, lo in zip(needs, needs[1:], strict=False)), needs
 
 
 def test_high_complexity_is_capped_at_the_table() -> None:
@@ -95,8 +97,8 @@ def test_rungs_too_close_to_a_neighbour_are_dropped() -> None:
     wanted = {"v720": 0.08, "v360": 0.2}
     caps = choose_caps(RUNGS_1080, samples(sampled_rungs(RUNGS_1080), wanted), FPS)
     assert list(caps) == ["v1080", "v480", "v360"], caps
-    kept = list(caps.values())
-    assert all(hi >= per_title.SWITCH_RATIO * lo for hi, lo in zip(kept, kept[1:], strict=False)), caps
+    needs = [need for r, need in per_title.rung_needs(RUNGS_1080, samples(sampled_rungs(RUNGS_1080), wanted), FPS)]
+    assert needs[1] * per_title.SWITCH_RATIO > needs[0], needs  # v720's need too close to v1080's
     # the same samples at a flatter slope keep every rung
     assert list(choose_caps(RUNGS_1080, samples(sampled_rungs(RUNGS_1080), {"v720": 0.08, "v360": 0.1}), FPS)) == [
         "v1080", "v720", "v480", "v360"
@@ -187,6 +189,7 @@ def test_per_title_title_is_ready_with_its_ladder_shown(
     caps = record["caps"]
     assert [r["id"] for r in record["rungs"]] == ["v480", "v360"]
     assert all(0 < caps[k] <= TABLE[k] for k in caps)
+    assert caps["v360"] == TABLE["v360"]  # the lowest rung keeps the table
 
     # The published rungs are the chosen ones, and the advertised BANDWIDTH (from the chosen
     # maxrate and bufsize) holds the measured peak.
