@@ -124,11 +124,8 @@ async def _body(request: web.Request) -> AsyncIterator[bytes]:
     which the upload takes as "keep what arrived" (as it does when the server stops the
     request for a lost connection: transcoder.uploads.receive)."""
     try:
-        # the chunks as aiohttp received them, each handed on as it is: read(n) and readany()
-        # would join them into new bytes, a copy of the whole body
-        async for chunk, _end_of_http_chunk in request.content.iter_chunks():
-            if chunk:
-                yield chunk
+        async for chunk in request.content.iter_chunked(uploads.SPOOL_CHUNK):
+            yield chunk
     except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
         raise ConnectionResetError(f"the request body was cut off: {exc}") from exc
 
