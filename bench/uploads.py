@@ -225,7 +225,7 @@ def run_backend(name: str, path: Path, baseline: Path | None = None) -> dict[str
     moto = None
     if name.endswith("-base") and baseline is not None:
         # the server and its packages imported from the baseline checkout, not this one
-        extra = {"PYTHONPATH": str(baseline)}
+        extra = {"PYTHONPATH": str(baseline.resolve())}
     if name.removesuffix("-base") == "s3":
         import boto3
 
