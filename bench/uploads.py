@@ -2,7 +2,7 @@
 local storage and on S3 (moto's server), against `curl` PUT of the same bytes to a plain
 file server (nginx with WebDAV PUT) as the reference, with the server's memory during it.
 
-    .venv/bin/python bench/uploads.py [--mib 1024] [--backends local,s3] [--rounds 3]
+    .venv/bin/python bench/uploads.py [--mib 1024] [--backends local,s3] [--rounds 3] [--baseline DIR]
 
 Targets: tus throughput >= 0.8x the reference on each backend; the server's RSS flat (the
 body is spooled to disk, never held in memory): peak minus idle well under the size sent.
@@ -14,12 +14,22 @@ whole file for tus, as tus-js-client sends by default; a PUT for the reference),
 client costs the same. The tus figure includes
 everything until the upload is complete: the request, then joining the parts (S3
 CompleteMultipartUpload, a rename on local storage) and the title's creation.
+
+Each round also prints the CPU seconds the server (its process tree) and nginx spent on the
+upload, and the server's own split from its log (received, completed): on a loaded machine
+wall times swing with what else runs, CPU seconds much less.
+
+`--baseline DIR` adds, for each backend, `BACKEND-base`: the same upload served by the code in
+DIR (say an unpacked `git archive main`, put first on the server's PYTHONPATH), so a change is
+measured against the code before it in the same rounds; the tus runs of a round go in turn
+first and last.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -31,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import free_port, tree_rss_mb, wait_http  # noqa: E402
+from benchlib import free_port, tree_cpu_s, tree_rss_mb, wait_http  # noqa: E402
 from firstframe import PASSWORD, Api, Stack  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -77,8 +87,8 @@ def curl(*args: str) -> str:
     return out.stdout
 
 
-def reference_put(path: Path) -> float:
-    """Seconds for curl PUT of `path` to nginx (WebDAV PUT to its disk)."""
+def reference_put(path: Path) -> tuple[float, float]:
+    """(seconds, nginx's CPU seconds) for curl PUT of `path` to nginx (WebDAV PUT to its disk)."""
     prefix = ROOT / "var" / "bench" / "uploads-nginx"
     shutil.rmtree(prefix, ignore_errors=True)
     (prefix / "root").mkdir(parents=True)
@@ -114,11 +124,13 @@ http {{
                     break
                 time.sleep(0.1)
         os.sync()
+        cpu = tree_cpu_s(proc.pid)
         started = time.perf_counter()
         curl("-T", str(path), f"http://127.0.0.1:{port}/films/source.bin")
         took = time.perf_counter() - started
+        cpu = tree_cpu_s(proc.pid) - cpu
         assert (prefix / "root" / "films" / "source.bin").stat().st_size == path.stat().st_size
-        return took
+        return took, cpu
     finally:
         proc.terminate()
         proc.wait(10)
@@ -140,8 +152,9 @@ def header(dump: str, name: str) -> str:
     return next(line.split(":", 1)[1].strip() for line in dump.splitlines() if line.lower().startswith(name + ":"))
 
 
-def tus_upload(stack: Stack, token: str, path: Path) -> tuple[float, float, float]:
-    """(seconds, idle RSS, peak RSS) of one tus upload of `path` in a single PATCH."""
+def tus_upload(stack: Stack, token: str, path: Path) -> tuple[float, float, float, float]:
+    """(seconds, idle RSS, peak RSS, the server's CPU seconds) of one tus upload of `path` in a
+    single PATCH."""
     auth = f"Authorization: Bearer {token}"
     size = path.stat().st_size
     headers = curl(
@@ -166,6 +179,7 @@ def tus_upload(stack: Stack, token: str, path: Path) -> tuple[float, float, floa
     )
     sampler = Sampler(stack.procs["serve"].pid)
     os.sync()
+    cpu = tree_cpu_s(stack.procs["serve"].pid)
     started = time.perf_counter()
     answer = curl(
         "-D",
@@ -189,19 +203,30 @@ def tus_upload(stack: Stack, token: str, path: Path) -> tuple[float, float, floa
         stack.base + location,
     )
     took = time.perf_counter() - started
+    cpu = tree_cpu_s(stack.procs["serve"].pid) - cpu
     idle, peak = sampler.stop()
     offset = next(
         int(line.split(":", 1)[1]) for line in answer.splitlines() if line.lower().startswith("upload-offset:")
     )
     if offset != size:
         raise RuntimeError(f"the upload ended at {offset} of {size} bytes")
-    return took, idle, peak
+    return took, idle, peak, cpu
 
 
-def run_backend(name: str, path: Path) -> dict[str, float]:
+def split(stack: Stack) -> dict[str, float]:
+    """The server's own split of the upload, from its log line ("... received in 1.10 s, stored
+    in 0.00 s, completed in 0.03 s")."""
+    found = re.findall(r"(received|stored|completed) in ([0-9.]+) s", (stack.dir / "serve.log").read_text())
+    return {f"{name}_s": float(value) for name, value in found[-3:]}
+
+
+def run_backend(name: str, path: Path, baseline: Path | None = None) -> dict[str, float]:
     extra: dict[str, str] = {}
     moto = None
-    if name == "s3":
+    if name.endswith("-base") and baseline is not None:
+        # the server and its packages imported from the baseline checkout, not this one
+        extra = {"PYTHONPATH": str(baseline.resolve())}
+    if name.removesuffix("-base") == "s3":
         import boto3
 
         for k, v in {
@@ -212,7 +237,7 @@ def run_backend(name: str, path: Path) -> dict[str, float]:
             os.environ.setdefault(k, v)
         moto, endpoint = moto_server()
         boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="bench-uploads")
-        extra = {
+        extra |= {
             "STREAMFLIX_STORAGE_URL": "s3://bench-uploads/media",
             "STREAMFLIX_S3_ENDPOINT_URL": endpoint,
             "AWS_ACCESS_KEY_ID": "bench",
@@ -228,9 +253,9 @@ def run_backend(name: str, path: Path) -> dict[str, float]:
         )
         if status != 200:
             raise RuntimeError(f"login: {status} {body}")
-        took, idle, peak = tus_upload(stack, str(body["access_token"]), path)
-        result = {"seconds": took, "idle_mib": idle, "peak_mib": peak}
-        if name == "s3":
+        took, idle, peak, cpu = tus_upload(stack, str(body["access_token"]), path)
+        result = {"seconds": took, "idle_mib": idle, "peak_mib": peak, "cpu_s": cpu, **split(stack)}
+        if moto is not None:
             # context: the same bytes PUT straight into moto, one request (moto keeps objects
             # in its own memory, and joins multipart uploads in Python)
             os.sync()
@@ -250,22 +275,36 @@ def main() -> int:
     parser.add_argument("--mib", type=int, default=1024, help="size of the upload (MiB)")
     parser.add_argument("--backends", default="local,s3")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians are reported")
+    parser.add_argument("--baseline", type=Path, help="also time each backend served by the code in DIR")
     args = parser.parse_args()
     path = source(args.mib)
     mib = args.mib
     backends = args.backends.split(",")
+    if args.baseline is not None:
+        backends += [f"{b}-base" for b in backends]
     print(f"upload of {mib} MiB, {os.cpu_count()} cores, {args.rounds} round(s), load {os.getloadavg()[0]:.1f}")
     refs: list[float] = []
+    ref_cpu: list[float] = []
     runs: dict[str, list[dict[str, float]]] = {b: [] for b in backends}
     for n in range(1, args.rounds + 1):
-        refs.append(reference_put(path))
-        line = [f"round {n}: nginx {refs[-1]:.2f} s"]
-        for backend in backends:
-            runs[backend].append(run_backend(backend, path))
-            line.append(f"{backend} {runs[backend][-1]['seconds']:.2f} s")
-        print(", ".join(line), flush=True)
+        took, cpu = reference_put(path)
+        refs.append(took)
+        ref_cpu.append(cpu)
+        line = [f"round {n}: nginx {refs[-1]:.2f} s (CPU {cpu:.2f} s)"]
+        # the tus backends alternate their order, so neither always runs right after nginx
+        for backend in backends if n % 2 else backends[::-1]:
+            runs[backend].append(run_backend(backend, path, args.baseline))
+            r = runs[backend][-1]
+            line.append(
+                f"{backend} {r['seconds']:.2f} s (CPU {r['cpu_s']:.2f} s; received {r.get('received_s', 0):.2f} s, "
+                f"completed {r.get('completed_s', 0):.2f} s)"
+            )
+        print(", ".join(line) + f" (load {os.getloadavg()[0]:.1f})", flush=True)
     ref = statistics.median(refs)
-    print(f"reference: curl PUT to nginx (WebDAV): {ref:.2f} s median, {mib / ref:.0f} MiB/s")
+    print(
+        f"reference: curl PUT to nginx (WebDAV): {ref:.2f} s median, {mib / ref:.0f} MiB/s; "
+        f"nginx CPU {statistics.median(ref_cpu):.2f} s median"
+    )
     ok = True
     for backend in backends:
         took = statistics.median(r["seconds"] for r in runs[backend])
@@ -273,16 +312,25 @@ def main() -> int:
         peak = max(r["peak_mib"] for r in runs[backend])
         ratio = ref / took
         passed = ratio >= TARGET
-        ok &= passed
+        ok &= passed or backend.endswith("-base")  # the baseline is context, not the target
         print(
             f"tus on {backend:5}: {took:.2f} s median, {mib / took:.0f} MiB/s = {ratio:.2f}x the reference "
             f"(target >= {TARGET}x: {'PASS' if passed else 'MISS'}); server RSS {idle:.0f} MiB idle, "
-            f"{peak:.0f} MiB peak (+{peak - idle:.0f} MiB for {mib} MiB sent)"
+            f"{peak:.0f} MiB peak (+{peak - idle:.0f} MiB for {mib} MiB sent); "
+            f"server CPU {statistics.median(r['cpu_s'] for r in runs[backend]):.2f} s median"
         )
         moto = [r["moto_put_s"] for r in runs[backend] if "moto_put_s" in r]
         if moto:
             moto_s = statistics.median(moto)
             print(f"  for context: curl PUT straight into moto: {moto_s:.2f} s median, {mib / moto_s:.0f} MiB/s")
+    for backend in [b for b in backends if f"{b}-base" in runs]:
+        # the same rounds, so the load each saw is alike: the ratio of each round's pair
+        pairs = [b["seconds"] / c["seconds"] for b, c in zip(runs[f"{backend}-base"], runs[backend], strict=True)]
+        wins = sum(p > 1 for p in pairs)
+        print(
+            f"{backend} against {backend}-base, round by round: {statistics.median(pairs):.2f}x the speed "
+            f"(median), faster in {wins} of {len(pairs)} rounds"
+        )
     return 0 if ok else 1
 
 

@@ -212,6 +212,27 @@ async def test_a_cut_off_request_keeps_what_arrived(app_client: Any, pg: asyncpg
     assert r.status == 204 and r.headers["Upload-Offset"] == str(len(data))
 
 
+async def test_a_chunked_body_is_stored_as_sent(app_client: Any, settings: Settings, pg: asyncpg.Connection) -> None:
+    """A streaming client's PATCH (chunked transfer coding), in uneven pieces down to one
+    byte: the server takes the chunks as they arrive, and stores every byte in order."""
+    auth = await admin_headers(app_client, pg)
+    data = os.urandom(300 * 1024 + 5)
+    location = await create(app_client, auth, len(data), title="Chunked")
+    cuts = [0, 1, 4096, 70_000, 70_001, 200_000, len(data)]
+
+    async def body() -> Any:
+        for start, end in zip(cuts, cuts[1:], strict=False):
+            yield data[start:end]
+
+    r = await patch(app_client, auth, location, 0, body())
+    assert r.status == 204, await r.text()
+    assert r.headers["Upload-Offset"] == str(len(data))
+    r = await app_client.get(f"/api/v1/uploads/{location.rsplit('/', 1)[1]}/status", headers=auth)
+    info = await r.json()
+    assert info["status"] == "completed"
+    assert await stored_source(settings, info["title_id"]) == data
+
+
 async def test_termination_and_expiry(app_client: Any, settings: Settings, pg: asyncpg.Connection) -> None:
     auth = await admin_headers(app_client, pg)
     location = await create(app_client, auth, 100)
