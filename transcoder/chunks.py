@@ -65,6 +65,14 @@ OVERHEAD_BYTES_PER_SAMPLE = 16
 AUDIO_PEAK_FACTOR = 1.25
 AAC_MAX_FRAME_BITS_PER_CHANNEL = 6144
 POLL_S = 0.05
+# An audio part (not the first) starts encoding at least this long before its first segment
+# and drops what it made there: the encoder's bit reservoir and overlap windows settle.
+AUDIO_PREROLL_MIN_S = 4.0
+# ... and goes on this many segment grids past its last one (dropped too), so its last frame is
+# encoded with the samples that follow it, as in the one-pass encode, not against silence.
+AUDIO_POSTROLL_GRIDS = 1
+# Audio parts only when the frame grid lines up with the segments at least this often.
+AUDIO_PART_GRID_MAX_S = 60
 
 
 # ---- the grid ----------------------------------------------------------------------------
@@ -277,6 +285,35 @@ def audio_samples(ladder: Ladder, ends: SourceEnds | float) -> int:
         raise ValueError("no audio")
     begin = 0.0 if ladder.rungs else ends.audio_start_s
     return round(Fraction(ends.audio_s - begin).limit_denominator(10**9) * ladder.audio.sample_rate)
+
+
+def audio_grid_segments(segment_s: int, sample_rate: int) -> int:
+    """The fewest segments m whose samples are a whole number of AAC frames
+    (m * segment_s * sample_rate % 1024 == 0): 2 for 4 s at 48 kHz. An audio part that starts
+    on a multiple of m has the one-pass encode's frame grid and segment cuts."""
+    return AAC_FRAME // math.gcd(segment_s * sample_rate, AAC_FRAME)
+
+
+def audio_preroll_segments(segment_s: int, sample_rate: int) -> int:
+    """Segments an audio part encodes before its first one (a multiple of the grid, at
+    least AUDIO_PREROLL_MIN_S)."""
+    m = audio_grid_segments(segment_s, sample_rate)
+    return m * max(1, math.ceil(AUDIO_PREROLL_MIN_S / (m * segment_s)))
+
+
+def audio_part_size(ladder: Ladder, wanted: int) -> int:
+    """Segments per audio part for `wanted` (the setting): rounded to a multiple of every
+    audio rendition's frame grid; 0 (one whole-timeline task) when `wanted` is 0 or the grid
+    is longer than AUDIO_PART_GRID_MAX_S (a sample rate that lines up with the segments
+    rarely, 44.1 kHz at 4 s: 64 segments)."""
+    if wanted <= 0 or not ladder.audios:
+        return 0
+    grid = 1
+    for a in ladder.audios:
+        grid = math.lcm(grid, audio_grid_segments(ladder.segment_s, a.sample_rate))
+    if grid * ladder.segment_s > AUDIO_PART_GRID_MAX_S:
+        return 0
+    return grid * max(1, round(wanted / grid))
 
 
 def video_codecs(rung_level: int, preset: str) -> str:
@@ -565,34 +602,94 @@ async def encode_audio_task(
     on_progress: ProgressCallback | None = None,
     end_s: SourceEnds | float | None = None,
     audio_id: str | None = None,
+    first: int = 1,
+    count: int | None = None,
+    total: int | None = None,
 ) -> TaskOutput:
-    """Encode the whole timeline of one audio rendition (`audio_id`, default: the ladder's
-    default audio) as the one-pass command does, into `out_dir/{audio_id}/`, reporting
-    segments as they are finished.
+    """Encode one audio rendition (`audio_id`, default: the ladder's default audio) as the
+    one-pass command does, into `out_dir/{audio_id}/`, reporting segments as they are
+    finished: the whole timeline, or the part `first .. first+count-1` of `total` segments.
+
+    A part that is not the first starts `audio_preroll_segments` earlier, on the AAC frame
+    grid, and one that is not the last runs on AUDIO_POSTROLL_GRIDS grids further; the
+    segments outside the part are dropped, the rest moved onto the title's timeline, so they
+    have the one-pass encode's numbers, times and sample counts (docs/transcode.md). Raises
+    `TranscodeError` when a part does not write exactly its segments.
 
     Give `end_s` (what the prediction was made from) to make the track exactly as long as
-    predicted: resampling from another rate than 48 kHz can otherwise end a sample off.
-    `out_dir` must be this task's own, as for `encode_video_task`."""
+    predicted: resampling from another rate than 48 kHz can otherwise end a sample off; the
+    last part of a title needs it. `out_dir` must be this task's own, as for
+    `encode_video_task`."""
     if not ladder.audio:
         raise ValueError("ladder has no audio")
     rid = audio_id or ladder.audio.id
+    plan = ladder.audio_plan(rid)
+    whole = first == 1 and (count is None or total is None or count >= total)
     out_dir = Path(out_dir)
     await asyncio.to_thread(_prepare, out_dir, (rid,))
     samples = audio_samples(ladder, end_s) if end_s is not None else None
-    args = build_audio_args(
-        source, ladder, out_dir, preset=preset, threads=threads, ffmpeg_bin=ffmpeg_bin, samples=samples, audio_id=rid
-    )
+    if whole:
+        start, last, rate = 1, None, plan.sample_rate
+        args = build_audio_args(
+            source,
+            ladder,
+            out_dir,
+            preset=preset,
+            threads=threads,
+            ffmpeg_bin=ffmpeg_bin,
+            samples=samples,
+            audio_id=rid,
+        )
+        span_s = probe.duration_s
+    else:
+        assert count is not None and total is not None
+        if first < 1 or count < 1 or first + count - 1 > total:
+            raise ValueError(f"segments {first}..{first + count - 1} are not within 1..{total}")
+        seg_s, rate = ladder.segment_s, plan.sample_rate
+        m = audio_grid_segments(seg_s, rate)
+        if (first - 1) % m:
+            raise ValueError(f"an audio part must start on the frame grid ({m} segments), not at {first}")
+        start = max(1, first - audio_preroll_segments(seg_s, rate))
+        last = first + count - 1
+        offset = (start - 1) * seg_s * rate  # samples before the encode's start
+        if last < total:
+            length = (min(total, last + AUDIO_POSTROLL_GRIDS * m) - start + 1) * seg_s * rate
+        elif samples is None:
+            raise ValueError("the last audio part needs the source's ends")
+        else:
+            length, last = samples - offset, None
+        args = build_audio_args(
+            source,
+            ladder,
+            out_dir,
+            preset=preset,
+            threads=threads,
+            ffmpeg_bin=ffmpeg_bin,
+            samples=length,
+            audio_id=rid,
+            # No seek for the first part: it begins as the one-pass encode does.
+            start_s=str((start - 1) * seg_s) if start > 1 else None,
+            start_number=start,
+        )
+        span_s = length / rate
+    offset_s = (start - 1) * ladder.segment_s
+
+    def delta(init: mp4.InitInfo) -> int:
+        return offset_s * init.timescale
+
     output = TaskOutput()
-    watcher = _Watcher(out_dir, {rid: "audio"}, 1, lambda _init: 0, output, on_segment)
+    keep = (first, last)
+    watcher = _Watcher(out_dir, {rid: "audio"}, start, delta, output, on_segment, keep=keep)
     await _run_watched(
-        args,
-        watcher,
-        probe.duration_s,
-        on_progress,
-        timeout_s if timeout_s is not None else default_timeout_s(probe.duration_s),
+        args, watcher, span_s, on_progress, timeout_s if timeout_s is not None else default_timeout_s(span_s)
     )
     if rid not in output.renditions or not output.renditions[rid].segments:
         raise TranscodeError(f"{rid}: no media segments were written")
+    if last is not None and not whole:
+        got = [s.number for s in output.renditions[rid].segments]
+        expected = list(range(first, last + 1))
+        if got != expected:
+            raise TranscodeError(f"{rid}: the audio part wrote segments {_span(got)}, not {_span(expected)}")
     return output
 
 
@@ -625,8 +722,12 @@ class _Watcher:
         delta: Callable[[mp4.InitInfo], int],
         output: TaskOutput,
         on_segment: SegmentCallback | None,
+        keep: tuple[int, int | None] = (1, None),
     ) -> None:
         self.out_dir = out_dir
+        # Segment numbers reported (first, last or None: to the end); the others (an audio
+        # part's pre- and post-roll) are deleted unreported.
+        self.keep = keep
         self.kinds = kinds
         self.next = dict.fromkeys(kinds, first)
         self.delta = delta
@@ -639,7 +740,11 @@ class _Watcher:
                 path = self.out_dir / rid / f"{self.next[rid]}{SEGMENT_EXT}"
                 if not path.is_file():
                     break
-                await self._take(rid, self.next[rid], path)
+                low, high = self.keep
+                if self.next[rid] < low or (high is not None and self.next[rid] > high):
+                    await asyncio.to_thread(path.unlink, missing_ok=True)
+                else:
+                    await self._take(rid, self.next[rid], path)
                 self.next[rid] += 1
 
     async def _take(self, rid: str, number: int, path: Path) -> None:

@@ -149,6 +149,8 @@ def build_audio_args(
     ffmpeg_bin: str = "ffmpeg",
     samples: int | None = None,
     audio_id: str | None = None,
+    start_s: str | None = None,
+    start_number: int = 1,
 ) -> list[str]:
     """The argv of an audio task: the whole timeline of the AAC rendition `audio_id` (default:
     the ladder's default audio) exactly as the one-pass command encodes it (padded from 0 when
@@ -156,12 +158,17 @@ def build_audio_args(
 
     `samples` pins the length to exactly that many samples at the output rate (the predicted
     model's count): resampling from another rate may otherwise end one sample either side of
-    the prediction. It pads or cuts at most a sample or two at the very end."""
+    the prediction. It pads or cuts at most a sample or two at the very end.
+
+    A part of the timeline (`transcoder.chunks.encode_audio_task`): `start_s` (an exact
+    decimal, a segment boundary whose sample offset is a multiple of the AAC frame) is an
+    input `-ss`, accurate to the sample, so the encoder's frames fall on the one-pass grid;
+    `samples` then counts from there and segments are numbered from `start_number`."""
     del preset  # no video encoder; kept for a uniform signature
     if not ladder.audio:
         raise ValueError("ladder has no audio")
     plan = ladder.audio_plan(audio_id) if audio_id else ladder.audio
-    inp = ffmpeg.input(_input_name(source))
+    inp = ffmpeg.input(_input_name(source), **({"ss": start_s} if start_s is not None else {}))
     streams: list = []
     opts: dict[str, object] = {}
     variants: list[str] = []
@@ -176,6 +183,7 @@ def build_audio_args(
         out_dir,
         threads=threads,
         ffmpeg_bin=ffmpeg_bin,
+        start_number=start_number,
         temp_file=True,
     )
 

@@ -1,7 +1,8 @@
 """One task of a title's encode: its ffmpeg, and each segment uploaded the moment it is done.
 
 A task is a rectangle of the title's timeline (`transcoder.tasks`): some renditions times a
-range of segment numbers, or the audio of the whole timeline. Whichever worker claims it runs
+range of segment numbers, or one audio rendition of the whole timeline (or of one part of a
+long title's). Whichever worker claims it runs
 this: the encode (`transcoder.chunks`) writes `{rendition}/init.mp4` and `{rendition}/{n}.m4s`
 under a work dir, and every file is put under the title's version prefix as soon as ffmpeg has
 finished it, so a viewer waiting for segment n gets it while the rest of the chunk encodes.
@@ -109,6 +110,9 @@ async def run_task(
             on_progress=on_progress,
             end_s=work.ends,
             audio_id=renditions[0] if renditions else None,
+            first=first,
+            count=count,
+            total=work.total,
         )
     else:
         output = await chunks.encode_video_task(
