@@ -84,6 +84,10 @@ class Settings:
     # A title's encode is split into tasks of this many segments (all rungs at once), which
     # any worker may claim; see docs/transcode.md for how it trades latency and throughput.
     chunk_segments: int = 8
+    # A long title's audio is encoded in parts of about this many segments (rounded to the AAC
+    # frame grid), so a viewer's far seek waits for one part, not for the whole timeline's
+    # audio; 0: one audio task per rendition, however long the title (docs/transcode.md).
+    audio_part_segments: int = 30
     # ffmpeg threads per task (0: ffmpeg's choice, about one per core). 1 with one worker per
     # core (`taskset`) gives the best throughput on a many-core machine.
     encoder_threads: int = 0
@@ -165,6 +169,10 @@ class Settings:
         for name in ("chunk_segments",):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
                 raise ConfigError(f"STREAMFLIX_{name.upper()} must be a whole number >= 1, not {getattr(self, name)!r}")
+        if not (isinstance(self.audio_part_segments, int) and self.audio_part_segments >= 0):
+            raise ConfigError(
+                f"STREAMFLIX_AUDIO_PART_SEGMENTS must be 0 (no parts) or more, not {self.audio_part_segments!r}"
+            )
         if not (isinstance(self.encoder_threads, int) and self.encoder_threads >= 0):
             raise ConfigError(f"STREAMFLIX_ENCODER_THREADS must be 0 (automatic) or more, not {self.encoder_threads!r}")
         try:

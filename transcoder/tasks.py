@@ -12,8 +12,8 @@ of a running one answers False so its worker stops ffmpeg and `release_task`s it
 
 Order: lower `priority` first, then `first_number`, then id. `bump` (a viewer waits for a
 segment) moves the task owning that segment to priority 0, splitting a queued multi-segment
-video task so exactly the wanted segment runs first. The audio task is never split (it is one
-encode of the whole timeline).
+video task so exactly the wanted segment runs first. An audio task is never split (one encode
+of the whole timeline, or of one part of a long title's: its pre-roll makes it continuous).
 
 Work becoming claimable (tasks created, released, bumped) sends a NOTIFY on `WAKE_CHANNEL`
 (payload `tasks:<job id>`) when the transaction commits.
@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 # Priorities set by plan_tasks (lower runs first). A viewer's bump sets 0.
-PRIORITY_AUDIO = 0
+PRIORITY_AUDIO = 1  # the (first part of the) audio: over 0, so only the audio lane takes it
 PRIORITY_FIRST = 1  # the lowest rung's first segment: a player can start
 PRIORITY_CHUNK1 = 2  # the rest of the first chunk
 PRIORITY_CHUNKS = 10  # chunk c (0-based, c >= 1) gets PRIORITY_CHUNKS + c: timeline order
@@ -125,12 +125,17 @@ def plan_tasks(
     total: int,
     chunk_segments: int,
     av1_ids: Sequence[str] = (),
+    audio_part_segments: int = 0,
 ) -> list[TaskSpec]:
     """The tasks of a title of `total` segments (numbered 1..total), every (rendition, number)
     cell exactly once. `video_ids`: the video renditions, highest rung first (Ladder.rungs);
     `audio_ids`: the audio renditions, the default one (a player needs it to start) first.
 
-    - audio: one task per audio rendition for the whole timeline (priority 0, in that order);
+    - audio: one task per audio rendition for the whole timeline (priority 1, in that order);
+      with `audio_part_segments` (a multiple of the AAC frame grid, see
+      `chunks.audio_grid_segments`) and more segments than that, parts of that many segments
+      instead: the first at priority 1, the later ones bulk, in timeline order
+      (PRIORITY_CHUNKS + part index), so a viewer's bump runs only the part it needs;
     - the lowest rung's segment 1 alone (priority 1): a player can start with it;
     - the rest of chunk 1 (segments 1..K): (lowest, [2, K]) and (the other rungs, [1, K])
       (priority 2), so nothing is encoded twice;
@@ -146,8 +151,13 @@ def plan_tasks(
     if total < 1:
         return []
     specs: list[TaskSpec] = []
+    if audio_part_segments < 0:
+        raise ValueError(f"audio_part_segments must not be negative, not {audio_part_segments}")
+    part = audio_part_segments if 0 < audio_part_segments < total else total
     for audio_id in [audio_ids] if isinstance(audio_ids, str) else audio_ids or ():
-        specs.append(TaskSpec("audio", (audio_id,), 1, total, PRIORITY_AUDIO))
+        for index, first in enumerate(range(1, total + 1, part)):
+            priority = PRIORITY_AUDIO if index == 0 else PRIORITY_CHUNKS + index
+            specs.append(TaskSpec("audio", (audio_id,), first, min(part, total - first + 1), priority))
     if not video_ids:
         return specs
     videos = tuple(video_ids)

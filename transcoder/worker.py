@@ -74,11 +74,14 @@ RELEASE_TIMEOUT_S = 3.0
 # Segments per chunk task: 8 x 4 s = 32 s of media, long enough that a chunk's ffmpeg start
 # and seek cost little, short enough that a crash loses little and many workers share a title.
 DEFAULT_CHUNK_SEGMENTS = 8
+# Audio parts of about 30 x 4 s = 2 min: a far seek waits for ~2 min of audio (about a second
+# of a core), and a title has few parts (each costs a pre-roll and an ffmpeg start).
+DEFAULT_AUDIO_PART_SEGMENTS = 30
 # How often a coordinator looks at its tasks: fast until the title is playable (a viewer may
 # be waiting for it), then at a relaxed pace (a task finishing in this worker wakes it anyway).
 WATCH_FAST_S = 0.02
 WATCH_S = 0.5
-LANE_VIDEO, LANE_URGENT, LANE_AUDIO = "video", "urgent", "audio"
+LANE_VIDEO, LANE_URGENT, LANE_AUDIO, LANE_URGENT_AUDIO = "video", "urgent", "audio", "urgent-audio"
 # Bulk video chunks (everything after the first chunk, unless a viewer bumped it) run their
 # ffmpeg this much nicer, so on busy cores the audio task and the segments a viewer waits for
 # get the CPU first. Alone on a machine, nice costs nothing.
@@ -136,6 +139,7 @@ class Worker:
         worker_id: str | None = None,
         sweep_s: float | None = gc.SWEEP_EVERY_S,
         chunk_segments: int = DEFAULT_CHUNK_SEGMENTS,
+        audio_part_segments: int = DEFAULT_AUDIO_PART_SEGMENTS,
         encoder_threads: int = 0,
         max_source_bytes: int = 20 * 1024**3,
         outbound_allow_private: bool = False,
@@ -179,6 +183,7 @@ class Worker:
         self._titles: dict[int, str] = {}  # job id -> title id, for jobs in flight
         self._lost: set[int] = set()
         self.chunk_segments = max(1, chunk_segments)
+        self.audio_part_segments = max(0, audio_part_segments)
         self.encoder_threads = max(0, encoder_threads)
         # Seconds between seek thumbnails; 0 chooses by the title's length (transcoder/thumbnails.py).
         self.thumbnail_interval_s = max(0.0, thumbnail_interval_s)
@@ -333,13 +338,16 @@ class Worker:
 
     async def _claim_tasks(self) -> None:
         """Fill the task lanes: `concurrency` video tasks, one more for a task a viewer is
-        waiting for (priority 0: one segment, run beside the others), and one audio task
-        (a whole timeline of audio costs a few percent of a video rung)."""
+        waiting for (priority 0: one segment, run beside the others), one audio task (a whole
+        timeline of audio costs a few percent of a video rung), and one more audio task a
+        viewer is waiting for (a far seek's audio part, bumped to 0, runs beside the video
+        cell of the same seek instead of after the audio lane's current part)."""
         if self._stopping.is_set():
             return
         job_ids: list[int | None] = list(self._tasks) if self.title_id else [None]
         lanes = (
             (LANE_URGENT, 1, {"kinds": ["video"], "max_priority": 0}),
+            (LANE_URGENT_AUDIO, 1, {"kinds": ["audio"], "max_priority": 0}),
             (LANE_AUDIO, 1, {"kinds": ["audio"]}),
             (LANE_VIDEO, self.concurrency, {"kinds": ["video"]}),
         )
@@ -716,6 +724,7 @@ class Worker:
                 total,
                 self.chunk_segments,
                 av1_ids=[r.id for r in ladder.av1_rungs],
+                audio_part_segments=audio_parts(ladder, probe, ends, predicted, total, self.audio_part_segments),
             )
 
             async def make_tasks() -> None:
@@ -1092,6 +1101,22 @@ async def _stop_task(task: asyncio.Task[None] | None) -> None:
     if task is not None and not task.done():
         task.cancel()
         await asyncio.wait({task})
+
+
+def audio_parts(
+    ladder: Ladder, probe: Probe, ends: chunks.SourceEnds, predicted: Presentation, total: int, wanted: int
+) -> int:
+    """Segments per audio part for this title (`chunks.audio_part_size`), or 0: one task for
+    the whole timeline. Parts need audio that starts with the source (a part seeks in it; the
+    padding a late audio track gets is made from 0 by the whole-timeline encode only) and
+    lasts the whole timeline (every part but the last makes all of its segments)."""
+    if not ladder.audios or abs(ends.audio_start_s) > 1e-3:
+        return 0
+    if any(abs(a.start_time_s - probe.start_time_s) > 1e-3 for a in probe.audio):
+        return 0
+    if any(len(r.segments) < total for r in predicted.audio):
+        return 0
+    return chunks.audio_part_size(ladder, wanted)
 
 
 def timeline_length(model: Presentation) -> int:

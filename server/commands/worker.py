@@ -47,6 +47,7 @@ def make_worker(
         defer_cap_s=settings.job_defer_max_s,
         title_id=title_id,
         chunk_segments=settings.chunk_segments,
+        audio_part_segments=settings.audio_part_segments,
         encoder_threads=settings.encoder_threads,
         max_source_bytes=settings.max_source_bytes,
         outbound_allow_private=settings.outbound_allow_private,

@@ -87,14 +87,14 @@ def grid(renditions: tuple[str, ...], total: int) -> Counter[tuple[str, int]]:
 def test_plan_of_a_three_rung_title() -> None:
     specs = plan_tasks(RUNGS, "a0", 20, 8)
     assert specs == [
-        TaskSpec("audio", ("a0",), 1, 20, 0),
+        TaskSpec("audio", ("a0",), 1, 20, 1),
         TaskSpec("video", ("v360",), 1, 1, 1),
         TaskSpec("video", ("v360",), 2, 7, 2),
         TaskSpec("video", ("v720", "v480"), 1, 8, 2),
         TaskSpec("video", RUNGS, 9, 8, 11),
         TaskSpec("video", RUNGS, 17, 4, 12),
     ]
-    assert plan_tasks((), "a0", 5, 8) == [TaskSpec("audio", ("a0",), 1, 5, 0)]  # audio only
+    assert plan_tasks((), "a0", 5, 8) == [TaskSpec("audio", ("a0",), 1, 5, 1)]  # audio only
     assert plan_tasks(("v360",), None, 1, 8) == [TaskSpec("video", ("v360",), 1, 1, 1)]  # one segment
     assert plan_tasks(RUNGS, "a0", 0, 8) == []
 
@@ -112,7 +112,7 @@ def test_plan_covers_every_cell_exactly_once_in_timeline_order() -> None:
                     assert all(s.count >= 1 and s.renditions for s in specs)
                     assert all(s.kind == ("audio" if s.renditions == (audio,) else "video") for s in specs)
                     if audio:
-                        assert specs[0] == TaskSpec("audio", (audio,), 1, total, 0)
+                        assert specs[0] == TaskSpec("audio", (audio,), 1, total, 1)
                     if video:  # the lowest rung's first segment alone, before any other video
                         first = next(s for s in specs if s.kind == "video")
                         assert first == TaskSpec("video", video[-1:], 1, 1, 1)
@@ -120,6 +120,31 @@ def test_plan_covers_every_cell_exactly_once_in_timeline_order() -> None:
                     assert [s.first for s in chunks] == sorted(s.first for s in chunks)
                     assert [s.priority for s in chunks] == sorted({s.priority for s in chunks})
                     assert all(s.count <= k for s in specs if s.kind == "video")
+
+
+def test_plan_of_a_long_title_cuts_its_audio_into_parts() -> None:
+    specs = plan_tasks(("v360",), ("a0", "a1"), 13, 8, audio_part_segments=4)
+    assert [s for s in specs if s.kind == "audio"] == [
+        TaskSpec("audio", ("a0",), 1, 4, 1),  # the first part at once (only the audio lane takes > 0)
+        TaskSpec("audio", ("a0",), 5, 4, 11),  # the later ones bulk, in timeline order
+        TaskSpec("audio", ("a0",), 9, 4, 12),
+        TaskSpec("audio", ("a0",), 13, 1, 13),
+        TaskSpec("audio", ("a1",), 1, 4, 1),
+        TaskSpec("audio", ("a1",), 5, 4, 11),
+        TaskSpec("audio", ("a1",), 9, 4, 12),
+        TaskSpec("audio", ("a1",), 13, 1, 13),
+    ]
+    # as long as one part, or shorter: today's single whole-timeline task
+    for total in (1, 3, 4):
+        audio = [s for s in plan_tasks(("v360",), "a0", total, 8, audio_part_segments=4) if s.kind == "audio"]
+        assert audio == [TaskSpec("audio", ("a0",), 1, total, 1)]
+    for total in range(1, 30):
+        for part in range(0, 9):
+            specs = plan_tasks(RUNGS, "a0", total, 3, audio_part_segments=part)
+            covered = Counter((r, n) for s in specs for r in s.renditions for n in range(s.first, s.last + 1))
+            assert covered == grid((*RUNGS, "a0"), total), (total, part)
+    with pytest.raises(ValueError):
+        plan_tasks(RUNGS, "a0", 10, 3, audio_part_segments=-1)
 
 
 def test_split_rectangles_cover_the_old_cells_exactly_once() -> None:
@@ -319,6 +344,23 @@ async def test_bump_done_running_bumped_unknown(conn: asyncpg.Connection) -> Non
     assert (await task_by_id(conn, job.id, nxt.id)).priority == 0
 
 
+async def test_bump_of_an_audio_segment_bumps_its_whole_part(conn: asyncpg.Connection) -> None:
+    job = await running_job(conn)
+    specs = plan_tasks(("v360",), "a0", 12, 4, audio_part_segments=4)
+    await tasks.create_tasks(conn, job, "v1", specs)
+    before = cells(await tasks.job_tasks(conn, job.id))
+    # the first part is not urgent: an urgent audio lane (max priority 0) leaves it alone
+    assert await tasks.claim_task(conn, "w", 30, kinds=["audio"], max_priority=0) is None
+    assert await tasks.bump(conn, job.title_id, "v1", "a0", 10) == "bumped"
+    after = await tasks.job_tasks(conn, job.id)
+    assert cells(after) == before  # never split
+    urgent = await claim_one(conn, kinds=["audio"], max_priority=0)
+    assert (urgent.first_number, urgent.segment_count, urgent.priority) == (9, 4, 0)
+    assert await tasks.bump(conn, job.title_id, "v1", "a0", 11) == "running"
+    # the audio lane takes the first part, then the later ones in timeline order
+    assert [(await claim_one(conn, kinds=["audio"])).first_number for _ in range(2)] == [1, 5]
+
+
 async def test_bump_splits_a_queued_chunk_around_the_cell(conn: asyncpg.Connection) -> None:
     job, created = await job_with_tasks(conn)
     before = cells(await tasks.job_tasks(conn, job.id))
@@ -336,9 +378,9 @@ async def test_bump_splits_a_queued_chunk_around_the_cell(conn: asyncpg.Connecti
     cell = pieces[(("v480",), 12, 1)]
     assert cell.id == chunk.id and cell.priority == 0  # the row became the wanted cell
     assert all(t.priority == chunk.priority for k, t in pieces.items() if k != (("v480",), 12, 1))
-    # it runs before everything else except the audio task (priority 0, older first number)
-    assert (await claim_one(conn)).kind == "audio"
+    # it runs before everything else, the audio task (priority 1) included
     assert (await claim_one(conn)).id == cell.id
+    assert (await claim_one(conn)).kind == "audio"
     # a one-cell queued task is bumped, not split; edges of a chunk leave no empty piece
     assert await tasks.bump(conn, job.title_id, "v1", "v360", 1) == "bumped"
     assert await tasks.bump(conn, job.title_id, "v1", "v720", 17) == "split"
