@@ -4,6 +4,7 @@ at chunk boundaries, segments reported while ffmpeg still runs."""
 
 from __future__ import annotations
 
+import array
 import asyncio
 import re
 import subprocess
@@ -22,6 +23,7 @@ from transcoder.errors import TranscodeError
 from transcoder.ladder import Ladder, plan_ladder
 from transcoder.pipeline import check_presentation, transcode
 from transcoder.readback import scan_rendition
+from transcoder.tasks import plan_tasks
 
 S = 2  # seconds per segment: several segments from a few seconds of clip
 
@@ -295,6 +297,95 @@ def test_no_quality_dip_at_chunk_boundaries(two_rungs: tuple[Chunked, Path], tmp
     median = middle[len(middle) // 2]
     assert min(boundary) >= median - 0.01, (boundary, median)
     assert min(ssim) > 0.9
+
+
+# ---- audio in parts ------------------------------------------------------------------------
+
+
+def _pcm(files: list[Path], joined: Path) -> array.array:
+    with joined.open("wb") as f:
+        for path in files:
+            f.write(path.read_bytes())
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(joined), "-f", "f32le", "-ac", "1", "-"],
+        check=True, capture_output=True, timeout=60,
+    ).stdout  # fmt: skip
+    samples = array.array("f")
+    samples.frombytes(raw)
+    return samples
+
+
+def test_audio_in_parts_equals_the_whole_encode(clip_factory: Callable[..., Path], tmp_path: Path) -> None:
+    """A 30 s clip's audio as 4 parts of 4 x 2 s (the frame grid at 2 s and 48 kHz) against one
+    encode of the whole timeline: the same segments (numbers, tfdt, sample counts: the
+    prediction's), the same init bytes, and decoded samples that differ by no more than the
+    encoder's own rounding, with nothing at all at the part boundaries (no click)."""
+    source = clip_factory(seconds=30, width=160, height=90, fps=10)
+    p = asyncio.run(probe(str(source)))
+    ladder = plan_ladder(p, segment_s=S)
+    assert ladder.audio is not None
+    rid, rate = ladder.audio.id, ladder.audio.sample_rate
+    ends = asyncio.run(chunks.measure_source_ends(str(source), p))
+    predicted = chunks.predict_presentation(p, ladder, title_id="t", version="v1", end_s=ends)
+    total = len(predicted.video[0].segments)
+    part = chunks.audio_part_size(ladder, 4)
+    assert (part, chunks.audio_preroll_segments(S, rate)) == (4, 4)
+    specs = [s for s in plan_tasks((), rid, total, 8, audio_part_segments=part)]
+    assert len(specs) == 4
+
+    whole = asyncio.run(chunks.encode_audio_task(str(source), p, ladder, tmp_path / "whole", end_s=ends))
+    parts = [
+        asyncio.run(
+            chunks.encode_audio_task(
+                str(source), p, ladder, tmp_path / f"part{i}", end_s=ends, first=s.first, count=s.count, total=total
+            )
+        )
+        for i, s in enumerate(specs)
+    ]
+    for s, out in zip(specs, parts, strict=True):
+        numbers = [seg.number for seg in out.renditions[rid].segments]
+        assert numbers[0] == s.first and (s is specs[-1] or numbers == list(range(s.first, s.last + 1)))
+    mine = {seg.number: seg for out in parts for seg in out.renditions[rid].segments}
+    reference = {seg.number: seg for seg in whole.renditions[rid].segments}
+    assert sorted(mine) == sorted(reference)
+    assert [(n, mine[n].start, mine[n].duration) for n in sorted(mine)] == [
+        (n, reference[n].start, reference[n].duration) for n in sorted(reference)
+    ]
+    assert [seg.duration for seg in predicted.audio[0].segments] == [reference[n].duration for n in sorted(reference)]
+    init = (tmp_path / "whole" / rid / "init.mp4").read_bytes()
+    assert all((tmp_path / f"part{i}" / rid / "init.mp4").read_bytes() == init for i in range(len(specs)))
+    # the pre- and post-roll segments are gone from the parts' folders
+    for i, s in enumerate(specs):
+        left = sorted(int(q.stem) for q in (tmp_path / f"part{i}" / rid).glob("*.m4s"))
+        assert left[0] == s.first and (s is specs[-1] or left[-1] == s.last), (i, left)
+
+    a = _pcm([tmp_path / "whole" / rid / "init.mp4"] + [reference[n].path for n in sorted(reference)], tmp_path / "a.mp4")
+    b = _pcm([tmp_path / "part0" / rid / "init.mp4"] + [mine[n].path for n in sorted(mine)], tmp_path / "b.mp4")
+    assert len(a) == len(b) > 29 * rate
+    assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 0.01
+    step = max(abs(a[i] - a[i - 1]) for i in range(1, len(a)))
+    for s in specs[1:]:
+        at = (s.first - 1) * S * rate + chunks.AAC_PRIMING  # the track starts with the priming frame
+        near = range(at - 2048, at + 2048)
+        assert max(abs(a[i] - b[i]) for i in near) < 0.001, s
+        assert max(abs(b[i] - b[i - 1]) for i in near) <= step * 1.05, s
+
+
+def test_an_audio_part_must_start_on_the_frame_grid(clip_factory: Callable[..., Path], tmp_path: Path) -> None:
+    source = clip_factory(seconds=30, width=160, height=90, fps=10)
+    p = asyncio.run(probe(str(source)))
+    ladder = plan_ladder(p, segment_s=S)
+    with pytest.raises(ValueError, match="frame grid"):
+        asyncio.run(chunks.encode_audio_task(str(source), p, ladder, tmp_path, first=3, count=4, total=15))
+
+
+def test_audio_part_sizes() -> None:
+    assert chunks.audio_grid_segments(4, 48_000) == 2
+    assert chunks.audio_grid_segments(2, 48_000) == 4
+    assert chunks.audio_grid_segments(6, 48_000) == 4  # 288000 = 281.25 frames
+    assert chunks.audio_grid_segments(4, 44_100) == 64
+    assert chunks.audio_preroll_segments(4, 48_000) == 2  # 8 s
+    assert chunks.audio_preroll_segments(2, 48_000) == 4
 
 
 # ---- segments are reported while ffmpeg runs ---------------------------------------------
