@@ -6,9 +6,12 @@ keeps the old version playing until the new one is complete."""
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import subprocess
 from collections.abc import AsyncIterator, Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
 )
 from transcoder import jobs, tasks
 from transcoder.ingest import ingest
+from transcoder.pipeline import check_presentation
 from transcoder.remove import remove_title
 
 
@@ -278,3 +282,63 @@ def test_chunk_segments_must_be_positive(settings: Settings, chunk_segments: int
 
     with pytest.raises(ConfigError, match="STREAMFLIX_CHUNK_SEGMENTS"):
         dataclasses.replace(settings, chunk_segments=chunk_segments)
+
+
+async def test_a_long_title_encodes_its_audio_in_parts(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    storage: Storage,
+    clip_factory: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """Parts of 2 x 4 s (the frame grid at 48 kHz; STREAMFLIX_AUDIO_PART_SEGMENTS=2) on a
+    22 s clip: three audio parts through a real worker; ready, the checks pass, the audio is
+    contiguous and ends with the video as a one-task title's does, and its decoded samples
+    are the source's, with no click where one part hands over to the next."""
+    clip = clip_factory(seconds=22, width=320, height=180, fps=10)
+    title = await _ingest(pool, storage, settings, clip, "Parts")
+    worker = make_worker(pool, storage, settings, title_id=title.id, chunk_segments=8, audio_part_segments=2)
+    await asyncio.wait_for(worker.run(once=True), 120)
+    t = await _title(pool, title.id)
+    assert t.status == "ready", t.failure_reason
+    job = await job_of(pool, title.id)
+    async with pool.acquire() as conn:
+        audio = sorted(
+            (x.first_number, x.segment_count) for x in await tasks.job_tasks(conn, job.id) if x.kind == "audio"
+        )
+    assert audio == [(1, 2), (3, 2), (5, 2)]
+    version = t.current_version or ""
+    model = await _model(storage, title.id, version)
+    check_presentation(model, expected_duration_s=22)
+    a0, top = model.rendition("a0"), model.video[0]
+    assert a0 is not None
+
+    def end(r: Any) -> Fraction:
+        return Fraction(r.start_time + sum(s.duration for s in r.segments), r.timescale)
+
+    # the audio track is one priming frame (and the last frame's padding) longer than the video
+    assert 0 <= end(a0) - end(top) < Fraction(2 * 1024, 48_000)
+    joined = tmp_path / "a0.mp4"
+    with joined.open("wb") as f:
+        f.write(await storage.get_bytes(keys.object_key(title.id, version, "a0/init.mp4")))
+        for n in range(1, len(a0.segments) + 1):
+            f.write(await storage.get_bytes(keys.object_key(title.id, version, f"a0/{n}.m4s")))
+    made, source = _pcm(joined), _pcm(clip)
+    source = array.array("f", bytes(4 * 1024)) + source  # the track starts with the priming frame
+    n = min(len(made), len(source))
+    assert n > 21 * 48_000
+    assert max(abs(made[i] - source[i]) for i in range(n)) < 0.01
+    step = max(abs(source[i] - source[i - 1]) for i in range(1, n))
+    for first in (3, 5):
+        at = (first - 1) * 4 * 48_000 + 1024
+        assert max(abs(made[i] - made[i - 1]) for i in range(at - 2048, at + 2048)) <= step * 1.05
+
+
+def _pcm(path: Path) -> array.array:
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a", "-f", "f32le", "-ac", "1", "-ar", "48000", "-"],
+        check=True, capture_output=True, timeout=60,
+    ).stdout  # fmt: skip
+    samples = array.array("f")
+    samples.frombytes(raw)
+    return samples

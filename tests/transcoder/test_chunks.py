@@ -359,7 +359,9 @@ def test_audio_in_parts_equals_the_whole_encode(clip_factory: Callable[..., Path
         left = sorted(int(q.stem) for q in (tmp_path / f"part{i}" / rid).glob("*.m4s"))
         assert left[0] == s.first and (s is specs[-1] or left[-1] == s.last), (i, left)
 
-    a = _pcm([tmp_path / "whole" / rid / "init.mp4"] + [reference[n].path for n in sorted(reference)], tmp_path / "a.mp4")
+    a = _pcm(
+        [tmp_path / "whole" / rid / "init.mp4"] + [reference[n].path for n in sorted(reference)], tmp_path / "a.mp4"
+    )
     b = _pcm([tmp_path / "part0" / rid / "init.mp4"] + [mine[n].path for n in sorted(mine)], tmp_path / "b.mp4")
     assert len(a) == len(b) > 29 * rate
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 0.01
