@@ -1107,12 +1107,13 @@ def audio_parts(
     ladder: Ladder, probe: Probe, ends: chunks.SourceEnds, predicted: Presentation, total: int, wanted: int
 ) -> int:
     """Segments per audio part for this title (`chunks.audio_part_size`), or 0: one task for
-    the whole timeline. Parts need audio that starts with the source (a part seeks in it; the
-    padding a late audio track gets is made from 0 by the whole-timeline encode only) and
+    the whole timeline. Parts need a source whose timeline and audio start at 0 (a part seeks
+    in it; the padding a late audio track gets, and a broadcast capture's offset, are handled
+    from 0 by the whole-timeline encode, and parts were not verified on them) and audio that
     lasts the whole timeline (every part but the last makes all of its segments)."""
-    if not ladder.audios or abs(ends.audio_start_s) > 1e-3:
+    if not ladder.audios or abs(ends.audio_start_s) > 1e-3 or abs(probe.start_time_s) > 1e-3:
         return 0
-    if any(abs(a.start_time_s - probe.start_time_s) > 1e-3 for a in probe.audio):
+    if any(abs(a.start_time_s) > 1e-3 for a in probe.audio):
         return 0
     if any(len(r.segments) < total for r in predicted.audio):
         return 0

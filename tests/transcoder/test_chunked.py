@@ -284,6 +284,17 @@ def test_chunk_segments_must_be_positive(settings: Settings, chunk_segments: int
         dataclasses.replace(settings, chunk_segments=chunk_segments)
 
 
+def test_audio_part_segments_zero_or_more(settings: Settings) -> None:
+    import dataclasses
+
+    from server.settings import ConfigError
+
+    assert settings.audio_part_segments == 30
+    assert dataclasses.replace(settings, audio_part_segments=0).audio_part_segments == 0  # parts off
+    with pytest.raises(ConfigError, match="STREAMFLIX_AUDIO_PART_SEGMENTS"):
+        dataclasses.replace(settings, audio_part_segments=-1)
+
+
 async def test_a_long_title_encodes_its_audio_in_parts(
     settings: Settings,
     pool: asyncpg.Pool,

@@ -381,6 +381,25 @@ def test_an_audio_part_must_start_on_the_frame_grid(clip_factory: Callable[..., 
         asyncio.run(chunks.encode_audio_task(str(source), p, ladder, tmp_path, first=3, count=4, total=15))
 
 
+def test_a_title_whose_audio_starts_late_keeps_one_audio_task(
+    clip_factory: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Parts seek into the audio; audio padded from 0 (it starts after the video) and a
+    broadcast capture's offset timeline are handled by the whole-timeline encode only."""
+    from transcoder.worker import audio_parts
+
+    async def parts(source: Path) -> int:
+        p = await probe(str(source))
+        ladder = plan_ladder(p, segment_s=S)
+        ends = await chunks.measure_source_ends(str(source), p)
+        predicted = chunks.predict_presentation(p, ladder, title_id="t", version="v1", end_s=ends)
+        return audio_parts(ladder, p, ends, predicted, len(predicted.video[0].segments), 1)
+
+    assert asyncio.run(parts(clip_factory(seconds=4, width=160, height=90, fps=10))) == 4  # the grid at 2 s
+    assert asyncio.run(parts(_offset_ts(tmp_path / "offset.ts"))) == 0
+    assert asyncio.run(parts(_late_audio(tmp_path / "late.mp4"))) == 0
+
+
 def test_audio_part_sizes() -> None:
     assert chunks.audio_grid_segments(4, 48_000) == 2
     assert chunks.audio_grid_segments(2, 48_000) == 4
