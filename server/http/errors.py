@@ -275,6 +275,18 @@ def database_unavailable(app: web.Application, exc: BaseException) -> web.Respon
     )
 
 
+# nginx's "client closed request": logged, never sent (the connection is gone).
+CLIENT_CLOSED_REQUEST = 499
+
+
+def viewer_went_away(request: web.Request, exc: BaseException) -> bool:
+    """True when `exc` is the client's connection closing under a response being written."""
+    if isinstance(exc, aiohttp.ClientConnectionResetError):
+        return True
+    transport = request.transport
+    return isinstance(exc, ConnectionResetError) and (transport is None or transport.is_closing())
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if len(request.raw_path) > MAX_URI_BYTES:
@@ -291,6 +303,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after", "content-range")}
         return error_response(exc.status, code, message, headers=headers)
     except Exception as exc:
+        if viewer_went_away(request, exc):
+            # A player aborting a request (hls.js does at every seek and level switch): the
+            # answer has nowhere to go. Not an error; the access log records the 499.
+            log.debug("%s %s: the client went away", request.method, request.path)
+            return web.Response(status=CLIENT_CLOSED_REQUEST)
         status = status_for(exc)
         if status is None and is_database_outage(exc):
             return database_unavailable(request.app, exc)

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 
 from server.api import cache as cache_module
 from server.app import create_app
@@ -175,6 +176,22 @@ async def test_catalog_listener_rides_out_an_outage(outage_client, pg, pg_proxy,
 )
 def test_is_database_outage(exc, outage):
     assert is_database_outage(exc) is outage
+
+
+async def test_a_viewer_who_went_away_is_no_error(aiohttp_client, settings, caplog):
+    """aiohttp raises "Cannot write to closing transport" when a player aborts a request just
+    as the answer starts (hls.js does at every seek): no 500, no traceback, no outage."""
+
+    async def aborted(_request: web.Request) -> web.StreamResponse:
+        raise aiohttp.ClientConnectionResetError("Cannot write to closing transport")
+
+    app = create_app(settings)
+    app.router.add_get("/test/aborted", aborted)
+    client = await aiohttp_client(app)
+    r = await client.get("/test/aborted")  # the test client is still there: it sees the 499
+    assert r.status == 499
+    assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR or rec.exc_info], caplog.text
+    assert app[DB_HEALTH].down_since is None
 
 
 async def test_server_starts_while_postgres_is_down(aiohttp_client, settings, pg_proxy, caplog):
