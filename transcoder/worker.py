@@ -105,8 +105,9 @@ T = TypeVar("T")
 
 
 def bulk_nice(task: tasks.Task) -> int:
-    """The CPU niceness of a task's ffmpeg: BULK_NICE for bulk video chunks, else 0."""
-    return BULK_NICE if task.kind == "video" and task.priority >= tasks.PRIORITY_CHUNKS else 0
+    """The CPU niceness of a task's ffmpeg: BULK_NICE for bulk work (video chunks after the
+    first, audio parts after the first), else 0 (what a player starts with, or a viewer waits for)."""
+    return BULK_NICE if task.priority >= tasks.PRIORITY_CHUNKS else 0
 
 
 def make_worker_id() -> str:
@@ -346,7 +347,7 @@ class Worker:
             return
         job_ids: list[int | None] = list(self._tasks) if self.title_id else [None]
         lanes = (
-            (LANE_URGENT, 1, {"kinds": ["video"], "max_priority": 0}),
+            (LANE_URGENT, 2, {"kinds": ["video"], "max_priority": 0}),
             (LANE_URGENT_AUDIO, 1, {"kinds": ["audio"], "max_priority": 0}),
             (LANE_AUDIO, 1, {"kinds": ["audio"]}),
             (LANE_VIDEO, self.concurrency, {"kinds": ["video"]}),

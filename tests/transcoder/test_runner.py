@@ -163,7 +163,7 @@ async def test_nice_lowers_ffmpegs_cpu_priority(nice: int) -> None:
         await asyncio.gather(task, return_exceptions=True)
 
 
-def test_only_bulk_video_chunks_run_nicer() -> None:
+def test_only_bulk_chunks_and_parts_run_nicer() -> None:
     """What a viewer waits for (audio, the first chunk, a bumped task) keeps full priority."""
     plan = tasks.plan_tasks(total=30, video_ids=("v1080", "v360"), audio_ids=("a0",), chunk_segments=8)
     by_first = {(s.kind, s.first, s.renditions): s for s in plan}
@@ -183,6 +183,15 @@ def test_only_bulk_video_chunks_run_nicer() -> None:
     assert niceness[("video", 1, ("v360",))] == 0  # a player starts with it
     assert niceness[("video", 9, ("v1080", "v360"))] == BULK_NICE
     assert bulk_nice(made(by_first[("video", 9, ("v1080", "v360"))], 0)) == 0  # bumped by a viewer
+    # A long title's audio in parts: the first is what a player starts with, the rest is bulk
+    # work until a viewer's seek bumps one.
+    parts = tasks.plan_tasks(
+        total=90, video_ids=("v1080", "v360"), audio_ids=("a0",), chunk_segments=8, audio_part_segments=30
+    )
+    audio = sorted((s for s in parts if s.kind == "audio"), key=lambda s: s.first)
+    assert [s.first for s in audio] == [1, 31, 61]
+    assert [bulk_nice(made(s, s.priority)) for s in audio] == [0, BULK_NICE, BULK_NICE]
+    assert bulk_nice(made(audio[2], 0)) == 0
 
 
 async def test_sigterm_ignored_then_sigkill(monkeypatch: pytest.MonkeyPatch) -> None:
