@@ -105,9 +105,10 @@ T = TypeVar("T")
 
 
 def bulk_nice(task: tasks.Task) -> int:
-    """The CPU niceness of a task's ffmpeg: BULK_NICE for bulk work (video chunks after the
-    first, audio parts after the first), else 0 (what a player starts with, or a viewer waits for)."""
-    return BULK_NICE if task.priority >= tasks.PRIORITY_CHUNKS else 0
+    """The CPU niceness of a task's ffmpeg: 0 for what a player starts with (the lowest rung's
+    first segment, the audio task or first part) and what a viewer waits for (bumped), else
+    BULK_NICE (the rest of the first chunk, later chunks and audio parts)."""
+    return BULK_NICE if task.priority >= tasks.PRIORITY_CHUNK1 else 0
 
 
 def make_worker_id() -> str:

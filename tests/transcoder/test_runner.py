@@ -164,10 +164,10 @@ async def test_nice_lowers_ffmpegs_cpu_priority(nice: int) -> None:
 
 
 def test_only_bulk_chunks_and_parts_run_nicer() -> None:
-    """What a viewer waits for (audio, the first chunk, a bumped task) keeps full priority."""
+    """What a player starts with (audio, the first segment) or a viewer waits for (a bumped
+    task) keeps full priority; the rest is bulk."""
     plan = tasks.plan_tasks(total=30, video_ids=("v1080", "v360"), audio_ids=("a0",), chunk_segments=8)
     by_first = {(s.kind, s.first, s.renditions): s for s in plan}
-    assert all(s.priority < tasks.PRIORITY_CHUNKS for s in plan if s.first <= 8)
 
     def made(spec: tasks.TaskSpec, priority: int) -> tasks.Task:
         now = datetime.now(UTC)
@@ -181,6 +181,9 @@ def test_only_bulk_chunks_and_parts_run_nicer() -> None:
     niceness = {key: bulk_nice(made(s, s.priority)) for key, s in by_first.items()}
     assert niceness[("audio", 1, ("a0",))] == 0
     assert niceness[("video", 1, ("v360",))] == 0  # a player starts with it
+    # the rest of the first chunk is bulk too: a seek's bumped cells must not wait behind it
+    assert niceness[("video", 2, ("v360",))] == BULK_NICE
+    assert niceness[("video", 1, ("v1080",))] == BULK_NICE
     assert niceness[("video", 9, ("v1080", "v360"))] == BULK_NICE
     assert bulk_nice(made(by_first[("video", 9, ("v1080", "v360"))], 0)) == 0  # bumped by a viewer
     # A long title's audio in parts: the first is what a player starts with, the rest is bulk
