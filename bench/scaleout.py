@@ -271,8 +271,11 @@ def check_output(stack: Stack, title_id: str, version: str, src: Path) -> tuple[
             problems.append(f"{rid}: AVERAGE-BANDWIDTH {v.stream_info.average_bandwidth} != {average(rid) + a_avg}")
     dash = urls["dash_url"] if urls["dash_url"].startswith("http") else stack.base + urls["dash_url"]
     mpd = MPEGDASHParser.parse(get(dash).decode())
-    reps = {rep.id: rep for aset in mpd.periods[0].adaptation_sets for rep in aset.representations}
-    if mpd.type != "static" or set(reps) != {r.id for r in model.renditions}:
+    # the media a player streams: not the seek thumbnails' image set, nor the download
+    media_sets = [a for a in mpd.periods[0].adaptation_sets if "image" not in (a.content_type, a.mime_type)]
+    reps = {rep.id: rep for aset in media_sets for rep in aset.representations}
+    streamed = {r.id for r in model.renditions if r.kind in ("video", "audio", "subtitles")}
+    if mpd.type != "static" or set(reps) != streamed:
         problems.append(f"MPD: type {mpd.type}, representations {sorted(reps)}")
     for rid, rep in reps.items():
         if rid in sizes and (rep.bandwidth != peak(rid) or rep.codecs != model.rendition(rid).codecs):
