@@ -24,10 +24,10 @@ import unicodedata
 from pathlib import Path
 from typing import BinaryIO
 
-from media import keys
+from media import keys, languages
 from media.storage import Storage
 from packager.model import DOWNLOAD_NAME, Presentation, Rendition, Segment
-from transcoder.runner import die_with_parent
+from transcoder.runner import run_quiet
 
 log = logging.getLogger("streamflix.download")
 
@@ -138,38 +138,10 @@ def remux_argv(inputs: list[Path], subtitles: list[Rendition], out: Path, *, ffm
     if subtitles:
         argv += ["-c:s", "mov_text"]
     for i, s in enumerate(subtitles):
-        argv += [f"-metadata:s:s:{i}", f"language={_iso639_2(s.language)}"]
+        argv += [f"-metadata:s:s:{i}", f"language={_mp4_language(s.language)}"]
         if s.name:
             argv += [f"-metadata:s:s:{i}", f"title={s.name}"]
     return [*argv, "-movflags", "+faststart", "-f", "mp4", "file:" + str(out)]
-
-
-def _iso639_2(lang: str | None) -> str:
-    """MP4 language boxes hold ISO 639-2 codes; ffmpeg maps the common 2-letter ones itself
-    only for some muxers, so pass 3-letter codes through and leave the rest undetermined."""
-    if lang and re.fullmatch(r"[a-z]{3}", lang):
-        return lang
-    return {"en": "eng", "fr": "fra", "de": "deu", "es": "spa", "it": "ita", "ja": "jpn", "pt": "por"}.get(
-        (lang or "").split("-")[0], "und"
-    )
-
-
-async def _run(argv: list[str]) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=die_with_parent,
-    )
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), REMUX_TIMEOUT_S)
-    finally:
-        if proc.returncode is None:  # timed out or cancelled: never leave ffmpeg behind
-            proc.kill()
-            await asyncio.shield(proc.wait())
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg remux failed: {(err or b'').decode(errors='replace').strip()[-300:]}")
 
 
 async def make_download(storage: Storage, p: Presentation, work_dir: Path, *, title: str) -> Rendition:
@@ -184,7 +156,7 @@ async def make_download(storage: Storage, p: Presentation, work_dir: Path, *, ti
     for s in subtitles:
         inputs.append(await _subtitle_file(storage, p, s, work_dir / f"{s.id}.vtt"))
     out = work_dir / DOWNLOAD_NAME
-    await _run(remux_argv(inputs, subtitles, out))
+    await run_quiet(remux_argv(inputs, subtitles, out), timeout_s=REMUX_TIMEOUT_S, what="remux")
     size = (await asyncio.to_thread(out.stat)).st_size
     await storage.put_file(download_key(p.title_id, p.version), out, CONTENT_TYPE)
     duration = max(1, round(p.duration_s * DOWNLOAD_TIMESCALE))
@@ -217,3 +189,8 @@ async def with_download(storage: Storage, p: Presentation, work_dir: Path, *, ti
         await asyncio.to_thread(shutil.rmtree, work_dir, True)
     others = tuple(r for r in p.renditions if r.id != DOWNLOAD_ID)
     return dataclasses.replace(p, renditions=(*others, dl))
+
+
+def _mp4_language(lang: str | None) -> str:
+    """MP4 language boxes hold ISO 639-2 codes; unknown or absent is undetermined."""
+    return (languages.to_iso639_2(lang) if lang else None) or "und"

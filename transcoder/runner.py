@@ -76,6 +76,27 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
+async def run_quiet(argv: list[str], *, timeout_s: float, what: str) -> None:
+    """Run a short ffmpeg without progress (a remux, a sprite sheet) to its end within
+    `timeout_s`; a failure is a RuntimeError naming `what` with the tail of its stderr. Timed
+    out or cancelled, the process is killed and reaped: never an orphan."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=die_with_parent,
+    )
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await asyncio.shield(proc.wait())
+    if proc.returncode != 0:
+        raise RuntimeError(f"ffmpeg {what} failed: {(err or b'').decode(errors='replace').strip()[-300:]}")
+
+
 def _child_setup(nice: int) -> Callable[[], None]:
     def setup() -> None:
         if nice > 0:

@@ -27,7 +27,7 @@ from media import keys
 from media.storage import Storage
 from packager.model import Presentation, Rendition, Segment
 from transcoder.download import concat_rendition
-from transcoder.runner import die_with_parent
+from transcoder.runner import run_quiet
 
 log = logging.getLogger("streamflix.thumbnails")
 
@@ -88,24 +88,6 @@ def sheet_durations(duration_ms: int, every_ms: int) -> list[int]:
     return durations
 
 
-async def _run(argv: list[str]) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=die_with_parent,
-    )
-    try:
-        _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT_S)
-    finally:
-        if proc.returncode is None:  # timed out or cancelled: never leave ffmpeg behind
-            proc.kill()
-            await asyncio.shield(proc.wait())
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg thumbnails failed: {(err or b'').decode(errors='replace').strip()[-300:]}")
-
-
 async def make_thumbnails(
     storage: Storage, p: Presentation, work_dir: Path, *, every_s: float | None = None
 ) -> Rendition:
@@ -121,7 +103,7 @@ async def make_thumbnails(
     source = await concat_rendition(storage, p, video, work_dir / f"{video.id}.mp4")
     sheets_dir = work_dir / THUMBNAILS_ID
     await asyncio.to_thread(sheets_dir.mkdir, exist_ok=True)
-    await _run(sprite_argv(source, sheets_dir, step_ms / TIMESCALE, tile))
+    await run_quiet(sprite_argv(source, sheets_dir, step_ms / TIMESCALE, tile), timeout_s=TIMEOUT_S, what="thumbnails")
     # ffmpeg's frame count can differ by one from the duration's at the very end (its last
     # frame's rounding): the model's sheets follow the timeline, and one more is dropped.
     paths = [sheets_dir / f"{n}.jpg" for n in range(1, len(durations) + 1)]

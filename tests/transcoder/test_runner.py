@@ -212,3 +212,19 @@ async def test_sigterm_ignored_then_sigkill(monkeypatch: pytest.MonkeyPatch) -> 
         await run_ffmpeg(stubborn, duration_s=10.0, on_progress=None, timeout_s=0.5)
     assert time.monotonic() - started < 5
     assert running_with(token) == []
+
+
+async def test_run_quiet_names_the_failure_and_leaves_no_process(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"^ffmpeg remux failed: .*No such file"):
+        await runner.run_quiet(
+            ["ffmpeg", "-hide_banner", "-v", "error", "-i", str(tmp_path / "absent.mp4"), "-f", "null", "-"],
+            timeout_s=30,
+            what="remux",
+        )
+    # past its time limit the process is killed and reaped, never left behind
+    marker = tmp_path / "marker"
+    with pytest.raises(TimeoutError):
+        await runner.run_quiet(["sh", "-c", f"echo $$ > {marker}; exec sleep 30"], timeout_s=0.5, what="sprites")
+    pid = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
