@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import re
 import resource
 import shutil
 import subprocess
@@ -27,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchlib import ssim  # noqa: E402
 
 from media.probe import probe  # noqa: E402
 from transcoder.command import build_ffmpeg_args  # noqa: E402
@@ -62,24 +63,6 @@ def encode(source: Path, ladder: Ladder, rungs: tuple[Rung, ...], out: Path, pre
 
 def rung_bits(out: Path, rung: Rung) -> int:
     return 8 * sum(p.stat().st_size for p in (out / rung.id).glob("*.m4s"))
-
-
-def ssim(source: Path, out: Path, rung: Rung, fps: str) -> float:
-    folder = out / rung.id
-    whole = out / f"{rung.id}.mp4"
-    segments = sorted(folder.glob("*.m4s"), key=lambda p: int(p.stem))
-    whole.write_bytes(b"".join(p.read_bytes() for p in [folder / "init.mp4", *segments]))
-    graph = f"[1:v]fps={fps},scale={rung.width}:{rung.height},format=yuv420p[ref];[0:v][ref]ssim"
-    run = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostats", "-i", str(whole), "-i", str(source), "-lavfi", graph, "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = re.search(r"All:([0-9.]+)", run.stderr)
-    if not found:
-        raise RuntimeError(f"no SSIM in ffmpeg's output: {run.stderr[-300:]}")
-    return float(found.group(1))
 
 
 def main() -> None:

@@ -4,10 +4,14 @@ this folder on sys.path)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
+import subprocess
 import time
 import urllib.request
+from pathlib import Path
+from typing import Any
 
 # The system's chromium, driven by Playwright (never a downloaded browser), headless, with
 # muted test videos starting without a click.
@@ -88,3 +92,26 @@ def tree_rss_mb(pid: int) -> float:
         except (OSError, StopIteration):
             continue
     return kb / 1024
+
+
+def ssim(source: Path, out: Path, rung: Any, fps: Any, size: tuple[int, int] | None = None) -> float:
+    """SSIM ("All") of a rung's HLS output in `out/{rung.id}/` (init + segments, joined into
+    one file) against the source at the output frame rate, scaled to the rung; with `size`
+    (a dropped rung's, for its stand-in), both scaled to that size."""
+    folder = out / rung.id
+    whole = out / f"{rung.id}.mp4"
+    segments = sorted(folder.glob("*.m4s"), key=lambda p: int(p.stem))
+    whole.write_bytes(b"".join(p.read_bytes() for p in [folder / "init.mp4", *segments]))
+    w, h = size or (rung.width, rung.height)
+    encoded = f"[0:v]scale={w}:{h}:flags=bicubic[enc];[enc]" if size else "[0:v]"
+    graph = f"[1:v]fps={fps},scale={w}:{h},format=yuv420p[ref];{encoded}[ref]ssim"
+    run = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostats", "-i", str(whole), "-i", str(source), "-lavfi", graph, "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"All:([0-9.]+)", run.stderr)
+    if not found:
+        raise RuntimeError(f"no SSIM in ffmpeg's output: {run.stderr[-300:]}")
+    return float(found.group(1))

@@ -33,7 +33,6 @@ import argparse
 import asyncio
 import dataclasses
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -42,6 +41,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchlib import ssim  # noqa: E402
 
 from media.probe import probe  # noqa: E402
 from transcoder import per_title  # noqa: E402
@@ -114,27 +115,6 @@ def rung_bits(out: Path, rung: Rung) -> int:
 def peak_bits(out: Path, rung: Rung, segment_s: float) -> float:
     """The largest segment's bit/s (the last, shorter one counted at the full length)."""
     return max(8 * p.stat().st_size for p in (out / rung.id).glob("*.m4s")) / segment_s
-
-
-def ssim(source: Path, out: Path, rung: Rung, fps: str, size: tuple[int, int] | None = None) -> float:
-    """SSIM of the rung's encode against the source scaled to the rung, or both scaled to
-    `size` (a dropped rung's, for its stand-in)."""
-    folder = out / rung.id
-    whole = out / f"{rung.id}.mp4"
-    segments = sorted(folder.glob("*.m4s"), key=lambda p: int(p.stem))
-    whole.write_bytes(b"".join(p.read_bytes() for p in [folder / "init.mp4", *segments]))
-    w, h = size or (rung.width, rung.height)
-    graph = f"[1:v]fps={fps},scale={w}:{h},format=yuv420p[ref];[0:v]scale={w}:{h}:flags=bicubic[enc];[enc][ref]ssim"
-    run = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostats", "-i", str(whole), "-i", str(source), "-lavfi", graph, "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = re.search(r"All:([0-9.]+)", run.stderr)
-    if not found:
-        raise RuntimeError(f"no SSIM in ffmpeg's output: {run.stderr[-300:]}")
-    return float(found.group(1))
 
 
 def bench(name: str, seconds: float, preset: str) -> bool:
