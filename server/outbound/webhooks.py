@@ -38,7 +38,6 @@ class WebhookSender:
         self.pool = pool
         self.settings = settings
         self.wake = asyncio.Event()
-        self._down = False
         self.stopping = False
 
     async def run(self) -> None:
@@ -52,13 +51,10 @@ class WebhookSender:
             while not self.stopping:
                 try:
                     sent = await self.send_due(session)
-                    if self._down:
-                        log.info("webhooks: the database is back, deliveries resume")
-                        self._down = False
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                    if not self._down:
-                        log.warning("webhooks: database unreachable (%s); deliveries wait", type(exc).__name__)
-                        self._down = True
+                    # The app's pool reports an outage to its DatabaseHealth, which logs it
+                    # once when it starts and once when it ends; deliveries wait meanwhile.
+                    log.debug("webhooks: paused (%s)", type(exc).__name__)
                     await asyncio.sleep(OUTAGE_PAUSE_S)
                     continue
                 if sent:

@@ -32,7 +32,6 @@ class Producer:
         self.pool = pool
         self.hub = hub
         self.settings = settings
-        self._down = False
         self.stopping = False
 
     async def run(self) -> None:
@@ -41,13 +40,10 @@ class Producer:
         while not self.stopping:
             try:
                 made = await self.produce_once()
-                if self._down:
-                    log.info("notifications: the database is back")
-                    self._down = False
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                if not self._down:
-                    log.warning("notifications: database unreachable (%s); events wait", type(exc).__name__)
-                    self._down = True
+                # The app's pool reports an outage to its DatabaseHealth, which logs it once
+                # when it starts and once when it ends; the events wait meanwhile.
+                log.debug("notifications: paused (%s)", type(exc).__name__)
                 await asyncio.sleep(OUTAGE_PAUSE_S)
                 continue
             if not made:
