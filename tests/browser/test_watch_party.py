@@ -13,7 +13,9 @@ player's own resume and autoplay are not the person's seek and play."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -121,18 +123,27 @@ def two_serves(web_settings: Settings, tmp_path: Path) -> Iterator[tuple[ServePr
         a.stop()
 
 
-def test_two_members_on_two_serve_processes_play_in_step(
-    two_serves: tuple[ServeProcess, ServeProcess], clip_factory: Any, new_context: Any
-) -> None:
-    a, b = two_serves
-    clip = clip_factory(seconds=80, width=320, height=180)
-    title = a.ingest_ready(clip, title=f"Together {secrets.token_hex(2)}")
-    host_account = a.register_and_login()
-    guest_account = a.register_and_login()
+@dataclasses.dataclass
+class PartyOfTwo:
+    host: Any
+    guest: Any
+    guest_context: Any
+    guest_url: str
+    host_watch: PageWatch
+    guest_watch: PageWatch
 
+
+def party_of_two(
+    host_server: Any, guest_server: Any, title: dict[str, Any], new_context: Any, before_guest: Any = None
+) -> PartyOfTwo:
+    """A host on `host_server` starts a party for `title`; a guest signed in on `guest_server`
+    opens its link there (`before_guest(page)` runs first); both players loaded, paused and
+    recording their events."""
+    host_account = host_server.register_and_login()
+    guest_account = host_server.register_and_login()
     _hctx, host, host_watch = new_context()
-    sign_in(host, a.url, host_account)
-    open_player(host, f"{a.url}/watch/{title['id']}")
+    sign_in(host, host_server.url, host_account)
+    open_player(host, f"{host_server.url}/watch/{title['id']}")
     host.locator("#watch-together").click()
     link = host.locator("#party-link")
     link.wait_for(state="visible", timeout=10_000)
@@ -141,14 +152,28 @@ def test_two_members_on_two_serve_processes_play_in_step(
     joined(host)
 
     gctx, guest, guest_watch = new_context()
-    sign_in(guest, b.url, guest_account)
+    sign_in(guest, guest_server.url, guest_account)
     parts = urlsplit(join_url)
-    guest_url = f"{b.url}{parts.path}?{parts.query}"  # the link, on the other process
+    guest_url = f"{guest_server.url}{parts.path}?{parts.query}"  # the link, on the guest's server
+    if before_guest is not None:
+        before_guest(guest)
     open_player(guest, guest_url)
     joined(guest)
     for page in (host, guest):
         page.wait_for_function(f"() => {VIDEO}.readyState >= 3 && {VIDEO}.paused", timeout=15_000)
         page.evaluate(RECORD)
+    return PartyOfTwo(host, guest, gctx, guest_url, host_watch, guest_watch)
+
+
+def test_two_members_on_two_serve_processes_play_in_step(
+    two_serves: tuple[ServeProcess, ServeProcess], clip_factory: Any, new_context: Any
+) -> None:
+    a, b = two_serves
+    clip = clip_factory(seconds=80, width=320, height=180)
+    title = a.ingest_ready(clip, title=f"Together {secrets.token_hex(2)}")
+    two = party_of_two(a, b, title, new_context)
+    host, guest, gctx, guest_url = two.host, two.guest, two.guest_context, two.guest_url
+    host_watch, guest_watch = two.host_watch, two.guest_watch
 
     timings = {}
     at = act(host, "v.play()")
@@ -256,3 +281,55 @@ def test_a_hosts_reload_leaves_the_party_as_it_was(
     assert not after["state"]["playing"] and after["state"]["position"] == before["state"]["position"]
     assert host.evaluate(f"() => {VIDEO}.paused")
     watch.assert_clean()
+
+
+def test_a_guest_paused_in_a_stall_plays_again_with_the_party(
+    live_server: LiveServer, clip_factory: Any, new_context: Any
+) -> None:
+    """The guest's player runs out of data while the party plays (its segments from the third
+    on are held back: a real stall, which it reports), then the host pauses, seeks back into
+    what the guest has and plays: the guest plays too (a stall the party paused over is over
+    once the player can play again)."""
+    clip = clip_factory(seconds=45, width=320, height=180)
+    title = live_server.ingest_ready(clip, title=f"Stall {secrets.token_hex(2)}")
+    held: list[Any] = []
+    segment = re.compile(r"/(\d+)\.m4s(\?|$)")
+
+    def hold_late_segments(route: Any) -> None:
+        found = segment.search(route.request.url)
+        if found and int(found.group(1)) >= 2:
+            held.append(route)  # answered at the end: the guest's player waits for it meanwhile
+        else:
+            route.continue_()
+
+    two = party_of_two(
+        live_server,
+        live_server,
+        title,
+        new_context,
+        before_guest=lambda page: page.route(lambda url: ".m4s" in url, hold_late_segments),
+    )
+    host, guest = two.host, two.guest
+    try:
+        act(host, "v.play()")
+        guest.wait_for_function("() => window.__events.some(e => e.kind === 'play')", timeout=3_000)
+        # the guest has two segments (8 s): it stalls at their end while the host plays on
+        guest.wait_for_function(
+            f"() => {VIDEO}.readyState < 3 && !{VIDEO}.paused && !{VIDEO}.seeking && {VIDEO}.currentTime > 3",
+            timeout=20_000,
+        )
+        host.wait_for_timeout(500)  # the guest's stall has reached the party
+        at = act(host, "v.pause()")
+        follow(guest, "pause", at)
+        at = act(host, "v.currentTime = 2")
+        follow(guest, "seeking", at, "Math.abs(e.t - 2) < 0.5")
+        at = act(host, "v.play()")
+        ms = follow(guest, "play", at)
+        guest.wait_for_function(f"() => {VIDEO}.currentTime > 3 && !{VIDEO}.paused", timeout=5_000)
+        print(f"\nwatch party: a guest paused mid-stall played again {ms:.0f} ms after the host's play")
+        assert ms <= 300, ms
+    finally:
+        for route in held:
+            route.continue_()
+        guest.unroute_all(behavior="ignoreErrors")
+    two.host_watch.assert_clean()

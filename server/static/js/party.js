@@ -107,7 +107,10 @@ export function watchParty({ video, title, user, partyId: initialParty }) {
   }
 
   function correct() {
-    if (!state || (stalled && state.playing) || Date.now() < holdUntil) return;
+    if (!state || Date.now() < holdUntil) return;
+    // our stall in progress: the player is fetching, the next correction seeks if need be; a
+    // paused player is not stalled, whatever it said when the party paused it
+    if (stalled && state.playing && !video.paused) return;
     const target = targetPosition(state, serverNow());
     if (state.playing && video.paused) own(() => video.play());
     if (!state.playing && !video.paused) own(() => video.pause());
@@ -167,11 +170,14 @@ export function watchParty({ video, title, user, partyId: initialParty }) {
     stalled = true;
     sendMsg({ type: 'party.stalled', party: partyId, stalled: true, position: video.currentTime });
   });
-  video.addEventListener('playing', () => {
+  // the data is there again: playing, or (paused by the party meanwhile) able to play
+  const unstall = () => {
     if (!stalled) return;
     stalled = false;
     sendMsg({ type: 'party.stalled', party: partyId, stalled: false, position: video.currentTime });
-  });
+  };
+  video.addEventListener('playing', unstall);
+  video.addEventListener('canplay', unstall);
 
   // ---- comments -----------------------------------------------------------------------
   function commentItem(c) {
