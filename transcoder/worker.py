@@ -198,6 +198,8 @@ class Worker:
         self._runs: dict[int, asyncio.Task[None]] = {}
         self._lanes: dict[int, str] = {}
         self._runs_lost: set[int] = set()
+        # What each running task has put in storage so far (run_task's `uploaded`).
+        self._uploads: dict[int, set[str]] = {}
         self._task_done = asyncio.Event()
         self._works: dict[tuple[int, str], TaskWork] = {}
         self._sources: dict[str, Path] = {}  # title id -> its source downloaded for tasks
@@ -330,8 +332,26 @@ class Worker:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.pool.release(conn), 1)
 
-    def _on_notify(self, *_args: object) -> None:
+    def _on_notify(self, _conn: object, _pid: object, _channel: object, payload: object) -> None:
+        if isinstance(payload, str) and payload.startswith(tasks.YIELD_PREFIX):
+            self._yield_task(payload[len(tasks.YIELD_PREFIX) :])
         self._wake.set()
+
+    def _yield_task(self, task_id: str) -> None:
+        """`tasks.unbump`: nobody waits any more for the one segment this task makes. Stopped
+        and put back (this attempt not counted) when it runs in a lane for viewers, so the
+        segment they ask for instead gets the core; a bulk lane's run carries on, and so does
+        one that has stored its segment already (it is about to complete)."""
+        with contextlib.suppress(ValueError):
+            tid = int(task_id)
+            run = self._runs.get(tid)
+            if run is None or self._lanes.get(tid) != LANE_URGENT:
+                return
+            if any(not key.endswith("/" + INIT_NAME) for key in self._uploads.get(tid, ())):
+                return
+            log.info("task %s: nobody waits for its segment any more; put back behind its neighbours", tid)
+            self._runs_lost.add(tid)
+            run.cancel()
 
     # ---- tasks: any title's chunks ------------------------------------------------------------
 
@@ -383,6 +403,7 @@ class Worker:
         await asyncio.to_thread(self._clean_work_dirs, task.id, "task")
         heartbeat = asyncio.create_task(self._task_heartbeat(task, asyncio.current_task()))
         uploaded: set[str] = set()
+        self._uploads[task.id] = uploaded
         try:
             work = await self._task_work(task)
             result = await run_task(
@@ -412,7 +433,7 @@ class Worker:
                 await self._drop_if_deleted(task, uploaded)
         except asyncio.CancelledError:
             if task.id in self._runs_lost:
-                log.info("task %s: stopped (its job ended or another worker took it)", task.id)
+                log.info("task %s: stopped (its job ended, another worker took it or nobody waits for it)", task.id)
                 # Fenced: a task another worker took over stays its; one whose job ended goes
                 # back to `queued`, where it waits (claimable only while its job runs).
                 await asyncio.shield(self._release_task(task))
@@ -426,6 +447,7 @@ class Worker:
         finally:
             await _stop_task(heartbeat)
             self._runs_lost.discard(task.id)
+            self._uploads.pop(task.id, None)
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, out_dir, True))
 
     async def _task_work(self, task: tasks.Task) -> TaskWork:

@@ -353,3 +353,58 @@ def _pcm(path: Path) -> array.array:
     samples = array.array("f")
     samples.frombytes(raw)
     return samples
+
+
+async def test_a_bumped_segment_nobody_waits_for_is_stopped_and_put_back(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    storage: Storage,
+    clip_factory: Callable[..., Path],
+) -> None:
+    """A viewer's bump makes a far segment of the top rung a one-cell task that the worker's
+    urgent lane runs; the viewer leaves (`tasks.unbump`, what the origin calls): the worker
+    stops that ffmpeg and puts the task back behind its neighbours, this attempt not counted,
+    so the lane is free for the segment the viewer asks for next. (A slow preset keeps the
+    segment from finishing first.)"""
+    from transcoder.worker import LANE_URGENT
+
+    clip = clip_factory(seconds=20, width=1280, height=720)
+    title = await _ingest(pool, storage, settings, clip, "Abandoned")
+    worker = make_worker(pool, storage, settings, title_id=title.id, chunk_segments=5, preset="veryslow")
+    runner = asyncio.create_task(worker.run(once=True))
+    try:
+        job = None
+        for _ in range(600):
+            job = await job_of(pool, title.id)
+            if job.version and worker._runs:
+                break
+            await asyncio.sleep(0.05)
+        assert job is not None and job.version
+        async with pool.acquire() as conn:
+            top = next(t for t in await tasks.job_tasks(conn, job.id) if t.kind == "video" and len(t.renditions) > 1)
+            rung = top.renditions[0]
+            assert await tasks.bump(conn, title.id, job.version, rung, 4) == "split"
+        cell = None
+        for _ in range(200):
+            async with pool.acquire() as conn:
+                cell = next(t for t in await tasks.job_tasks(conn, job.id) if t.cells() == {(rung, 4)})
+            if worker._lanes.get(cell.id) == LANE_URGENT:
+                break
+            await asyncio.sleep(0.05)
+        assert cell is not None and worker._lanes.get(cell.id) == LANE_URGENT, worker._lanes
+        async with pool.acquire() as conn:
+            assert await tasks.unbump(conn, title.id, job.version, rung, 4) == "yield"
+        for _ in range(200):
+            async with pool.acquire() as conn:
+                back = next(t for t in await tasks.job_tasks(conn, job.id) if t.id == cell.id)
+            if back.status == "queued":
+                break
+            await asyncio.sleep(0.05)
+        assert (back.status, back.attempts, back.priority) == ("queued", 0, tasks.PRIORITY_CHUNK1), back
+        assert cell.id not in worker._runs
+        assert not [k for k in await stored_keys(storage, title.id) if k.endswith(f"/{rung}/4.m4s")]
+        await remove_title(pool, storage, title.id)
+        await asyncio.wait_for(runner, 30)
+    finally:
+        runner.cancel()
+        await asyncio.wait({runner})
