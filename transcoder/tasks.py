@@ -17,7 +17,7 @@ of the whole timeline, or of one part of a long title's: its pre-roll makes it c
 
 `unbump` undoes a bump nobody waits for any more (the viewer's player gave up on that
 segment for another): the one-cell task goes back behind its neighbours, and when a worker
-runs it already, that worker is told to stop it (`yield:<task id>`).
+runs it already, that worker is told (`yield:<task id>`) to go on with it as bulk work.
 Work becoming claimable (tasks created, released, bumped) sends a NOTIFY on `WAKE_CHANNEL`
 (payload `tasks:<job id>`) when the transaction commits.
 """
@@ -582,8 +582,7 @@ async def unbump(conn: asyncpg.Connection, title_id: str, version: str, renditio
 
     - "queued": it had not started; its priority is its neighbours' again;
     - "yield": a worker runs it: same, and a NOTIFY `yield:<task id>` tells that worker, which
-      stops it and puts it back when it runs it in a lane for viewers (in a bulk lane it
-      carries on: the work is not wasted);
+      goes on with it at the CPU priority of bulk work, its lane for viewers free;
     - "kept": anything else (done, audio, several cells, not bumped, no live job).
 
     One transaction; a bump of the same cell meanwhile (another viewer) sets 0 again."""

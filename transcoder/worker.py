@@ -44,7 +44,7 @@ from media.probe import probe as run_probe
 from media.probe_model import Probe
 from media.storage import Storage
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation
-from transcoder import chunks, gc, jobs, per_title, seekable, sources, subtitles, tasks
+from transcoder import chunks, gc, jobs, per_title, runner, seekable, sources, subtitles, tasks
 from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
 from transcoder.download import with_download
 from transcoder.errors import TaskFailed, TranscodeError
@@ -198,8 +198,8 @@ class Worker:
         self._runs: dict[int, asyncio.Task[None]] = {}
         self._lanes: dict[int, str] = {}
         self._runs_lost: set[int] = set()
-        # What each running task has put in storage so far (run_task's `uploaded`).
-        self._uploads: dict[int, set[str]] = {}
+        # The ffmpeg processes each running task runs now (runner.track_processes).
+        self._pids: dict[int, set[int]] = {}
         self._task_done = asyncio.Event()
         self._works: dict[tuple[int, str], TaskWork] = {}
         self._sources: dict[str, Path] = {}  # title id -> its source downloaded for tasks
@@ -338,20 +338,18 @@ class Worker:
         self._wake.set()
 
     def _yield_task(self, task_id: str) -> None:
-        """`tasks.unbump`: nobody waits any more for the one segment this task makes. Stopped
-        and put back (this attempt not counted) when it runs in a lane for viewers, so the
-        segment they ask for instead gets the core; a bulk lane's run carries on, and so does
-        one that has stored its segment already (it is about to complete)."""
+        """`tasks.unbump`: nobody waits any more for the one segment this task makes (a player
+        gave up on it for a lower rung's). When it runs in a lane for viewers, its ffmpeg goes
+        on at BULK_NICE and the task counts as bulk work from now on, so the segment the
+        player asks for instead gets the core and a free urgent lane. It is not stopped: a
+        player often comes back for that segment, and its work is never wasted."""
         with contextlib.suppress(ValueError):
             tid = int(task_id)
-            run = self._runs.get(tid)
-            if run is None or self._lanes.get(tid) != LANE_URGENT:
+            if tid not in self._runs or self._lanes.get(tid) != LANE_URGENT:
                 return
-            if any(not key.endswith("/" + INIT_NAME) for key in self._uploads.get(tid, ())):
-                return
-            log.info("task %s: nobody waits for its segment any more; put back behind its neighbours", tid)
-            self._runs_lost.add(tid)
-            run.cancel()
+            log.info("task %s: nobody waits for its segment any more; it goes on as bulk work", tid)
+            self._lanes[tid] = LANE_VIDEO
+            runner.lower_priority(self._pids.get(tid, set()), BULK_NICE)
 
     # ---- tasks: any title's chunks ------------------------------------------------------------
 
@@ -403,7 +401,7 @@ class Worker:
         await asyncio.to_thread(self._clean_work_dirs, task.id, "task")
         heartbeat = asyncio.create_task(self._task_heartbeat(task, asyncio.current_task()))
         uploaded: set[str] = set()
-        self._uploads[task.id] = uploaded
+        self._pids[task.id] = runner.track_processes()
         try:
             work = await self._task_work(task)
             result = await run_task(
@@ -433,7 +431,7 @@ class Worker:
                 await self._drop_if_deleted(task, uploaded)
         except asyncio.CancelledError:
             if task.id in self._runs_lost:
-                log.info("task %s: stopped (its job ended, another worker took it or nobody waits for it)", task.id)
+                log.info("task %s: stopped (its job ended or another worker took it)", task.id)
                 # Fenced: a task another worker took over stays its; one whose job ended goes
                 # back to `queued`, where it waits (claimable only while its job runs).
                 await asyncio.shield(self._release_task(task))
@@ -447,7 +445,7 @@ class Worker:
         finally:
             await _stop_task(heartbeat)
             self._runs_lost.discard(task.id)
-            self._uploads.pop(task.id, None)
+            self._pids.pop(task.id, None)
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, out_dir, True))
 
     async def _task_work(self, task: tasks.Task) -> TaskWork:

@@ -489,8 +489,7 @@ async def test_unbump_puts_an_abandoned_cell_back_behind_its_neighbours(
     await listener.add_listener(tasks.WAKE_CHANNEL, lambda _c, _pid, _ch, payload: got.put_nowait(payload))
     try:
         assert await tasks.bump(conn, title, "v1", "v720", 15) == "split"
-        while not got.empty():
-            got.get_nowait()
+        assert await asyncio.wait_for(got.get(), 2) == f"tasks:{job.id}"  # the bump's
         urgent = await claim_one(conn, kinds=["video"], max_priority=0)
         assert urgent.cells() == {("v720", 15)}
         assert await tasks.unbump(conn, title, "v1", "v720", 15) == "yield"
