@@ -95,17 +95,6 @@ def segment_bumper(app: web.Application) -> keys.SegmentBumper:
     return bump
 
 
-def segment_unbumper(app: web.Application) -> keys.SegmentUnbumper:
-    """The origin's default unbump: nobody waits any more for a segment that was bumped
-    (`transcoder.tasks.unbump`: it goes back behind its neighbours, its worker stops it)."""
-
-    async def unbump(title_id: str, version: str, rendition_id: str, number: int) -> None:
-        async with app[keys.PG].acquire() as conn:
-            await transcoder_tasks.unbump(conn, title_id, version, rendition_id, number)
-
-    return unbump
-
-
 class RouteModule(Protocol):
     def setup(self, app: web.Application) -> None: ...
 
@@ -123,7 +112,6 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.PLAYBACK_KEYRING] = playback.keyring(settings.secret_key, settings.previous_secret_keys)
     # Tests replace it before the app starts.
     app[keys.SEGMENT_BUMPER] = segment_bumper(app)
-    app[keys.SEGMENT_UNBUMPER] = segment_unbumper(app)
     app.cleanup_ctx.extend([_pg_ctx, _redis_ctx, _storage_ctx, _password_ctx, outbound_webhooks.sender_ctx])
     # The socket hub needs Redis; the notifications producer the pool and the hub.
     # Parties need the hub.

@@ -29,7 +29,3 @@ PLAYBACK_KEYRING = web.AppKey("playback_keyring", KeyRing)
 # (server/app.py); it must not raise for an outage, the origin waits either way.
 SegmentBumper = Callable[[str, str, str, int | None], Awaitable[None]]
 SEGMENT_BUMPER: web.AppKey[SegmentBumper] = web.AppKey("segment_bumper")
-# Called when the last viewer waiting for such a media segment (number) left before it was
-# made: the app's default gives the cell back its place in the queue (server/app.py).
-SegmentUnbumper = Callable[[str, str, str, int], Awaitable[None]]
-SEGMENT_UNBUMPER: web.AppKey[SegmentUnbumper] = web.AppKey("segment_unbumper")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import ctypes
 import inspect
 import os
@@ -27,33 +26,6 @@ STDERR_TAIL_LINES = 50
 TERM_GRACE_S = 3.0
 # Generic last words of ffmpeg that say nothing about the cause.
 _GENERIC = ("conversion failed", "exiting normally", "received signal", "press [q]")
-# The pids of the ffmpeg processes run_ffmpeg runs in this context (`track_processes`).
-_TRACKED: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar("streamflix_ffmpeg_pids", default=None)
-
-
-def track_processes() -> set[int]:
-    """From now on in the calling asyncio task (and the tasks it starts), each ffmpeg that
-    `run_ffmpeg` runs has its pid in the returned set while it runs: the worker lowers the CPU
-    priority of a task nobody waits for any more (`lower_priority`)."""
-    pids: set[int] = set()
-    _TRACKED.set(pids)
-    return pids
-
-
-def lower_priority(pids: set[int], nice: int) -> None:
-    """Run these processes `nice` steps below this one's CPU priority from now on, every
-    thread of each (an encoder's threads are scheduled one by one); never raises it, and a
-    process that has just ended is skipped."""
-    target = os.getpriority(os.PRIO_PROCESS, 0) + nice
-    for pid in list(pids):
-        try:
-            threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
-        except OSError:
-            threads = [pid]
-        for tid in threads:
-            with contextlib.suppress(OSError):
-                if os.getpriority(os.PRIO_PROCESS, tid) < target:
-                    os.setpriority(os.PRIO_PROCESS, tid, target)
 
 
 async def run_ffmpeg(
@@ -80,9 +52,6 @@ async def run_ffmpeg(
         stderr=asyncio.subprocess.PIPE,
         preexec_fn=_child_setup(nice),
     )
-    tracked = _TRACKED.get()
-    if tracked is not None:
-        tracked.add(proc.pid)
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     try:
         async with asyncio.timeout(timeout_s):
@@ -97,9 +66,6 @@ async def run_ffmpeg(
     except BaseException:  # cancellation, or an exception from on_progress
         await _stop(proc)
         raise
-    finally:
-        if tracked is not None:
-            tracked.discard(proc.pid)
     if returncode != 0:
         raise TranscodeError(f"ffmpeg failed ({_exit_status(returncode)}): {failure_reason(tail)}")
     await _report(on_progress, 100.0)

@@ -15,9 +15,6 @@ segment) moves the task owning that segment to priority 0, splitting a queued mu
 video task so exactly the wanted segment runs first. An audio task is never split (one encode
 of the whole timeline, or of one part of a long title's: its pre-roll makes it continuous).
 
-`unbump` undoes a bump nobody waits for any more (the viewer's player gave up on that
-segment for another): the one-cell task goes back behind its neighbours, and when a worker
-runs it already, that worker is told (`yield:<task id>`) to go on with it as bulk work.
 Work becoming claimable (tasks created, released, bumped) sends a NOTIFY on `WAKE_CHANNEL`
 (payload `tasks:<job id>`) when the transaction commits.
 """
@@ -64,7 +61,6 @@ __all__ = [
     "reap_tasks",
     "release_task",
     "task_progress",
-    "unbump",
 ]
 
 # Priorities set by plan_tasks (lower runs first). A viewer's bump sets 0.
@@ -568,59 +564,6 @@ async def bump(conn: asyncpg.Connection, title_id: str, version: str, rendition_
             WAKE_CHANNEL,
         )
         return "split"
-
-
-YIELD_PREFIX = "yield:"  # the NOTIFY payload telling the worker running a task to stop it
-
-
-async def unbump(conn: asyncpg.Connection, title_id: str, version: str, rendition_id: str, number: int) -> str:
-    """The viewer who waited for video segment `number` of `rendition_id` left before it was
-    made (a player abandons a slow segment and asks for a lower rung's instead). When the cell
-    is a one-cell video task at priority 0 (what `bump` made), it goes back to the priority of
-    the tasks around it (the rest of its old rectangle: bulk work, in timeline order), so the
-    cell the viewer asks for next gets the worker. Returns:
-
-    - "queued": it had not started; its priority is its neighbours' again;
-    - "yield": a worker runs it: same, and a NOTIFY `yield:<task id>` tells that worker, which
-      goes on with it at the CPU priority of bulk work, its lane for viewers free;
-    - "kept": anything else (done, audio, several cells, not bumped, no live job).
-
-    One transaction; a bump of the same cell meanwhile (another viewer) sets 0 again."""
-    try:
-        tid = uuid.UUID(str(title_id))
-    except ValueError:
-        return "kept"
-    async with conn.transaction():
-        row = await conn.fetchrow(
-            f"""SELECT id, job_id, status FROM {_TASKS}
-                 WHERE {_CELL} AND kind = 'video' AND priority = 0 AND segment_count = 1
-                   AND cardinality(renditions) = 1 AND status IN ('queued', 'running')
-                 LIMIT 1 FOR UPDATE""",
-            tid,
-            version,
-            rendition_id,
-            number,
-        )
-        if row is None:
-            return "kept"
-        # The neighbours' priority: the bulk tasks of the job next to this segment.
-        await conn.execute(
-            f"""UPDATE {_TASKS} SET priority = coalesce(
-                       (SELECT max(priority) FROM {_TASKS}
-                         WHERE job_id = $2 AND kind = 'video' AND priority > 0
-                           AND first_number <= $3 + 1 AND first_number + segment_count >= $3),
-                       $4),
-                       updated_at = now()
-                 WHERE id = $1""",
-            row["id"],
-            row["job_id"],
-            number,
-            PRIORITY_CHUNKS,
-        )
-        if row["status"] != "running":
-            return "queued"
-        await conn.execute("SELECT pg_notify($1, $2)", WAKE_CHANNEL, f"{YIELD_PREFIX}{row['id']}")
-        return "yield"
 
 
 async def _bump_init(conn: asyncpg.Connection, tid: uuid.UUID, version: str, rendition_id: str) -> str:

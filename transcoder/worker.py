@@ -44,7 +44,7 @@ from media.probe import probe as run_probe
 from media.probe_model import Probe
 from media.storage import Storage
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation
-from transcoder import chunks, gc, jobs, per_title, runner, seekable, sources, subtitles, tasks
+from transcoder import chunks, gc, jobs, per_title, seekable, sources, subtitles, tasks
 from transcoder.adjustments import SOURCE_ADJUSTMENTS, source_adjustments
 from transcoder.download import with_download
 from transcoder.errors import TaskFailed, TranscodeError
@@ -198,8 +198,6 @@ class Worker:
         self._runs: dict[int, asyncio.Task[None]] = {}
         self._lanes: dict[int, str] = {}
         self._runs_lost: set[int] = set()
-        # The ffmpeg processes each running task runs now (runner.track_processes).
-        self._pids: dict[int, set[int]] = {}
         self._task_done = asyncio.Event()
         self._works: dict[tuple[int, str], TaskWork] = {}
         self._sources: dict[str, Path] = {}  # title id -> its source downloaded for tasks
@@ -332,24 +330,8 @@ class Worker:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.pool.release(conn), 1)
 
-    def _on_notify(self, _conn: object, _pid: object, _channel: object, payload: object) -> None:
-        if isinstance(payload, str) and payload.startswith(tasks.YIELD_PREFIX):
-            self._yield_task(payload[len(tasks.YIELD_PREFIX) :])
+    def _on_notify(self, *_args: object) -> None:
         self._wake.set()
-
-    def _yield_task(self, task_id: str) -> None:
-        """`tasks.unbump`: nobody waits any more for the one segment this task makes (a player
-        gave up on it for a lower rung's). When it runs in a lane for viewers, its ffmpeg goes
-        on at BULK_NICE and the task counts as bulk work from now on, so the segment the
-        player asks for instead gets the core and a free urgent lane. It is not stopped: a
-        player often comes back for that segment, and its work is never wasted."""
-        with contextlib.suppress(ValueError):
-            tid = int(task_id)
-            if tid not in self._runs or self._lanes.get(tid) != LANE_URGENT:
-                return
-            log.info("task %s: nobody waits for its segment any more; it goes on as bulk work", tid)
-            self._lanes[tid] = LANE_VIDEO
-            runner.lower_priority(self._pids.get(tid, set()), BULK_NICE)
 
     # ---- tasks: any title's chunks ------------------------------------------------------------
 
@@ -401,7 +383,6 @@ class Worker:
         await asyncio.to_thread(self._clean_work_dirs, task.id, "task")
         heartbeat = asyncio.create_task(self._task_heartbeat(task, asyncio.current_task()))
         uploaded: set[str] = set()
-        self._pids[task.id] = runner.track_processes()
         try:
             work = await self._task_work(task)
             result = await run_task(
@@ -445,7 +426,6 @@ class Worker:
         finally:
             await _stop_task(heartbeat)
             self._runs_lost.discard(task.id)
-            self._pids.pop(task.id, None)
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, out_dir, True))
 
     async def _task_work(self, task: tasks.Task) -> TaskWork:

@@ -152,22 +152,13 @@ async def _wait_for(
     """A progressive version's object that is not in storage yet: ask for it to be made
     first, wait for it (bounded), or 503 segment_not_ready."""
     bumper = request.app.get(keys.SEGMENT_BUMPER)
-    unbumper = request.app.get(keys.SEGMENT_UNBUMPER)
     n = None if number is None else int(number)
 
     async def bump() -> None:
         if bumper is not None:
             await bumper(p.title_id, p.version, rendition, n)
 
-    async def unbump() -> None:
-        if unbumper is not None and n is not None:
-            await unbumper(p.title_id, p.version, rendition, n)
-
-    def gone() -> bool:
-        transport = request.transport
-        return transport is None or transport.is_closing()
-
-    if await request.app[WAITS].wait(key, bump, gone=gone, unbump=unbump):
+    if await request.app[WAITS].wait(key, bump):
         try:
             return await o.stored_object(key)
         except ObjectNotFound:

@@ -10,11 +10,7 @@ A request for such a missing object asks for it to be made next (the app's segme
 - at most MAX_WAITERS requests wait at once in a process; past that a request is refused at
   once (503 segment_not_ready), so a crowd asking for segments nobody is making cannot grow
   tasks without bound;
-- a poller whose last waiter left (answered, timed out or disconnected) stops;
-- a waiter whose client has gone (a player abandons a slow segment for a lower rung's) stops
-  waiting within GONE_CHECK_S; when it was the last one, the bump is undone (the app's segment
-  unbumper), so the worker's core goes to the segment that player asks for next. A waiter
-  that timed out does not undo it: its player asks again.
+- a poller whose last waiter left (answered, timed out or disconnected) stops.
 
 The aiohttp handlers (handlers.py) wait here; the fast path hands every missing object to them.
 """
@@ -34,7 +30,6 @@ log = logging.getLogger("streamflix.stream")
 
 POLL_FILE_S = 0.1
 POLL_S3_S = 0.25
-GONE_CHECK_S = 0.1  # how often a waiter looks whether its client is still there
 MAX_WAITERS = 1024  # requests waiting at once, per process
 # What a viewer gets when the segment did not come in time: the one error shape, retried soon.
 NOT_READY_RETRY_AFTER_S = 2
@@ -82,47 +77,26 @@ class Waits:
         self.polls: dict[str, _Poll] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # pollers and bumps, until they end
 
-    async def wait(
-        self,
-        key: str,
-        bump: Callable[[], Awaitable[None]],
-        *,
-        gone: Callable[[], bool] | None = None,
-        unbump: Callable[[], Awaitable[None]] | None = None,
-    ) -> bool:
-        """Until the object `key` exists (True), `wait_s` passed or `gone()` says the client
-        has left (False). Starts the poller of `key` and its one `bump()` when nobody waits
-        for it yet; runs `unbump()` when the last waiter leaves because its client has gone.
-        Raises the 503 at once when MAX_WAITERS requests are already waiting, and a poll's
-        storage error (an outage) to every waiter."""
+    async def wait(self, key: str, bump: Callable[[], Awaitable[None]]) -> bool:
+        """Until the object `key` exists (True) or `wait_s` passed (False). Starts the poller
+        of `key` and its one `bump()` when nobody waits for it yet. Raises the 503 at once
+        when MAX_WAITERS requests are already waiting, and a poll's storage error (an outage)
+        to every waiter."""
         if self.waiters >= self.limit:
             raise not_ready("too many requests are waiting for segments; try again shortly")
         poll = self.polls.get(key)
         if poll is None:
             poll = self.polls[key] = _Poll(asyncio.get_running_loop().create_future())
             poll.task = self._start(self._poll(key, poll))
-            self._run_bounded(bump, "ask for a missing segment to be made first")
+            self._bump(bump)
         poll.waiters += 1
         self.waiters += 1
-        left = False
         try:
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + self.wait_s
-            while True:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return False
-                step = remaining if gone is None else min(remaining, GONE_CHECK_S)
-                done, _ = await asyncio.wait((poll.found,), timeout=step)
-                if done:
-                    poll.found.result()  # a storage outage raises here
-                    return True
-                if gone is not None and gone():
-                    left = True
-                    return False
-        except asyncio.CancelledError:
-            left = True  # the request was dropped (a server may cancel a handler whose client left)
-            raise
+            async with asyncio.timeout(self.wait_s):
+                await asyncio.shield(poll.found)
+            return True
+        except TimeoutError:
+            return False
         finally:
             poll.waiters -= 1
             self.waiters -= 1
@@ -131,8 +105,6 @@ class Waits:
                 # cancelled mid-look, whose load other requests may share); a later request
                 # starts a new one.
                 del self.polls[key]
-                if left and unbump is not None:
-                    self._run_bounded(unbump, "put back a segment nobody waits for")
 
     async def _poll(self, key: str, poll: _Poll) -> None:
         interval = POLL_FILE_S if self.local(key) else POLL_S3_S
@@ -157,18 +129,18 @@ class Waits:
             if self.polls.get(key) is poll:
                 del self.polls[key]
 
-    def _run_bounded(self, work: Callable[[], Awaitable[None]], what: str) -> None:
-        """Run a bump or unbump beside the wait (a slow database delays nobody), bounded by
-        wait_s; any failure (a database outage) is logged and ignored: the wait goes on."""
+    def _bump(self, bump: Callable[[], Awaitable[None]]) -> None:
+        """Run the bump beside the wait (a slow database delays nobody), bounded by wait_s;
+        any failure (a database outage) is logged and ignored: the wait goes on."""
 
         async def run() -> None:
             try:
                 async with asyncio.timeout(max(self.wait_s, 1.0)):
-                    await work()
+                    await bump()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("could not %s: %r", what, exc)
+                log.warning("could not ask for a missing segment to be made first: %r", exc)
 
         self._start(run())
 

@@ -10,7 +10,6 @@ import asyncio
 import dataclasses
 import secrets
 import time
-from urllib.parse import urlsplit
 
 import m3u8
 import pytest
@@ -43,9 +42,8 @@ class Progressive:
     """A progressive version in file storage with some objects missing, served by an app with a
     recording bumper and a short segment_wait_s."""
 
-    def __init__(self, client, sv, token, storage, bumps, unbumps) -> None:
+    def __init__(self, client, sv, token, storage, bumps) -> None:
         self.client, self.sv, self.token, self.storage, self.bumps = client, sv, token, storage, bumps
-        self.unbumps = unbumps
 
     def url(self, name: str) -> str:
         return self.sv.url(name, self.token)
@@ -75,12 +73,9 @@ async def _progressive(aiohttp_client, settings, *, progressive: bool = True, mi
     bumps = Bumps()
     hook: keys.SegmentBumper = bumps
     app[keys.SEGMENT_BUMPER] = hook
-    unbumps = Bumps()
-    unhook: keys.SegmentUnbumper = unbumps
-    app[keys.SEGMENT_UNBUMPER] = unhook
     client = await aiohttp_client(app)
     storage = open_storage(s.storage_url)
-    pv = Progressive(client, sv, token_for(s.secret_key, sv, s.playback_window_s), storage, bumps, unbumps)
+    pv = Progressive(client, sv, token_for(s.secret_key, sv, s.playback_window_s), storage, bumps)
     await pv.remove(*missing)
     return pv
 
@@ -129,45 +124,8 @@ async def test_a_segment_that_never_appears_is_503_not_ready(prog):
         if method == "GET":
             assert await _code(r) == "segment_not_ready"
     assert prog.bumps.calls == [(prog.sv.title_id, prog.sv.version, "v360", 2)] * 2
-    # Nobody waits any more: no poller is left behind. A viewer who waited it out asks again:
-    # the segment keeps its place.
+    # Nobody waits any more: no poller is left behind.
     assert not prog.client.app[WAITS].polls and prog.client.app[WAITS].waiters == 0
-    assert prog.unbumps.calls == []
-
-
-async def test_a_viewer_who_leaves_mid_wait_gives_the_segment_back(prog):
-    """A player that abandons a segment it waits for (to ask a lower rung's instead) closes
-    the connection: the wait ends at once and the bump is undone; the object's poller stops.
-    Another viewer still waiting keeps it."""
-    waits = prog.client.app[WAITS]
-
-    async def leave_after(seconds: float, name: str = "v360/2.m4s") -> None:
-        url = urlsplit(str(prog.client.make_url(prog.url(name))))
-        _reader, writer = await asyncio.open_connection(url.hostname, url.port)
-        writer.write(f"GET {url.path}?{url.query} HTTP/1.1\r\nHost: {url.netloc}\r\n\r\n".encode())
-        await writer.drain()
-        await asyncio.sleep(seconds)
-        writer.close()
-        await writer.wait_closed()
-
-    staying = asyncio.create_task(prog.client.get(prog.url("v360/2.m4s")))
-    await leave_after(0.3)
-    await asyncio.sleep(0.3)
-    assert prog.unbumps.calls == [] and waits.waiters == 1  # the other viewer still waits
-    assert (await staying).status == 503
-    start = time.monotonic()
-    await leave_after(0.3)
-    for _ in range(50):
-        if prog.unbumps.calls:
-            break
-        await asyncio.sleep(0.02)
-    assert time.monotonic() - start < WAIT_S  # at once, not when the wait would have ended
-    assert prog.unbumps.calls == [(prog.sv.title_id, prog.sv.version, "v360", 2)]
-    assert waits.waiters == 0 and not waits.polls
-    # an init is never given back (every segment of its rendition needs it)
-    await leave_after(0.3, "v720/init.mp4")
-    await asyncio.sleep(0.3)
-    assert len(prog.unbumps.calls) == 1 and waits.waiters == 0
 
 
 async def test_a_missing_init_is_bumped_with_none(prog):

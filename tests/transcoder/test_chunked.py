@@ -9,7 +9,6 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
-import os
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from fractions import Fraction
@@ -354,68 +353,3 @@ def _pcm(path: Path) -> array.array:
     samples = array.array("f")
     samples.frombytes(raw)
     return samples
-
-
-async def test_a_bumped_segment_nobody_waits_for_goes_on_as_bulk_work(
-    settings: Settings,
-    pool: asyncpg.Pool,
-    storage: Storage,
-    clip_factory: Callable[..., Path],
-) -> None:
-    """A viewer's bump makes a far segment of the top rung a one-cell task that the worker's
-    urgent lane runs at full CPU priority; the viewer leaves (`tasks.unbump`, what the origin
-    calls): the task goes back behind its neighbours in the queue and the worker goes on with
-    it as bulk work (its ffmpeg, every thread, at BULK_NICE; the urgent lane free), this
-    attempt still its own. (A slow preset keeps the segment from finishing first.)"""
-    from transcoder.worker import BULK_NICE, LANE_URGENT, LANE_VIDEO
-
-    clip = clip_factory(seconds=20, width=1280, height=720)
-    title = await _ingest(pool, storage, settings, clip, "Abandoned")
-    worker = make_worker(pool, storage, settings, title_id=title.id, chunk_segments=5, preset="veryslow")
-    runner = asyncio.create_task(worker.run(once=True))
-
-    def nice_of(task_id: int) -> set[int]:
-        out = set()
-        for pid in worker._pids.get(task_id, ()):
-            for tid in os.listdir(f"/proc/{pid}/task"):
-                out.add(os.getpriority(os.PRIO_PROCESS, int(tid)))
-        return out
-
-    try:
-        job = None
-        for _ in range(600):
-            job = await job_of(pool, title.id)
-            if job.version and worker._runs:
-                break
-            await asyncio.sleep(0.05)
-        assert job is not None and job.version
-        async with pool.acquire() as conn:
-            top = next(t for t in await tasks.job_tasks(conn, job.id) if t.kind == "video" and len(t.renditions) > 1)
-            rung = top.renditions[0]
-            assert await tasks.bump(conn, title.id, job.version, rung, 4) == "split"
-        cell = None
-        for _ in range(200):
-            async with pool.acquire() as conn:
-                cell = next(t for t in await tasks.job_tasks(conn, job.id) if t.cells() == {(rung, 4)})
-            if worker._lanes.get(cell.id) == LANE_URGENT and worker._pids.get(cell.id):
-                break
-            await asyncio.sleep(0.05)
-        assert cell is not None and worker._lanes.get(cell.id) == LANE_URGENT, worker._lanes
-        mine = os.getpriority(os.PRIO_PROCESS, 0)
-        assert nice_of(cell.id) == {mine}
-        async with pool.acquire() as conn:
-            assert await tasks.unbump(conn, title.id, job.version, rung, 4) == "yield"
-        for _ in range(100):
-            if worker._lanes.get(cell.id) == LANE_VIDEO:
-                break
-            await asyncio.sleep(0.02)
-        assert worker._lanes.get(cell.id) == LANE_VIDEO
-        assert nice_of(cell.id) in ({mine + BULK_NICE}, set())  # set(): it has just ended
-        async with pool.acquire() as conn:
-            back = next(t for t in await tasks.job_tasks(conn, job.id) if t.id == cell.id)
-        assert (back.priority, back.attempts) == (tasks.PRIORITY_CHUNK1, 1), back
-        await remove_title(pool, storage, title.id)
-        await asyncio.wait_for(runner, 30)
-    finally:
-        runner.cancel()
-        await asyncio.wait({runner})

@@ -469,54 +469,6 @@ async def test_concurrent_bumps_race_freely(own_database_url: str, conn: asyncpg
 # --- wake-ups -----------------------------------------------------------------------------
 
 
-async def test_unbump_puts_an_abandoned_cell_back_behind_its_neighbours(
-    own_database_url: str, conn: asyncpg.Connection
-) -> None:
-    job, created = await job_with_tasks(conn)
-    chunk = next(t for t in created if t.first_number == 9)
-    title = job.title_id
-    before = cells(await tasks.job_tasks(conn, job.id))
-    assert await tasks.bump(conn, title, "v1", "v480", 12) == "split"
-    # queued: back to its old chunk's priority (its neighbours'), still one cell
-    assert await tasks.unbump(conn, title, "v1", "v480", 12) == "queued"
-    cell = await task_by_id(conn, job.id, chunk.id)
-    assert (cell.renditions, cell.first_number, cell.segment_count, cell.priority) == (("v480",), 12, 1, chunk.priority)
-    assert cells(await tasks.job_tasks(conn, job.id)) == before
-    assert await tasks.unbump(conn, title, "v1", "v480", 12) == "kept"  # not bumped any more
-    # running: same, and its worker is told (a NOTIFY yield:<id>)
-    listener = await asyncpg.connect(own_database_url)
-    got: asyncio.Queue[str] = asyncio.Queue()
-    await listener.add_listener(tasks.WAKE_CHANNEL, lambda _c, _pid, _ch, payload: got.put_nowait(payload))
-    try:
-        assert await tasks.bump(conn, title, "v1", "v720", 15) == "split"
-        assert await asyncio.wait_for(got.get(), 2) == f"tasks:{job.id}"  # the bump's
-        urgent = await claim_one(conn, kinds=["video"], max_priority=0)
-        assert urgent.cells() == {("v720", 15)}
-        assert await tasks.unbump(conn, title, "v1", "v720", 15) == "yield"
-        assert await asyncio.wait_for(got.get(), 2) == f"yield:{urgent.id}"
-        again = await task_by_id(conn, job.id, urgent.id)
-        assert again.status == "running" and again.priority == chunk.priority
-        # the worker puts it back: this attempt not counted
-        assert await tasks.release_task(conn, urgent)
-        back = await task_by_id(conn, job.id, urgent.id)
-        assert (back.status, back.attempts, back.priority) == ("queued", 0, chunk.priority)
-    finally:
-        await listener.close()
-    # never: audio, several cells, a bulk task, a planned priority-1 cell, other versions
-    assert await tasks.bump(conn, title, "v1", "a0", 3) == "bumped"
-    assert await tasks.unbump(conn, title, "v1", "a0", 3) == "kept"
-    assert await tasks.unbump(conn, title, "v1", "v720", 18) == "kept"
-    assert await tasks.unbump(conn, title, "v1", "v360", 1) == "kept"
-    assert await tasks.unbump(conn, title, "v2", "v720", 15) == "kept"
-    assert await tasks.unbump(conn, "not-a-uuid", "v1", "v720", 15) == "kept"
-    # the first chunk's cells go back to the first chunk's priority
-    assert await tasks.bump(conn, title, "v1", "v720", 3) == "split"
-    assert await tasks.unbump(conn, title, "v1", "v720", 3) == "queued"
-    assert {t.priority for t in await tasks.job_tasks(conn, job.id) if ("v720", 3) in t.cells()} == {
-        tasks.PRIORITY_CHUNK1
-    }
-
-
 async def test_listeners_are_woken_on_enqueue_tasks_release_and_bump(
     own_database_url: str, conn: asyncpg.Connection
 ) -> None:
