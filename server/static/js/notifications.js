@@ -1,13 +1,11 @@
 // The notifications bell in the header: the unread count, a list (text nodes only), "Mark all
 // read"; fed by GET /api/v1/me/notifications and kept live by the real-time socket
 // (/api/v1/ws, docs/realtime.md), which reconnects with backoff.
-import { accessToken, api, isSignedIn } from './api.js';
+import { api, isSignedIn } from './api.js';
 import { h } from './dom.js';
+import { realtimeSocket } from './realtime.js';
 
 const LIST_LIMIT = 20;
-const BACKOFF_FIRST_MS = 1000;
-const BACKOFF_MAX_MS = 30000;
-const CLOSE_UNAUTHORIZED = 4401;
 
 export function notificationBell() {
   const count = h('span', { class: 'bell-count', id: 'bell-count', hidden: true }, '0');
@@ -25,10 +23,6 @@ export function notificationBell() {
     h('div', { class: 'bell-head' }, h('strong', {}, 'Notifications'), markAll), state, list);
   const element = h('div', { class: 'bell-slot' }, button, panel);
 
-  let socket = null;
-  let backoff = BACKOFF_FIRST_MS;
-  let retry = null;
-  let stopped = false;
   let paused = false;
 
   function setUnread(n) {
@@ -82,41 +76,15 @@ export function notificationBell() {
     }
   }
 
-  async function connect() {
-    retry = null;
-    if (stopped || !isSignedIn()) return;
-    const token = await accessToken();
-    if (!token) return;
-    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/ws`;
-    const ws = new WebSocket(url);
-    socket = ws;
-    ws.addEventListener('open', () => ws.send(JSON.stringify({ type: 'auth', token })));
-    ws.addEventListener('message', (ev) => {
-      let msg;
-      try {
-        msg = JSON.parse(ev.data);
-      } catch {
-        return;
-      }
-      if (msg.type === 'ready') {
-        if (backoff > BACKOFF_FIRST_MS) load(); // a reconnect: catch up on what was missed
-        backoff = BACKOFF_FIRST_MS;
-        element.dataset.live = 'yes';
-      }
+  const socket = realtimeSocket({
+    onMessage(msg, { again }) {
+      if (again) load(); // a reconnect: catch up on what was missed
       onMessage(msg);
-    });
-    ws.addEventListener('close', (ev) => {
-      element.dataset.live = 'no';
-      if (socket !== ws || stopped) return;
-      socket = null;
-      // A revoked session stays out (the API's 401 takes the page to the login); an expired
-      // token is refreshed by accessToken() on the next try.
-      if (ev.code === CLOSE_UNAUTHORIZED && ev.reason === 'session revoked') return;
-      const wait = backoff * (0.5 + Math.random() / 2);
-      backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
-      retry = setTimeout(connect, wait);
-    });
-  }
+    },
+    onLive(live) {
+      element.dataset.live = live ? 'yes' : 'no';
+    },
+  });
 
   button.addEventListener('click', () => {
     panel.hidden = !panel.hidden;
@@ -136,16 +104,12 @@ export function notificationBell() {
   return {
     element,
     start() {
-      stopped = false;
       setUnread(0);
       load();
-      connect();
+      socket.start();
     },
     stop() {
-      stopped = true;
-      if (retry) clearTimeout(retry);
-      if (socket) socket.close(1000);
-      socket = null;
+      socket.stop();
     },
   };
 }

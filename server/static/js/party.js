@@ -5,12 +5,10 @@
 // Sync: the server's clock is estimated NTP-style (the time.pong with the smallest round
 // trip of several); the target is `position + (serverNow - at) / 1000 * rate` while playing;
 // drift of 50-500 ms is corrected by playing 5 % faster or slower, past 500 ms by a seek.
-import { accessToken, api, isSignedIn } from './api.js';
+import { api } from './api.js';
 import { h, formatDuration } from './dom.js';
+import { realtimeSocket } from './realtime.js';
 
-const BACKOFF_FIRST_MS = 1000;
-const BACKOFF_MAX_MS = 30000;
-const CLOSE_UNAUTHORIZED = 4401;
 const PING_SAMPLES = 5;
 const PING_GAP_MS = 120;
 const RESYNC_CLOCK_MS = 60_000;
@@ -55,10 +53,6 @@ export function watchParty({ video, title, user, partyId: initialParty }) {
   let partyId = initialParty || null;
   let party = null; // party.joined
   let state = null; // the last party.state
-  let socket = null;
-  let backoff = BACKOFF_FIRST_MS;
-  let retry = null;
-  let stopped = false;
   let samples = [];
   let offset = 0;
   let stalled = false;
@@ -69,7 +63,8 @@ export function watchParty({ video, title, user, partyId: initialParty }) {
 
   const serverNow = () => Date.now() + offset;
   const mayDrive = () => party && (party.control === 'all' || party.host === user.id);
-  const sendMsg = (msg) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(msg)); };
+  const socket = realtimeSocket({ onMessage: (msg) => onMessage(msg) });
+  const sendMsg = (msg) => socket.send(msg);
 
   function showLink() {
     const url = new URL(`/watch/${encodeURIComponent(title.id)}?party=${encodeURIComponent(partyId)}`, location.href);
@@ -232,7 +227,6 @@ export function watchParty({ video, title, user, partyId: initialParty }) {
   // ---- the socket ---------------------------------------------------------------------
   function onMessage(msg) {
     if (msg.type === 'ready') {
-      backoff = BACKOFF_FIRST_MS;
       syncClock();
       if (partyId) sendMsg({ type: 'party.join', party: partyId });
     } else if (msg.type === 'time.pong') {
@@ -264,33 +258,6 @@ export function watchParty({ video, title, user, partyId: initialParty }) {
     }
   }
 
-  async function connect() {
-    retry = null;
-    if (stopped || !isSignedIn()) return;
-    const token = await accessToken();
-    if (!token) return;
-    const ws = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/ws`);
-    socket = ws;
-    ws.addEventListener('open', () => ws.send(JSON.stringify({ type: 'auth', token })));
-    ws.addEventListener('message', (ev) => {
-      let msg;
-      try {
-        msg = JSON.parse(ev.data);
-      } catch {
-        return;
-      }
-      onMessage(msg);
-    });
-    ws.addEventListener('close', (ev) => {
-      if (socket !== ws || stopped) return;
-      socket = null;
-      if (ev.code === CLOSE_UNAUTHORIZED && ev.reason === 'session revoked') return;
-      const wait = backoff * (0.5 + Math.random() / 2);
-      backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
-      retry = setTimeout(connect, wait);
-    });
-  }
-
   start.addEventListener('click', async () => {
     try {
       const created = await api('POST', '/parties', { body: { title_id: title.id }, auth: 'required' });
@@ -303,7 +270,7 @@ export function watchParty({ video, title, user, partyId: initialParty }) {
 
   const loop = setInterval(correct, CORRECT_EVERY_MS);
   const clock = setInterval(syncClock, RESYNC_CLOCK_MS);
-  connect();
+  socket.start();
   loadComments();
 
   const handle = {
@@ -313,13 +280,10 @@ export function watchParty({ video, title, user, partyId: initialParty }) {
     get state() { return state; },
     target() { return state ? targetPosition(state, serverNow()) : null; },
     stop() {
-      stopped = true;
       clearInterval(loop);
       clearInterval(clock);
       for (const t of timers) clearTimeout(t);
-      if (retry) clearTimeout(retry);
-      if (socket) socket.close(1000);
-      socket = null;
+      socket.stop();
     },
   };
   return handle;
