@@ -57,7 +57,7 @@ class FaultProxy:
     def close(self) -> None:
         if not self._thread.is_alive():
             return
-        self._call(self._down())
+        self._call(self._shutdown())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
@@ -114,6 +114,16 @@ class FaultProxy:
         self._writers.clear()
         assert self._flowing is not None
         self._flowing.set()  # let frozen pumps notice their sockets are gone
+
+    async def _shutdown(self) -> None:
+        """Down, then every connection's task ended here: a task left pending in a closed loop
+        is reported ("Task was destroyed but it is pending!") whenever it is collected,
+        in the log of whichever test runs then."""
+        await self._down()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _freeze(self) -> None:
         assert self._flowing is not None

@@ -1,7 +1,7 @@
 // Service worker: caches the app shell only, so the app opens offline or on a flaky network.
 // It never caches media (/stream/) or API answers (/api/): those carry personal data and
 // short-lived tokens, and segments are the CDN's job.
-const VERSION = 'streamflix-shell-v6';
+const VERSION = 'streamflix-shell-v7';
 const SHELL = [
   '/',
   '/manifest.webmanifest',
@@ -21,6 +21,7 @@ const SHELL = [
   '/static/js/searchbox.js',
   '/static/js/notifications.js',
   '/static/js/party.js',
+  '/static/js/realtime.js',
   '/static/js/seek-thumbnails.js',
   '/static/js/pages/home.js',
   '/static/js/pages/search.js',
