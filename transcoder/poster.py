@@ -4,14 +4,13 @@ written as `poster.jpg` beside the renditions and published with the version
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
 from media.keys import POSTER_NAME
 from media.probe_model import Probe
 from transcoder.command import DEINTERLACE
-from transcoder.runner import die_with_parent
+from transcoder.runner import run_quiet
 
 log = logging.getLogger("streamflix.poster")
 
@@ -49,23 +48,17 @@ async def make_poster(source: str, probe: Probe, out_dir: Path, *, ffmpeg: str =
     out = out_dir / POSTER_NAME
     at = poster_time_s(probe.duration_s)
     for seek in (at, 0.0):  # a frame at 10% may not exist in a broken tail: fall back to 0
-        proc = await asyncio.create_subprocess_exec(
-            *poster_argv(source, out, seek, ffmpeg=ffmpeg, deinterlace=probe.video.interlaced),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=die_with_parent,
-        )
+        argv = poster_argv(source, out, seek, ffmpeg=ffmpeg, deinterlace=probe.video.interlaced)
         try:
-            _, err = await asyncio.wait_for(proc.communicate(), POSTER_TIMEOUT_S)
+            await run_quiet(argv, timeout_s=POSTER_TIMEOUT_S, what="poster")
         except TimeoutError:
-            err = b"timed out"
-        finally:
-            if proc.returncode is None:  # timed out or cancelled: never leave ffmpeg behind
-                proc.kill()
-                await asyncio.shield(proc.wait())
-        if proc.returncode == 0 and out.is_file() and out.stat().st_size > 0:
-            return out
-        log.warning("poster at %.1f s failed: %s", seek, (err or b"").decode(errors="replace").strip()[-200:])
+            reason = "timed out"
+        except RuntimeError as exc:
+            reason = str(exc)
+        else:
+            if out.is_file() and out.stat().st_size > 0:
+                return out
+            reason = "no frame written"
+        log.warning("poster at %.1f s failed: %s", seek, reason[-200:])
     out.unlink(missing_ok=True)
     return None
