@@ -76,25 +76,33 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
-async def run_quiet(argv: list[str], *, timeout_s: float, what: str) -> None:
-    """Run a short ffmpeg without progress (a remux, a sprite sheet) to its end within
-    `timeout_s`; a failure is a RuntimeError naming `what` with the tail of its stderr. Timed
-    out or cancelled, the process is killed and reaped: never an orphan."""
+async def run_captured(argv: list[str], *, timeout_s: float, keep_stdout: bool = True) -> tuple[int, bytes, bytes]:
+    """Run a short process (an ffprobe, a remux) to its end within `timeout_s`: its exit
+    code, stdout (b"" unless `keep_stdout`) and stderr. Timed out (TimeoutError) or
+    cancelled, the process is killed and reaped first: never an orphan."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE if keep_stdout else asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         preexec_fn=die_with_parent,
     )
     try:
-        _, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
     finally:
         if proc.returncode is None:
             proc.kill()
             await asyncio.shield(proc.wait())
-    if proc.returncode != 0:
-        raise RuntimeError(f"ffmpeg {what} failed: {(err or b'').decode(errors='replace').strip()[-300:]}")
+    return proc.returncode or 0, out or b"", err or b""
+
+
+async def run_quiet(argv: list[str], *, timeout_s: float, what: str) -> None:
+    """Run a short ffmpeg without progress (a remux, a sprite sheet) to its end within
+    `timeout_s`; a failure is a RuntimeError naming `what` with the tail of its stderr. Timed
+    out or cancelled, the process is killed and reaped: never an orphan."""
+    code, _, err = await run_captured(argv, timeout_s=timeout_s, keep_stdout=False)
+    if code != 0:
+        raise RuntimeError(f"ffmpeg {what} failed: {err.decode(errors='replace').strip()[-300:]}")
 
 
 def _child_setup(nice: int) -> Callable[[], None]:

@@ -14,7 +14,6 @@ validated and converted to WebVTT, with their options in `subtitles.json` beside
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import json
 import logging
@@ -30,7 +29,7 @@ from media.errors import ObjectNotFound
 from media.storage import Storage
 from media.subtitles import Cue, SubtitleError, check_size, normalize_language, parse, segment, to_webvtt, validate
 from packager.model import Presentation, Rendition, Segment
-from transcoder.runner import die_with_parent
+from transcoder.runner import run_captured
 
 log = logging.getLogger("streamflix.subtitles")
 
@@ -148,22 +147,10 @@ async def load_sidecars(storage: Storage, title_id: str) -> list[Track]:
 
 
 async def _run(argv: list[str]) -> tuple[int, bytes, bytes]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        preexec_fn=die_with_parent,
-    )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), EXTRACT_TIMEOUT_S)
+        return await run_captured(argv, timeout_s=EXTRACT_TIMEOUT_S)
     except TimeoutError:
-        out, err = b"", b"timed out"
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await asyncio.shield(proc.wait())
-    return proc.returncode or 0, out, err
+        return -9, b"", b"timed out"  # killed (SIGKILL), as runner.run_captured leaves it
 
 
 async def subtitle_streams(source: str, *, ffprobe: str = "ffprobe") -> list[dict[str, Any]]:
