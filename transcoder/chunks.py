@@ -41,7 +41,7 @@ from transcoder.errors import TranscodeError
 from transcoder.ladder import AV1, KEYFRAME_INTERVAL_S, Ladder, av1_codecs
 from transcoder.pipeline import default_timeout_s
 from transcoder.readback import audio_name
-from transcoder.runner import ProgressCallback, run_ffmpeg
+from transcoder.runner import ProgressCallback, run_ffmpeg, run_quiet
 
 SegmentCallback = Callable[[str, "int | None", Path], "Awaitable[None] | None"]
 
@@ -586,6 +586,71 @@ async def encode_video_task(
             if not s.keyframe:
                 raise TranscodeError(f"{rid}/{s.number}{SEGMENT_EXT} does not start with a keyframe")
     return output
+
+
+# Making the init segments of a few rungs: a few frames each, well under a second on a busy core.
+INITS_TIMEOUT_S = 60.0
+# Frames encoded to make them: the init's edit list holds the encoder's B-frame delay, which x264
+# fixes from the timestamps of its first (pyramid delay + 1) = 3 frames; with fewer it writes no
+# delay and the init differs from every task's.
+INIT_FRAMES = 3
+
+
+async def encode_inits(
+    source: str,
+    ladder: Ladder,
+    out_dir: Path,
+    *,
+    rendition_ids: tuple[str, ...] | list[str],
+    preset: str = "veryfast",
+    threads: int = 0,
+    ffmpeg_bin: str = "ffmpeg",
+    timeout_s: float = INITS_TIMEOUT_S,
+    nice: int = 0,
+) -> dict[str, Path]:
+    """The init segments of the video renditions `rendition_ids` without their media: the
+    argv of their first chunk, cut to INIT_FRAMES frames. Every task of a rendition writes the same init
+    bytes (the argv's bit-exact flags; tests compare them), so these may be stored before any
+    segment of the rendition is: a player switching to a rung, or seeking far ahead, asks for
+    the init first and for the segment only once it has it. Returns rendition id -> the file
+    in `out_dir/{rid}/` (the folders are emptied first; the short segments written beside
+    them are not results and are left there). Raises `TranscodeError` when ffmpeg fails or an init is
+    missing or unreadable."""
+    fps = ladder.fps_fraction
+    if fps is None or not ladder.rungs:
+        raise ValueError("ladder has no video")
+    wanted = set(rendition_ids)
+    ids = tuple(r.id for r in ladder.rungs if r.id in wanted)  # ladder order
+    if not ids or len(ids) != len(wanted):
+        raise ValueError(f"not video renditions of this ladder: {sorted(wanted - set(ids)) or 'none given'}")
+    out_dir = Path(out_dir)
+    await asyncio.to_thread(_prepare, out_dir, ids)
+    args = build_chunk_args(
+        source,
+        ladder,
+        out_dir,
+        rendition_ids=ids,
+        start_s=chunk_start_s(ladder, 1),
+        frames=INIT_FRAMES,
+        start_number=1,
+        segment_us=math.floor(Fraction(segment_frames(ladder)) / fps * 1_000_000),
+        preset=preset,
+        threads=threads,
+        ffmpeg_bin=ffmpeg_bin,
+    )
+    try:
+        await run_quiet(args, timeout_s=timeout_s, what="init segments", nice=nice)
+    except (RuntimeError, TimeoutError) as exc:
+        raise TranscodeError(str(exc) or "ffmpeg init segments timed out") from exc
+    found: dict[str, Path] = {}
+    for rid in ids:
+        path = out_dir / rid / INIT_NAME
+        try:
+            mp4.parse_init(await asyncio.to_thread(path.read_bytes))
+        except (OSError, mp4.Mp4Error) as exc:
+            raise TranscodeError(f"{rid}: no readable {INIT_NAME} ({exc})") from exc
+        found[rid] = path
+    return found
 
 
 async def encode_audio_task(

@@ -76,16 +76,19 @@ _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
-async def run_captured(argv: list[str], *, timeout_s: float, keep_stdout: bool = True) -> tuple[int, bytes, bytes]:
+async def run_captured(
+    argv: list[str], *, timeout_s: float, keep_stdout: bool = True, nice: int = 0
+) -> tuple[int, bytes, bytes]:
     """Run a short process (an ffprobe, a remux) to its end within `timeout_s`: its exit
     code, stdout (b"" unless `keep_stdout`) and stderr. Timed out (TimeoutError) or
-    cancelled, the process is killed and reaped first: never an orphan."""
+    cancelled, the process is killed and reaped first: never an orphan. `nice` > 0 runs it
+    at that lower CPU priority."""
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE if keep_stdout else asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-        preexec_fn=die_with_parent,
+        preexec_fn=_child_setup(nice),
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
@@ -96,11 +99,12 @@ async def run_captured(argv: list[str], *, timeout_s: float, keep_stdout: bool =
     return proc.returncode or 0, out or b"", err or b""
 
 
-async def run_quiet(argv: list[str], *, timeout_s: float, what: str) -> None:
+async def run_quiet(argv: list[str], *, timeout_s: float, what: str, nice: int = 0) -> None:
     """Run a short ffmpeg without progress (a remux, a sprite sheet) to its end within
-    `timeout_s`; a failure is a RuntimeError naming `what` with the tail of its stderr. Timed
-    out or cancelled, the process is killed and reaped: never an orphan."""
-    code, _, err = await run_captured(argv, timeout_s=timeout_s, keep_stdout=False)
+    `timeout_s` (at CPU priority `nice`); a failure is a RuntimeError naming `what` with the
+    tail of its stderr. Timed out or cancelled, the process is killed and reaped: never an
+    orphan."""
+    code, _, err = await run_captured(argv, timeout_s=timeout_s, keep_stdout=False, nice=nice)
     if code != 0:
         raise RuntimeError(f"ffmpeg {what} failed: {err.decode(errors='replace').strip()[-300:]}")
 

@@ -132,3 +132,42 @@ async def run_task(
             nice=nice,
         )
     return output.to_result()
+
+
+async def put_inits(
+    storage: Storage,
+    work: TaskWork,
+    renditions: tuple[str, ...] | list[str],
+    out_dir: Path,
+    *,
+    preset: str,
+    threads: int,
+    nice: int = 0,
+) -> list[str]:
+    """Store the init segments of the video `renditions` that are not stored yet, made ahead
+    of their media (`chunks.encode_inits`): a player switching up to a rung, or seeking far
+    ahead into it, asks for its init before the segment and waits for nothing else. Returns
+    the renditions whose init this put; none when every init is there already."""
+
+    def key(rid: str) -> str:
+        return keys.object_key(work.title_id, work.version, f"{rid}/{INIT_NAME}")
+
+    async def stored(rid: str) -> bool:
+        try:
+            await storage.head(key(rid))
+            return True
+        except ObjectNotFound:
+            return False
+
+    missing = [rid for rid in renditions if not await stored(rid)]
+    if not missing:
+        return []
+    made = await chunks.encode_inits(
+        work.source, work.ladder, out_dir, rendition_ids=missing, preset=preset, threads=threads, nice=nice
+    )
+    put = []
+    for rid, path in made.items():
+        if not await stored(rid):  # a task of the rendition may have put it meanwhile
+            await storage.put_file(key(rid), path, content_type(INIT_NAME))
+            put.append(rid)
+    return put

@@ -54,7 +54,7 @@ from transcoder.ladder import Ladder, plan_ladder
 from transcoder.pipeline import check_presentation
 from transcoder.poster import make_poster
 from transcoder.publish import LeaseLost, commit_version, content_type, gc_versions, new_version, write_model
-from transcoder.taskrun import TaskWork, run_task
+from transcoder.taskrun import TaskWork, put_inits, run_task
 from transcoder.thumbnails import with_thumbnails
 
 log = logging.getLogger("streamflix.worker")
@@ -368,8 +368,12 @@ class Worker:
         run = asyncio.create_task(self._run_task(task), name=f"task-{task.id}")
         self._runs[task.id] = run
         self._lanes[task.id] = lane
+        started = time.monotonic()
+        what = f"{task.kind} {','.join(task.renditions)} segments {task.first_number}-{task.last_number}"
+        log.info("task %s: %s, priority %d, %s lane", task.id, what, task.priority, lane)
 
         def done(_t: asyncio.Task[None]) -> None:
+            log.info("task %s: ended after %.2f s", task.id, time.monotonic() - started)
             self._runs.pop(task.id, None)
             self._lanes.pop(task.id, None)
             self._task_done.set()
@@ -410,6 +414,11 @@ class Worker:
                 log.warning("task %s: no longer ours at completion; its result is dropped", task.id)
                 await asyncio.shield(self._release_task(task))  # fenced: a taken-over task stays
                 await self._drop_if_deleted(task, uploaded)
+            elif task.kind == "video" and task.first_number == 1:
+                # Done: its lane takes the next task while the inits are made beside it.
+                self._lanes.pop(task.id, None)
+                self._wake.set()
+                await self._put_inits(task, work, out_dir / "inits")
         except asyncio.CancelledError:
             if task.id in self._runs_lost:
                 log.info("task %s: stopped (its job ended or another worker took it)", task.id)
@@ -427,6 +436,30 @@ class Worker:
             await _stop_task(heartbeat)
             self._runs_lost.discard(task.id)
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, out_dir, True))
+
+    async def _put_inits(self, task: tasks.Task, work: TaskWork, out_dir: Path) -> None:
+        """After a task that began at segment 1 (the title's first: the lowest rung's first
+        segment): the init segments of the other rungs of its codec, ahead of their media
+        (`taskrun.put_inits`), so a player that switches up or seeks far ahead in the first
+        seconds does not wait for the bulk chunk that would write them. Best effort: a
+        failure is logged, and those inits come with their rungs' first segments as before."""
+        codec = next((r.codec for r in work.ladder.rungs if r.id in task.renditions), None)
+        others = [r.id for r in work.ladder.rungs if r.codec == codec and r.id not in task.renditions]
+        if not others:
+            return
+        started = time.monotonic()
+        try:
+            # At bulk priority: a player starting on the first segment must not wait for them.
+            put = await put_inits(
+                self.storage, work, others, out_dir, preset=self.preset, threads=self.encoder_threads, nice=BULK_NICE
+            )
+        except Exception as exc:
+            log.warning("task %s: could not store the other rungs' init segments ahead: %s", task.id, exc)
+            return
+        if put:
+            log.info(
+                "task %s: init segments of %s stored in %.2f s", task.id, ",".join(put), time.monotonic() - started
+            )
 
     async def _task_work(self, task: tasks.Task) -> TaskWork:
         """The source (local), probe, ladder and timeline length of a task's title: read once

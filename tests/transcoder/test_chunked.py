@@ -10,6 +10,7 @@ import array
 import asyncio
 import contextlib
 import subprocess
+import uuid
 from collections.abc import AsyncIterator, Callable
 from fractions import Fraction
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from catalog import titles
 from catalog.errors import TitleNotFound
 from media import keys
+from media.probe import probe
 from media.storage import Storage
 from packager.model import Presentation
 from server.settings import Settings
@@ -36,8 +38,10 @@ from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
 )
 from transcoder import jobs, tasks
 from transcoder.ingest import ingest
+from transcoder.ladder import plan_ladder
 from transcoder.pipeline import check_presentation
 from transcoder.remove import remove_title
+from transcoder.taskrun import TaskWork, put_inits, run_task
 
 
 async def _ingest(pool: asyncpg.Pool, storage: Storage, settings: Settings, source: Path, name: str) -> titles.Title:
@@ -353,3 +357,35 @@ def _pcm(path: Path) -> array.array:
     samples = array.array("f")
     samples.frombytes(raw)
     return samples
+
+
+async def test_inits_are_stored_ahead_of_their_rungs_media(
+    settings: Settings, storage: Storage, clip_factory: Callable[..., Path], tmp_path: Path
+) -> None:
+    clip = clip_factory(seconds=5, width=854, height=480)
+    p = await probe(str(clip))
+    ladder = plan_ladder(p, segment_s=4)
+    assert [r.id for r in ladder.rungs] == ["v480", "v360"]
+    work = TaskWork(title_id=str(uuid.uuid4()), version="v1", source=str(clip), probe=p, ladder=ladder, total=2)
+    key = keys.object_key(work.title_id, work.version, "v480/init.mp4")
+    put = await put_inits(storage, work, ["v480"], tmp_path / "inits", preset="veryfast", threads=0)
+    assert put == ["v480"]
+    assert await stored_keys(storage, work.title_id) == [key]  # the init alone, no media
+    ahead = await storage.get_bytes(key)
+    # Stored already: nothing is made again.
+    assert await put_inits(storage, work, ["v480"], tmp_path / "again", preset="veryfast", threads=0) == []
+    assert not (tmp_path / "again").exists()
+    # The rung's own task then finds its init there and writes the same bytes beside it.
+    await run_task(
+        storage,
+        work,
+        kind="video",
+        renditions=("v480",),
+        first=1,
+        count=2,
+        out_dir=tmp_path / "task",
+        preset="veryfast",
+        threads=0,
+        timeout_s=None,
+    )
+    assert (tmp_path / "task" / "v480" / "init.mp4").read_bytes() == ahead == await storage.get_bytes(key)

@@ -166,6 +166,21 @@ def test_chunks_add_up_to_the_one_pass_encode(two_rungs: tuple[Chunked, Path]) -
         assert chunked.assembled.rendition(rid).codecs == one_pass.init.codec  # type: ignore[union-attr]  # rendition(rid) is there: asserted above
 
 
+def test_inits_made_ahead_are_the_bytes_every_task_writes(two_rungs: tuple[Chunked, Path], tmp_path: Path) -> None:
+    chunked, _ = two_rungs
+    made = asyncio.run(
+        chunks.encode_inits(
+            str(chunked.source), chunked.ladder, tmp_path / "inits", rendition_ids=["v360", "v480"], preset="veryfast"
+        )
+    )
+    assert sorted(made) == ["v360", "v480"]
+    for rid, path in made.items():
+        written = {(out / rid / "init.mp4").read_bytes() for out in chunked.dirs if (out / rid).is_dir()}
+        assert written == {path.read_bytes()}, f"{rid}: the init made ahead differs from the tasks' init"
+    with pytest.raises(ValueError, match="not video renditions"):
+        asyncio.run(chunks.encode_inits(str(chunked.source), chunked.ladder, tmp_path / "x", rendition_ids=["a0"]))
+
+
 def test_prediction_of_the_two_rung_clip(two_rungs: tuple[Chunked, Path]) -> None:
     chunked, _ = two_rungs
     assert timeline(chunked.predicted) == timeline(chunked.assembled)
