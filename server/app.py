@@ -88,9 +88,16 @@ def segment_bumper(app: web.Application) -> keys.SegmentBumper:
     so the transcoder's queue makes that one next (`transcoder.tasks.bump`, on a connection of
     the app's pool). A database outage fails the bump, which the origin logs and ignores."""
 
-    async def bump(title_id: str, version: str, rendition_id: str, number: int | None) -> None:
+    async def bump(
+        title_id: str,
+        version: str,
+        rendition_id: str,
+        number: int | None,
+        fallbacks: tuple[tuple[str, int], ...],
+    ) -> None:
         async with app[keys.PG].acquire() as conn:
-            await transcoder_tasks.bump(conn, title_id, version, rendition_id, number)
+            got = await transcoder_tasks.bump(conn, title_id, version, rendition_id, number, fallbacks=fallbacks)
+        log.debug("asked for %s/%s of %s %s (and %s): %s", rendition_id, number, title_id, version, fallbacks, got)
 
     return bump
 

@@ -25,7 +25,9 @@ PLAYBACK_KEYRING = web.AppKey("playback_keyring", KeyRing)
 
 # Called by the origin when a viewer asks for a segment (number) or init segment (None) of a
 # version still being encoded that is not in storage yet: (title_id, version, rendition_id,
-# number) -> None. The app's default asks the transcoder's queue to make it next
-# (server/app.py); it must not raise for an outage, the origin waits either way.
-SegmentBumper = Callable[[str, str, str, int | None], Awaitable[None]]
+# number, fallbacks) -> None, where fallbacks are the segments (rendition_id, number) the player
+# is likely to want next (server/origin/handlers.py: `fallbacks`). The app's default asks the
+# transcoder's queue to make it next (server/app.py); it must not raise for an outage, the
+# origin waits either way.
+SegmentBumper = Callable[[str, str, str, int | None, tuple[tuple[str, int], ...]], Awaitable[None]]
 SEGMENT_BUMPER: web.AppKey[SegmentBumper] = web.AppKey("segment_bumper")

@@ -482,7 +482,15 @@ def split_rectangles(
     return parts
 
 
-async def bump(conn: asyncpg.Connection, title_id: str, version: str, rendition_id: str, number: int | None) -> str:
+async def bump(
+    conn: asyncpg.Connection,
+    title_id: str,
+    version: str,
+    rendition_id: str,
+    number: int | None,
+    *,
+    fallbacks: Sequence[tuple[str, int]] = (),
+) -> str:
     """A viewer waits for segment `number` of `rendition_id` (None: its init segment) of the
     title's `version`. Returns:
 
@@ -497,13 +505,32 @@ async def bump(conn: asyncpg.Connection, title_id: str, version: str, rendition_
 
     Two statements on the indexes (live job by title, tasks by job). Concurrent bumps of
     the same task serialize on its row lock; a bump whose row was split under it looks again,
-    so a cell is never made twice."""
+    so a cell is never made twice.
+
+    `fallbacks`: the cells (rendition, number) a player is likely to ask for next (the lowest
+    video rung an adaptive player drops to when the one it asked for is slow, the audio it needs
+    beside the video). When the wanted cell lay in a chunk no worker had started (a seek far
+    ahead), those are bumped too, so they are being made while the player still waits for its
+    first choice instead of after it gives up on it."""
     try:
         tid = uuid.UUID(str(title_id))
     except ValueError:
         return "unknown"
     if number is None:
         return await _bump_init(conn, tid, version, rendition_id)
+    status, far = await _bump_cell(conn, tid, version, rendition_id, number)
+    if far:
+        for other, other_number in fallbacks:
+            if (other, other_number) != (rendition_id, number) and other_number >= 1:
+                await _bump_cell(conn, tid, version, other, other_number)
+    return status
+
+
+async def _bump_cell(
+    conn: asyncpg.Connection, tid: uuid.UUID, version: str, rendition_id: str, number: int
+) -> tuple[str, bool]:
+    """bump() of one media cell: (status, whether it was queued in a later chunk or audio
+    part, priority >= PRIORITY_CHUNKS)."""
     args = (tid, version, rendition_id, number)
     async with conn.transaction():
         row = None
@@ -515,18 +542,18 @@ async def bump(conn: asyncpg.Connection, title_id: str, version: str, rendition_
             # the lock drops it, and this statement's snapshot predates the new rows). A new
             # statement sees them: look again only when the cell has an owner now.
             if await conn.fetchval(f"SELECT 1 FROM {_TASKS} WHERE {_CELL} LIMIT 1", *args) is None:
-                return "unknown"
+                return "unknown", False
         if row is None:
-            return "unknown"
+            return "unknown", False
         task = _task(row)
         if task.status == "done":
-            return "done"
+            return "done", False
         if task.status == "running":
             if task.priority != 0:
                 await conn.execute(f"UPDATE {_TASKS} SET priority = 0, updated_at = now() WHERE id = $1", task.id)
-            return "running"
+            return "running", False
         if task.status != "queued":  # failed or cancelled: its job is ending
-            return "unknown"
+            return "unknown", False
         if len(task.renditions) * task.segment_count == 1 or task.kind == "audio":
             await conn.execute(
                 f"""WITH u AS (UPDATE {_TASKS} SET priority = 0, updated_at = now() WHERE id = $1
@@ -535,7 +562,7 @@ async def bump(conn: asyncpg.Connection, title_id: str, version: str, rendition_
                 task.id,
                 WAKE_CHANNEL,
             )
-            return "bumped"
+            return "bumped", task.priority >= PRIORITY_CHUNKS
         parts = split_rectangles(task.renditions, task.first_number, task.last_number, rendition_id, number)
         rest = json.dumps([{"renditions": list(r), "first": a, "count": b - a + 1} for r, a, b in parts[1:]])
         # One statement: the row becomes the wanted cell at priority 0, the rest of its
@@ -563,7 +590,7 @@ async def bump(conn: asyncpg.Connection, title_id: str, version: str, rendition_
             rest,
             WAKE_CHANNEL,
         )
-        return "split"
+        return "split", task.priority >= PRIORITY_CHUNKS
 
 
 async def _bump_init(conn: asyncpg.Connection, tid: uuid.UUID, version: str, rendition_id: str) -> str:

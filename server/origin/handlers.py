@@ -146,6 +146,32 @@ def _gone(o: Origin, p: Presentation) -> ApiError:
     return ApiError(404, "segment_not_found", "this segment is not in storage")
 
 
+def fallbacks(p: Presentation, rendition_id: str, number: int | None) -> tuple[tuple[str, int], ...]:
+    """The segments (rendition, number) a player waiting for segment `number` of the video
+    rendition `rendition_id` is likely to ask for next, made beside it when it is far from
+    what is encoded (`transcoder.tasks.bump`):
+
+    - the default audio at that number: a player asks for it once it has the video;
+    - for a higher rung, the lowest rung of the same codec at the number before: hls.js, kept
+      waiting about half a segment for a high rung after a seek, gives it up, drops to the
+      lowest rung and asks for the segment before the wanted one first, then comes back up
+      for the wanted one (its own request, already being made).
+
+    Nothing for an init segment, audio, text or image renditions."""
+    wanted = next((r for r in p.renditions if r.id == rendition_id), None)
+    if wanted is None or wanted.kind != "video" or number is None:
+        return ()
+    family = wanted.codecs.split(".")[0]
+    rungs = [r for r in p.renditions if r.kind == "video" and r.codecs.split(".")[0] == family]
+    lowest = min(rungs, key=lambda r: (r.height or 0, r.bandwidth_peak))
+    audio = [r for r in p.renditions if r.kind == "audio"]
+    default = next((r for r in audio if r.default), audio[0] if audio else None)
+    out = [(default.id, number)] if default is not None else []
+    if lowest.id != rendition_id and number > 1:
+        out.append((lowest.id, number - 1))
+    return tuple(out)
+
+
 async def _wait_for(
     request: web.Request, o: Origin, p: Presentation, key: str, rendition: str, number: str | None
 ) -> StoredObject:
@@ -156,7 +182,7 @@ async def _wait_for(
 
     async def bump() -> None:
         if bumper is not None:
-            await bumper(p.title_id, p.version, rendition, n)
+            await bumper(p.title_id, p.version, rendition, n, fallbacks(p, rendition, n))
 
     if await request.app[WAITS].wait(key, bump):
         try:

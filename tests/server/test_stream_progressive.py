@@ -19,7 +19,7 @@ from media.backend import open_storage
 from server import keys
 from server.app import create_app
 from server.origin import cache
-from server.origin.handlers import ORIGIN, WAITS
+from server.origin.handlers import ORIGIN, WAITS, fallbacks
 from tests.server.origin_support import new_title_id, presentation, store_in, token_for
 
 WAIT_S = 1.0
@@ -30,10 +30,19 @@ class Bumps:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str, int | None]] = []
+        self.fallbacks: list[tuple[tuple[str, int], ...]] = []
         self.fail = False
 
-    async def __call__(self, title_id: str, version: str, rendition_id: str, number: int | None) -> None:
+    async def __call__(
+        self,
+        title_id: str,
+        version: str,
+        rendition_id: str,
+        number: int | None,
+        fallbacks: tuple[tuple[str, int], ...],
+    ) -> None:
         self.calls.append((title_id, version, rendition_id, number))
+        self.fallbacks.append(fallbacks)
         if self.fail:
             raise ConnectionRefusedError("database is down")
 
@@ -102,6 +111,8 @@ async def test_a_segment_that_appears_is_served_after_waiting(prog):
     assert 0.45 <= waited < WAIT_S
     assert r.headers["Cache-Control"] == "public, max-age=31536000, immutable"
     assert prog.bumps.calls == [(prog.sv.title_id, prog.sv.version, "v360", 2)]
+    # The lowest rung's own wait names only the audio beside it as what comes next.
+    assert prog.bumps.fallbacks == [(("a0", 2),)]
     # Then it is an ordinary cached segment (the fast path answers it): ranges, validators.
     r = await prog.client.get(prog.url("v360/2.m4s"), headers={"Range": "bytes=10-19"})
     assert r.status == 206 and await r.read() == prog.sv.objects["v360/2.m4s"][10:20]
@@ -134,7 +145,32 @@ async def test_a_missing_init_is_bumped_with_none(prog):
     await writer
     assert r.status == 200
     assert await r.read() == prog.sv.objects["v720/init.mp4"]
+    assert prog.bumps.fallbacks == [()]  # an init names nothing else
     assert prog.bumps.calls == [(prog.sv.title_id, prog.sv.version, "v720", None)]
+
+
+async def test_a_higher_rungs_wait_names_the_audio_and_the_lowest_rung_before_it(aiohttp_client, settings):
+    pv = await _progressive(aiohttp_client, settings, missing=("v720/3.m4s",))
+    try:
+        writer = asyncio.create_task(pv.put("v720/3.m4s", after_s=0.3))
+        r = await pv.client.get(pv.url("v720/3.m4s"))
+        await writer
+        assert r.status == 200
+        assert pv.bumps.calls == [(pv.sv.title_id, pv.sv.version, "v720", 3)]
+        assert pv.bumps.fallbacks == [(("a0", 3), ("v360", 2))]
+    finally:
+        await pv.storage.close()
+
+
+def test_fallbacks_of_each_kind_of_segment() -> None:
+    p = presentation(new_title_id(), "v1", segments=4)
+    assert fallbacks(p, "v720", 1) == (("a0", 1),)  # no segment before the first
+    assert fallbacks(p, "v720", 4) == (("a0", 4), ("v360", 3))
+    assert fallbacks(p, "v360", 4) == (("a0", 4),)
+    assert fallbacks(p, "v720", None) == ()
+    assert fallbacks(p, "a0", 4) == ()
+    assert fallbacks(p, "nope", 4) == ()
+    assert fallbacks(presentation(new_title_id(), "v1", audio=False), "v720", 2) == (("v360", 1),)
 
 
 async def test_concurrent_requests_share_one_poller_and_one_bump(prog):

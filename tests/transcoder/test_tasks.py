@@ -396,6 +396,53 @@ async def test_bump_splits_a_queued_chunk_around_the_cell(conn: asyncpg.Connecti
     }
 
 
+async def test_a_far_bump_also_bumps_the_fallbacks_at_the_same_number(conn: asyncpg.Connection) -> None:
+    job = await running_job(conn)
+    specs = plan_tasks(RUNGS, "a0", 40, 8, audio_part_segments=8)
+    await tasks.create_tasks(conn, job, "v1", specs)
+    before = cells(await tasks.job_tasks(conn, job.id))
+
+    def urgent(ts: list[tasks.Task]) -> set[tuple[str, tuple[str, ...], int, int]]:
+        return {(t.kind, t.renditions, t.first_number, t.segment_count) for t in ts if t.priority == 0}
+
+    # Near: the first chunk is being made for the player's start; only the cell asked for moves.
+    assert (
+        await tasks.bump(conn, job.title_id, "v1", "v720", 3, fallbacks=(("v360", 2), ("v360", 3), ("a0", 3)))
+        == "split"
+    )
+    assert urgent(await tasks.job_tasks(conn, job.id)) == {("video", ("v720",), 3, 1)}
+    # Far (a later chunk nobody started): the lowest rung's and the audio's cells come too.
+    assert (
+        await tasks.bump(
+            conn, job.title_id, "v1", "v720", 30, fallbacks=(("v360", 29), ("v360", 30), ("v720", 30), ("a0", 30))
+        )
+        == "split"
+    )
+    after = await tasks.job_tasks(conn, job.id)
+    assert cells(after) == before  # every cell still once
+    assert urgent(after) == {
+        ("video", ("v720",), 3, 1),
+        ("video", ("v720",), 30, 1),
+        ("video", ("v360",), 29, 1),
+        ("video", ("v360",), 30, 1),
+        ("audio", ("a0",), 25, 8),  # the part holding segment 30, whole
+    }
+    # A far cell that is already running names no fallbacks again.
+    running = await claim_one(conn, kinds=["video"], max_priority=0)
+    assert (
+        await tasks.bump(
+            conn,
+            job.title_id,
+            "v1",
+            running.renditions[0],
+            running.first_number,
+            fallbacks=(("v480", running.first_number),),
+        )
+        == "running"
+    )
+    assert all(t.priority != 0 for t in await tasks.job_tasks(conn, job.id) if "v480" in t.renditions)
+
+
 async def test_the_audio_task_is_bumped_never_split(conn: asyncpg.Connection) -> None:
     job, created = await job_with_tasks(conn)
     assert await tasks.bump(conn, job.title_id, "v1", "a0", 10) == "bumped"
