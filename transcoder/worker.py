@@ -50,7 +50,7 @@ from transcoder.download import with_download
 from transcoder.errors import TaskFailed, TranscodeError
 from transcoder.failures import OUTAGE, classify, is_database_outage
 from transcoder.ingest import fetch_to_local, source_extension
-from transcoder.ladder import Ladder, plan_ladder
+from transcoder.ladder import H264, Ladder, plan_ladder
 from transcoder.pipeline import check_presentation
 from transcoder.poster import make_poster
 from transcoder.publish import LeaseLost, commit_version, content_type, gc_versions, new_version, write_model
@@ -445,7 +445,7 @@ class Worker:
         failure is logged, and those inits come with their rungs' first segments as before."""
         codec = next((r.codec for r in work.ladder.rungs if r.id in task.renditions), None)
         others = [r.id for r in work.ladder.rungs if r.codec == codec and r.id not in task.renditions]
-        if not others:
+        if codec != H264 or not others:  # x264's init bytes are known not to depend on the span
             return
         started = time.monotonic()
         try:
@@ -460,6 +460,8 @@ class Worker:
             log.info(
                 "task %s: init segments of %s stored in %.2f s", task.id, ",".join(put), time.monotonic() - started
             )
+            # The title may have been deleted meanwhile: what was put after its clean-up goes too.
+            await self._drop_if_deleted(task, set(put))
 
     async def _task_work(self, task: tasks.Task) -> TaskWork:
         """The source (local), probe, ladder and timeline length of a task's title: read once
