@@ -537,32 +537,14 @@ async def encode_video_task(
     """
     if first < 1 or count < 1 or first + count - 1 > total:
         raise ValueError(f"segments {first}..{first + count - 1} are not within 1..{total}")
-    fps = ladder.fps_fraction
-    if fps is None or not ladder.rungs:
-        raise ValueError("ladder has no video")
-    unknown = set(rendition_ids) - {r.id for r in ladder.rungs}
-    if unknown or not rendition_ids:
-        raise ValueError(f"not video renditions of this ladder: {sorted(unknown) or 'none given'}")
-    ids = tuple(r.id for r in ladder.rungs if r.id in set(rendition_ids))  # ladder order
+    ids, fps = _video_rungs(ladder, rendition_ids)
     per_segment = segment_frames(ladder)
     start_frame = (first - 1) * per_segment
     is_last = first + count - 1 == total
     frames = None if is_last else count * per_segment
     out_dir = Path(out_dir)
     await asyncio.to_thread(_prepare, out_dir, ids)
-    args = build_chunk_args(
-        source,
-        ladder,
-        out_dir,
-        rendition_ids=ids,
-        start_s=chunk_start_s(ladder, first),
-        frames=frames,
-        start_number=first,
-        segment_us=math.floor(Fraction(per_segment) / fps * 1_000_000),
-        preset=preset,
-        threads=threads,
-        ffmpeg_bin=ffmpeg_bin,
-    )
+    args = _chunk_argv(source, ladder, out_dir, ids, first, frames, preset, threads, ffmpeg_bin)
     span_s = (
         float(Fraction(frames) / fps)
         if frames is not None
@@ -586,6 +568,47 @@ async def encode_video_task(
             if not s.keyframe:
                 raise TranscodeError(f"{rid}/{s.number}{SEGMENT_EXT} does not start with a keyframe")
     return output
+
+
+def _video_rungs(ladder: Ladder, rendition_ids: tuple[str, ...] | list[str]) -> tuple[tuple[str, ...], Fraction]:
+    """`rendition_ids` in ladder order, and the ladder's frame rate; ValueError for a ladder
+    without video or an id that is not one of its rungs."""
+    fps = ladder.fps_fraction
+    if fps is None or not ladder.rungs:
+        raise ValueError("ladder has no video")
+    unknown = set(rendition_ids) - {r.id for r in ladder.rungs}
+    if unknown or not rendition_ids:
+        raise ValueError(f"not video renditions of this ladder: {sorted(unknown) or 'none given'}")
+    return tuple(r.id for r in ladder.rungs if r.id in set(rendition_ids)), fps
+
+
+def _chunk_argv(
+    source: str,
+    ladder: Ladder,
+    out_dir: Path,
+    ids: tuple[str, ...],
+    first: int,
+    frames: int | None,
+    preset: str,
+    threads: int,
+    ffmpeg_bin: str,
+) -> list[str]:
+    """The ffmpeg argv of the rungs `ids` from segment `first`, `frames` frames (None: to the end)."""
+    fps = ladder.fps_fraction
+    assert fps is not None  # _video_rungs checked it
+    return build_chunk_args(
+        source,
+        ladder,
+        out_dir,
+        rendition_ids=ids,
+        start_s=chunk_start_s(ladder, first),
+        frames=frames,
+        start_number=first,
+        segment_us=math.floor(Fraction(segment_frames(ladder)) / fps * 1_000_000),
+        preset=preset,
+        threads=threads,
+        ffmpeg_bin=ffmpeg_bin,
+    )
 
 
 # Making the init segments of a few rungs: a few frames each, well under a second on a busy core.
@@ -616,28 +639,10 @@ async def encode_inits(
     in `out_dir/{rid}/` (the folders are emptied first; the short segments written beside
     them are not results and are left there). Raises `TranscodeError` when ffmpeg fails or an init is
     missing or unreadable."""
-    fps = ladder.fps_fraction
-    if fps is None or not ladder.rungs:
-        raise ValueError("ladder has no video")
-    wanted = set(rendition_ids)
-    ids = tuple(r.id for r in ladder.rungs if r.id in wanted)  # ladder order
-    if not ids or len(ids) != len(wanted):
-        raise ValueError(f"not video renditions of this ladder: {sorted(wanted - set(ids)) or 'none given'}")
+    ids, _ = _video_rungs(ladder, rendition_ids)
     out_dir = Path(out_dir)
     await asyncio.to_thread(_prepare, out_dir, ids)
-    args = build_chunk_args(
-        source,
-        ladder,
-        out_dir,
-        rendition_ids=ids,
-        start_s=chunk_start_s(ladder, 1),
-        frames=INIT_FRAMES,
-        start_number=1,
-        segment_us=math.floor(Fraction(segment_frames(ladder)) / fps * 1_000_000),
-        preset=preset,
-        threads=threads,
-        ffmpeg_bin=ffmpeg_bin,
-    )
+    args = _chunk_argv(source, ladder, out_dir, ids, 1, INIT_FRAMES, preset, threads, ffmpeg_bin)
     try:
         await run_quiet(args, timeout_s=timeout_s, what="init segments", nice=nice)
     except (RuntimeError, TimeoutError) as exc:
