@@ -418,7 +418,7 @@ class Worker:
                 # Done: its lane takes the next task while the inits are made beside it.
                 self._lanes.pop(task.id, None)
                 self._wake.set()
-                await self._put_inits(task, work, out_dir / "inits")
+                await self._while_job_runs(task, self._put_inits(task, work, out_dir / "inits"))
         except asyncio.CancelledError:
             if task.id in self._runs_lost:
                 log.info("task %s: stopped (its job ended or another worker took it)", task.id)
@@ -436,6 +436,32 @@ class Worker:
             await _stop_task(heartbeat)
             self._runs_lost.discard(task.id)
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, out_dir, True))
+
+    async def _while_job_runs(self, task: tasks.Task, work: Awaitable[T]) -> T | None:
+        """Await `work`, done on behalf of `task` after it completed (its lease and heartbeat
+        are over), and stop it when the task's job ends meanwhile (the title deleted, the job
+        failed): a deleted title must not keep this worker busy, nor its `--once` run alive.
+        Returns what `work` returns, or None when it was stopped."""
+        run = asyncio.ensure_future(work)
+        try:
+            while True:
+                finished, _ = await asyncio.wait({run}, timeout=self.heartbeat_s)
+                if finished:
+                    return run.result()
+                try:
+                    async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                        job = await jobs.get(conn, task.job_id)
+                except Exception as exc:
+                    if not is_database_outage(exc):
+                        raise
+                    continue  # the work goes on; its writes are checked when it ends
+                if job is None or job.status not in ("queued", "running"):
+                    log.info("task %s: its job ended; the work after it is stopped", task.id)
+                    await _stop_task(run)
+                    await self._drop_if_deleted(task, {"what it put meanwhile"})
+                    return None
+        finally:
+            await _stop_task(run)
 
     async def _put_inits(self, task: tasks.Task, work: TaskWork, out_dir: Path) -> None:
         """After a task that began at segment 1 (the title's first: the lowest rung's first
@@ -1133,7 +1159,7 @@ class Worker:
                 shutil.rmtree(stale, ignore_errors=True)
 
 
-async def _stop_task(task: asyncio.Task[None] | None) -> None:
+async def _stop_task(task: asyncio.Task[Any] | None) -> None:
     """Cancel and wait for `task` without swallowing a cancellation of the caller."""
     if task is not None and not task.done():
         task.cancel()

@@ -180,6 +180,60 @@ async def test_two_workers_share_one_title(
         await own_pool.close()
 
 
+def _still_running(worker: Any) -> list[str]:
+    """What keeps a worker busy, with where each of its tasks waits (a failure's diagnosis)."""
+    running = [*worker._tasks.values(), *worker._runs.values()]
+
+    def where(task: asyncio.Task[Any]) -> str:
+        return " < ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in task.get_stack())
+
+    return [f"{t.get_name()} at {where(t)}" for t in running]
+
+
+async def test_work_after_a_task_stops_when_its_job_ends(
+    settings: Settings, pool: asyncpg.Pool, storage: Storage, clip_factory: Callable[..., Path]
+) -> None:
+    """What a worker does for a task after completing it (the other rungs' init segments) has
+    no lease of its own: it is stopped when the title is deleted, and returns its result
+    otherwise."""
+    title = await _ingest(pool, storage, settings, clip_factory(seconds=2), "Gone soon")
+    job = await job_of(pool, title.id)
+    worker = make_worker(pool, storage, settings, title_id=title.id, lease_s=1.5)
+    now = job.created_at
+    task = tasks.Task(
+        id=0, job_id=job.id, title_id=title.id, version="v-test", kind="video", renditions=("v360",),
+        first_number=1, segment_count=1, priority=0, status="done", attempts=1, max_attempts=3, deferrals=0,
+        worker_id=worker.worker_id, lease_until=None, run_after=now, error=None, result={}, created_at=now,
+        updated_at=now, finished_at=now,
+    )  # fmt: skip
+
+    async def quick() -> str:
+        await asyncio.sleep(0.8)  # longer than a check of the job: it runs on while the job does
+        return "made"
+
+    assert await worker._while_job_runs(task, quick()) == "made"
+    stopped = asyncio.Event()
+
+    async def endless() -> str:
+        try:
+            await asyncio.sleep(3600)
+            return "made at last"
+        finally:
+            stopped.set()
+
+    watched = asyncio.create_task(worker._while_job_runs(task, endless()))
+    await asyncio.sleep(0.3)
+    assert not watched.done()
+    await remove_title(pool, storage, title.id)
+    assert await asyncio.wait_for(watched, 10) is None
+    assert stopped.is_set()
+    # The title went first: what the work put under its version meanwhile goes too.
+    await storage.put_bytes(keys.object_key(title.id, "v-test", "v360/init.mp4"), b"late", "video/mp4")
+    watched = asyncio.create_task(worker._while_job_runs(task, endless()))
+    await asyncio.wait_for(watched, 10)
+    assert await stored_keys(storage, title.id) == []
+
+
 async def test_deleting_a_title_stops_every_task(
     settings: Settings,
     pool: asyncpg.Pool,
@@ -199,7 +253,10 @@ async def test_deleting_a_title_stops_every_task(
             await asyncio.sleep(0.05)
         assert len(worker._runs) >= 2
         await remove_title(pool, storage, title.id)
-        await asyncio.wait_for(runner, 30)  # every task stopped, none left to claim
+        try:
+            await asyncio.wait_for(asyncio.shield(runner), 30)  # every task stopped, none left to claim
+        except TimeoutError:
+            raise AssertionError(f"the worker still runs after the title went: {_still_running(worker)}") from None
     finally:
         runner.cancel()
         await asyncio.wait({runner})
