@@ -41,7 +41,7 @@ from transcoder.errors import TranscodeError
 from transcoder.ladder import AV1, KEYFRAME_INTERVAL_S, Ladder, av1_codecs
 from transcoder.pipeline import default_timeout_s
 from transcoder.readback import audio_name
-from transcoder.runner import ProgressCallback, run_ffmpeg, run_quiet
+from transcoder.runner import ProgressCallback, renice, run_ffmpeg, run_quiet
 
 SegmentCallback = Callable[[str, "int | None", Path], "Awaitable[None] | None"]
 
@@ -675,6 +675,8 @@ async def encode_audio_task(
     first: int = 1,
     count: int | None = None,
     total: int | None = None,
+    nice: int = 0,
+    then_nice: int | None = None,
 ) -> TaskOutput:
     """Encode one audio rendition (`audio_id`, default: the ladder's default audio) as the
     one-pass command does, into `out_dir/{audio_id}/`, reporting segments as they are
@@ -689,7 +691,9 @@ async def encode_audio_task(
     Give `end_s` (what the prediction was made from) to make the track exactly as long as
     predicted: resampling from another rate than 48 kHz can otherwise end a sample off; the
     last part of a title needs it. `out_dir` must be this task's own, as for
-    `encode_video_task`."""
+    `encode_video_task`. `nice`: ffmpeg's CPU priority; with `then_nice`, it goes on at that
+    priority once the first segment is reported (a player starts with it; the rest is needed
+    at playback speed)."""
     if not ladder.audio:
         raise ValueError("ladder has no audio")
     rid = audio_id or ladder.audio.id
@@ -751,7 +755,13 @@ async def encode_audio_task(
     keep = (first, last)
     watcher = _Watcher(out_dir, {rid: "audio"}, start, delta, output, on_segment, keep=keep)
     await _run_watched(
-        args, watcher, span_s, on_progress, timeout_s if timeout_s is not None else default_timeout_s(span_s)
+        args,
+        watcher,
+        span_s,
+        on_progress,
+        timeout_s if timeout_s is not None else default_timeout_s(span_s),
+        nice=nice,
+        then_nice=then_nice,
     )
     if rid not in output.renditions or not output.renditions[rid].segments:
         raise TranscodeError(f"{rid}: no media segments were written")
@@ -873,13 +883,22 @@ async def _run_watched(
     on_progress: ProgressCallback | None,
     timeout_s: float,
     nice: int = 0,
+    then_nice: int | None = None,
 ) -> None:
+    """Run ffmpeg at CPU priority `nice` while `watcher` reports its segments; with
+    `then_nice`, ffmpeg goes on at that priority once its first segment is reported."""
+    pids: list[int] = []
     encode = asyncio.ensure_future(
-        run_ffmpeg(args, duration_s=duration_s, on_progress=on_progress, timeout_s=timeout_s, nice=nice)
+        run_ffmpeg(
+            args, duration_s=duration_s, on_progress=on_progress, timeout_s=timeout_s, nice=nice, on_start=pids.append
+        )
     )
     try:
         while not encode.done():
             await watcher.sweep()
+            if then_nice is not None and pids and any(r.segments for r in watcher.output.renditions.values()):
+                renice(pids[0], then_nice)
+                then_nice = None
             await asyncio.wait({encode}, timeout=POLL_S)
         encode.result()  # raises ffmpeg's failure
         await watcher.sweep()

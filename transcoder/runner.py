@@ -35,6 +35,7 @@ async def run_ffmpeg(
     on_progress: ProgressCallback | None = None,
     timeout_s: float | None = None,
     nice: int = 0,
+    on_start: Callable[[int], None] | None = None,
 ) -> None:
     """Run ffmpeg to completion, reporting 0..100 % through `on_progress` (sync or async).
 
@@ -43,7 +44,8 @@ async def run_ffmpeg(
     cancellation ffmpeg gets SIGTERM, then SIGKILL after a short grace, and is awaited before
     this returns or re-raises. Should this process itself die, the kernel kills ffmpeg
     (`die_with_parent`). `nice` > 0 runs ffmpeg at that lower CPU priority (bulk work that
-    must yield the cores to what a viewer waits for).
+    must yield the cores to what a viewer waits for); `on_start` gets ffmpeg's pid once it
+    runs (`renice` it later).
     """
     proc = await asyncio.create_subprocess_exec(
         *args,
@@ -52,6 +54,8 @@ async def run_ffmpeg(
         stderr=asyncio.subprocess.PIPE,
         preexec_fn=_child_setup(nice),
     )
+    if on_start is not None:
+        on_start(proc.pid)
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
     try:
         async with asyncio.timeout(timeout_s):
@@ -107,6 +111,12 @@ async def run_quiet(argv: list[str], *, timeout_s: float, what: str, nice: int =
     code, _, err = await run_captured(argv, timeout_s=timeout_s, keep_stdout=False, nice=nice)
     if code != 0:
         raise RuntimeError(f"ffmpeg {what} failed: {err.decode(errors='replace').strip()[-300:]}")
+
+
+def renice(pid: int, nice: int) -> None:
+    """Lower a running ffmpeg's CPU priority to `nice` (a no-op when it has already exited)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
 
 
 def _child_setup(nice: int) -> Callable[[], None]:

@@ -70,6 +70,7 @@ async def run_task(
     uploaded: set[str] | None = None,
     redo: bool = False,
     nice: int = 0,
+    audio_then_nice: int | None = None,
 ) -> dict[str, Any]:
     """Encode the rectangle and put every file it makes; returns the task's result (what
     `chunks.assemble_presentation` reads). `uploaded` collects the keys put, so a task stopped
@@ -79,8 +80,8 @@ async def run_task(
     makes the same bytes, the first one stored serves), and with `redo` (a later attempt of
     the task) a segment the dead attempt stored. The origin may have served it, and remembers
     its size and ETag, so it must not change under a viewer; the new encode of it is the
-    same frames on the same timestamps and is dropped. `nice`: the video encode's CPU
-    priority (audio always runs at the worker's own)."""
+    same frames on the same timestamps and is dropped. `nice`: the encode's CPU priority; an
+    audio encode goes on at `audio_then_nice` once its first segment is stored, when given."""
     put_keys = uploaded if uploaded is not None else set()
 
     async def on_segment(rendition_id: str, number: int | None, path: Path) -> None:
@@ -113,6 +114,8 @@ async def run_task(
             first=first,
             count=count,
             total=work.total,
+            nice=nice,
+            then_nice=audio_then_nice,
         )
     else:
         output = await chunks.encode_video_task(

@@ -111,6 +111,14 @@ def bulk_nice(task: tasks.Task) -> int:
     return BULK_NICE if task.priority >= tasks.PRIORITY_CHUNK1 else 0
 
 
+def audio_then_nice(task: tasks.Task) -> int | None:
+    """The audio a player starts with (the whole-timeline task or the first part) runs at
+    full priority until its first segment is stored, then at BULK_NICE: the rest is needed at
+    playback speed, and the lowest rung's first segment, encoded beside it, is what the
+    player still waits for."""
+    return BULK_NICE if task.kind == "audio" and task.first_number == 1 and task.priority > 0 else None
+
+
 def make_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{token_hex(3)}"
 
@@ -403,6 +411,7 @@ class Worker:
                 uploaded=uploaded,
                 redo=task.attempts > 1,
                 nice=bulk_nice(task),
+                audio_then_nice=audio_then_nice(task),
             )
             await _stop_task(heartbeat)
 

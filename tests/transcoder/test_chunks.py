@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import array
 import asyncio
+import contextlib
+import os
 import re
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -386,6 +390,63 @@ def test_audio_in_parts_equals_the_whole_encode(clip_factory: Callable[..., Path
         near = range(at - 2048, at + 2048)
         assert max(abs(a[i] - b[i]) for i in near) < 0.001, s
         assert max(abs(b[i] - b[i - 1]) for i in near) <= step * 1.05, s
+
+
+def _our_ffmpegs(marker: str) -> list[int]:
+    """The pids of this process's ffmpeg children whose command line holds `marker`."""
+    pids = []
+    for thread in Path(f"/proc/{os.getpid()}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for pid in (thread / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                        pids.append(int(pid))
+    return pids
+
+
+def test_the_audio_a_player_starts_with_yields_the_cores_after_its_first_segment(tmp_path: Path) -> None:
+    """`then_nice`: full CPU priority until the first segment is out (a player starts with
+    it), then the given niceness. The source arrives slowly through a FIFO, so the segments
+    come out one by one while ffmpeg runs."""
+    source = tmp_path / "tone.wav"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=16", "-ar", "48000", str(source)],
+        check=True,
+    )
+    p = asyncio.run(probe(str(source)))
+    ladder = plan_ladder(p, segment_s=S)
+    data = source.read_bytes()
+    fifo = tmp_path / "slow.wav"
+    os.mkfifo(fifo)
+
+    def feed() -> None:  # 16 s of sound in about 1.6 s
+        with open(fifo, "wb") as fh:
+            step = len(data) // 16 + 1
+            for i in range(0, len(data), step):
+                fh.write(data[i : i + step])
+                fh.flush()
+                time.sleep(0.1)
+
+    seen: list[tuple[int, list[int]]] = []
+
+    async def on_segment(_rid: str, number: int | None, _path: Path) -> None:
+        if number is not None:
+            seen.append((number, [os.getpriority(os.PRIO_PROCESS, pid) for pid in _our_ffmpegs(str(tmp_path))]))
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        out = asyncio.run(
+            chunks.encode_audio_task(str(fifo), p, ladder, tmp_path / "out", on_segment=on_segment, then_nice=7)
+        )
+    finally:
+        feeder.join(10)
+    assert ladder.audio is not None
+    numbers = [seg.number for seg in out.renditions[ladder.audio.id].segments]
+    assert numbers[0] == 1 and len(numbers) >= 8, numbers  # 16 s in 2 s segments
+    assert seen[0] == (1, [0]), seen  # the first segment at the worker's own priority
+    later = [nices for number, nices in seen[2:] if nices]  # while ffmpeg still ran
+    assert later and all(nices == [7] for nices in later), seen
 
 
 def test_an_audio_part_must_start_on_the_frame_grid(clip_factory: Callable[..., Path], tmp_path: Path) -> None:

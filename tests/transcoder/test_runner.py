@@ -15,7 +15,7 @@ import pytest
 from transcoder import runner, tasks
 from transcoder.errors import TranscodeError, TranscodeTimeout
 from transcoder.runner import failure_reason, parse_progress_time_s, run_ffmpeg
-from transcoder.worker import BULK_NICE, bulk_nice
+from transcoder.worker import BULK_NICE, audio_then_nice, bulk_nice
 
 HEAD = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "warning", "-nostats", "-progress", "pipe:1"]
 
@@ -195,6 +195,12 @@ def test_only_bulk_chunks_and_parts_run_nicer() -> None:
     assert [s.first for s in audio] == [1, 31, 61]
     assert [bulk_nice(made(s, s.priority)) for s in audio] == [0, BULK_NICE, BULK_NICE]
     assert bulk_nice(made(audio[2], 0)) == 0
+    # The first part yields the cores once its first segment is out; the others, and a part
+    # a viewer's seek bumped, keep the priority they started with.
+    assert [audio_then_nice(made(s, s.priority)) for s in audio] == [BULK_NICE, None, None]
+    assert audio_then_nice(made(audio[2], 0)) is None
+    assert audio_then_nice(made(by_first[("audio", 1, ("a0",))], 1)) == BULK_NICE  # one task: the whole audio
+    assert audio_then_nice(made(by_first[("video", 1, ("v360",))], 1)) is None
 
 
 async def test_sigterm_ignored_then_sigkill(monkeypatch: pytest.MonkeyPatch) -> None:
