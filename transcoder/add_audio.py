@@ -50,7 +50,7 @@ async def _ready_version(pool: asyncpg.Pool, title_id: str) -> str:
         job = (await jobs.progress_for(conn, [title_id])).get(title_id)
     if title.status != "ready" or not title.current_version:
         raise TitleNotReady(f"title {title_id} is {title.status}: audio tracks are added to a ready title")
-    if job is not None and job.status in ("queued", "running"):
+    if job is not None and job.active:
         raise TitleNotReady(f"title {title_id} is being encoded again: add the audio track when it is done")
     return title.current_version
 

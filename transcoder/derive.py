@@ -36,7 +36,7 @@ async def _ready_version(pool: asyncpg.Pool, title_id: str) -> str:
         job = (await jobs.progress_for(conn, [title_id])).get(title_id)
     if title.status != "ready" or not title.current_version:
         raise TitleNotReady(f"title {title_id} is {title.status}: subtitles are added to a ready title")
-    if job is not None and job.status in ("queued", "running"):
+    if job is not None and job.active:
         # Its worker collects every version but its own and the current one: a copy in
         # progress would be removed under us, and its publish would drop the new track.
         raise TitleNotReady(f"title {title_id} is being encoded again: add subtitles when it is done")

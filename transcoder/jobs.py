@@ -65,6 +65,11 @@ class Job:
     finished_at: datetime | None
     version: str | None = None  # the version it publishes, once its first attempt chose it
 
+    @property
+    def active(self) -> bool:
+        """Still to be done (queued or running): not done, failed or cancelled."""
+        return self.status in ("queued", "running")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,

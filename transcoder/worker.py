@@ -464,7 +464,7 @@ class Worker:
                     if not is_database_outage(exc):
                         raise
                     continue  # the work goes on; its writes are checked when it ends
-                if job is None or job.status not in ("queued", "running"):
+                if job is None or not job.active:
                     log.info("task %s: its job ended; the work after it is stopped", task.id)
                     await _stop_task(run)
                     await self._drop_if_deleted(task, {"what it put meanwhile"})
