@@ -102,11 +102,30 @@ def ssim(source: Path, out: Path, rung: Any, fps: Any, size: tuple[int, int] | N
     whole = out / f"{rung.id}.mp4"
     segments = sorted(folder.glob("*.m4s"), key=lambda p: int(p.stem))
     whole.write_bytes(b"".join(p.read_bytes() for p in [folder / "init.mp4", *segments]))
-    w, h = size or (rung.width, rung.height)
-    encoded = f"[0:v]scale={w}:{h}:flags=bicubic[enc];[enc]" if size else "[0:v]"
+    return ssim_of(whole, source, size or (rung.width, rung.height), fps, scaled=size is not None)
+
+
+def ssim_of(encoded_file: Path, source: Path, size: tuple[int, int], fps: Any, *, scaled: bool = False) -> float:
+    """SSIM ("All") of `encoded_file` against `source` at `fps`, scaled to `size`; `scaled`:
+    the encoded picture is scaled to `size` too (it has another size)."""
+    w, h = size
+    encoded = f"[0:v]scale={w}:{h}:flags=bicubic[enc];[enc]" if scaled else "[0:v]"
     graph = f"[1:v]fps={fps},scale={w}:{h},format=yuv420p[ref];{encoded}[ref]ssim"
     run = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostats", "-i", str(whole), "-i", str(source), "-lavfi", graph, "-f", "null", "-"],
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            str(encoded_file),
+            "-i",
+            str(source),
+            "-lavfi",
+            graph,
+            "-f",
+            "null",
+            "-",
+        ],
         capture_output=True,
         text=True,
         check=True,
