@@ -82,6 +82,25 @@ def tree_cpu_s(pid: int, *, reaped: bool = False) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def moto_s3(bucket: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """moto's S3 server on a free port with `bucket` made: the process, and the environment
+    that points a StreamFlix process at it (`s3://{bucket}/media`)."""
+    import boto3
+
+    creds = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    for k, v in creds.items():
+        os.environ.setdefault(k, v)
+    port = free_port()
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [str(root / ".venv/bin/moto_server"), "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_http(endpoint + "/moto-api/", timeout=30)
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    return proc, {"STREAMFLIX_STORAGE_URL": f"s3://{bucket}/media", "STREAMFLIX_S3_ENDPOINT_URL": endpoint, **creds}
+
+
 def tree_rss_mb(pid: int) -> float:
     """Resident memory of `pid`'s tree, in MiB."""
     kb = 0

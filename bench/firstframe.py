@@ -30,6 +30,9 @@ player has its manifest, if later) it seeks to 80 % of the duration; printed: th
 the seek to the first frame presented at or after the target (mediaTime >= target - 0.1), and
 what hls.js asked for, gave up and loaded from the seek on. `--seek-runs N`: N seek runs, median.
 
+`--storage s3`: the media storage is moto's S3 server over HTTP on 127.0.0.1 (started by the
+bench) instead of a local folder.
+
 Targets: median t(first frame) <= 1.5 s for each source; seek -> frame <= 3 s. Each is
 printed PASS or MISS; the exit status is non-zero only on errors (a run that failed, a
 process that died), not on a missed target. A run that is not playable within
@@ -58,7 +61,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import CHROMIUM, LAUNCH_ARGS, free_port, tree, wait_http  # noqa: E402
+from benchlib import CHROMIUM, LAUNCH_ARGS, free_port, moto_s3, tree, wait_http  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 CACHE = ROOT / "var" / "bench" / "firstframe"
@@ -540,6 +543,7 @@ def main() -> int:
         default=60,
         help="between runs, wait for `ready` for sources up to this long (s); longer ones are deleted",
     )
+    ap.add_argument("--storage", choices=("file", "s3"), default="file", help="media storage (default file)")
     args = ap.parse_args()
     lengths = [int(x) for x in args.sources.split(",") if x.strip()]
     sources = {n: make_source(n) for n in sorted(set(lengths + ([] if args.no_seek else [max(lengths)])))}
@@ -547,7 +551,8 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
-    stack = Stack("firstframe")
+    moto, s3_env = moto_s3("bench-firstframe") if args.storage == "s3" else (None, {})
+    stack = Stack("firstframe", extra_env=s3_env)
     errors: list[str] = []
     results: dict[int, list[dict[str, Any]]] = {}
     seeks: list[dict[str, Any]] = []
@@ -559,7 +564,8 @@ def main() -> int:
             ["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"], capture_output=True, text=True
         ).stdout.strip()
         print(
-            f"bench/firstframe.py: serve + 1 worker (concurrency {worker_concurrency()}, default settings) on "
+            f"bench/firstframe.py: serve + 1 worker (concurrency {worker_concurrency()}, default settings, "
+            f"{args.storage} storage) on "
             f"{stack.base}; cpus={os.cpu_count()}, load avg {os.getloadavg()[0]:.1f}; commit {commit[:70]}",
             flush=True,
         )
@@ -601,6 +607,9 @@ def main() -> int:
         errors.append(f"{type(exc).__name__}: {exc}")
     finally:
         stack.stop()
+        if moto is not None:
+            moto.terminate()
+            moto.wait(10)
 
     print("\nsummary (medians of the runs, seconds from t0 = `ingest` returned)")
     print(

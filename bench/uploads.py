@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchlib import free_port, tree_cpu_s, tree_rss_mb, wait_http  # noqa: E402
+from benchlib import free_port, moto_s3, tree_cpu_s, tree_rss_mb  # noqa: E402
 from firstframe import PASSWORD, Api, Stack  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -137,16 +137,6 @@ http {{
         shutil.rmtree(prefix, ignore_errors=True)
 
 
-def moto_server() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv/bin/moto_server"), "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/moto-api/", timeout=30)
-    return proc, url
-
-
 def header(dump: str, name: str) -> str:
     """A header's value from curl's -D dump."""
     return next(line.split(":", 1)[1].strip() for line in dump.splitlines() if line.lower().startswith(name + ":"))
@@ -227,23 +217,8 @@ def run_backend(name: str, path: Path, baseline: Path | None = None) -> dict[str
         # the server and its packages imported from the baseline checkout, not this one
         extra = {"PYTHONPATH": str(baseline.resolve())}
     if name.removesuffix("-base") == "s3":
-        import boto3
-
-        for k, v in {
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }.items():
-            os.environ.setdefault(k, v)
-        moto, endpoint = moto_server()
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="bench-uploads")
-        extra |= {
-            "STREAMFLIX_STORAGE_URL": "s3://bench-uploads/media",
-            "STREAMFLIX_S3_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "bench",
-            "AWS_SECRET_ACCESS_KEY": "bench",
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
+        moto, s3_env = moto_s3("bench-uploads")
+        extra |= s3_env
     stack = Stack(f"uploads-{name}", workers=0, extra_env=extra)
     try:
         stack.start()

@@ -208,7 +208,7 @@ class Worker:
         self._runs_lost: set[int] = set()
         self._task_done = asyncio.Event()
         self._works: dict[tuple[int, str], TaskWork] = {}
-        self._sources: dict[str, Path] = {}  # title id -> its source downloaded for tasks
+        self._sources: dict[str, Path] = {}  # source key -> its download (`_local_source`)
         self._source_locks: dict[str, asyncio.Lock] = {}
         self._listener: asyncpg.pool.PoolConnectionProxy | None = None
 
@@ -527,7 +527,7 @@ class Worker:
         if model.extra.get(SEEKABLE_SOURCE):
             source_key = model.extra[SEEKABLE_SOURCE]
             ladder = seekable.ladder_for_copy(ladder)
-        source = await self._task_source(task.title_id, source_key)
+        source = await self._local_source(task.title_id, source_key)
         ends = model.extra.get(SOURCE_ENDS)
         work = TaskWork(
             title_id=task.title_id,
@@ -543,7 +543,10 @@ class Worker:
         self._works[cache_key] = work
         return work
 
-    async def _task_source(self, title_id: str, source_key: str) -> Path:
+    async def _local_source(self, title_id: str, source_key: str) -> Path:
+        """A title's source (its original, or its seekable copy) as a local file: in place on
+        file storage, else streamed down once per machine, into `source-{title_id}/`, and
+        shared by the title's coordinator and every task of it run here."""
         local = self.storage.local_path(source_key)
         if local is not None:
             if not await asyncio.to_thread(local.is_file):
@@ -551,24 +554,34 @@ class Worker:
             return local
         lock = self._source_locks.setdefault(title_id, asyncio.Lock())
         async with lock:
-            path = self._sources.get(title_id)
+            path = self._sources.get(source_key)
             if path is not None and await asyncio.to_thread(path.is_file):
                 return path
             folder = self.work_dir / f"source-{title_id}"
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-            dest = folder / ("source" + Path(source_key).suffix)
+            dest = folder / Path(source_key).name
             part = dest.with_name(dest.name + ".part")
+            started = time.monotonic()
             async with aiofiles.open(part, "wb") as fh:
                 async for chunk in self.storage.stream(source_key):
                     await fh.write(chunk)
             await asyncio.to_thread(part.replace, dest)
-            self._sources[title_id] = dest
+            size = (await asyncio.to_thread(dest.stat)).st_size
+            log.info(
+                "title %s: %s downloaded (%.1f MB in %.2f s)",
+                title_id,
+                source_key,
+                size / 1e6,
+                time.monotonic() - started,
+            )
+            self._sources[source_key] = dest
             return dest
 
     def _drop_source_cache(self, title_id: str) -> None:
         """The job is over on this machine: its downloaded source goes (tasks still running
         here for it keep their open file)."""
-        self._sources.pop(title_id, None)
+        prefix = keys.source_prefix(title_id)
+        self._sources = {k: v for k, v in self._sources.items() if not k.startswith(prefix)}
         self._source_locks.pop(title_id, None)
         self._works = {k: v for k, v in self._works.items() if v.title_id != title_id}
         shutil.rmtree(self.work_dir / f"source-{title_id}", ignore_errors=True)
@@ -1088,23 +1101,12 @@ class Worker:
     # ---- source and probe -----------------------------------------------------------------
 
     async def _fetch_source(self, job: jobs.Job, attempt_dir: Path) -> Path:
-        """The source as a local file: in place on file storage, else streamed down. A URL
-        (ingest through the API) is downloaded and kept in storage, where the job then reads
-        it (its tasks, its later attempts)."""
+        """The source as a local file (`_local_source`: the job's tasks run here read the same
+        download). A URL (ingest through the API) is downloaded and kept in storage, where the
+        job then reads it (its tasks, its later attempts)."""
         if "://" in job.source:
             return await self._fetch_url(job, attempt_dir)
-        local = self.storage.local_path(job.source)
-        if local is not None:
-            if not await asyncio.to_thread(local.is_file):
-                raise ObjectNotFound(f"no object {job.source!r}")
-            return local
-        await self.storage.head(job.source)
-        await asyncio.to_thread(attempt_dir.mkdir, parents=True, exist_ok=True)
-        dest = attempt_dir / ("source" + Path(job.source).suffix)
-        async with aiofiles.open(dest, "wb") as fh:
-            async for chunk in self.storage.stream(job.source):
-                await fh.write(chunk)
-        return dest
+        return await self._local_source(job.title_id, job.source)
 
     async def _fetch_url(self, job: jobs.Job, attempt_dir: Path) -> Path:
         local = await fetch_to_local(

@@ -1,0 +1,50 @@
+"""On S3 storage a worker downloads a title's source once: its coordinator (probe, measured
+ends) and every task of the title it runs read the same local copy, removed when the job ends."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from catalog import titles
+from media import keys
+from media.backend import open_storage
+from media.storage_s3 import S3Storage
+from server.settings import Settings
+from tests.transcoder.jobs_support import make_worker, pool, work_dirs  # noqa: F401 (fixture)
+from transcoder.ingest import ingest
+
+
+async def test_a_title_on_s3_downloads_its_source_once_per_worker(
+    settings: Settings,
+    s3_server: str,
+    pool: asyncpg.Pool,
+    clip_factory: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    storage = open_storage(f"s3://sf-{uuid.uuid4().hex[:12]}/media", s3_server)
+    assert isinstance(storage, S3Storage)
+    await storage.create_bucket()
+    try:
+        clip = clip_factory(seconds=12, width=320, height=180)
+        title = await ingest(
+            pool, storage, source=str(clip), title="Once", max_source_bytes=10**9, work_dir=settings.work_dir
+        )
+        worker = make_worker(pool, storage, settings, title_id=title.id, chunk_segments=1)
+        with caplog.at_level(logging.INFO, logger="streamflix"):
+            await asyncio.wait_for(worker.run(once=True), 120)
+        async with pool.acquire() as conn:
+            done = await titles.get_title(conn, title.id)
+        assert done.status == "ready", done.failure_reason
+        fetched = [r.getMessage() for r in caplog.records if "downloaded (" in r.getMessage()]
+        assert len(fetched) == 1, fetched  # coordinator and tasks (several, chunks of one segment)
+        assert keys.source_prefix(title.id) in fetched[0]
+        assert work_dirs(settings) == []
+    finally:
+        await storage.close()
