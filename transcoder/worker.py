@@ -909,7 +909,19 @@ class Worker:
             probe.format_name,
             time.monotonic() - started,
         )
+        await self._keep_local(job.title_id, key, out)
         return key
+
+    async def _keep_local(self, title_id: str, key: str, made: Path) -> None:
+        """`made`, just stored at `key`, becomes this machine's local copy of it (as if
+        `_local_source` had downloaded it): the title's tasks run here do not fetch it back."""
+        if self.storage.local_path(key) is not None:
+            return  # file storage: read in place
+        async with self._source_locks.setdefault(title_id, asyncio.Lock()):
+            dest = self.work_dir / f"source-{title_id}" / Path(key).name
+            await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(made.replace, dest)
+            self._sources[key] = dest
 
     async def _watch(
         self,

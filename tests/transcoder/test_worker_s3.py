@@ -1,5 +1,6 @@
 """On S3 storage a worker downloads a title's source once: its coordinator (probe, measured
-ends) and every task of the title it runs read the same local copy, removed when the job ends."""
+ends) and every task of the title it runs read the same local copy, removed when the job ends.
+A seekable copy the coordinator made (of an MPEG-TS source) is not downloaded back."""
 
 from __future__ import annotations
 
@@ -21,18 +22,20 @@ from tests.transcoder.jobs_support import make_worker, pool, work_dirs  # noqa: 
 from transcoder.ingest import ingest
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".ts"])
 async def test_a_title_on_s3_downloads_its_source_once_per_worker(
     settings: Settings,
     s3_server: str,
     pool: asyncpg.Pool,
     clip_factory: Callable[..., Path],
     caplog: pytest.LogCaptureFixture,
+    suffix: str,
 ) -> None:
     storage = open_storage(f"s3://sf-{uuid.uuid4().hex[:12]}/media", s3_server)
     assert isinstance(storage, S3Storage)
     await storage.create_bucket()
     try:
-        clip = clip_factory(seconds=12, width=320, height=180)
+        clip = clip_factory(seconds=12, width=320, height=180, suffix=suffix)
         title = await ingest(
             pool, storage, source=str(clip), title="Once", max_source_bytes=10**9, work_dir=settings.work_dir
         )
@@ -44,7 +47,9 @@ async def test_a_title_on_s3_downloads_its_source_once_per_worker(
         assert done.status == "ready", done.failure_reason
         fetched = [r.getMessage() for r in caplog.records if "downloaded (" in r.getMessage()]
         assert len(fetched) == 1, fetched  # coordinator and tasks (several, chunks of one segment)
-        assert keys.source_prefix(title.id) in fetched[0]
+        assert keys.source_key(title.id, suffix) in fetched[0]  # the original only
+        copied = [r.getMessage() for r in caplog.records if "seekable container" in r.getMessage()]
+        assert len(copied) == (1 if suffix == ".ts" else 0), copied
         assert work_dirs(settings) == []
     finally:
         await storage.close()
