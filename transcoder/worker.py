@@ -557,9 +557,8 @@ class Worker:
             path = self._sources.get(source_key)
             if path is not None and await asyncio.to_thread(path.is_file):
                 return path
-            folder = self.work_dir / f"source-{title_id}"
-            await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
-            dest = folder / Path(source_key).name
+            dest = self._source_path(title_id, source_key)
+            await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
             part = dest.with_name(dest.name + ".part")
             started = time.monotonic()
             async with aiofiles.open(part, "wb") as fh:
@@ -576,6 +575,10 @@ class Worker:
             )
             self._sources[source_key] = dest
             return dest
+
+    def _source_path(self, title_id: str, key: str) -> Path:
+        """Where this machine keeps its copy of the source object `key`."""
+        return self.work_dir / f"source-{title_id}" / Path(key).name
 
     def _drop_source_cache(self, title_id: str) -> None:
         """The job is over on this machine: its downloaded source goes (tasks still running
@@ -912,16 +915,18 @@ class Worker:
         await self._keep_local(job.title_id, key, out)
         return key
 
-    async def _keep_local(self, title_id: str, key: str, made: Path) -> None:
+    async def _keep_local(self, title_id: str, key: str, made: Path) -> Path:
         """`made`, just stored at `key`, becomes this machine's local copy of it (as if
-        `_local_source` had downloaded it): the title's tasks run here do not fetch it back."""
+        `_local_source` had downloaded it): the title's tasks run here do not fetch it back.
+        Returns where the file is now."""
         if self.storage.local_path(key) is not None:
-            return  # file storage: read in place
+            return made  # file storage: the stored object is read in place
         async with self._source_locks.setdefault(title_id, asyncio.Lock()):
-            dest = self.work_dir / f"source-{title_id}" / Path(key).name
+            dest = self._source_path(title_id, key)
             await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
             await asyncio.to_thread(made.replace, dest)
             self._sources[key] = dest
+            return dest
 
     async def _watch(
         self,
@@ -1138,7 +1143,7 @@ class Worker:
         if not await self._waiting(point_at_it):
             raise LeaseLost(f"job {job.id} is no longer ours")
         log.info("job %s: fetched %s into storage", job.id, job.source)
-        return local
+        return await self._keep_local(job.title_id, key, local)
 
     async def _source_options(self, job: jobs.Job) -> dict[str, Any]:
         """What ingest was told about the source (`--audio-lang`, `--av1`)."""

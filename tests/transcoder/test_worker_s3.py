@@ -1,6 +1,7 @@
 """On S3 storage a worker downloads a title's source once: its coordinator (probe, measured
 ends) and every task of the title it runs read the same local copy, removed when the job ends.
-A seekable copy the coordinator made (of an MPEG-TS source) is not downloaded back."""
+A seekable copy the coordinator made (of an MPEG-TS source), or a URL it fetched, is not
+downloaded back."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from catalog import titles
 from media import keys
@@ -19,7 +22,7 @@ from media.backend import open_storage
 from media.storage_s3 import S3Storage
 from server.settings import Settings
 from tests.transcoder.jobs_support import make_worker, pool, work_dirs  # noqa: F401 (fixture)
-from transcoder.ingest import ingest
+from transcoder.ingest import ingest, register_url
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".ts"])
@@ -52,4 +55,43 @@ async def test_a_title_on_s3_downloads_its_source_once_per_worker(
         assert len(copied) == (1 if suffix == ".ts" else 0), copied
         assert work_dirs(settings) == []
     finally:
+        await storage.close()
+
+
+async def test_a_url_source_on_s3_is_fetched_once_then_read_locally(
+    settings: Settings,
+    s3_server: str,
+    pool: asyncpg.Pool,
+    clip_factory: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Ingest through the API by URL: the coordinator fetches the URL and stores it; its tasks
+    on the same worker read that fetched file, not a download of what was just stored."""
+    storage = open_storage(f"s3://sf-{uuid.uuid4().hex[:12]}/media", s3_server)
+    assert isinstance(storage, S3Storage)
+    await storage.create_bucket()
+    clip = clip_factory(seconds=12, width=320, height=180)
+
+    async def source(_r: web.Request) -> web.StreamResponse:
+        return web.FileResponse(clip)
+
+    app = web.Application()
+    app.router.add_get("/clip.mp4", source)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        url = str(server.make_url("/clip.mp4"))
+        title = await register_url(pool, url=url, allow_private=True, title="By URL")
+        worker = make_worker(pool, storage, settings, title_id=title.id, chunk_segments=1, outbound_allow_private=True)
+        with caplog.at_level(logging.INFO, logger="streamflix"):
+            await asyncio.wait_for(worker.run(once=True), 120)
+        async with pool.acquire() as conn:
+            done = await titles.get_title(conn, title.id)
+        assert done.status == "ready", done.failure_reason
+        assert any("fetched" in r.getMessage() for r in caplog.records)
+        assert [r.getMessage() for r in caplog.records if "downloaded (" in r.getMessage()] == []
+        assert await storage.head(keys.source_key(title.id, ".mp4"))  # kept for later attempts
+        assert work_dirs(settings) == []
+    finally:
+        await server.close()
         await storage.close()
