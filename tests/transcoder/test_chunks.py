@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import array
 import asyncio
-import contextlib
 import os
 import re
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 from media.probe import probe
 from media.probe_model import Probe, VideoStream
 from packager.model import Presentation
+from tests.transcoder.test_runner import running_with
 from transcoder import chunks, mp4
 from transcoder.errors import TranscodeError
 from transcoder.ladder import Ladder, plan_ladder
@@ -392,18 +392,6 @@ def test_audio_in_parts_equals_the_whole_encode(clip_factory: Callable[..., Path
         assert max(abs(b[i] - b[i - 1]) for i in near) <= step * 1.05, s
 
 
-def _our_ffmpegs(marker: str) -> list[int]:
-    """The pids of this process's ffmpeg children whose command line holds `marker`."""
-    pids = []
-    for thread in Path(f"/proc/{os.getpid()}/task").iterdir():
-        with contextlib.suppress(OSError):
-            for pid in (thread / "children").read_text().split():
-                with contextlib.suppress(OSError):
-                    if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
-                        pids.append(int(pid))
-    return pids
-
-
 def test_the_audio_a_player_starts_with_yields_the_cores_after_its_first_segment(tmp_path: Path) -> None:
     """`then_nice`: full CPU priority until the first segment is out (a player starts with
     it), then the given niceness. The source arrives slowly through a FIFO, so the segments
@@ -431,7 +419,7 @@ def test_the_audio_a_player_starts_with_yields_the_cores_after_its_first_segment
 
     async def on_segment(_rid: str, number: int | None, _path: Path) -> None:
         if number is not None:
-            seen.append((number, [os.getpriority(os.PRIO_PROCESS, pid) for pid in _our_ffmpegs(str(tmp_path))]))
+            seen.append((number, [os.getpriority(os.PRIO_PROCESS, pid) for pid in running_with(str(tmp_path))]))
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()

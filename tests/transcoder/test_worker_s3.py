@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncpg
@@ -25,51 +25,52 @@ from tests.transcoder.jobs_support import make_worker, pool, work_dirs  # noqa: 
 from transcoder.ingest import ingest, register_url
 
 
+@pytest.fixture
+async def s3_storage(s3_server: str) -> AsyncIterator[S3Storage]:
+    """A bucket of its own on moto's server."""
+    storage = open_storage(f"s3://sf-{uuid.uuid4().hex[:12]}/media", s3_server)
+    assert isinstance(storage, S3Storage)
+    await storage.create_bucket()
+    yield storage
+    await storage.close()
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".ts"])
 async def test_a_title_on_s3_downloads_its_source_once_per_worker(
     settings: Settings,
-    s3_server: str,
+    s3_storage: S3Storage,
     pool: asyncpg.Pool,
     clip_factory: Callable[..., Path],
     caplog: pytest.LogCaptureFixture,
     suffix: str,
 ) -> None:
-    storage = open_storage(f"s3://sf-{uuid.uuid4().hex[:12]}/media", s3_server)
-    assert isinstance(storage, S3Storage)
-    await storage.create_bucket()
-    try:
-        clip = clip_factory(seconds=12, width=320, height=180, suffix=suffix)
-        title = await ingest(
-            pool, storage, source=str(clip), title="Once", max_source_bytes=10**9, work_dir=settings.work_dir
-        )
-        worker = make_worker(pool, storage, settings, title_id=title.id, chunk_segments=1)
-        with caplog.at_level(logging.INFO, logger="streamflix"):
-            await asyncio.wait_for(worker.run(once=True), 120)
-        async with pool.acquire() as conn:
-            done = await titles.get_title(conn, title.id)
-        assert done.status == "ready", done.failure_reason
-        fetched = [r.getMessage() for r in caplog.records if "downloaded (" in r.getMessage()]
-        assert len(fetched) == 1, fetched  # coordinator and tasks (several, chunks of one segment)
-        assert keys.source_key(title.id, suffix) in fetched[0]  # the original only
-        copied = [r.getMessage() for r in caplog.records if "seekable container" in r.getMessage()]
-        assert len(copied) == (1 if suffix == ".ts" else 0), copied
-        assert work_dirs(settings) == []
-    finally:
-        await storage.close()
+    clip = clip_factory(seconds=12, width=320, height=180, suffix=suffix)
+    title = await ingest(
+        pool, s3_storage, source=str(clip), title="Once", max_source_bytes=10**9, work_dir=settings.work_dir
+    )
+    worker = make_worker(pool, s3_storage, settings, title_id=title.id, chunk_segments=1)
+    with caplog.at_level(logging.INFO, logger="streamflix"):
+        await asyncio.wait_for(worker.run(once=True), 120)
+    async with pool.acquire() as conn:
+        done = await titles.get_title(conn, title.id)
+    assert done.status == "ready", done.failure_reason
+    fetched = [r.getMessage() for r in caplog.records if "downloaded (" in r.getMessage()]
+    assert len(fetched) == 1, fetched  # coordinator and tasks (several, chunks of one segment)
+    assert keys.source_key(title.id, suffix) in fetched[0]  # the original only
+    copied = [r.getMessage() for r in caplog.records if "seekable container" in r.getMessage()]
+    assert len(copied) == (1 if suffix == ".ts" else 0), copied
+    assert work_dirs(settings) == []
 
 
 async def test_a_url_source_on_s3_is_fetched_once_then_read_locally(
     settings: Settings,
-    s3_server: str,
+    s3_storage: S3Storage,
     pool: asyncpg.Pool,
     clip_factory: Callable[..., Path],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Ingest through the API by URL: the coordinator fetches the URL and stores it; its tasks
     on the same worker read that fetched file, not a download of what was just stored."""
-    storage = open_storage(f"s3://sf-{uuid.uuid4().hex[:12]}/media", s3_server)
-    assert isinstance(storage, S3Storage)
-    await storage.create_bucket()
     clip = clip_factory(seconds=12, width=320, height=180)
 
     async def source(_r: web.Request) -> web.StreamResponse:
@@ -82,16 +83,17 @@ async def test_a_url_source_on_s3_is_fetched_once_then_read_locally(
     try:
         url = str(server.make_url("/clip.mp4"))
         title = await register_url(pool, url=url, allow_private=True, title="By URL")
-        worker = make_worker(pool, storage, settings, title_id=title.id, chunk_segments=1, outbound_allow_private=True)
+        worker = make_worker(
+            pool, s3_storage, settings, title_id=title.id, chunk_segments=1, outbound_allow_private=True
+        )
         with caplog.at_level(logging.INFO, logger="streamflix"):
             await asyncio.wait_for(worker.run(once=True), 120)
-        async with pool.acquire() as conn:
-            done = await titles.get_title(conn, title.id)
-        assert done.status == "ready", done.failure_reason
-        assert any("fetched" in r.getMessage() for r in caplog.records)
-        assert [r.getMessage() for r in caplog.records if "downloaded (" in r.getMessage()] == []
-        assert await storage.head(keys.source_key(title.id, ".mp4"))  # kept for later attempts
-        assert work_dirs(settings) == []
     finally:
         await server.close()
-        await storage.close()
+    async with pool.acquire() as conn:
+        done = await titles.get_title(conn, title.id)
+    assert done.status == "ready", done.failure_reason
+    assert any("fetched" in r.getMessage() for r in caplog.records)
+    assert [r.getMessage() for r in caplog.records if "downloaded (" in r.getMessage()] == []
+    assert await s3_storage.head(keys.source_key(title.id, ".mp4"))  # kept for later attempts
+    assert work_dirs(settings) == []
