@@ -422,7 +422,8 @@ class Worker:
             if not await self._waiting(complete):
                 log.warning("task %s: no longer ours at completion; its result is dropped", task.id)
                 await asyncio.shield(self._release_task(task))  # fenced: a taken-over task stays
-                await self._drop_if_deleted(task, uploaded)
+                if uploaded:
+                    await self._drop_if_deleted(task)
             elif task.kind == "video" and task.first_number == 1:
                 # Done: its lane takes the next task while the inits are made beside it.
                 self._lanes.pop(task.id, None)
@@ -434,7 +435,8 @@ class Worker:
                 # Fenced: a task another worker took over stays its; one whose job ended goes
                 # back to `queued`, where it waits (claimable only while its job runs).
                 await asyncio.shield(self._release_task(task))
-                await self._drop_if_deleted(task, uploaded)
+                if uploaded:
+                    await self._drop_if_deleted(task)
                 return
             if self._stopping.is_set():
                 await asyncio.shield(self._release_task(task))
@@ -467,7 +469,7 @@ class Worker:
                 if job is None or not job.active:
                     log.info("task %s: its job ended; the work after it is stopped", task.id)
                     await _stop_task(run)
-                    await self._drop_if_deleted(task, {"what it put meanwhile"})
+                    await self._drop_if_deleted(task)  # the work may have put some
                     return None
         finally:
             await _stop_task(run)
@@ -496,7 +498,7 @@ class Worker:
                 "task %s: init segments of %s stored in %.2f s", task.id, ",".join(put), time.monotonic() - started
             )
             # The title may have been deleted meanwhile: what was put after its clean-up goes too.
-            await self._drop_if_deleted(task, set(put))
+            await self._drop_if_deleted(task)
 
     async def _task_work(self, task: tasks.Task) -> TaskWork:
         """The source (local), probe, ladder and timeline length of a task's title: read once
@@ -552,8 +554,7 @@ class Worker:
             if not await asyncio.to_thread(local.is_file):
                 raise ObjectNotFound(f"no object {source_key!r}")
             return local
-        lock = self._source_locks.setdefault(title_id, asyncio.Lock())
-        async with lock:
+        async with self._source_lock(title_id):
             path = self._sources.get(source_key)
             if path is not None and await asyncio.to_thread(path.is_file):
                 return path
@@ -575,6 +576,10 @@ class Worker:
             )
             self._sources[source_key] = dest
             return dest
+
+    def _source_lock(self, title_id: str) -> asyncio.Lock:
+        """Held while this machine's copy of one of the title's source objects is made."""
+        return self._source_locks.setdefault(title_id, asyncio.Lock())
 
     def _source_path(self, title_id: str, key: str) -> Path:
         """Where this machine keeps its copy of the source object `key`."""
@@ -639,12 +644,10 @@ class Worker:
         outcome = await self._waiting(record)
         log.warning("task %s (title %s): %s: %s", task.id, task.title_id, outcome or "no longer ours", verdict.reason)
 
-    async def _drop_if_deleted(self, task: tasks.Task, uploaded: set[str]) -> None:
-        """Stopped because its job ended (title deleted, job failed): the version belongs to
-        nobody, and what this task put after the job's own clean-up must go too. A task taken
-        over by another worker leaves everything to it."""
-        if not uploaded:
-            return
+    async def _drop_if_deleted(self, task: tasks.Task) -> None:
+        """Called when `task` put objects and then stopped because its job ended (title deleted,
+        job failed): the version belongs to nobody, and what the task put after the job's own
+        clean-up must go too. A task taken over by another worker leaves everything to it."""
         try:
             async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
                 job = await jobs.get(conn, task.job_id)
@@ -921,7 +924,7 @@ class Worker:
         Returns where the file is now."""
         if self.storage.local_path(key) is not None:
             return made  # file storage: the stored object is read in place
-        async with self._source_locks.setdefault(title_id, asyncio.Lock()):
+        async with self._source_lock(title_id):
             dest = self._source_path(title_id, key)
             await asyncio.to_thread(dest.parent.mkdir, parents=True, exist_ok=True)
             await asyncio.to_thread(made.replace, dest)

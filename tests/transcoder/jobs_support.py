@@ -9,6 +9,7 @@ import dataclasses
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from media.storage import Storage
 from server.migrate import migrate
 from server.settings import Settings
 from tests.conftest import _drop, _dsn_for
-from transcoder import jobs
+from transcoder import jobs, tasks
 from transcoder.ingest import ingest
 from transcoder.worker import Worker
 
@@ -113,3 +114,16 @@ async def stored_keys(storage: Storage, title_id: str) -> list[str]:
 def work_dirs(settings: Settings) -> list[str]:
     root = settings.work_dir
     return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+
+
+def task_row(**fields: Any) -> tasks.Task:
+    """A `tasks.Task` as the queue returns it: a running one-segment video task of job 1,
+    with `fields` replacing any of its values."""
+    now = datetime.now(UTC)
+    row: dict[str, Any] = dict(
+        id=1, job_id=1, title_id="t", version="v", kind="video", renditions=("v360",), first_number=1,
+        segment_count=1, priority=1, status="running", attempts=1, max_attempts=3, deferrals=0, worker_id="w",
+        lease_until=None, run_after=now, error=None, result=None, created_at=now, updated_at=now, finished_at=None,
+    )  # fmt: skip
+    row.update(fields)
+    return tasks.Task(**row)

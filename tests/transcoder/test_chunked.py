@@ -34,6 +34,7 @@ from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     pool,
     storage,
     stored_keys,
+    task_row,
     work_dirs,
 )
 from transcoder import jobs, tasks
@@ -199,13 +200,7 @@ async def test_work_after_a_task_stops_when_its_job_ends(
     title = await _ingest(pool, storage, settings, clip_factory(seconds=2), "Gone soon")
     job = await job_of(pool, title.id)
     worker = make_worker(pool, storage, settings, title_id=title.id, lease_s=1.5)
-    now = job.created_at
-    task = tasks.Task(
-        id=0, job_id=job.id, title_id=title.id, version="v-test", kind="video", renditions=("v360",),
-        first_number=1, segment_count=1, priority=0, status="done", attempts=1, max_attempts=3, deferrals=0,
-        worker_id=worker.worker_id, lease_until=None, run_after=now, error=None, result={}, created_at=now,
-        updated_at=now, finished_at=now,
-    )  # fmt: skip
+    task = task_row(job_id=job.id, title_id=title.id, version="v-test", status="done", worker_id=worker.worker_id)
 
     async def quick() -> str:
         await asyncio.sleep(0.8)  # longer than a check of the job: it runs on while the job does

@@ -7,11 +7,11 @@ import os
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from tests.transcoder.jobs_support import task_row
 from transcoder import runner, tasks
 from transcoder.errors import TranscodeError, TranscodeTimeout
 from transcoder.runner import failure_reason, parse_progress_time_s, run_ffmpeg
@@ -170,13 +170,13 @@ def test_only_bulk_chunks_and_parts_run_nicer() -> None:
     by_first = {(s.kind, s.first, s.renditions): s for s in plan}
 
     def made(spec: tasks.TaskSpec, priority: int) -> tasks.Task:
-        now = datetime.now(UTC)
-        return tasks.Task(
-            id=1, job_id=1, title_id="t", version="v", kind=spec.kind, renditions=spec.renditions,
-            first_number=spec.first, segment_count=spec.count, priority=priority, status="running",
-            attempts=1, max_attempts=3, deferrals=0, worker_id="w", lease_until=None, run_after=now,
-            error=None, result=None, created_at=now, updated_at=now, finished_at=None,
-        )  # fmt: skip
+        return task_row(
+            kind=spec.kind,
+            renditions=spec.renditions,
+            first_number=spec.first,
+            segment_count=spec.count,
+            priority=priority,
+        )
 
     niceness = {key: bulk_nice(made(s, s.priority)) for key, s in by_first.items()}
     assert niceness[("audio", 1, ("a0",))] == 0
