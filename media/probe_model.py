@@ -17,6 +17,8 @@ from typing import Any
 PROBE_MODEL = 2
 # ffprobe field_order values that mean the picture is made of two fields.
 INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
+# `Probe.extra` key of the source's subtitle streams (index, codec, language), when it has any.
+SUBTITLE_STREAMS = "subtitles"
 
 
 class StaleProbe(ValueError):

@@ -12,7 +12,7 @@ from fractions import Fraction
 from typing import Any
 
 from media.errors import ProbeError
-from media.probe_model import AudioStream, Probe, VideoStream
+from media.probe_model import SUBTITLE_STREAMS, AudioStream, Probe, VideoStream
 
 # Containers whose declared duration is measured on a timeline that starts at 0 (an MP4's
 # mvhd counts an initial empty edit; a Matroska segment's Duration counts from the segment
@@ -187,7 +187,7 @@ def parse_probe(data: dict[str, Any], source: str = "") -> Probe:
     if any(is_picture(s) for s in streams):
         extra["cover_art"] = True
     if subtitles:
-        extra["subtitles"] = subtitles
+        extra[SUBTITLE_STREAMS] = subtitles
     return Probe(
         format_name=fmt.get("format_name") or "",
         duration_s=duration,

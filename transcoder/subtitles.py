@@ -266,17 +266,25 @@ async def publish_tracks(
 
 
 async def add_subtitles(
-    storage: Storage, predicted: Presentation, source: Path | str, *, ffmpeg: str = "ffmpeg", ffprobe: str = "ffprobe"
+    storage: Storage,
+    predicted: Presentation,
+    source: Path | str,
+    *,
+    embedded: bool = True,
+    ffmpeg: str = "ffmpeg",
+    ffprobe: str = "ffprobe",
 ) -> Presentation:
     """`predicted` with the title's subtitle renditions joined (embedded streams first, then
-    sidecars). Never raises for a bad track; a storage failure does raise (a retry redoes it)."""
-    embedded, skipped = await embedded_tracks(str(source), ffmpeg=ffmpeg, ffprobe=ffprobe)
+    sidecars). Never raises for a bad track; a storage failure does raise (a retry redoes it).
+    `embedded=False`: the source's probe found no subtitle stream, so the source is not read
+    again to list them (an ffprobe start, about 0.1 s before the first segment can begin)."""
+    tracks, skipped = await embedded_tracks(str(source), ffmpeg=ffmpeg, ffprobe=ffprobe) if embedded else ([], [])
     try:
         sidecars = await load_sidecars(storage, predicted.title_id)
     except SubtitleError as exc:
         log.warning("subtitles: stored sidecars unreadable: %s", exc)
         sidecars, skipped = [], [*skipped, f"sidecars: {exc}"]
-    renditions, more = await publish_tracks(storage, predicted, [*embedded, *sidecars])
+    renditions, more = await publish_tracks(storage, predicted, [*tracks, *sidecars])
     extra = dict(predicted.extra)
     if skipped or more:
         extra[SKIPPED] = [*skipped, *more]

@@ -41,7 +41,7 @@ from catalog.errors import TitleNotFound
 from media import keys
 from media.errors import ObjectNotFound, StorageError
 from media.probe import probe as run_probe
-from media.probe_model import Probe
+from media.probe_model import SUBTITLE_STREAMS, Probe
 from media.storage import Storage
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation
 from transcoder import chunks, gc, jobs, per_title, seekable, sources, subtitles, tasks
@@ -806,7 +806,9 @@ class Worker:
                 extra[SEEKABLE_SOURCE] = await self._seekable_copy(job, str(source), probe, ladder, attempt_dir)
             predicted = dataclasses.replace(predicted, extra=extra)
             # Subtitle renditions need only the source and the (exact) predicted timeline.
-            predicted = await subtitles.add_subtitles(self.storage, predicted, source)
+            predicted = await subtitles.add_subtitles(
+                self.storage, predicted, source, embedded=bool(probe.extra.get(SUBTITLE_STREAMS))
+            )
             await write_model(self.storage, predicted)
             total = timeline_length(predicted)
             audio_ids = sorted(

@@ -18,7 +18,9 @@ from media import keys
 from media.backend import open_storage
 from packager.model import Presentation
 from server.settings import Settings
+from tests.packager import factories
 from tests.transcoder.test_ingest_cli import run_cli
+from transcoder.subtitles import add_subtitles
 
 EMBEDDED_SRT = "1\n00:00:00,500 --> 00:00:01,500\nHello embedded\n\n2\n00:00:05,000 --> 00:00:06,000\nLater on\n"
 SIDECAR_SRT = "1\n00:00:03,000 --> 00:00:05,000\nBonjour <b>à</b> tous & bienvenue\n"
@@ -191,3 +193,30 @@ def test_bitmap_stream_and_late_sidecar_are_skipped_not_failed(
     assert past_end.startswith("sidecar ") and "after the title's end" in past_end, past_end
     logged = [r.getMessage() for r in caplog.records if r.name == "streamflix.subtitles"]
     assert any("hdmv_pgs_subtitle" in m and "skipped" in m for m in logged), logged
+
+
+async def test_a_source_probed_without_subtitle_streams_is_not_read_for_them(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """The worker passes what the source's probe found: with no subtitle stream there, the
+    subtitle step does not start another ffprobe on the source (it ran before every title's
+    first segment); with streams, it lists and publishes them."""
+    calls = tmp_path / "ffprobe-calls"
+    recorder = tmp_path / "ffprobe"
+    recorder.write_text(f'#!/bin/sh\necho "$@" >> "{calls}"\nexec ffprobe "$@"\n')
+    recorder.chmod(0o755)
+    clip = make_clip(tmp_path)
+    predicted = factories.presentation(*factories.ladder_video(durations_s=(4, 2)))
+    predicted = Presentation(**{**predicted.__dict__, "title_id": f"subs-{tmp_path.name}"})
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    try:
+        listed = await add_subtitles(storage, predicted, clip, ffprobe=str(recorder))
+        assert "-select_streams" in calls.read_text()
+        assert [r.language for r in listed.subtitles] == ["en"]
+        calls.unlink()
+        skipped = await add_subtitles(storage, predicted, clip, embedded=False, ffprobe=str(recorder))
+        assert not calls.exists()
+        assert skipped.subtitles == ()
+    finally:
+        await storage.delete_prefix(keys.title_prefix(predicted.title_id))
+        await storage.close()
