@@ -19,12 +19,37 @@ from media.probe_parse import parse_probe
 FFPROBE = "ffprobe"
 DEFAULT_TIMEOUT_S = 60.0
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+# How ffmpeg and ffprobe read a source named by an http(s) URL (a storage object's presigned
+# URL): a connection that stalls fails after 20 s instead of hanging, and one that drops or is
+# refused is reopened at the same offset for up to 2 s first.
+HTTP_READ_OPTIONS = {
+    "rw_timeout": "20000000",
+    "reconnect": "1",
+    "reconnect_on_network_error": "1",
+    "reconnect_delay_max": "2",
+}
+
+
+def is_http(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def input_name(source: str) -> str:
+    """`source` as ffmpeg's or ffprobe's input: a URL as it is, a path behind "file:" (so a
+    local name like "a:b.mp4" or "-x.mp4" is never read as a protocol or an option)."""
+    return source if _URL.match(source) else "file:" + source
+
+
+def input_options(source: str) -> list[str]:
+    """The options to give before `-i` (or the input of ffprobe) for `source`."""
+    return [arg for k, v in HTTP_READ_OPTIONS.items() for arg in ("-" + k, v)] if is_http(source) else []
 
 
 def ffprobe_argv(source: str, ffprobe: str = FFPROBE) -> list[str]:
-    # "file:" stops a local name like "a:b.mp4" or "-x.mp4" being read as a protocol or option.
-    target = source if _URL.match(source) else "file:" + source
-    return [ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", target]
+    return [
+        ffprobe, "-v", "error", *input_options(source),
+        "-print_format", "json", "-show_format", "-show_streams", input_name(source),
+    ]  # fmt: skip
 
 
 def failure_reason(stderr: str, source: str) -> str:

@@ -117,6 +117,11 @@ class Storage(Protocol):
     def local_path(self, key: str) -> Path | None:
         """A filesystem path for sendfile, or None when the backend is remote."""
 
+    def read_url(self, key: str, expires_s: int) -> str | None:
+        """An http(s) URL that a reader without credentials (ffmpeg) can GET, with ranges, for
+        `expires_s` seconds; None when the backend is local (`local_path`). Made without a
+        request: it may name an object that does not exist."""
+
     async def ping(self) -> None:
         """Raises StorageError when the backend does not answer (readiness)."""
 

@@ -81,6 +81,9 @@ class FileStorage:
         """The file for `key` (it may not exist: `head` first)."""
         return self._path(key)
 
+    def read_url(self, key: str, expires_s: int) -> str | None:
+        return None
+
     def _info(self, key: str, path: Path) -> ObjectInfo:
         try:
             st = path.stat()

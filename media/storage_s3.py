@@ -358,6 +358,13 @@ class S3Storage:
     def local_path(self, key: str) -> Path | None:
         return None
 
+    def read_url(self, key: str, expires_s: int) -> str | None:
+        # A presigned GET: signed here from the credentials, no request to the endpoint.
+        url: str = self._client.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=expires_s
+        )
+        return url
+
     # ---- lifecycle -----------------------------------------------------------------------
 
     async def ping(self) -> None:

@@ -143,6 +143,9 @@ class GuardedStorage:
     def local_path(self, key: str) -> Path | None:
         return self.inner.local_path(key)
 
+    def read_url(self, key: str, expires_s: int) -> str | None:
+        return self.inner.read_url(key, expires_s)
+
     async def ping(self) -> None:
         if self._ping is None or self._ping.done():
             self._ping = asyncio.ensure_future(self._guard(self.inner.ping))

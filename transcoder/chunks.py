@@ -32,6 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from media.probe import input_name, input_options
 from media.probe_model import Probe
 from packager.model import INIT_NAME, SEGMENT_EXT, Presentation, Rendition, Segment
 from transcoder import mp4
@@ -183,13 +184,13 @@ def _plausible(ends: SourceEnds, probe: Probe) -> bool:
 async def _read_ends(
     source: str, probe: Probe, wanted: Mapping[int, str], ffprobe_bin: str, *, read_from: float | None
 ) -> SourceEnds | None:
-    args = [ffprobe_bin, "-v", "error", "-of", "json"]
+    args = [ffprobe_bin, "-v", "error", *input_options(source), "-of", "json"]
     if read_from is not None:
         args += ["-read_intervals", f"{read_from:.6f}%"]
     args += [
         "-show_entries",
         "stream=index,codec_name,time_base:packet=stream_index,pts,dts,duration",
-        source,
+        input_name(source),
     ]
     proc = await asyncio.create_subprocess_exec(
         *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE

@@ -37,12 +37,12 @@ renders playlists from the rendition model.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import ffmpeg
 
 from media import languages
+from media.probe import HTTP_READ_OPTIONS, input_name, is_http
 from transcoder.ladder import AV1, PIX_FMT, AudioPlan, Ladder
 
 INIT_NAME = "init.mp4"
@@ -54,7 +54,6 @@ DEINTERLACE = {"mode": "send_frame", "parity": "auto", "deint": "all"}
 # Pad silence (or trim) so the audio starts at 0; async turns aresample's timestamp
 # compensation on, which first_pts needs.
 AUDIO_FROM_ZERO = {"async": 1, "first_pts": 0}
-_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
 def build_ffmpeg_args(
@@ -67,7 +66,7 @@ def build_ffmpeg_args(
     ffmpeg_bin: str = "ffmpeg",
 ) -> list[str]:
     """The argv (program first) that encodes `source` to `ladder` under `out_dir`."""
-    inp = ffmpeg.input(_input_name(source))
+    inp = _input(source)
     streams: list = []
     opts: dict[str, object] = {}
     variants: list[str] = []
@@ -117,7 +116,7 @@ def build_chunk_args(
     rungs = tuple(r for r in ladder.rungs if r.id in wanted)
     if not rungs or len(rungs) != len(wanted):
         raise ValueError(f"unknown video renditions {sorted(wanted - {r.id for r in ladder.rungs})}")
-    inp = ffmpeg.input(_input_name(source), ss=start_s, noaccurate_seek=None)
+    inp = _input(source, ss=start_s, noaccurate_seek=None)
     streams: list = []
     opts: dict[str, object] = {}
     variants: list[str] = []
@@ -168,7 +167,7 @@ def build_audio_args(
     if not ladder.audio:
         raise ValueError("ladder has no audio")
     plan = ladder.audio_plan(audio_id) if audio_id else ladder.audio
-    inp = ffmpeg.input(_input_name(source), **({"ss": start_s} if start_s is not None else {}))
+    inp = _input(source, **({"ss": start_s} if start_s is not None else {}))
     streams: list = []
     opts: dict[str, object] = {}
     variants: list[str] = []
@@ -192,9 +191,9 @@ def build_audio_args(
 BITEXACT = {"fflags": "+bitexact", "flags:v": "+bitexact", "flags:a": "+bitexact"}
 
 
-def _input_name(source: str) -> str:
-    # "file:" stops a local name like "a:b.mp4" being read as a protocol.
-    return source if _URL.match(source) else "file:" + source
+def _input(source: str, **kw: object):  # -> ffmpeg-python's untyped input node
+    """`source` as the input, with the read options of a URL (`media.probe.input_options`)."""
+    return ffmpeg.input(input_name(source), **(HTTP_READ_OPTIONS if is_http(source) else {}), **kw)
 
 
 def _add_video(inp, ladder: Ladder, rungs, streams: list, opts: dict, variants: list, *, preset: str, trim_frames):

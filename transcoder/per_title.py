@@ -31,6 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from media.probe import input_name, input_options
 from transcoder.errors import TranscodeError
 from transcoder.ladder import MIN_VIDEO_BITRATE, Ladder, Rung
 from transcoder.runner import run_ffmpeg
@@ -179,7 +180,8 @@ def probe_argv(
     argv = [ffmpeg, "-nostdin", "-hide_banner", "-v", "error", "-progress", "pipe:1", "-nostats"]
     # -noaccurate_seek: start at the keyframe at or before `at_s` rather than decode up to it
     # (a long-GOP source would cost seconds); -frames:v ends the span.
-    argv += ["-noaccurate_seek", "-ss", f"{at_s:.3f}", "-i", source, "-filter_complex", graph]
+    argv += ["-noaccurate_seek", "-ss", f"{at_s:.3f}", *input_options(source), "-i", input_name(source)]
+    argv += ["-filter_complex", graph]
     outs = []
     for i, r in enumerate(rungs):
         out = out_dir / f"probe-{at_s:.3f}-{r.id}.h264"

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from media.keys import POSTER_NAME
+from media.probe import input_name, input_options
 from media.probe_model import Probe
 from transcoder.command import DEINTERLACE
 from transcoder.runner import run_quiet
@@ -34,7 +35,7 @@ def poster_argv(source: str, out: Path, at_s: float, *, ffmpeg: str = "ffmpeg", 
         vf = "bwdif=" + ":".join(f"{k}={v}" for k, v in DEINTERLACE.items()) + "," + vf
     return [
         ffmpeg, "-nostdin", "-v", "error", "-y",
-        "-ss", f"{at_s:.3f}", "-i", "file:" + source,
+        "-ss", f"{at_s:.3f}", *input_options(source), "-i", input_name(source),
         "-map", "0:v:0", "-frames:v", "1", "-vf", vf, "-q:v", "3",
         "-f", "image2", "file:" + str(out),
     ]  # fmt: skip

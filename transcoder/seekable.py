@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from media.probe import input_name, input_options
 from media.probe_model import Probe
 from transcoder.ladder import Ladder
 from transcoder.runner import run_ffmpeg
@@ -42,12 +43,11 @@ def _used(ladder: Ladder) -> list[int]:
 
 
 def copy_argv(source: str, ladder: Ladder, out: Path, *, ffmpeg_bin: str = "ffmpeg") -> list[str]:
-    src = source if "://" in source else "file:" + source
     maps = [arg for index in _used(ladder) for arg in ("-map", f"0:{index}")]
     return [
         ffmpeg_bin, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning", "-nostats",
         "-progress", "pipe:1",
-        "-copyts", "-i", src, *maps, "-c", "copy", "-map_metadata", "-1",
+        "-copyts", *input_options(source), "-i", input_name(source), *maps, "-c", "copy", "-map_metadata", "-1",
         "-f", "nut", "file:" + str(out),
     ]  # fmt: skip
 

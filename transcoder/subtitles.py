@@ -26,6 +26,7 @@ from typing import Any
 
 from media import keys
 from media.errors import ObjectNotFound
+from media.probe import input_name, input_options
 from media.storage import Storage
 from media.subtitles import Cue, SubtitleError, check_size, normalize_language, parse, segment, to_webvtt, validate
 from packager.model import Presentation, Rendition, Segment
@@ -156,7 +157,8 @@ async def _run(argv: list[str]) -> tuple[int, bytes, bytes]:
 async def subtitle_streams(source: str, *, ffprobe: str = "ffprobe") -> list[dict[str, Any]]:
     """The source's subtitle streams in order (`0:s:N` is the N-th): codec, tags, disposition."""
     code, out, err = await _run(
-        [ffprobe, "-v", "error", "-select_streams", "s", "-show_streams", "-of", "json", "file:" + source]
+        [ffprobe, "-v", "error", *input_options(source), "-select_streams", "s", "-show_streams", "-of", "json"]
+        + [input_name(source)]
     )
     if code != 0:
         log.warning("cannot list subtitle streams: %s", err.decode(errors="replace").strip()[-200:])
@@ -182,7 +184,8 @@ async def embedded_tracks(
             skipped.append(f"{origin}: {why}")
             continue
         code, out, err = await _run(
-            [ffmpeg, "-nostdin", "-v", "error", "-i", "file:" + source, "-map", f"0:s:{n}", "-f", "webvtt", "-"]
+            [ffmpeg, "-nostdin", "-v", "error", *input_options(source), "-i", input_name(source)]
+            + ["-map", f"0:s:{n}", "-f", "webvtt", "-"]
         )
         try:
             if code != 0:

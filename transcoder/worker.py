@@ -25,10 +25,11 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from secrets import token_hex
 from typing import Any, TypeVar
@@ -39,7 +40,8 @@ import asyncpg
 from catalog import status, titles
 from catalog.errors import TitleNotFound
 from media import keys
-from media.errors import ObjectNotFound, StorageError
+from media.errors import ObjectNotFound, ProbeError, StorageError
+from media.probe import is_http
 from media.probe import probe as run_probe
 from media.probe_model import SUBTITLE_STREAMS, Probe
 from media.storage import Storage
@@ -93,6 +95,9 @@ LENGTH_MISMATCH_S = 0.5
 SOURCE_ENDS = "source_ends"
 # ... and the key of the source's seekable copy, when it needed one.
 SEEKABLE_SOURCE = "seekable_source"
+# How long a presigned URL of a source object stays valid: longer than any job's coordinator
+# holds one (its probe, subtitle and poster reads) and any task's run.
+SOURCE_URL_EXPIRES_S = 12 * 3600
 # The ingest's audio language overrides the ladder was planned with ({"0": "en"}): the tasks
 # plan the same ladder from the model.
 AUDIO_LANGUAGES = "audio_languages"
@@ -117,6 +122,15 @@ def audio_then_nice(task: tasks.Task) -> int | None:
     playback speed, and the lowest rung's first segment, encoded beside it, is what the
     player still waits for."""
     return BULK_NICE if task.kind == "audio" and task.first_number == 1 and task.priority > 0 else None
+
+
+# The secret-bearing query parameters of a presigned URL (SigV2 and SigV4).
+_SIGNATURE = re.compile(r"((?:X-Amz-)?(?:Signature|Credential|Security-Token)=)[^&\s\"']+", re.IGNORECASE)
+
+
+def _unsigned(text: str) -> str:
+    """`text` with the secrets of any presigned URL in it replaced."""
+    return _SIGNATURE.sub(r"\1...", text)
 
 
 def make_worker_id() -> str:
@@ -401,22 +415,23 @@ class Worker:
         uploaded: set[str] = set()
         try:
             work = await self._task_work(task)
-            result = await run_task(
-                self.storage,
-                work,
-                kind=task.kind,
-                renditions=task.renditions,
-                first=task.first_number,
-                count=task.segment_count,
-                out_dir=out_dir,
-                preset=self.preset,
-                threads=self.encoder_threads,
-                timeout_s=None,
-                uploaded=uploaded,
-                redo=task.attempts > 1,
-                nice=bulk_nice(task),
-                audio_then_nice=audio_then_nice(task),
-            )
+            async with self._reading(work.source):
+                result = await run_task(
+                    self.storage,
+                    work,
+                    kind=task.kind,
+                    renditions=task.renditions,
+                    first=task.first_number,
+                    count=task.segment_count,
+                    out_dir=out_dir,
+                    preset=self.preset,
+                    threads=self.encoder_threads,
+                    timeout_s=None,
+                    uploaded=uploaded,
+                    redo=task.attempts > 1,
+                    nice=bulk_nice(task),
+                    audio_then_nice=audio_then_nice(task),
+                )
             await _stop_task(heartbeat)
 
             async def complete() -> bool:
@@ -509,8 +524,21 @@ class Worker:
         per job and version by this worker."""
         cache_key = (task.job_id, task.version)
         cached = self._works.get(cache_key)
-        if cached is not None:
-            return cached
+        if cached is None:
+            cached = await self._task_plan(task)
+            if len(self._works) >= WORK_CACHE_SIZE:
+                self._works.pop(next(iter(self._works)))
+            self._works[cache_key] = cached
+        # What a player waits for (the first segment and audio, a bumped cell) reads the
+        # source where it is while this machine has no copy yet; bulk work makes the copy.
+        if task.priority < tasks.PRIORITY_CHUNK1:
+            source = await self._source_for_reading(task.title_id, cached.source)
+        else:
+            source = str(await self._local_source(task.title_id, cached.source))
+        return dataclasses.replace(cached, source=source)
+
+    async def _task_plan(self, task: tasks.Task) -> TaskWork:
+        """`_task_work` without the source: `source` holds its storage key."""
 
         async def read() -> tuple[jobs.Job | None, dict | None]:
             async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
@@ -533,20 +561,16 @@ class Worker:
         if model.extra.get(SEEKABLE_SOURCE):
             source_key = model.extra[SEEKABLE_SOURCE]
             ladder = seekable.ladder_for_copy(ladder)
-        source = await self._local_source(task.title_id, source_key)
         ends = model.extra.get(SOURCE_ENDS)
         work = TaskWork(
             title_id=task.title_id,
             version=task.version,
-            source=str(source),
+            source=source_key,
             probe=probe,
             ladder=ladder,
             total=timeline_length(model),
             ends=chunks.SourceEnds.from_dict(ends) if ends else None,
         )
-        if len(self._works) >= WORK_CACHE_SIZE:
-            self._works.pop(next(iter(self._works)))
-        self._works[cache_key] = work
         return work
 
     async def _local_source(self, title_id: str, source_key: str) -> Path:
@@ -580,6 +604,20 @@ class Worker:
             )
             self._sources[source_key] = dest
             return dest
+
+    async def _source_for_reading(self, title_id: str, source_key: str) -> str:
+        """What ffmpeg reads a title's source object from without waiting for a download: the
+        file on file storage or this machine's finished copy, else a presigned URL of the
+        object (read with ranges: a task reads its span, ffprobe the header and the tail)."""
+        local = self.storage.local_path(source_key)
+        if local is None:
+            copy = self._sources.get(source_key)
+            if copy is not None and await asyncio.to_thread(copy.is_file):
+                return str(copy)
+            url = self.storage.read_url(source_key, SOURCE_URL_EXPIRES_S)
+            if url is not None:
+                return url
+        return str(await self._local_source(title_id, source_key))
 
     def _source_lock(self, title_id: str) -> asyncio.Lock:
         """Held while this machine's copy of one of the title's source objects is made."""
@@ -762,15 +800,16 @@ class Worker:
             progressive = title.current_version is None or title.current_version == job.version
             await gc_versions(self.storage, job.title_id, title.current_version, keep=job.version)
             source = await self._fetch_source(job, attempt_dir)
-            probe = await self._probe(job, source)
-            ends = await chunks.measure_source_ends(str(source), probe)
+            async with self._reading(source):
+                probe = await self._probe(job, source)
+                ends = await chunks.measure_source_ends(source, probe)
             options = await self._source_options(job)
             overrides = sources.audio_languages(options)
             av1_heights = sources.av1_heights(options, self.av1_heights)
             ladder = plan_ladder(probe, segment_s=self.segment_s, audio_languages=overrides, av1_heights=av1_heights)
             ladder_record: dict | None = None
             if self.ladder_mode == per_title.PER_TITLE and ladder.h264_rungs:
-                caps, ladder_record = await per_title.plan(str(source), ladder, ends.end_s)
+                caps, ladder_record = await per_title.plan(source, ladder, ends.end_s)
                 if caps:
                     ladder = plan_ladder(
                         probe, segment_s=self.segment_s, audio_languages=overrides, av1_heights=av1_heights, caps=caps
@@ -803,7 +842,8 @@ class Worker:
             if ladder_record is not None:
                 extra[LADDER] = ladder_record
             if seekable.needs_copy(probe):
-                extra[SEEKABLE_SOURCE] = await self._seekable_copy(job, str(source), probe, ladder, attempt_dir)
+                async with self._reading(source):
+                    extra[SEEKABLE_SOURCE] = await self._seekable_copy(job, source, probe, ladder, attempt_dir)
             predicted = dataclasses.replace(predicted, extra=extra)
             # Subtitle renditions need only the source and the (exact) predicted timeline.
             predicted = await subtitles.add_subtitles(
@@ -835,7 +875,7 @@ class Worker:
 
             def start_poster() -> None:
                 # Once the title is playable: until then the first segments have every core.
-                posters.append(asyncio.create_task(self._poster(job, str(source), probe, attempt_dir, version)))
+                posters.append(asyncio.create_task(self._poster(job, source, probe, attempt_dir, version)))
 
             try:
                 await self._watch(job, ladder, predicted, progressive=progressive, on_playable=start_poster)
@@ -1125,13 +1165,30 @@ class Worker:
 
     # ---- source and probe -----------------------------------------------------------------
 
-    async def _fetch_source(self, job: jobs.Job, attempt_dir: Path) -> Path:
-        """The source as a local file (`_local_source`: the job's tasks run here read the same
-        download). A URL (ingest through the API) is downloaded and kept in storage, where the
-        job then reads it (its tasks, its later attempts)."""
+    async def _fetch_source(self, job: jobs.Job, attempt_dir: Path) -> str:
+        """What the coordinator reads the source from (`_source_for_reading`: on S3 a
+        presigned URL, so the probe does not wait for a download). A URL (ingest through the
+        API) is downloaded and kept in storage, where the job then reads it (its tasks, its
+        later attempts), and this machine keeps the downloaded file as its copy."""
         if "://" in job.source:
-            return await self._fetch_url(job, attempt_dir)
-        return await self._local_source(job.title_id, job.source)
+            return str(await self._fetch_url(job, attempt_dir))
+        return await self._source_for_reading(job.title_id, job.source)
+
+    @contextlib.asynccontextmanager
+    async def _reading(self, source: str) -> AsyncIterator[None]:
+        """Around ffmpeg or ffprobe reading `source`. When that fails on a storage object read
+        over HTTP: if storage does not answer now, its outage is the cause (`ping` raises it:
+        the work is deferred without spending an attempt, not failed as bad media); either way
+        the presigned URL's signature is kept out of the error a user or a log sees."""
+        try:
+            yield
+        except (ProbeError, TranscodeError) as exc:
+            if not is_http(source):
+                raise
+            await self.storage.ping()
+            if isinstance(exc, ProbeError):
+                raise ProbeError(_unsigned(exc.path), _unsigned(exc.reason)) from None
+            raise type(exc)(_unsigned(str(exc))) from None
 
     async def _fetch_url(self, job: jobs.Job, attempt_dir: Path) -> Path:
         local = await fetch_to_local(
@@ -1162,7 +1219,7 @@ class Worker:
 
         return await self._waiting(get)
 
-    async def _probe(self, job: jobs.Job, source: Path) -> Probe:
+    async def _probe(self, job: jobs.Job, source: str) -> Probe:
         """The stored probe when an earlier attempt made one, else ffprobe (and store it)."""
 
         async def get() -> dict | None:
@@ -1175,7 +1232,7 @@ class Worker:
                 return Probe.from_dict(stored)
             except (TypeError, KeyError, ValueError):
                 log.info("job %s: stored probe is from an older model; probing again", job.id)
-        probe = await run_probe(str(source))
+        probe = await run_probe(source)
 
         async def put() -> None:
             async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:

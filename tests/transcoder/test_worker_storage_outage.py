@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,6 +17,8 @@ import pytest
 
 from catalog import titles
 from media.backend import open_storage
+from media.errors import ProbeError, StorageUnavailable
+from media.probe import probe as run_probe
 from media.storage_s3 import S3Storage
 from server.settings import Settings
 from tests.faultproxy import FaultProxy
@@ -101,3 +104,33 @@ async def test_upload_failure_records_the_real_cause_and_defers(
     assert done.status == "ready", done.failure_reason
     job = await job_of(pool, title.id)
     assert (job.status, job.attempts) == ("done", 1)
+
+
+async def test_a_failed_read_of_a_source_url_is_the_outage_when_storage_is_down(
+    proxied_s3: Settings, s3_proxy: FaultProxy, pool: asyncpg.Pool
+) -> None:
+    """The coordinator's probe and the first tasks read the source over a presigned URL.
+    A failed ffprobe of it is bad media only while storage answers (and its error does not
+    carry the URL's signature); with storage down it is the outage, which defers the work."""
+    settings = proxied_s3
+    storage = open_storage(settings.storage_url, settings.s3_endpoint_url)
+    worker = make_worker(pool, storage, settings)
+    try:
+        url = storage.read_url("sources/missing/original.mp4", 600)
+        assert url is not None
+        found = re.search(r"[?&](?:X-Amz-)?Signature=([^&]+)", url)
+        assert found, url
+        signature = found.group(1)
+        with pytest.raises(ProbeError) as missing:
+            async with worker._reading(url):
+                await run_probe(url)
+        assert "404" in missing.value.reason, missing.value
+        assert signature not in str(missing.value) and "Signature=..." in str(missing.value)
+
+        s3_proxy.down()
+        with pytest.raises(StorageUnavailable):
+            async with worker._reading(url):
+                await run_probe(url)
+    finally:
+        s3_proxy.up()
+        await storage.close()
