@@ -20,6 +20,7 @@ from typing import Any
 from media.storage import StorageOptions
 from transcoder.ladder import parse_av1_heights
 from transcoder.per_title import parse_mode as parse_ladder_mode
+from transcoder.sources import SOURCE_READ_MODES
 
 ENV_PREFIX = "STREAMFLIX_"
 
@@ -99,6 +100,10 @@ class Settings:
     # "fixed": every title gets the table's ladder; "per-title": a complexity probe of the
     # source chooses each rung's bitrate (docs/transcode.md "Per-title ladder").
     ladder: str = "fixed"
+    # How workers read a source on S3 before they have a copy: "ranged" (presigned URLs, for
+    # S3, MinIO and any server that answers a range without reading the whole object) or
+    # "download" (a copy first: for servers such as moto that read it all for every range).
+    source_reads: str = "ranged"
     # Rate limits: N requests per `rate_limit_window_s` (60 s: "per min").
     # Per client IP, and per account (the email's uniqueness key) on login, register, reset.
     rate_limit_login_per_min: int = 10
@@ -183,6 +188,10 @@ class Settings:
             object.__setattr__(self, "ladder", parse_ladder_mode(str(self.ladder)))
         except ValueError as exc:
             raise ConfigError(f"STREAMFLIX_LADDER: {exc}") from None
+        if self.source_reads not in SOURCE_READ_MODES:
+            raise ConfigError(
+                f"STREAMFLIX_SOURCE_READS must be {' or '.join(SOURCE_READ_MODES)}, not {self.source_reads!r}"
+            )
         if not (isinstance(self.thumbnail_interval_s, int | float) and 0 <= self.thumbnail_interval_s <= 3600):
             raise ConfigError(
                 "STREAMFLIX_THUMBNAIL_INTERVAL_S must be 0 (by the title's length) or a number of seconds up to "

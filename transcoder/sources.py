@@ -15,6 +15,12 @@ import asyncpg
 AUDIO_LANGUAGES = "audio_languages"  # {"0": "en", "1": "fr"}: BCP 47 by audio stream order
 AV1_RUNGS = "av1_rungs"  # [1080, 720]: rung heights that get an AV1 copy ([]: none)
 
+# How a worker reads a source object on remote storage before it has its own copy
+# (`STREAMFLIX_SOURCE_READS`): over a presigned URL with ranges, or after a download.
+RANGED = "ranged"
+DOWNLOAD = "download"
+SOURCE_READ_MODES = (RANGED, DOWNLOAD)
+
 
 async def record_source(
     conn: asyncpg.Connection, title_id: str, source: str, options: dict[str, Any] | None = None

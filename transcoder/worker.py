@@ -171,6 +171,7 @@ class Worker:
         thumbnail_interval_s: float = 0,
         av1_heights: tuple[int, ...] = (),
         ladder_mode: str = per_title.FIXED,
+        source_reads: str = sources.RANGED,
     ) -> None:
         self.pool = pool
         self.storage = storage
@@ -216,6 +217,11 @@ class Worker:
         self.av1_heights = tuple(av1_heights)
         # "fixed" (the table) or "per-title" (caps from a complexity probe), STREAMFLIX_LADDER.
         self.ladder_mode = per_title.parse_mode(ladder_mode)
+        if source_reads not in sources.SOURCE_READ_MODES:
+            raise ValueError(f"source_reads must be one of {sources.SOURCE_READ_MODES}, not {source_reads!r}")
+        # sources.RANGED: until this machine has a copy, what a player waits for reads the
+        # source object over a presigned URL; sources.DOWNLOAD: a copy is made first.
+        self.source_reads = source_reads
         # Tasks this worker runs (any title's), by task id, and the lane each runs in.
         self._runs: dict[int, asyncio.Task[None]] = {}
         self._lanes: dict[int, str] = {}
@@ -610,7 +616,7 @@ class Worker:
         file on file storage or this machine's finished copy, else a presigned URL of the
         object (read with ranges: a task reads its span, ffprobe the header and the tail)."""
         local = self.storage.local_path(source_key)
-        if local is None:
+        if local is None and self.source_reads == sources.RANGED:
             copy = self._sources.get(source_key)
             if copy is not None and await asyncio.to_thread(copy.is_file):
                 return str(copy)

@@ -55,6 +55,7 @@ def make_worker(
         thumbnail_interval_s=settings.thumbnail_interval_s,
         av1_heights=settings.av1_heights,
         ladder_mode=settings.ladder,
+        source_reads=settings.source_reads,
     )
 
 

@@ -22,7 +22,7 @@ from catalog import titles
 from media import keys
 from media.backend import open_storage
 from media.storage_s3 import S3Storage
-from server.settings import Settings
+from server.settings import ConfigError, Settings
 from tests.transcoder.jobs_support import make_worker, pool, work_dirs  # noqa: F401 (fixture)
 from transcoder.ingest import ingest, register_url
 
@@ -107,3 +107,37 @@ async def test_a_url_source_on_s3_is_fetched_once_then_read_locally(
     assert [r.getMessage() for r in caplog.records if "downloaded (" in r.getMessage()] == []
     assert await s3_storage.head(keys.source_key(title.id, ".mp4"))  # kept for later attempts
     assert work_dirs(settings) == []
+
+
+async def test_download_mode_makes_the_copy_before_the_probe(
+    settings: Settings,
+    s3_storage: S3Storage,
+    pool: asyncpg.Pool,
+    clip_factory: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`STREAMFLIX_SOURCE_READS=download`, for S3-compatible servers that read a whole object
+    for every ranged GET: the coordinator downloads the source first, once, and everything
+    reads that copy."""
+    clip = clip_factory(seconds=12, width=320, height=180)
+    title = await ingest(
+        pool, s3_storage, source=str(clip), title="Download", max_source_bytes=10**9, work_dir=settings.work_dir
+    )
+    worker = make_worker(pool, s3_storage, settings, title_id=title.id, chunk_segments=1, source_reads="download")
+    with caplog.at_level(logging.INFO, logger="streamflix"):
+        await asyncio.wait_for(worker.run(once=True), 120)
+    async with pool.acquire() as conn:
+        done = await titles.get_title(conn, title.id)
+    assert done.status == "ready", done.failure_reason
+    messages = [r.getMessage() for r in caplog.records]
+    fetched = [i for i, m in enumerate(messages) if "downloaded (" in m]
+    first = next(i for i, m in enumerate(messages) if "segments 1-1, priority 1" in m)
+    assert len(fetched) == 1 and fetched[0] < first, messages
+    assert work_dirs(settings) == []
+
+
+def test_source_reads_setting(tmp_path: Path) -> None:
+    assert Settings(data_dir=str(tmp_path), secret_key="k").source_reads == "ranged"
+    assert Settings(data_dir=str(tmp_path), secret_key="k", source_reads="download").source_reads == "download"
+    with pytest.raises(ConfigError, match="STREAMFLIX_SOURCE_READS must be ranged or download, not 'copy'"):
+        Settings(data_dir=str(tmp_path), secret_key="k", source_reads="copy")
