@@ -30,6 +30,16 @@ HTTP_READ_OPTIONS = {
 }
 
 
+# The secret-bearing query parameters of a presigned URL (SigV2 and SigV4).
+_SIGNATURE = re.compile(r"((?:X-Amz-)?(?:Signature|Credential|Security-Token)=)[^&\s\"':]+", re.IGNORECASE)
+
+
+def unsigned(text: str) -> str:
+    """`text` (an error, ffmpeg's stderr) with the secrets of any presigned URL in it replaced:
+    what a reader of a URL source logs or stores never grants access to the object."""
+    return _SIGNATURE.sub(r"\1...", text)
+
+
 def is_http(source: str) -> bool:
     return source.startswith(("http://", "https://"))
 

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from media.keys import POSTER_NAME
-from media.probe import input_name, input_options
+from media.probe import input_name, input_options, unsigned
 from media.probe_model import Probe
 from transcoder.command import DEINTERLACE
 from transcoder.runner import run_quiet
@@ -60,6 +60,6 @@ async def make_poster(source: str, probe: Probe, out_dir: Path, *, ffmpeg: str =
             if out.is_file() and out.stat().st_size > 0:
                 return out
             reason = "no frame written"
-        log.warning("poster at %.1f s failed: %s", seek, reason[-200:])
+        log.warning("poster at %.1f s failed: %s", seek, unsigned(reason)[-200:])
     out.unlink(missing_ok=True)
     return None

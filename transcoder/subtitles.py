@@ -26,7 +26,7 @@ from typing import Any
 
 from media import keys
 from media.errors import ObjectNotFound
-from media.probe import input_name, input_options
+from media.probe import input_name, input_options, unsigned
 from media.storage import Storage
 from media.subtitles import Cue, SubtitleError, check_size, normalize_language, parse, segment, to_webvtt, validate
 from packager.model import Presentation, Rendition, Segment
@@ -161,7 +161,7 @@ async def subtitle_streams(source: str, *, ffprobe: str = "ffprobe") -> list[dic
         + [input_name(source)]
     )
     if code != 0:
-        log.warning("cannot list subtitle streams: %s", err.decode(errors="replace").strip()[-200:])
+        log.warning("cannot list subtitle streams: %s", unsigned(err.decode(errors="replace")).strip()[-200:])
         return []
     streams: list[dict[str, Any]] = json.loads(out or b"{}").get("streams", [])
     return streams
@@ -189,7 +189,8 @@ async def embedded_tracks(
         )
         try:
             if code != 0:
-                raise SubtitleError("extract_failed", err.decode(errors="replace").strip()[-200:] or "ffmpeg failed")
+                reason = unsigned(err.decode(errors="replace")).strip()[-200:]
+                raise SubtitleError("extract_failed", reason or "ffmpeg failed")
             cues = parse(out)
             try:
                 language = normalize_language(tags.get("language") or "und")

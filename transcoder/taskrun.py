@@ -43,7 +43,7 @@ class TaskWork:
 
     title_id: str
     version: str
-    source: str  # a local file
+    source: str  # a local file, or a presigned URL of the storage object (`Worker._source_for_reading`)
     probe: Probe
     ladder: Ladder
     total: int  # segments in the title's timeline (video, else audio)

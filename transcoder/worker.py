@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import shutil
 import socket
 import time
@@ -41,7 +40,7 @@ from catalog import status, titles
 from catalog.errors import TitleNotFound
 from media import keys
 from media.errors import ObjectNotFound, ProbeError, StorageError
-from media.probe import is_http
+from media.probe import is_http, unsigned
 from media.probe import probe as run_probe
 from media.probe_model import SUBTITLE_STREAMS, Probe
 from media.storage import Storage
@@ -122,15 +121,6 @@ def audio_then_nice(task: tasks.Task) -> int | None:
     playback speed, and the lowest rung's first segment, encoded beside it, is what the
     player still waits for."""
     return BULK_NICE if task.kind == "audio" and task.first_number == 1 and task.priority > 0 else None
-
-
-# The secret-bearing query parameters of a presigned URL (SigV2 and SigV4).
-_SIGNATURE = re.compile(r"((?:X-Amz-)?(?:Signature|Credential|Security-Token)=)[^&\s\"']+", re.IGNORECASE)
-
-
-def _unsigned(text: str) -> str:
-    """`text` with the secrets of any presigned URL in it replaced."""
-    return _SIGNATURE.sub(r"\1...", text)
 
 
 def make_worker_id() -> str:
@@ -1193,8 +1183,8 @@ class Worker:
                 raise
             await self.storage.ping()
             if isinstance(exc, ProbeError):
-                raise ProbeError(_unsigned(exc.path), _unsigned(exc.reason)) from None
-            raise type(exc)(_unsigned(str(exc))) from None
+                raise ProbeError(unsigned(exc.path), unsigned(exc.reason)) from None
+            raise type(exc)(unsigned(str(exc))) from None
 
     async def _fetch_url(self, job: jobs.Job, attempt_dir: Path) -> Path:
         local = await fetch_to_local(

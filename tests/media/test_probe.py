@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from media.errors import MediaError, ProbeError
-from media.probe import ffprobe_argv, probe
+from media.probe import ffprobe_argv, input_name, input_options, probe, unsigned
 from media.probe_model import Probe
 
 pytestmark = pytest.mark.slow
@@ -257,3 +257,25 @@ def test_argv() -> None:
         "ffprobe", "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "file:/a/b.mp4",
     ]  # fmt: skip
     assert ffprobe_argv("https://x/y.mp4")[-1] == "https://x/y.mp4"
+
+
+def test_what_a_url_reader_reports_never_carries_a_presigned_urls_secrets() -> None:
+    v4 = (
+        "https://s3.example.com/b/sources/t/original.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIA%2F20261207%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261207T000000Z"
+        "&X-Amz-Expires=43200&X-Amz-SignedHeaders=host&X-Amz-Security-Token=tok3n&X-Amz-Signature=abc123"
+    )
+    v2 = "http://127.0.0.1:9000/b/k.mp4?AWSAccessKeyId=testing&Signature=lluY%3D&Expires=1796659259"
+    out = unsigned(f"{v4}: Server returned 403 Forbidden (access denied)\n[http @ 0x1] {v2}: Connection refused")
+    for secret in ("AKIA", "tok3n", "abc123", "lluY"):
+        assert secret not in out, out
+    assert "X-Amz-Signature=...: Server returned 403 Forbidden" in out
+    assert "Signature=...&Expires=1796659259: Connection refused" in out
+    assert unsigned("/data/sources/t/original.mp4: No such file or directory") == (
+        "/data/sources/t/original.mp4: No such file or directory"
+    )
+    # ffmpeg and ffprobe read a URL with a timeout and reconnects; a path stays a file.
+    assert input_options("http://h/k") == [
+        "-rw_timeout", "20000000", "-reconnect", "1", "-reconnect_on_network_error", "1", "-reconnect_delay_max", "2",
+    ]  # fmt: skip
+    assert input_options("/a/b.mp4") == [] and input_name("/a/b.mp4") == "file:/a/b.mp4"
