@@ -20,7 +20,7 @@ from typing import Any
 from media.storage import StorageOptions
 from transcoder.ladder import parse_av1_heights
 from transcoder.per_title import parse_mode as parse_ladder_mode
-from transcoder.sources import SOURCE_READ_MODES
+from transcoder.sources import parse_source_reads
 
 ENV_PREFIX = "STREAMFLIX_"
 
@@ -188,10 +188,10 @@ class Settings:
             object.__setattr__(self, "ladder", parse_ladder_mode(str(self.ladder)))
         except ValueError as exc:
             raise ConfigError(f"STREAMFLIX_LADDER: {exc}") from None
-        if self.source_reads not in SOURCE_READ_MODES:
-            raise ConfigError(
-                f"STREAMFLIX_SOURCE_READS must be {' or '.join(SOURCE_READ_MODES)}, not {self.source_reads!r}"
-            )
+        try:
+            object.__setattr__(self, "source_reads", parse_source_reads(str(self.source_reads)))
+        except ValueError as exc:
+            raise ConfigError(f"STREAMFLIX_SOURCE_READS {exc}") from None
         if not (isinstance(self.thumbnail_interval_s, int | float) and 0 <= self.thumbnail_interval_s <= 3600):
             raise ConfigError(
                 "STREAMFLIX_THUMBNAIL_INTERVAL_S must be 0 (by the title's length) or a number of seconds up to "

@@ -22,6 +22,14 @@ DOWNLOAD = "download"
 SOURCE_READ_MODES = (RANGED, DOWNLOAD)
 
 
+def parse_source_reads(text: str) -> str:
+    """`STREAMFLIX_SOURCE_READS`'s value; ValueError for anything else."""
+    mode = text.strip().lower()
+    if mode not in SOURCE_READ_MODES:
+        raise ValueError(f"must be {' or '.join(SOURCE_READ_MODES)}, not {text!r}")
+    return mode
+
+
 async def record_source(
     conn: asyncpg.Connection, title_id: str, source: str, options: dict[str, Any] | None = None
 ) -> None:

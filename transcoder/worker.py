@@ -207,11 +207,9 @@ class Worker:
         self.av1_heights = tuple(av1_heights)
         # "fixed" (the table) or "per-title" (caps from a complexity probe), STREAMFLIX_LADDER.
         self.ladder_mode = per_title.parse_mode(ladder_mode)
-        if source_reads not in sources.SOURCE_READ_MODES:
-            raise ValueError(f"source_reads must be one of {sources.SOURCE_READ_MODES}, not {source_reads!r}")
         # sources.RANGED: until this machine has a copy, what a player waits for reads the
         # source object over a presigned URL; sources.DOWNLOAD: a copy is made first.
-        self.source_reads = source_reads
+        self.source_reads = sources.parse_source_reads(source_reads)
         # Tasks this worker runs (any title's), by task id, and the lane each runs in.
         self._runs: dict[int, asyncio.Task[None]] = {}
         self._lanes: dict[int, str] = {}
