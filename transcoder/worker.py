@@ -248,10 +248,6 @@ class Worker:
         outage_wait_s = self.outage_retry_s
         try:
             while not self._stopping.is_set():
-                # Cleared before the turn, not before the sleep: a task made claimable while
-                # this turn claims (a far seek's second cell, bumped a moment after the first)
-                # wakes the next turn at once instead of one poll interval later.
-                self._wake.clear()
                 try:
                     wait_s = await self._poll(once)
                 except Exception as exc:
@@ -741,6 +737,7 @@ class Worker:
         task.add_done_callback(done)
 
     async def _sleep(self, seconds: float) -> None:
+        self._wake.clear()
         stop = asyncio.create_task(self._stopping.wait())
         wake = asyncio.create_task(self._wake.wait())
         try:

@@ -234,33 +234,3 @@ def test_failure_reasons_are_classified() -> None:
         False,
     )
     assert classify(TranscodeError("ffmpeg failed")).retryable is True
-
-
-async def test_work_made_claimable_during_a_turn_starts_the_next_turn_at_once(
-    own_settings: Settings, storage: Storage
-) -> None:
-    """A NOTIFY that arrives while the worker is claiming (a far seek bumps the second cell
-    a moment after the first) starts the next turn at once, not a poll interval later."""
-    turns: list[float] = []
-    pool = await asyncpg.create_pool(own_settings.database_url, min_size=1, max_size=4)
-
-    class Recording(worker_mod.Worker):
-        async def _claim_tasks(self) -> None:
-            turns.append(asyncio.get_running_loop().time())
-            if len(turns) == 1:
-                async with self.pool.acquire() as conn:
-                    await conn.execute("SELECT pg_notify($1, 'tasks:0')", tasks.WAKE_CHANNEL)
-                await asyncio.wait_for(self._wake.wait(), 10)  # the listener has it
-            else:
-                self.stop()
-            await super()._claim_tasks()
-
-    try:
-        worker = Recording(
-            pool, storage, work_dir=own_settings.work_dir, poll_s=60, title_id="00000000-0000-0000-0000-000000000000"
-        )
-        await asyncio.wait_for(worker.run(), 30)
-    finally:
-        await pool.close()
-    assert len(turns) == 2
-    assert turns[1] - turns[0] < 5, f"the second turn began {turns[1] - turns[0]:.1f} s after the first"
