@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -37,6 +38,29 @@ async def s3_storage(s3_server: str) -> AsyncIterator[S3Storage]:
     await storage.close()
 
 
+async def encode_on_s3(
+    settings: Settings,
+    storage: S3Storage,
+    pool: asyncpg.Pool,
+    clip: Path,
+    caplog: pytest.LogCaptureFixture,
+    **worker_kw: Any,
+) -> tuple[str, list[str]]:
+    """Ingest `clip` and run its job to the end with a worker of one-segment chunks (so there
+    are bulk tasks beside the first): the title (ready) and the worker's log lines."""
+    title = await ingest(
+        pool, storage, source=str(clip), title="S3", max_source_bytes=10**9, work_dir=settings.work_dir
+    )
+    worker = make_worker(pool, storage, settings, title_id=title.id, chunk_segments=1, **worker_kw)
+    with caplog.at_level(logging.INFO, logger="streamflix"):
+        await asyncio.wait_for(worker.run(once=True), 120)
+    async with pool.acquire() as conn:
+        done = await titles.get_title(conn, title.id)
+    assert done.status == "ready", done.failure_reason
+    assert work_dirs(settings) == []
+    return title.id, [r.getMessage() for r in caplog.records]
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".ts"])
 async def test_a_title_on_s3_downloads_its_source_once_per_worker(
     settings: Settings,
@@ -47,16 +71,7 @@ async def test_a_title_on_s3_downloads_its_source_once_per_worker(
     suffix: str,
 ) -> None:
     clip = clip_factory(seconds=12, width=320, height=180, suffix=suffix)
-    title = await ingest(
-        pool, s3_storage, source=str(clip), title="Once", max_source_bytes=10**9, work_dir=settings.work_dir
-    )
-    worker = make_worker(pool, s3_storage, settings, title_id=title.id, chunk_segments=1)
-    with caplog.at_level(logging.INFO, logger="streamflix"):
-        await asyncio.wait_for(worker.run(once=True), 120)
-    async with pool.acquire() as conn:
-        done = await titles.get_title(conn, title.id)
-    assert done.status == "ready", done.failure_reason
-    messages = [r.getMessage() for r in caplog.records]
+    title_id, messages = await encode_on_s3(settings, s3_storage, pool, clip, caplog)
     fetched = [m for m in messages if "downloaded (" in m]
     copied = [m for m in messages if "seekable container" in m]
     if suffix == ".ts":
@@ -64,12 +79,11 @@ async def test_a_title_on_s3_downloads_its_source_once_per_worker(
         assert (len(fetched), len(copied)) == (0, 1), (fetched, copied)
     else:
         assert len(fetched) == 1, fetched  # tasks of one segment each: the first bulk one fetched
-        assert keys.source_key(title.id, suffix) in fetched[0]  # the original
+        assert keys.source_key(title_id, suffix) in fetched[0]  # the original
         assert copied == []
         # The probe and the first segment did not wait for it.
         first = next(i for i, m in enumerate(messages) if "segments 1-1, priority 1" in m)
         assert first < messages.index(fetched[0]), messages
-    assert work_dirs(settings) == []
 
 
 async def test_a_url_source_on_s3_is_fetched_once_then_read_locally(
@@ -120,20 +134,10 @@ async def test_download_mode_makes_the_copy_before_the_probe(
     for every ranged GET: the coordinator downloads the source first, once, and everything
     reads that copy."""
     clip = clip_factory(seconds=12, width=320, height=180)
-    title = await ingest(
-        pool, s3_storage, source=str(clip), title="Download", max_source_bytes=10**9, work_dir=settings.work_dir
-    )
-    worker = make_worker(pool, s3_storage, settings, title_id=title.id, chunk_segments=1, source_reads="download")
-    with caplog.at_level(logging.INFO, logger="streamflix"):
-        await asyncio.wait_for(worker.run(once=True), 120)
-    async with pool.acquire() as conn:
-        done = await titles.get_title(conn, title.id)
-    assert done.status == "ready", done.failure_reason
-    messages = [r.getMessage() for r in caplog.records]
+    _, messages = await encode_on_s3(settings, s3_storage, pool, clip, caplog, source_reads="download")
     fetched = [i for i, m in enumerate(messages) if "downloaded (" in m]
     first = next(i for i, m in enumerate(messages) if "segments 1-1, priority 1" in m)
     assert len(fetched) == 1 and fetched[0] < first, messages
-    assert work_dirs(settings) == []
 
 
 def test_source_reads_setting(tmp_path: Path) -> None:
