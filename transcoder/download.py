@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from media import keys, languages
+from media.probe import input_name
 from media.storage import Storage
 from packager.model import DOWNLOAD_NAME, Presentation, Rendition, Segment
 from transcoder.runner import run_quiet
@@ -131,7 +132,7 @@ def remux_argv(inputs: list[Path], subtitles: list[Rendition], out: Path, *, ffm
     """`inputs` are the video and/or audio files, then one WebVTT file per subtitles rendition."""
     argv = [ffmpeg, "-nostdin", "-v", "error", "-y"]
     for path in inputs:
-        argv += ["-i", "file:" + str(path)]
+        argv += ["-i", input_name(str(path))]
     for i in range(len(inputs)):
         argv += ["-map", f"{i}"]
     argv += ["-c", "copy"]

@@ -24,6 +24,7 @@ import shutil
 from pathlib import Path
 
 from media import keys
+from media.probe import input_name
 from media.storage import Storage
 from packager.model import Presentation, Rendition, Segment
 from transcoder.download import concat_rendition
@@ -73,7 +74,7 @@ def sprite_argv(
     vf = f"fps=1/{every_s:g},scale={w}:{h},setsar=1,format=yuvj420p,tile={COLUMNS}x{ROWS}"
     return [
         ffmpeg, "-nostdin", "-v", "error", "-y",
-        "-i", "file:" + str(source),
+        "-i", input_name(str(source)),
         "-map", "0:v:0", "-an", "-sn", "-vf", vf, "-q:v", str(JPEG_QUALITY),
         "-start_number", "1", "-f", "image2", "file:" + str(out_dir / "%d.jpg"),
     ]  # fmt: skip
