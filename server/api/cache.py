@@ -177,7 +177,10 @@ async def _listen(dsn: str, cache: ResponseCache, health: DatabaseHealth, timeou
             connected_before = True
             while not conn.is_closed():
                 try:
-                    await asyncio.wait_for(pending.wait(), timeout=LISTEN_RETRY_S)
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+                    # task's own cancellation when its timeout fires at the same moment.
+                    async with asyncio.timeout(LISTEN_RETRY_S):
+                        await pending.wait()
                 except TimeoutError:
                     # A frozen server never closes the socket: ask it something now and then.
                     await conn.fetchval("SELECT 1")
@@ -187,6 +190,10 @@ async def _listen(dsn: str, cache: ResponseCache, health: DatabaseHealth, timeou
         except asyncio.CancelledError:
             raise
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            if _cancel_asked():
+                # asyncpg's connect times out with wait_for, which can turn this task's own
+                # cancellation into TimeoutError: the app's shutdown would then wait forever.
+                raise asyncio.CancelledError from exc
             if is_database_outage(exc):
                 health.failed(exc)
             else:
@@ -196,6 +203,11 @@ async def _listen(dsn: str, cache: ResponseCache, health: DatabaseHealth, timeou
                 # terminate, not close: close waits for an answer a frozen server never sends
                 conn.terminate()
         await asyncio.sleep(LISTEN_RETRY_S)
+
+
+def _cancel_asked() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def install(app: web.Application) -> None:

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from server.api import cache as cache_module
 from server.app import create_app
-from server.http.dbhealth import DB_HEALTH
+from server.http.dbhealth import DB_HEALTH, DatabaseHealth
 from server.http.errors import is_database_outage
 from server.settings import Settings
 from tests.catalog.fixtures import make_title
@@ -151,6 +151,29 @@ async def test_catalog_listener_rides_out_an_outage(outage_client, pg, pg_proxy,
     assert len(_messages(caplog, "database back")) == 1, caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "database" not in r.getMessage()]
     assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+async def test_catalog_listener_stops_when_its_cancel_comes_back_as_a_timeout(monkeypatch):
+    """On Python 3.11 asyncpg's connect timeout (asyncio.wait_for) can turn the task's own
+    cancellation into TimeoutError when both land together: the listener must stop all the
+    same, or the app's shutdown waits for it forever (seen as a hung test teardown)."""
+    monkeypatch.setattr(cache_module, "LISTEN_RETRY_S", 0.01)
+    connecting = asyncio.Event()
+
+    async def connect(*_args: Any, **_kwargs: Any) -> Any:
+        connecting.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise TimeoutError from None  # what wait_for's race hands back
+
+    monkeypatch.setattr(cache_module.asyncpg, "connect", connect)
+    task = asyncio.create_task(cache_module._listen("postgresql://unused", object(), DatabaseHealth(), 1.0))
+    await asyncio.wait_for(connecting.wait(), 5)
+    task.cancel()
+    done, _pending = await asyncio.wait([task], timeout=5)
+    assert done, "the listener went on after it was cancelled"
+    assert task.cancelled()
 
 
 @pytest.mark.parametrize(
