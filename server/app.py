@@ -34,7 +34,7 @@ from server.api import subtitles as api_subtitles
 from server.api import uploads as api_uploads
 from server.api import webhooks as api_webhooks
 from server.http import middlewares
-from server.http.database import open_pool
+from server.http.database import close_pool, open_pool
 from server.http.dbhealth import DB_HEALTH, DatabaseHealth
 from server.http.errors import MAX_REQUEST_LINE_BYTES, error_middleware
 from server.origin import handlers as origin_handlers
@@ -55,7 +55,7 @@ async def _pg_ctx(app: web.Application) -> AsyncIterator[None]:
     pool = await open_pool(settings.database_url, timeout_s=settings.db_timeout_s, health=health)
     app[keys.PG] = pool
     yield
-    await pool.close()
+    await close_pool(pool)
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:

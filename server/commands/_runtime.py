@@ -12,6 +12,7 @@ import asyncpg
 from media.backend import open_storage
 from media.storage import Storage
 from server import migrate
+from server.http.database import close_pool
 from server.settings import Settings
 from transcoder.failures import is_database_outage
 
@@ -21,8 +22,6 @@ log = logging.getLogger("streamflix.cli")
 # raises TimeoutError, which callers treat as the database being unreachable.
 COMMAND_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10.0
-# Closing politely waits for the server; a hung one would keep the process from exiting.
-CLOSE_TIMEOUT_S = 5.0
 # `wait_for`: the first retry of the connection after this, doubling up to the cap.
 RETRY_S = 0.5
 RETRY_MAX_S = 10.0
@@ -69,14 +68,6 @@ async def _open_pool(settings: Settings, pool_size: int) -> asyncpg.Pool:
         await close_pool(pool)
         raise
     return pool
-
-
-async def close_pool(pool: asyncpg.Pool) -> None:
-    """Close politely when the server answers; drop the sockets when it does not."""
-    try:
-        await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT_S)
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-        pool.terminate()
 
 
 async def _open_waiting(settings: Settings, pool_size: int, stop: asyncio.Event) -> asyncpg.Pool:

@@ -11,6 +11,7 @@ database is back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from types import TracebackType
 from typing import Any
@@ -20,6 +21,9 @@ from asyncpg.pool import PoolAcquireContext
 
 from server.http.dbhealth import DatabaseHealth
 from server.http.errors import is_database_outage
+
+# a pool's polite close (each connection says goodbye and waits for the server's answer)
+CLOSE_TIMEOUT_S = 5.0
 
 
 class MonitoredPool(asyncpg.Pool):
@@ -101,3 +105,13 @@ async def open_pool(dsn: str, *, timeout_s: float, health: DatabaseHealth, max_s
     )
     await pool
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool) -> None:
+    """Close politely when the server answers; drop the sockets when it does not (a frozen
+    server never answers the goodbye, and asyncpg's close then raises or waits)."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await pool.close()
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        pool.terminate()

@@ -31,6 +31,8 @@ from tests.faultproxy import FaultProxy
 PASSWORD = "correct horse battery"
 # Short, so a frozen database costs the test little; the default is 5 s.
 DB_TIMEOUT_S = 0.5
+# the app's polite close of its pool, plus room for a slow machine
+CLOSE_BOUND_S = 10.0
 
 
 @pytest.fixture
@@ -240,3 +242,20 @@ async def test_server_starts_while_postgres_is_down(aiohttp_client, settings, pg
     r = await client.get(titles)
     assert r.status == 200, await r.text()
     assert not [r for r in caplog.records if r.exc_info], caplog.text
+
+
+async def test_the_app_stops_while_postgres_is_frozen(aiohttp_client, settings, pg_proxy):
+    """SIGTERM during a frozen database: the app's cleanup closes its pool politely only as
+    long as the server answers, then drops the sockets. Before, asyncpg's goodbye to the
+    frozen server timed out and the cleanup ended in that TimeoutError."""
+    proxied = dataclasses.replace(
+        settings, database_url=pg_proxy.route(settings.database_url), db_timeout_s=DB_TIMEOUT_S
+    )
+    client = await aiohttp_client(create_app(proxied))
+    r = await client.get(f"/api/v1/titles?limit=7&genre=g{secrets.token_hex(5)}")
+    assert r.status == 200, await r.text()  # the pool now holds an idle connection
+    pg_proxy.freeze()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(client.close(), 30)
+    assert loop.time() - started < CLOSE_BOUND_S, f"cleanup took {loop.time() - started:.1f} s"
