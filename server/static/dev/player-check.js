@@ -38,15 +38,21 @@ function note(text) {
 async function startHls() {
   const { default: Hls } = await import('/vendor/hls.min.mjs');
   if (!Hls.isSupported()) throw new Error('MediaSource is not available');
-  const STALLS = new Set([Hls.ErrorDetails.BUFFER_STALLED_ERROR, Hls.ErrorDetails.BUFFER_NUDGE_ON_STALL, Hls.ErrorDetails.BUFFER_SEEK_OVER_HOLE]);
+  const HANDLED = new Set([
+    Hls.ErrorDetails.BUFFER_STALLED_ERROR,
+    Hls.ErrorDetails.BUFFER_NUDGE_ON_STALL,
+    Hls.ErrorDetails.BUFFER_SEEK_OVER_HOLE,
+    Hls.ErrorDetails.INTERNAL_ABORTED,
+  ]);
   const hls = new Hls({ enableWorker: true, capLevelToPlayerSize: false });
   check.player = hls;
   hls.on(Hls.Events.ERROR, (_e, data) => {
     note(`hls error ${data.type} ${data.details} fatal=${data.fatal}`);
-    // hls.js reports the buffer briefly running dry (after a seek, on a slow machine) as a
-    // non-fatal "error" it handles itself; those are kept apart from real errors.
-    const stall = !data.fatal && STALLS.has(data.details);
-    (stall ? check.warnings : check.errors).push(`${data.type}:${data.details}${data.fatal ? ':fatal' : ''}`);
+    // hls.js reports the buffer briefly running dry (after a seek, on a slow machine) and a
+    // request it cancelled itself (a fragment dropped for a quicker rendition, a load cut short
+    // by a switch) as non-fatal "errors" it handles itself; those are kept apart from real errors.
+    const handled = !data.fatal && HANDLED.has(data.details);
+    (handled ? check.warnings : check.errors).push(`${data.type}:${data.details}${data.fatal ? ':fatal' : ''}`);
   });
   hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
     check.levels = data.levels.map((l, i) => ({ index: i, id: String(i), height: l.height, bitrate: l.bitrate }));
