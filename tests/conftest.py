@@ -39,6 +39,19 @@ ADMIN_DSN = _admin_dsn()
 REDIS_URL = os.environ.get("STREAMFLIX_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test gets a node id of its own. schemathesis names each generated operation's
+    test only in `name` ("test_api_conforms_to_spec[GET /api/v1/titles]"); under pytest 9 all
+    of them shared one id, and pytest-xdist, which hands tests to its workers by id, ran one."""
+    seen: dict[str, int] = {}
+    for item in items:
+        seen[item.nodeid] = seen.get(item.nodeid, 0) + 1
+    for item in items:
+        node_id: Any = getattr(item, "_id", None)  # pytest 9 builds the id from originalname + params
+        if seen[item.nodeid] > 1 and item.name.endswith("]") and node_id is not None and node_id.params is None:
+            item._id = node_id.with_params(item.name.split("[", 1)[1][:-1])
+
+
 def _dsn_for(dbname: str) -> str:
     return ADMIN_DSN.rsplit("/", 1)[0] + "/" + dbname
 
