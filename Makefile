@@ -10,9 +10,11 @@ demo:
 	.venv/bin/streamflix demo
 
 # The suite includes the static checks (tests/test_checks.py); `make lint` runs only those.
+# Two pytest processes, a test file each at a time (pytest-xdist); PYTEST_ARGS="-n 0" runs
+# them in one. Tests marked `exclusive` run alone either way (tests/exclusive.py).
 test:
 	scripts/setup.sh --browser
-	.venv/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	.venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint:
 	.venv/bin/lint-imports

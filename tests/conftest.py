@@ -24,6 +24,8 @@ from server.migrate import migrate
 from server.settings import Settings
 from tests.support import EdgeTestServer, free_port
 
+pytest_plugins = ["tests.exclusive"]
+
 
 def _admin_dsn() -> str:
     if "STREAMFLIX_TEST_ADMIN_DSN" in os.environ:

@@ -28,7 +28,7 @@ import pytest
 from server.settings import Settings
 from tests.browser.conftest import LiveServer, PageWatch, ServeProcess, sign_in
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.exclusive]
 
 VIDEO = "document.getElementById('video')"
 RECORD = """() => {
