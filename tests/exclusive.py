@@ -1,8 +1,8 @@
 """Tests marked `exclusive` run alone when the suite runs in parallel (`pytest -n 2`).
 
-They measure time (the watch party's sync, requests during an outage) or bound it under a
-load they make themselves; another test's ffmpeg on the other core would move their figures.
-Every other test runs beside any other.
+They measure time to the tens of milliseconds (the watch party's sync between two players):
+another test's ffmpeg on the other core would move their figures. Every other test runs
+beside any other.
 
 Across pytest-xdist's worker processes this is a readers-writer lock on two files: a test
 holds `run` shared, an exclusive test holds it alone. An exclusive test first takes `gate`,
