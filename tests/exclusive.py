@@ -7,8 +7,9 @@ beside any other.
 Across pytest-xdist's worker processes this is a readers-writer lock on two files, in a
 folder the controller makes for the run and removes after it. A test holds `run` shared, an
 exclusive test holds it alone. An exclusive test first takes `gate`, which a test must pass
-to take `run`, so the other worker's next test waits at the gate instead of overtaking it. The lock is taken outside pytest-timeout's timer (this hook wraps
-setup, call and teardown first), so a test's time limit never counts the wait."""
+to take `run`, so the other worker's next test waits at the gate instead of overtaking it.
+The lock is taken outside pytest-timeout's timer (this hook wraps setup, call and teardown
+first), so a test's time limit never counts the wait."""
 
 from __future__ import annotations
 
