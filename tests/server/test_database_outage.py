@@ -244,14 +244,11 @@ async def test_server_starts_while_postgres_is_down(aiohttp_client, settings, pg
     assert not [r for r in caplog.records if r.exc_info], caplog.text
 
 
-async def test_the_app_stops_while_postgres_is_frozen(aiohttp_client, settings, pg_proxy):
+async def test_the_app_stops_while_postgres_is_frozen(outage_client, pg_proxy):
     """SIGTERM during a frozen database: the app's cleanup closes its pool politely only as
     long as the server answers, then drops the sockets. Before, asyncpg's goodbye to the
     frozen server timed out and the cleanup ended in that TimeoutError."""
-    proxied = dataclasses.replace(
-        settings, database_url=pg_proxy.route(settings.database_url), db_timeout_s=DB_TIMEOUT_S
-    )
-    client = await aiohttp_client(create_app(proxied))
+    client = outage_client
     r = await client.get(f"/api/v1/titles?limit=7&genre=g{secrets.token_hex(5)}")
     assert r.status == 200, await r.text()  # the pool now holds an idle connection
     pg_proxy.freeze()
