@@ -860,9 +860,14 @@ class _Watcher:
 
 
 def _rewrite(path: Path, delta: int, number: int, init: mp4.InitInfo) -> tuple[mp4.SegmentInfo, int]:
-    data = path.read_bytes()
+    """The segment at `path` put onto the title's timeline (`delta` ticks later, fragments
+    numbered from `number`) and presented from its decode time (`mp4.present_from_decode_time`:
+    the init segments of video tasks carry no edit list)."""
+    original = path.read_bytes()
+    data = mp4.present_from_decode_time(original)
     if delta or number != 1:
         data = mp4.shift_segment(data, delta=delta, sequence_number=number)
+    if data is not original:
         part = path.with_name(path.name + ".part")
         part.write_bytes(data)
         os.replace(part, path)

@@ -122,6 +122,9 @@ def build_chunk_args(
     variants: list[str] = []
     _add_video(inp, ladder, rungs, streams, opts, variants, preset=preset, trim_frames=frames)
     opts.update(BITEXACT)
+    # No edit list for the B-frame delay: each segment is rewritten to be presented from its
+    # decode time (`transcoder.mp4.present_from_decode_time`), which every player reads alike.
+    opts["hls_segment_options"] = "use_editlist=0"
     ids = tuple(r.id for r in rungs)
     return _finish(
         streams,

@@ -448,6 +448,56 @@ def shift_segment(data: bytes, *, delta: int, sequence_number: int) -> bytes:
     return bytes(out)
 
 
+def present_from_decode_time(data: bytes) -> bytes:
+    """`data` (a media segment that starts with its first presented frame, as every segment
+    that starts with an IDR frame) with every sample's composition offset lowered by the first
+    sample's, so the segment is presented from its decode time (`tfdt`) on.
+
+    An encoder with B-frames gives its first frame a composition offset of its reordering
+    delay (two frames for x264's defaults), and the muxer hides it with an edit list in the
+    init segment. Players do not agree on edit lists: Chromium applies only a single edit
+    with a media time, hls.js reads none and places a segment by its samples' times. Offsets
+    counted from the first frame (a version 1 `trun`, signed, the CMAF way) need no edit
+    list: every player puts segment `n`'s first frame at the timeline's `n`th boundary.
+
+    Sizes do not change. A segment without composition offsets, or whose first sample's is
+    already 0, comes back as it was.
+    """
+    runs: list[tuple[int, int, int, int]] = []  # (trun payload, first offset pos, count, stride)
+    first: int | None = None
+    for box in iter_boxes(data):
+        if box.type != b"moof":
+            continue
+        for traf in find_all(data, "traf", box.payload, box.end):
+            for trun in find_all(data, "trun", traf.payload, traf.end):
+                version, flags, pos = _full_box(data, trun)
+                if not flags & 0x800:
+                    continue
+                (count,) = struct.unpack_from(">I", data, pos)
+                pos += 4 + 4 * bool(flags & 0x01) + 4 * bool(flags & 0x04)
+                before = 4 * (bool(flags & 0x100) + bool(flags & 0x200) + bool(flags & 0x400))
+                stride = before + 4
+                if pos + stride * count > trun.end:
+                    raise Mp4Error("truncated trun")
+                if first is None and count:
+                    (first,) = struct.unpack_from(">i" if version == 1 else ">I", data, pos + before)
+                runs.append((trun.payload, pos + before, count, stride))
+    if not first:
+        return data
+    out = bytearray(data)
+    for payload, pos, count, stride in runs:
+        signed = out[payload] == 1
+        for i in range(count):
+            p = pos + i * stride
+            (value,) = struct.unpack_from(">i" if signed else ">I", out, p)
+            value -= first
+            if not -(1 << 31) <= value < 1 << 31:
+                raise Mp4Error(f"composition offset {value} does not fit a signed 32-bit field")
+            struct.pack_into(">i", out, p, value)
+        out[payload] = 1  # trun version 1: signed offsets
+    return bytes(out)
+
+
 def _add_at(buf: bytearray, pos: int, delta: int, width: int, what: str) -> None:
     fmt = ">Q" if width == 8 else ">I"
     (value,) = struct.unpack_from(fmt, buf, pos)

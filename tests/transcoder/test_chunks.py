@@ -561,3 +561,51 @@ def test_shift_segment_moves_tfdt_sidx_and_mfhd(two_rungs: tuple[Chunked, Path])
     assert mfhd is not None and int.from_bytes(moved[mfhd.payload + 4 : mfhd.payload + 8], "big") == 7
     with pytest.raises(mp4.Mp4Error):
         mp4.shift_segment(data, delta=-(10**12), sequence_number=1)
+
+
+def _presentation_times(data: bytes, defaults: mp4.TrackDefaults) -> tuple[int, list[int]]:
+    """(tfdt, each sample's presentation time) of a one-trun segment, from its own boxes."""
+    import struct
+
+    tfhd = mp4.find(data, "moof/traf/tfhd")
+    tfdt = mp4.find(data, "moof/traf/tfdt")
+    trun = mp4.find(data, "moof/traf/trun")
+    assert tfhd is not None and tfdt is not None and trun is not None
+    default_duration, _ = mp4._tfhd_defaults(data, tfhd, defaults)
+    tversion, _, body = mp4._full_box(data, tfdt)
+    (base,) = struct.unpack_from(">Q" if tversion == 1 else ">I", data, body)
+    version, flags, pos = mp4._full_box(data, trun)
+    (count,) = struct.unpack_from(">I", data, pos)
+    pos += 4 + 4 * bool(flags & 0x01) + 4 * bool(flags & 0x04)
+    fields = [f for f in (0x100, 0x200, 0x400, 0x800) if flags & f]
+    times, dts = [], base
+    for i in range(count):
+        entry = dict(zip(fields, struct.unpack_from(f">{len(fields)}I", data, pos + 4 * len(fields) * i), strict=True))
+        offset = entry.get(0x800, 0)
+        if version == 1 and offset >= 1 << 31:
+            offset -= 1 << 32
+        times.append(dts + offset)
+        dts += entry.get(0x100, default_duration)
+    return base, times
+
+
+def test_video_segments_are_presented_from_their_decode_time(two_rungs: tuple[Chunked, Path]) -> None:
+    """Every player puts a rendition's segment n at the same instant: its first frame (the
+    IDR) is presented at the segment's decode time, with no edit list in the init to apply
+    (Chromium applies only some, hls.js none), so a player that drops to another rung after
+    a seek asks for the segment that holds the seek's target there."""
+    chunked, _ = two_rungs
+    seen_reordered = False
+    for out in chunked.dirs:
+        for rid in ("v480", "v360"):
+            folder = out / rid
+            if not folder.is_dir():
+                continue
+            init_bytes = (folder / "init.mp4").read_bytes()
+            assert mp4.find(init_bytes, "moov/trak/edts") is None, f"{folder}: init has an edit list"
+            init = mp4.parse_init(init_bytes)
+            for seg in sorted(folder.glob("*.m4s")):
+                base, times = _presentation_times(seg.read_bytes(), init.defaults)
+                assert times[0] == min(times) == base, f"{rid}/{seg.name}: first frame at {times[0]}, tfdt {base}"
+                seen_reordered |= times != sorted(times)
+    assert seen_reordered, "the encode has B-frames (frames presented out of decode order)"

@@ -172,3 +172,45 @@ def test_malformed_boxes(data: bytes) -> None:
 def test_segment_without_moof_is_an_error() -> None:
     with pytest.raises(mp4.Mp4Error):
         mp4.parse_segment(box(b"mdat", b"x"))
+
+
+def _offsets(seg: bytes) -> tuple[int, list[int]]:
+    """(trun version, composition offsets) of a segment built by `_segment` with trun flags
+    0x800 only (offsets, nothing else per sample)."""
+    trun = mp4.find(seg, "moof/traf/trun")
+    assert trun is not None
+    version, _, pos = mp4._full_box(seg, trun)
+    (count,) = struct.unpack_from(">I", seg, pos)
+    return version, list(struct.unpack_from(f">{count}{'i' if version else 'I'}", seg, pos + 4))
+
+
+def test_presented_from_decode_time() -> None:
+    # x264's B-frame delay: the first frame (the IDR) is presented two frames (1024 ticks
+    # at 15360) after its decode time; frames shown before a later P frame get smaller offsets.
+    seg = _segment(
+        tfhd_flags=0, tfhd_body=b"", trun_flags=0x800, trun_body=struct.pack(">I4I", 4, 1024, 1024, 2048, 512)
+    )
+    moved = mp4.present_from_decode_time(seg)
+    assert len(moved) == len(seg)
+    assert _offsets(seg) == (0, [1024, 1024, 2048, 512])
+    assert _offsets(moved) == (1, [0, 0, 1024, -512])  # version 1: signed offsets
+    assert mp4.parse_segment(moved) == mp4.parse_segment(seg)  # decode times and durations unchanged
+    assert mp4.present_from_decode_time(moved) is moved  # done once
+
+
+@pytest.mark.parametrize(
+    ("trun_flags", "trun_body"),
+    [
+        pytest.param(0x100, struct.pack(">III", 2, 512, 512), id="no-offsets"),  # audio, or no B-frames
+        pytest.param(0x800, struct.pack(">III", 2, 0, 512), id="first-offset-zero"),
+    ],
+)
+def test_segments_already_presented_from_decode_time_are_left_alone(trun_flags: int, trun_body: bytes) -> None:
+    seg = _segment(tfhd_flags=0, tfhd_body=b"", trun_flags=trun_flags, trun_body=trun_body)
+    assert mp4.present_from_decode_time(seg) is seg
+
+
+def test_a_truncated_trun_is_an_error() -> None:
+    seg = _segment(tfhd_flags=0, tfhd_body=b"", trun_flags=0x800, trun_body=struct.pack(">II", 5, 1024))
+    with pytest.raises(mp4.Mp4Error):
+        mp4.present_from_decode_time(seg)
