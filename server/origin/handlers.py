@@ -152,10 +152,10 @@ def fallbacks(p: Presentation, rendition_id: str, number: int | None) -> tuple[t
     what is encoded (`transcoder.tasks.bump`):
 
     - the default audio at that number: a player asks for it once it has the video;
-    - for a higher rung, the lowest rung of the same codec at the number before: hls.js, kept
-      waiting about half a segment for a high rung after a seek, gives it up, drops to the
-      lowest rung and asks for the segment before the wanted one first, then comes back up
-      for the wanted one (its own request, already being made).
+    - for a higher rung, the lowest rung of the same codec at that number: hls.js, kept
+      waiting about half a segment for a high rung after a seek, gives it up and drops to
+      the lowest rung for the same segment (segments are presented from their decode time,
+      so every rendition's segment `n` starts at the same instant).
 
     Nothing for an init segment, audio, text or image renditions."""
     wanted = next((r for r in p.renditions if r.id == rendition_id), None)
@@ -167,8 +167,8 @@ def fallbacks(p: Presentation, rendition_id: str, number: int | None) -> tuple[t
     audio = [r for r in p.renditions if r.kind == "audio"]
     default = next((r for r in audio if r.default), audio[0] if audio else None)
     out = [(default.id, number)] if default is not None else []
-    if lowest.id != rendition_id and number > 1:
-        out.append((lowest.id, number - 1))
+    if lowest.id != rendition_id:
+        out.append((lowest.id, number))
     return tuple(out)
 
 

@@ -149,7 +149,7 @@ async def test_a_missing_init_is_bumped_with_none(prog):
     assert prog.bumps.calls == [(prog.sv.title_id, prog.sv.version, "v720", None)]
 
 
-async def test_a_higher_rungs_wait_names_the_audio_and_the_lowest_rung_before_it(aiohttp_client, settings):
+async def test_a_higher_rungs_wait_names_the_audio_and_the_lowest_rung_at_that_number(aiohttp_client, settings):
     pv = await _progressive(aiohttp_client, settings, missing=("v720/3.m4s",))
     try:
         writer = asyncio.create_task(pv.put("v720/3.m4s", after_s=0.3))
@@ -157,20 +157,20 @@ async def test_a_higher_rungs_wait_names_the_audio_and_the_lowest_rung_before_it
         await writer
         assert r.status == 200
         assert pv.bumps.calls == [(pv.sv.title_id, pv.sv.version, "v720", 3)]
-        assert pv.bumps.fallbacks == [(("a0", 3), ("v360", 2))]
+        assert pv.bumps.fallbacks == [(("a0", 3), ("v360", 3))]
     finally:
         await pv.storage.close()
 
 
 def test_fallbacks_of_each_kind_of_segment() -> None:
     p = presentation(new_title_id(), "v1", segments=4)
-    assert fallbacks(p, "v720", 1) == (("a0", 1),)  # no segment before the first
-    assert fallbacks(p, "v720", 4) == (("a0", 4), ("v360", 3))
+    assert fallbacks(p, "v720", 1) == (("a0", 1), ("v360", 1))
+    assert fallbacks(p, "v720", 4) == (("a0", 4), ("v360", 4))
     assert fallbacks(p, "v360", 4) == (("a0", 4),)
     assert fallbacks(p, "v720", None) == ()
     assert fallbacks(p, "a0", 4) == ()
     assert fallbacks(p, "nope", 4) == ()
-    assert fallbacks(presentation(new_title_id(), "v1", audio=False), "v720", 2) == (("v360", 1),)
+    assert fallbacks(presentation(new_title_id(), "v1", audio=False), "v720", 2) == (("v360", 2),)
 
 
 async def test_concurrent_requests_share_one_poller_and_one_bump(prog):
