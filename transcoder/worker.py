@@ -290,7 +290,13 @@ class Worker:
             log.warning("storage sweep failed (next in %.0f s): %s", self.sweep_s or 0, exc)
 
     async def _poll(self, once: bool) -> float | None:
-        """One turn of the loop: reap, claim what fits; how long to sleep (None: --once done)."""
+        """One turn of the loop: reap, claim what fits; how long to sleep (None: --once done).
+
+        The wake-up event is cleared here, before the claims, not when the loop goes to
+        sleep: a notification that arrives while this turn claims (a far seek bumps the
+        cell asked for and, a moment later, the lowest rung's cell the player falls back
+        to) then starts the next turn at once instead of a poll interval later."""
+        self._wake.clear()
         await self._listen()
         await self._reap()
         self._maybe_sweep()
@@ -737,7 +743,6 @@ class Worker:
         task.add_done_callback(done)
 
     async def _sleep(self, seconds: float) -> None:
-        self._wake.clear()
         stop = asyncio.create_task(self._stopping.wait())
         wake = asyncio.create_task(self._wake.wait())
         try:

@@ -5,6 +5,8 @@ every attempt's work dir is removed."""
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -234,3 +236,34 @@ def test_failure_reasons_are_classified() -> None:
         False,
     )
     assert classify(TranscodeError("ffmpeg failed")).retryable is True
+
+
+async def test_a_wake_up_during_the_claims_starts_the_next_turn_at_once(
+    pool: asyncpg.Pool, storage: Storage, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A far seek bumps the cell asked for and, a moment later, the lowest rung's cell the
+    player falls back to: the second notification can arrive while the worker claims the
+    first. It must start the next turn now, not a poll interval (here 30 s) later."""
+    worker = make_worker(pool, storage, settings, poll_s=30, title_id=str(uuid.uuid4()))
+    notified = asyncio.Event()
+    real_claim = worker._claim_tasks
+
+    async def claim_while_a_bump_arrives() -> None:
+        await real_claim()
+        if not notified.is_set():
+            await pool.execute("SELECT pg_notify($1, 'tasks:0')", tasks.WAKE_CHANNEL)
+            for _ in range(100):  # until the worker's own LISTEN connection has it
+                if worker._wake.is_set():
+                    break
+                await asyncio.sleep(0.02)
+            notified.set()
+
+    monkeypatch.setattr(worker, "_claim_tasks", claim_while_a_bump_arrives)
+    try:
+        wait_s = await worker._poll(False)
+        assert wait_s == 30 and notified.is_set()
+        started = time.monotonic()
+        await asyncio.wait_for(worker._sleep(wait_s), 5)
+        assert time.monotonic() - started < 1
+    finally:
+        await worker._unlisten()
