@@ -614,9 +614,11 @@ def _chunk_argv(
 
 # Making the init segments of a few rungs: a few frames each, well under a second on a busy core.
 INITS_TIMEOUT_S = 60.0
-# Frames encoded to make them: the init's edit list holds the encoder's B-frame delay, which x264
-# fixes from the timestamps of its first (pyramid delay + 1) = 3 frames; with fewer it writes no
-# delay and the init differs from every task's.
+# Frames encoded to make them: x264 fixes its B-frame delay from the timestamps of its first
+# (pyramid delay + 1) = 3 frames. While the inits held that delay in an edit list, fewer frames
+# made an init that differed from every task's; the video inits have no edit list now (segments
+# are presented from their decode time) and 1 frame gives the same bytes, but 3 cost nothing
+# and keep the inits independent of what the muxer writes from the first timestamps.
 INIT_FRAMES = 3
 
 
