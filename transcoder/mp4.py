@@ -310,6 +310,46 @@ def parse_segment(data: bytes, defaults: TrackDefaults = TrackDefaults()) -> Seg
     )
 
 
+# A trun sample entry's fields, in their order, each present when its flag is set
+# (ISO/IEC 14496-12 8.8.8.1): duration, size, flags, composition time offset.
+TRUN_DURATION, TRUN_SIZE, TRUN_FLAGS, TRUN_COMPOSITION = 0x100, 0x200, 0x400, 0x800
+
+
+@dataclass(frozen=True)
+class TrunLayout:
+    """Where a `trun`'s fields are: `data_offset` and `first_sample_flags` (absolute offsets,
+    None when absent), then `count` sample entries of `stride` bytes from `entries`, each
+    holding the fields of `fields` (flag -> offset within the entry)."""
+
+    version: int
+    count: int
+    data_offset: int | None
+    first_sample_flags: int | None
+    entries: int
+    stride: int
+    fields: dict[int, int]
+
+
+def trun_layout(data: bytes, trun: Box) -> TrunLayout:
+    """The layout of `trun`; Mp4Error when its entries run past the box."""
+    version, flags, pos = _full_box(data, trun)
+    (count,) = struct.unpack_from(">I", data, pos)
+    pos += 4
+    data_offset = first_flags = None
+    if flags & 0x01:
+        data_offset, pos = pos, pos + 4
+    if flags & 0x04:
+        first_flags, pos = pos, pos + 4
+    fields: dict[int, int] = {}
+    for flag in (TRUN_DURATION, TRUN_SIZE, TRUN_FLAGS, TRUN_COMPOSITION):
+        if flags & flag:
+            fields[flag] = 4 * len(fields)
+    stride = 4 * len(fields)
+    if pos + stride * count > trun.end:
+        raise Mp4Error("truncated trun")
+    return TrunLayout(version, count, data_offset, first_flags, pos, stride, fields)
+
+
 def _first_sample_range(data: bytes, moof: Box) -> tuple[int, int] | None:
     """(offset, size) of the first sample of the first traf's first trun of `moof`.
 
@@ -336,18 +376,12 @@ def _first_sample_range(data: bytes, moof: Box) -> tuple[int, int] | None:
     if tf_flags & 0x08:
         pos += 4  # default_sample_duration
     size: int | None = struct.unpack_from(">I", data, pos)[0] if tf_flags & 0x10 else None
-    _, tr_flags, pos = _full_box(data, trun)
-    (count,) = struct.unpack_from(">I", data, pos)
-    pos += 4
-    if not count or not tr_flags & 0x01:
+    layout = trun_layout(data, trun)
+    if not layout.count or layout.data_offset is None:
         return None  # no samples, or data laid out implicitly: not worth guessing
-    (data_offset,) = struct.unpack_from(">i", data, pos)
-    pos += 4
-    if tr_flags & 0x04:
-        pos += 4  # first_sample_flags
-    if tr_flags & 0x200:
-        pos += 4 * bool(tr_flags & 0x100)  # sample_duration comes first
-        (size,) = struct.unpack_from(">I", data, pos)
+    (data_offset,) = struct.unpack_from(">i", data, layout.data_offset)
+    if TRUN_SIZE in layout.fields:
+        (size,) = struct.unpack_from(">I", data, layout.entries + layout.fields[TRUN_SIZE])
     offset = base + data_offset
     if not size or offset < moof.end or offset + size > len(data):
         return None
@@ -374,30 +408,20 @@ def _tfhd_defaults(data: bytes, tfhd: Box, defaults: TrackDefaults) -> tuple[int
 
 def _trun(data: bytes, trun: Box, def_dur: int, def_flags: int) -> tuple[int, int, bool]:
     """(total duration, sample count, first sample is a sync sample) of one trun."""
-    _, flags, pos = _full_box(data, trun)
-    (count,) = struct.unpack_from(">I", data, pos)
-    pos += 4
-    if flags & 0x01:
-        pos += 4  # data_offset
-    first_flags = None
-    if flags & 0x04:
-        (first_flags,) = struct.unpack_from(">I", data, pos)
-        pos += 4
-    has_dur, has_size, has_flags, has_cto = (bool(flags & f) for f in (0x100, 0x200, 0x400, 0x800))
-    per_sample = 4 * (has_dur + has_size + has_flags + has_cto)
-    if pos + per_sample * count > trun.end:
-        raise Mp4Error("truncated trun")
-    total = 0
+    layout = trun_layout(data, trun)
+    dur = layout.fields.get(TRUN_DURATION)
+    if dur is None:
+        total = def_dur * layout.count
+    else:
+        total = sum(
+            struct.unpack_from(">I", data, layout.entries + i * layout.stride + dur)[0] for i in range(layout.count)
+        )
     first_sample_flags = def_flags
-    for i in range(count):
-        p = pos + i * per_sample
-        total += struct.unpack_from(">I", data, p)[0] if has_dur else def_dur
-        if i == 0:
-            if first_flags is not None:
-                first_sample_flags = first_flags
-            elif has_flags:
-                first_sample_flags = struct.unpack_from(">I", data, p + 4 * (has_dur + has_size))[0]
-    return total, count, not (first_sample_flags & SAMPLE_IS_NON_SYNC)
+    if layout.first_sample_flags is not None:
+        (first_sample_flags,) = struct.unpack_from(">I", data, layout.first_sample_flags)
+    elif layout.count and TRUN_FLAGS in layout.fields:
+        (first_sample_flags,) = struct.unpack_from(">I", data, layout.entries + layout.fields[TRUN_FLAGS])
+    return total, layout.count, not (first_sample_flags & SAMPLE_IS_NON_SYNC)
 
 
 # ---- files -------------------------------------------------------------------------------
@@ -463,39 +487,34 @@ def present_from_decode_time(data: bytes) -> bytes:
     Sizes do not change. A segment without composition offsets, or whose first sample's is
     already 0, comes back as it was.
     """
-    runs: list[tuple[int, int, int, int]] = []  # (trun payload, first offset pos, count, stride)
-    first: int | None = None
-    for box in iter_boxes(data):
-        if box.type != b"moof":
-            continue
-        for traf in find_all(data, "traf", box.payload, box.end):
-            for trun in find_all(data, "trun", traf.payload, traf.end):
-                version, flags, pos = _full_box(data, trun)
-                if not flags & 0x800:
-                    continue
-                (count,) = struct.unpack_from(">I", data, pos)
-                pos += 4 + 4 * bool(flags & 0x01) + 4 * bool(flags & 0x04)
-                before = 4 * (bool(flags & 0x100) + bool(flags & 0x200) + bool(flags & 0x400))
-                stride = before + 4
-                if pos + stride * count > trun.end:
-                    raise Mp4Error("truncated trun")
-                if first is None and count:
-                    (first,) = struct.unpack_from(">i" if version == 1 else ">I", data, pos + before)
-                runs.append((trun.payload, pos + before, count, stride))
+    runs: list[tuple[Box, TrunLayout]] = [
+        (trun, layout)
+        for trun in find_all(data, "moof/traf/trun")
+        if TRUN_COMPOSITION in (layout := trun_layout(data, trun)).fields
+    ]
+    offsets = [composition_offsets(data, layout) for _, layout in runs]
+    first = next((o[0] for o in offsets if o), 0)
     if not first:
         return data
     out = bytearray(data)
-    for payload, pos, count, stride in runs:
-        signed = out[payload] == 1
-        for i in range(count):
-            p = pos + i * stride
-            (value,) = struct.unpack_from(">i" if signed else ">I", out, p)
+    for (trun, layout), values in zip(runs, offsets, strict=True):
+        at = layout.entries + layout.fields[TRUN_COMPOSITION]
+        for i, value in enumerate(values):
             value -= first
             if not -(1 << 31) <= value < 1 << 31:
                 raise Mp4Error(f"composition offset {value} does not fit a signed 32-bit field")
-            struct.pack_into(">i", out, p, value)
-        out[payload] = 1  # trun version 1: signed offsets
+            struct.pack_into(">i", out, at + i * layout.stride, value)
+        out[trun.payload] = 1  # trun version 1: signed offsets
     return bytes(out)
+
+
+def composition_offsets(data: bytes, layout: TrunLayout) -> list[int]:
+    """Each sample's composition time offset in a trun (signed in version 1), [] without them."""
+    at = layout.fields.get(TRUN_COMPOSITION)
+    if at is None:
+        return []
+    fmt = ">i" if layout.version == 1 else ">I"
+    return [struct.unpack_from(fmt, data, layout.entries + i * layout.stride + at)[0] for i in range(layout.count)]
 
 
 def _add_at(buf: bytearray, pos: int, delta: int, width: int, what: str) -> None:

@@ -565,27 +565,21 @@ def test_shift_segment_moves_tfdt_sidx_and_mfhd(two_rungs: tuple[Chunked, Path])
 
 def _presentation_times(data: bytes, defaults: mp4.TrackDefaults) -> tuple[int, list[int]]:
     """(tfdt, each sample's presentation time) of a one-trun segment, from its own boxes."""
-    import struct
-
     tfhd = mp4.find(data, "moof/traf/tfhd")
-    tfdt = mp4.find(data, "moof/traf/tfdt")
     trun = mp4.find(data, "moof/traf/trun")
-    assert tfhd is not None and tfdt is not None and trun is not None
+    assert tfhd is not None and trun is not None
+    base = mp4.parse_segment(data, defaults).base_decode_time
     default_duration, _ = mp4._tfhd_defaults(data, tfhd, defaults)
-    tversion, _, body = mp4._full_box(data, tfdt)
-    (base,) = struct.unpack_from(">Q" if tversion == 1 else ">I", data, body)
-    version, flags, pos = mp4._full_box(data, trun)
-    (count,) = struct.unpack_from(">I", data, pos)
-    pos += 4 + 4 * bool(flags & 0x01) + 4 * bool(flags & 0x04)
-    fields = [f for f in (0x100, 0x200, 0x400, 0x800) if flags & f]
+    layout = mp4.trun_layout(data, trun)
+    offsets = mp4.composition_offsets(data, layout) or [0] * layout.count
+    duration_at = layout.fields.get(mp4.TRUN_DURATION)
     times, dts = [], base
-    for i in range(count):
-        entry = dict(zip(fields, struct.unpack_from(f">{len(fields)}I", data, pos + 4 * len(fields) * i), strict=True))
-        offset = entry.get(0x800, 0)
-        if version == 1 and offset >= 1 << 31:
-            offset -= 1 << 32
+    for i, offset in enumerate(offsets):
         times.append(dts + offset)
-        dts += entry.get(0x100, default_duration)
+        if duration_at is None:
+            dts += default_duration
+        else:
+            dts += int.from_bytes(data[layout.entries + i * layout.stride + duration_at :][:4], "big")
     return base, times
 
 

@@ -175,13 +175,11 @@ def test_segment_without_moof_is_an_error() -> None:
 
 
 def _offsets(seg: bytes) -> tuple[int, list[int]]:
-    """(trun version, composition offsets) of a segment built by `_segment` with trun flags
-    0x800 only (offsets, nothing else per sample)."""
+    """(trun version, composition offsets) of a segment built by `_segment`."""
     trun = mp4.find(seg, "moof/traf/trun")
     assert trun is not None
-    version, _, pos = mp4._full_box(seg, trun)
-    (count,) = struct.unpack_from(">I", seg, pos)
-    return version, list(struct.unpack_from(f">{count}{'i' if version else 'I'}", seg, pos + 4))
+    layout = mp4.trun_layout(seg, trun)
+    return layout.version, mp4.composition_offsets(seg, layout)
 
 
 def test_presented_from_decode_time() -> None:
