@@ -68,6 +68,10 @@ PRIORITY_AUDIO = 1  # the (first part of the) audio: over 0, so only the audio l
 PRIORITY_FIRST = 1  # the lowest rung's first segment: a player can start
 PRIORITY_CHUNK1 = 2  # the rest of the first chunk
 PRIORITY_CHUNKS = 10  # chunk c (0-based, c >= 1) gets PRIORITY_CHUNKS + c: timeline order
+# create_tasks' stages: every task at once, or what a player starts with, then the rest.
+STAGE_ALL = 0
+STAGE_START = 1
+STAGE_REST = 2
 
 _NAMES = (
     "id",
@@ -117,6 +121,18 @@ class TaskSpec:
     @property
     def last(self) -> int:
         return self.first + self.count - 1
+
+
+def starter_specs(specs: Iterable[TaskSpec]) -> tuple[list[TaskSpec], list[TaskSpec]]:
+    """`specs` (from `plan_tasks`) split into what does not depend on the video ladder beyond
+    its lowest rung (every audio task and the lowest rung's first segment: a player starts
+    with them) and the rest."""
+    start: list[TaskSpec] = []
+    rest: list[TaskSpec] = []
+    for s in specs:
+        first_segment = s.kind == "video" and s.priority == PRIORITY_FIRST and s.first == 1 and s.count == 1
+        (start if s.kind == "audio" or first_segment else rest).append(s)
+    return start, rest
 
 
 def plan_tasks(
@@ -223,12 +239,22 @@ def _task(row: asyncpg.Record) -> Task:
 
 
 async def create_tasks(
-    conn: asyncpg.Connection, job: Job, version: str, specs: Iterable[TaskSpec], *, max_attempts: int = 3
+    conn: asyncpg.Connection,
+    job: Job,
+    version: str,
+    specs: Iterable[TaskSpec],
+    *,
+    max_attempts: int = 3,
+    stage: int = STAGE_ALL,
 ) -> list[Task]:
-    """Create the job's tasks for `version` (the job's version: `jobs.set_version` first).
-    Idempotent: when the job already has tasks for that version (an earlier attempt made
-    them), returns those untouched. Fenced on the job: returns [] when the job is no longer
-    ours or its version is not `version`. Ordered as claimed (priority, first number, id)."""
+    """Create the job's tasks of `stage` for `version` (the job's version: `jobs.set_version`
+    first). Idempotent per stage: when the job already has tasks of that stage for that
+    version (an earlier attempt made them), returns those untouched. Fenced on the job:
+    returns [] when the job is no longer ours or its version is not `version`. Ordered as
+    claimed (priority, first number, id).
+
+    Stages: a job makes all its tasks at once (STAGE_ALL), or what a player starts with first
+    (STAGE_START, `starter_specs`) and the rest (STAGE_REST) once its ladder is chosen."""
     payload = json.dumps(
         [
             {
@@ -250,12 +276,13 @@ async def create_tasks(
                           AND version = $4
                           FOR UPDATE),
                  existing AS (SELECT {_T_COLUMNS} FROM {_TASKS} t, j
-                               WHERE t.job_id = j.id AND t.version = $4),
+                               WHERE t.job_id = j.id AND t.version = $4 AND t.stage = $8),
                  ins AS (INSERT INTO {_TASKS} (job_id, title_id, version, kind, renditions,
-                                               first_number, segment_count, priority, max_attempts)
+                                               first_number, segment_count, priority, max_attempts,
+                                               stage)
                          SELECT j.id, j.title_id, $4, s->>'kind',
                                 ARRAY(SELECT jsonb_array_elements_text(s->'renditions')),
-                                (s->>'first')::int, (s->>'count')::int, (s->>'priority')::int, $6
+                                (s->>'first')::int, (s->>'count')::int, (s->>'priority')::int, $6, $8
                            FROM j, jsonb_array_elements($5::jsonb) s
                           WHERE NOT EXISTS (SELECT 1 FROM existing)
                       RETURNING {_COLUMNS}),
@@ -271,6 +298,7 @@ async def create_tasks(
         payload,
         max_attempts,
         WAKE_CHANNEL,
+        stage,
     )
     return [_task({k: v for k, v in r.items() if k != "count"}) for r in rows]
 
@@ -436,6 +464,12 @@ async def cancel_tasks(conn: asyncpg.Connection, job_id: int, reason: str = "job
         _one_line(reason),
     )
     return int(result.split()[-1])
+
+
+async def job_stages(conn: asyncpg.Connection, job_id: int, version: str) -> set[int]:
+    """The stages (`create_tasks`) of which the job has tasks for `version`."""
+    rows = await conn.fetch(f"SELECT DISTINCT stage FROM {_TASKS} WHERE job_id = $1 AND version = $2", job_id, version)
+    return {r["stage"] for r in rows}
 
 
 async def job_tasks(conn: asyncpg.Connection, job_id: int) -> list[Task]:

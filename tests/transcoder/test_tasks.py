@@ -191,6 +191,35 @@ async def test_create_tasks_is_idempotent_and_fenced(conn: asyncpg.Connection) -
     assert cells(await tasks.job_tasks(conn, job.id)) == grid(RUNGS + ("a0",), 20)
 
 
+def test_starter_specs_are_the_audio_and_the_lowest_rungs_first_segment() -> None:
+    specs = plan_tasks(RUNGS, ["a0", "a1"], 20, 8, audio_part_segments=4)
+    start, rest = tasks.starter_specs(specs)
+    assert {(s.kind, s.renditions, s.first, s.count) for s in start} == {
+        ("video", ("v360",), 1, 1),
+        *{("audio", (a,), first, 4) for a in ("a0", "a1") for first in range(1, 21, 4)},
+    }
+    assert all(s.kind == "video" for s in rest) and sorted(start + rest, key=specs.index) == specs
+    # nothing of the lowest rung's first segment is left for later
+    assert not any(s.first == 1 and "v360" in s.renditions and s.count == 1 for s in rest)
+
+
+async def test_create_tasks_in_stages_is_idempotent_per_stage(conn: asyncpg.Connection) -> None:
+    job = await running_job(conn)
+    start, rest = tasks.starter_specs(plan_tasks(RUNGS, "a0", 20, 8))
+    first = await tasks.create_tasks(conn, job, "v1", start, stage=tasks.STAGE_START)
+    assert len(first) == len(start) == 2
+    # an attempt making the first stage again gets those; the later stage is still to make
+    assert await tasks.create_tasks(conn, job, "v1", start, stage=tasks.STAGE_START) == first
+    later = await tasks.create_tasks(conn, job, "v1", rest, stage=tasks.STAGE_REST)
+    assert len(later) == len(rest) and not {t.id for t in later} & {t.id for t in first}
+    assert await tasks.create_tasks(conn, job, "v1", rest, stage=tasks.STAGE_REST) == later
+    assert cells(await tasks.job_tasks(conn, job.id)) == grid(RUNGS + ("a0",), 20)  # each cell once
+    # both stages are fenced like a single one
+    await conn.execute("UPDATE jobs.transcode_jobs SET lease_until = now() - interval '1 s' WHERE id = $1", job.id)
+    assert await jobs.claim(conn, "coord2", 30) is not None
+    assert await tasks.create_tasks(conn, job, "v1", rest, stage=tasks.STAGE_REST) == []
+
+
 async def test_claims_by_priority_then_timeline(conn: asyncpg.Connection) -> None:
     job, created = await job_with_tasks(conn)
     order = []
