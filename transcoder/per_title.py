@@ -26,14 +26,15 @@ import logging
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from media.probe import input_name, input_options
+from packager.model import Presentation
 from transcoder.errors import TranscodeError
-from transcoder.ladder import MIN_VIDEO_BITRATE, Ladder, Rung
+from transcoder.ladder import AV1_SUFFIX, MIN_VIDEO_BITRATE, Ladder, Rung
 from transcoder.runner import run_ffmpeg
 
 log = logging.getLogger("streamflix.transcoder.per_title")
@@ -191,9 +192,11 @@ def probe_argv(
     return argv, outs
 
 
-async def measure(source: str, ladder: Ladder, duration_s: float, *, ffmpeg: str = "ffmpeg") -> list[Sample]:
-    """Encode the spans (at once, one thread each) and read their bits. Raises
-    `TranscodeError` when ffmpeg fails or writes nothing."""
+async def measure(
+    source: str, ladder: Ladder, duration_s: float, *, ffmpeg: str = "ffmpeg", nice: int = 0
+) -> list[Sample]:
+    """Encode the spans (at once, one thread each, at CPU niceness `nice`) and read their
+    bits. Raises `TranscodeError` when ffmpeg fails or writes nothing."""
     rungs = sampled_rungs(ladder.h264_rungs)
     if not rungs or ladder.video_source_index is None:
         return []
@@ -204,7 +207,7 @@ async def measure(source: str, ladder: Ladder, duration_s: float, *, ffmpeg: str
             # a failed span stops the others (each ffmpeg is awaited) before the folder goes
             async with asyncio.TaskGroup() as group:
                 for argv, _ in runs:
-                    group.create_task(run_ffmpeg(argv, duration_s=length, timeout_s=PROBE_TIMEOUT_S))
+                    group.create_task(run_ffmpeg(argv, duration_s=length, timeout_s=PROBE_TIMEOUT_S, nice=nice))
         except* (TranscodeError, OSError) as failed:
             raise failed.exceptions[0] from None
         samples = []
@@ -219,15 +222,32 @@ async def measure(source: str, ladder: Ladder, duration_s: float, *, ffmpeg: str
     return samples
 
 
+def has_choice(ladder: Ladder) -> bool:
+    """Whether a measurement can change `ladder`: one H.264 rung is both the highest and the
+    lowest, which keeps the table's bitrate whatever the source."""
+    return len(ladder.h264_rungs) > 1
+
+
 async def plan(
-    source: str, ladder: Ladder, duration_s: float, *, ffmpeg: str = "ffmpeg"
+    source: str, ladder: Ladder, duration_s: float, *, ffmpeg: str = "ffmpeg", nice: int = 0
 ) -> tuple[dict[str, int], dict]:
     """Measure and choose: the caps for `plan_ladder(caps=...)` and the record kept in the
     rendition model (`extra["ladder"]`). A failed measurement keeps the fixed ladder (caps
-    {}), its reason recorded."""
+    {}), its reason recorded; a ladder without a choice (`has_choice`) is not measured."""
+    if not has_choice(ladder):
+        return {}, {
+            "mode": PER_TITLE,
+            "probe": {"skipped": "one rung: nothing to choose"},
+            "samples": [],
+            "rungs": [
+                {"id": r.id, "fixed_bitrate": r.video_bitrate, "bitrate": r.video_bitrate, "kept": True}
+                for r in ladder.h264_rungs
+            ],
+            "caps": {r.id: r.video_bitrate for r in ladder.h264_rungs},
+        }
     started = time.monotonic()
     try:
-        samples = await measure(source, ladder, duration_s, ffmpeg=ffmpeg)
+        samples = await measure(source, ladder, duration_s, ffmpeg=ffmpeg, nice=nice)
     except (TranscodeError, OSError) as exc:
         log.warning("per-title ladder: the complexity probe failed (%s); the fixed ladder is used", exc)
         return {}, {"mode": FIXED, "requested": PER_TITLE, "error": str(exc)}
@@ -256,3 +276,26 @@ async def plan(
         "caps": caps,
     }
     return caps, record
+
+
+# The model's ladder record while the ladder is being chosen (`provisional`).
+PENDING = {"mode": PER_TITLE, "pending": True}
+
+
+def is_pending(extra: dict[str, Any]) -> bool:
+    """Whether a model's `extra` is a provisional model's (its ladder not chosen yet)."""
+    record = extra.get(RECORD_KEY)
+    return isinstance(record, dict) and bool(record.get("pending"))
+
+
+def provisional(model: Presentation, ladder: Ladder) -> Presentation:
+    """What a title publishes while its per-title ladder is being chosen (the fixed `ladder`'s
+    predicted `model`): the lowest H.264 rung and its AV1 copy, the only video every choice
+    encodes exactly as the table says (the same bitrate, caps, level and BANDWIDTH), beside
+    the audio and subtitles. Any other rung may be dropped or lowered, and a playlist a player
+    holds must never lose a rung nor advertise what it will not carry, so none is listed until
+    the choice is made. The model's ladder record is `PENDING`."""
+    lowest = {r.id for r in ladder.h264_rungs[-1:]}
+    keep = lowest | {rid + AV1_SUFFIX for rid in lowest}
+    renditions = tuple(r for r in model.renditions if r.kind != "video" or r.id in keep)
+    return replace(model, renditions=renditions, extra={**model.extra, RECORD_KEY: dict(PENDING)})

@@ -123,9 +123,14 @@ def ladder_line(record: dict[str, Any] | None) -> str | None:
     if record.get("mode") != per_title.PER_TITLE:
         return "fixed" + (f" (per-title probe failed: {record['error']})" if record.get("error") else "")
     bpps = [float(s["bpp"]) for s in record.get("samples", [])]
-    probe = record.get("probe", {})
-    head = f"per-title (probe {probe.get('seconds', 0):.2f} s"
-    head += f", bpp {min(bpps):.3f}-{max(bpps):.3f})" if bpps else ")"
+    probe = record.get("probe") or {}
+    if record.get("pending"):
+        return "per-title (being chosen)"
+    if probe.get("skipped"):
+        head = f"per-title ({probe['skipped']})"
+    else:
+        head = f"per-title (probe {probe.get('seconds', 0):.2f} s"
+        head += f", bpp {min(bpps):.3f}-{max(bpps):.3f})" if bpps else ")"
     parts = []
     for r in record.get("rungs", []):
         if r.get("kept"):

@@ -16,6 +16,7 @@ from media.backend import open_storage
 from media.probe import probe as probe_file
 from media.probe_model import Probe
 from packager.model import Presentation
+from server.commands.titles import ladder_line
 from server.settings import ConfigError, Settings
 from tests.transcoder.test_ingest_cli import run_cli
 from tests.transcoder.test_ladder import probe, video
@@ -156,6 +157,42 @@ def test_a_bad_setting_is_a_config_error(tmp_path: Path) -> None:
     assert Settings(data_dir=str(tmp_path), secret_key="k", ladder="per-title").ladder == "per-title"
     with pytest.raises(ConfigError, match="STREAMFLIX_LADDER: 'auto' is not a ladder mode"):
         Settings(data_dir=str(tmp_path), secret_key="k", ladder="auto")
+
+
+def test_a_provisional_model_lists_what_every_choice_encodes_alike() -> None:
+    p = probe(video(1920, 1080))
+    ladder = plan_ladder(p, av1_heights=(1080, 360))
+    model = chunks.predict_presentation(p, ladder, title_id="t", version="v", end_s=10.0)
+    shown = per_title.provisional(model, ladder)
+    assert sorted(r.id for r in shown.video) == ["v360", "v360-av1"]
+    assert [r.id for r in shown.audio] == [r.id for r in model.audio]
+    for r in shown.video:
+        assert r == model.rendition(r.id)  # as predicted
+    assert per_title.is_pending(shown.extra) and not per_title.is_pending(model.extra)
+    # every choice keeps the lowest rung at the table's bitrate, so the same rendition
+    for need in (0.001, 0.02, 0.2):
+        spans = samples(tuple(sampled_rungs(RUNGS_1080)), {"v720": need, "v360": need})
+        caps = choose_caps(RUNGS_1080, spans, FPS)
+        assert caps["v360"] == TABLE["v360"]
+        chosen = chunks.predict_presentation(
+            p, plan_ladder(p, av1_heights=(1080, 360), caps=caps), title_id="t", version="v", end_s=10.0
+        )
+        assert [chosen.rendition(r.id) for r in shown.video] == list(shown.video)
+
+
+def test_one_rung_is_not_measured(tmp_path: Path) -> None:
+    ladder = plan_ladder(probe(video(640, 360)))
+    assert not per_title.has_choice(ladder)
+    caps, record = asyncio.run(per_title.plan(str(tmp_path / "never-read.mp4"), ladder, 10.0))
+    assert caps == {} and record["mode"] == "per-title" and record["samples"] == []
+    assert record["caps"] == {"v360": TABLE["v360"]}
+
+
+def test_the_ladder_line_says_a_choice_is_pending_or_had_nothing_to_choose(tmp_path: Path) -> None:
+    assert ladder_line(dict(per_title.PENDING)) == "per-title (being chosen)"
+    _, record = asyncio.run(per_title.plan(str(tmp_path / "never-read.mp4"), plan_ladder(probe(video(640, 360))), 10.0))
+    assert ladder_line(record) == "per-title (one rung: nothing to choose): v360 700 kb/s (table 700)"
+    assert ladder_line({"mode": "fixed"}) == "fixed"
 
 
 # ---- a real encode through the CLI and the worker -------------------------------------------
