@@ -97,9 +97,10 @@ class Settings:
     # Rung heights that also get an AV1 copy ("720,1080"; empty: H.264 only), see
     # docs/transcode.md "AV1". A title's `ingest --av1` replaces it.
     av1_rungs: tuple[str, ...] = ()
-    # "fixed": every title gets the table's ladder; "per-title": a complexity probe of the
-    # source chooses each rung's bitrate (docs/transcode.md "Per-title ladder").
-    ladder: str = "fixed"
+    # "per-title": a complexity probe of the source chooses each rung's bitrate and drops the
+    # rungs not worth a switch; "fixed": every title gets the table's ladder (docs/transcode.md
+    # "Per-title ladder").
+    ladder: str = "per-title"
     # How workers read a source on S3 before they have a copy: "ranged" (presigned URLs, for
     # S3, MinIO and any server that answers a range without reading the whole object) or
     # "download" (a copy first: for servers such as moto that read it all for every range).

@@ -48,6 +48,9 @@ class TaskWork:
     ladder: Ladder
     total: int  # segments in the title's timeline (video, else audio)
     ends: chunks.SourceEnds | None = None  # what the prediction was made from
+    # Read from a provisional model (its per-title ladder not chosen yet): right for the
+    # lowest rung and the audio only (`per_title.provisional`), never kept for other tasks.
+    provisional: bool = False
 
 
 def task_timeout_s(segment_count: int, segment_s: int) -> float:

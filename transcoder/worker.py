@@ -81,6 +81,10 @@ DEFAULT_AUDIO_PART_SEGMENTS = 30
 # How often a coordinator looks at its tasks: fast until the title is playable (a viewer may
 # be waiting for it), then at a relaxed pace (a task finishing in this worker wakes it anyway).
 WATCH_FAST_S = 0.02
+# A task that needs a per-title title's chosen ladder (the first task's inits ahead) reads the
+# model again this often, for at most this long.
+LADDER_POLL_S = 0.25
+LADDER_WAIT_S = 120.0
 WATCH_S = 0.5
 LANE_VIDEO, LANE_URGENT, LANE_AUDIO, LANE_URGENT_AUDIO = "video", "urgent", "audio", "urgent-audio"
 # Bulk video chunks (everything after the first chunk, unless a viewer bumped it) run their
@@ -160,7 +164,7 @@ class Worker:
         s3_endpoint_url: str | None = None,
         thumbnail_interval_s: float = 0,
         av1_heights: tuple[int, ...] = (),
-        ladder_mode: str = per_title.FIXED,
+        ladder_mode: str = per_title.PER_TITLE,
         source_reads: str = sources.RANGED,
     ) -> None:
         self.pool = pool
@@ -495,11 +499,19 @@ class Worker:
         (`taskrun.put_inits`), so a player that switches up or seeks far ahead in the first
         seconds does not wait for the bulk chunk that would write them. Best effort: a
         failure is logged, and those inits come with their rungs' first segments as before."""
+        started = time.monotonic()
+        if work.provisional:
+            # The other rungs' bitrates (and so their inits' levels) are being chosen: wait
+            # for the chosen ladder (this task's lane is free meanwhile).
+            try:
+                work = dataclasses.replace(await self._chosen_work(task), source=work.source)
+            except Exception as exc:
+                log.warning("task %s: no init segments of the other rungs ahead: %s", task.id, exc)
+                return
         codec = next((r.codec for r in work.ladder.rungs if r.id in task.renditions), None)
         others = [r.id for r in work.ladder.rungs if r.codec == codec and r.id not in task.renditions]
         if codec != H264 or not others:  # x264's init bytes are known not to depend on the span
             return
-        started = time.monotonic()
         try:
             # At bulk priority: a player starting on the first segment must not wait for them.
             put = await put_inits(
@@ -515,6 +527,18 @@ class Worker:
             # The title may have been deleted meanwhile: what was put after its clean-up goes too.
             await self._drop_if_deleted(task)
 
+    async def _chosen_work(self, task: tasks.Task) -> TaskWork:
+        """`_task_plan` once the task's model has its per-title ladder chosen (read again every
+        LADDER_POLL_S); `TranscodeError` after LADDER_WAIT_S."""
+        deadline = time.monotonic() + LADDER_WAIT_S
+        while True:
+            work = await self._task_plan(task)
+            if not work.provisional:
+                return work
+            if time.monotonic() >= deadline:
+                raise TranscodeError(f"task {task.id}: its title's ladder was not chosen within {LADDER_WAIT_S:.0f} s")
+            await asyncio.sleep(LADDER_POLL_S)
+
     async def _task_work(self, task: tasks.Task) -> TaskWork:
         """The source (local), probe, ladder and timeline length of a task's title: read once
         per job and version by this worker."""
@@ -522,9 +546,13 @@ class Worker:
         cached = self._works.get(cache_key)
         if cached is None:
             cached = await self._task_plan(task)
-            if len(self._works) >= WORK_CACHE_SIZE:
-                self._works.pop(next(iter(self._works)))
-            self._works[cache_key] = cached
+            if cached.provisional and not set(task.renditions) <= invariant_renditions(cached.ladder):
+                # Only the first tasks run before the ladder is chosen; never on a guess.
+                cached = await self._chosen_work(task)
+            if not cached.provisional:  # the ladder is final: the same for every later task
+                if len(self._works) >= WORK_CACHE_SIZE:
+                    self._works.pop(next(iter(self._works)))
+                self._works[cache_key] = cached
         # What a player waits for (the first segment and audio, a bumped cell) reads the
         # source where it is while this machine has no copy yet; bulk work makes the copy.
         if task.priority < tasks.PRIORITY_CHUNK1:
@@ -566,6 +594,7 @@ class Worker:
             ladder=ladder,
             total=timeline_length(model),
             ends=chunks.SourceEnds.from_dict(ends) if ends else None,
+            provisional=per_title.is_pending(model.extra),
         )
         return work
 
@@ -802,15 +831,16 @@ class Worker:
             options = await self._source_options(job)
             overrides = sources.audio_languages(options)
             av1_heights = sources.av1_heights(options, self.av1_heights)
-            ladder = plan_ladder(probe, segment_s=self.segment_s, audio_languages=overrides, av1_heights=av1_heights)
-            ladder_record: dict | None = None
-            if self.ladder_mode == per_title.PER_TITLE and ladder.h264_rungs:
-                caps, ladder_record = await per_title.plan(source, ladder, ends.end_s)
-                if caps:
-                    ladder = plan_ladder(
-                        probe, segment_s=self.segment_s, audio_languages=overrides, av1_heights=av1_heights, caps=caps
-                    )
+
+            def replan(caps: dict[str, int] | None = None) -> Ladder:
+                return plan_ladder(
+                    probe, segment_s=self.segment_s, audio_languages=overrides, av1_heights=av1_heights, caps=caps
+                )
+
+            ladder = replan()
             version = job.version or new_version()
+            earlier: set[int] = set()
+            earlier_record: dict | None = None
             if job.version is None:
 
                 async def claim_version() -> bool:
@@ -820,6 +850,23 @@ class Worker:
                 if not await self._waiting(claim_version):
                     raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
                 job = dataclasses.replace(job, version=version)
+            else:
+                earlier, earlier_record = await self._earlier_attempt(job, version)
+            ladder_record: dict | None = None
+            choosing = staged = False
+            if earlier - {tasks.STAGE_START}:
+                # An earlier attempt planned the ladder and made the tasks beyond the first
+                # ones: the same ladder again (its record; none: the table's), whatever this
+                # worker's setting, so every task encodes the same rungs.
+                ladder_record = earlier_record
+                caps = (earlier_record or {}).get("caps")
+                ladder = replan(caps) if caps else ladder
+                staged = tasks.STAGE_ALL not in earlier
+            elif self.ladder_mode == per_title.PER_TITLE and per_title.has_choice(ladder):
+                # Chosen beside the first segments (`_choose_ladder`).
+                choosing = staged = True
+            elif self.ladder_mode == per_title.PER_TITLE and ladder.h264_rungs:
+                _, ladder_record = await per_title.plan(source, ladder, ends.end_s)  # one rung: no probe
             predicted = chunks.predict_presentation(
                 probe, ladder, title_id=job.title_id, version=version, end_s=ends, preset=self.preset
             )
@@ -845,27 +892,43 @@ class Worker:
             predicted = await subtitles.add_subtitles(
                 self.storage, predicted, source, embedded=bool(probe.extra.get(SUBTITLE_STREAMS))
             )
-            await write_model(self.storage, predicted)
             total = timeline_length(predicted)
             audio_ids = sorted(
                 (a.id for a in ladder.audios), key=lambda i: ladder.audio is None or i != ladder.audio.id
             )
-            specs = tasks.plan_tasks(
-                [r.id for r in ladder.h264_rungs],
-                audio_ids,
-                total,
-                self.chunk_segments,
-                av1_ids=[r.id for r in ladder.av1_rungs],
-                audio_part_segments=audio_parts(ladder, probe, ends, predicted, total, self.audio_part_segments),
-            )
+            part_segments = audio_parts(ladder, probe, ends, predicted, total, self.audio_part_segments)
 
-            async def make_tasks() -> None:
-                async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
-                    made = await tasks.create_tasks(conn, job, version, specs, max_attempts=job.max_attempts)
-                if not made:
-                    raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
+            def plan_tasks(ladder: Ladder) -> list[tasks.TaskSpec]:
+                return tasks.plan_tasks(
+                    [r.id for r in ladder.h264_rungs],
+                    audio_ids,
+                    total,
+                    self.chunk_segments,
+                    av1_ids=[r.id for r in ladder.av1_rungs],
+                    audio_part_segments=part_segments,
+                )
 
-            await self._waiting(make_tasks)
+            choice: asyncio.Task[tuple[Ladder, Presentation]] | None = None
+            if choosing:
+                # What a player starts with (the audio and the lowest rung, which every choice
+                # encodes as the table says) starts now and is published alone
+                # (`per_title.provisional`); the rest once the ladder is chosen.
+                await write_model(self.storage, per_title.provisional(predicted, ladder))
+                first_tasks, _ = tasks.starter_specs(plan_tasks(ladder))
+                await self._make_tasks(job, version, first_tasks, tasks.STAGE_START)
+
+                async def choose() -> tuple[Ladder, Presentation]:
+                    return await self._choose_ladder(job, source, probe, ends, predicted, replan, plan_tasks)
+
+                choice = asyncio.create_task(choose())
+            elif staged:
+                await write_model(self.storage, predicted)
+                first_tasks, rest = tasks.starter_specs(plan_tasks(ladder))
+                await self._make_tasks(job, version, first_tasks, tasks.STAGE_START)
+                await self._make_tasks(job, version, rest, tasks.STAGE_REST)
+            else:
+                await write_model(self.storage, predicted)
+                await self._make_tasks(job, version, plan_tasks(ladder), tasks.STAGE_ALL)
             self._wake.set()  # our own task lanes start at once
             posters: list[asyncio.Task[None]] = []
 
@@ -874,7 +937,11 @@ class Worker:
                 posters.append(asyncio.create_task(self._poster(job, source, probe, attempt_dir, version)))
 
             try:
-                await self._watch(job, ladder, predicted, progressive=progressive, on_playable=start_poster)
+                await self._watch(
+                    job, ladder, predicted, progressive=progressive, on_playable=start_poster, choice=choice
+                )
+                if choice is not None:
+                    ladder, predicted = choice.result()
                 presentation = await self._assemble(job, ladder, version, ends.end_s, predicted)
                 presentation = subtitles.carry_over(predicted, presentation)
                 if posters:
@@ -882,6 +949,7 @@ class Worker:
             finally:
                 for poster in posters:
                     await _stop_task(poster)
+                await _stop_task(choice)
             # From the stored segments: a download that cannot be made is logged and left out.
             presentation = await with_download(self.storage, presentation, attempt_dir / "download", title=title.title)
             # The same for the seek thumbnails: after the encode, so they never delay playback.
@@ -937,6 +1005,65 @@ class Worker:
             self._drop_source_cache(job.title_id)
             await asyncio.shield(asyncio.to_thread(shutil.rmtree, attempt_dir, True))
 
+    async def _earlier_attempt(self, job: jobs.Job, version: str) -> tuple[set[int], dict | None]:
+        """What an earlier attempt of the job left: the stages of tasks it made, and the ladder
+        record of the model it wrote once it had made more than the first ones (None: the
+        table's ladder, or only the first tasks made)."""
+
+        async def stages() -> set[int]:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                return await tasks.job_stages(conn, job.id, version)
+
+        found = await self._waiting(stages)
+        if not found - {tasks.STAGE_START}:
+            return found, None
+        try:
+            model = Presentation.from_json(await self.storage.get_bytes(keys.model_key(job.title_id, version)))
+        except ObjectNotFound:
+            return found, None
+        record = model.extra.get(LADDER)
+        return found, record if isinstance(record, dict) and not per_title.is_pending(model.extra) else None
+
+    async def _make_tasks(self, job: jobs.Job, version: str, specs: list[tasks.TaskSpec], stage: int) -> None:
+        async def make() -> None:
+            async with self.pool.acquire(timeout=DB_ACQUIRE_TIMEOUT_S) as conn:
+                made = await tasks.create_tasks(conn, job, version, specs, max_attempts=job.max_attempts, stage=stage)
+            if not made:
+                raise LeaseLost(f"job {job.id} attempt {job.attempts} is no longer ours")
+
+        await self._waiting(make)
+
+    async def _choose_ladder(
+        self,
+        job: jobs.Job,
+        source: str,
+        probe: Probe,
+        ends: chunks.SourceEnds,
+        predicted: Presentation,
+        replan: Callable[[dict[str, int] | None], Ladder],
+        plan_tasks: Callable[[Ladder], list[tasks.TaskSpec]],
+    ) -> tuple[Ladder, Presentation]:
+        """A per-title title's ladder, chosen while its first segments are encoded: the
+        complexity probe at bulk priority (what a player waits for keeps the cores), then the
+        chosen ladder's predicted model (`predicted` is the fixed ladder's), and the tasks
+        beyond the first segments. Returns the ladder and the model."""
+        fixed = replan(None)
+        async with self._reading(source):
+            caps, record = await per_title.plan(source, fixed, ends.end_s, nice=BULK_NICE)
+        ladder = replan(caps) if caps else fixed
+        chosen = chunks.predict_presentation(
+            probe, ladder, title_id=job.title_id, version=predicted.version, end_s=ends, preset=self.preset
+        )
+        chosen = dataclasses.replace(chosen, extra={**chosen.extra, **predicted.extra, LADDER: record})
+        chosen = subtitles.carry_over(predicted, chosen)
+        await write_model(self.storage, chosen)
+        start, rest = tasks.starter_specs(plan_tasks(ladder))
+        if start != tasks.starter_specs(plan_tasks(fixed))[0]:  # the lowest rung and audio never change
+            raise TranscodeError(f"job {job.id}: the chosen ladder changed the first tasks")
+        await self._make_tasks(job, predicted.version, rest, tasks.STAGE_REST)
+        self._wake.set()
+        return ladder, chosen
+
     async def _seekable_copy(self, job: jobs.Job, source: str, probe: Probe, ladder: Ladder, attempt_dir: Path) -> str:
         """The storage key of the source's seekable copy (`transcoder.seekable`), made once."""
         key = keys.seekable_source_key(job.title_id)
@@ -980,16 +1107,24 @@ class Worker:
         *,
         progressive: bool,
         on_playable: Callable[[], None],
+        choice: asyncio.Task[Any] | None = None,
     ) -> None:
         """Until every task of the job is done: make the title playable once a player can
         start (first publication only), keep the job's progress, and fail when a task failed
         for good. `on_playable` runs once, when a player could start (or at once for a
-        re-encode, which is not progressive)."""
+        re-encode, which is not progressive). `choice`: the per-title ladder being chosen,
+        which makes the tasks after the first ones; its failure is the job's."""
         first = first_objects(predicted, ladder)
         playable = not progressive
         if playable:
             on_playable()
+        if choice is not None:
+            choice.add_done_callback(lambda _t: self._task_done.set())
         while True:
+            # Read before the tasks are: a choice done by then has made all of them.
+            chosen = choice is None or choice.done()
+            if choice is not None and chosen:
+                choice.result()  # raises what the choice raised
             if not playable and await self._all_stored(first):
 
                 async def mark() -> None:
@@ -1015,7 +1150,7 @@ class Worker:
                     f"{failed.first_number}-{failed.first_number + failed.segment_count - 1})"
                 )
             self._set_progress(job, done * ENCODE_SHARE)
-            if cells and cells_done >= cells:
+            if cells and cells_done >= cells and chosen:
                 return
             self._task_done.clear()
             with contextlib.suppress(TimeoutError):
@@ -1270,6 +1405,12 @@ def audio_parts(
     if any(len(r.segments) < total for r in predicted.audio):
         return 0
     return chunks.audio_part_size(ladder, wanted)
+
+
+def invariant_renditions(ladder: Ladder) -> set[str]:
+    """The renditions every per-title choice encodes alike: the lowest H.264 rung (at the
+    table's bitrate) and the audio."""
+    return {r.id for r in ladder.h264_rungs[-1:]} | {a.id for a in ladder.audios}
 
 
 def timeline_length(model: Presentation) -> int:

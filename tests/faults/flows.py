@@ -17,6 +17,7 @@ import m3u8
 from media import keys as media_keys
 from packager.model import Presentation
 from tests.faults.harness import REQUEST_BOUND_S, Proc, Stack, wait_for
+from transcoder import tasks
 
 PASSWORD = "correct horse battery staple"
 VIEWERS = 3
@@ -300,8 +301,21 @@ def kill_in_phase(
         # the last task claimed (running), not merely the last one left: a queued one would
         # never be claimed with Postgres frozen (a claimed one needs no database until its
         # result: its job's work is cached by the worker from its earlier tasks)
+        # A per-title ladder's job makes its tasks in two stages: "the last task" is only
+        # one once the ladder is chosen and the later stage made.
+        def all_made() -> bool:
+            from tests.faults.checks import sql
+
+            rows = sql(
+                stack.world.database_url,
+                "SELECT DISTINCT t.stage FROM jobs.transcode_tasks t JOIN jobs.transcode_jobs j"
+                " ON j.id = t.job_id WHERE j.title_id = $1",
+                title_id,
+            )
+            return any(r["stage"] in (tasks.STAGE_ALL, tasks.STAGE_REST) for r in rows)
+
         wait_for(
-            lambda: tasks_left() == ["running"],
+            lambda: all_made() and tasks_left() == ["running"],
             120,
             lambda: f"no last task seen running: {tasks_left()}\n{worker.tail()}",
             0.02,

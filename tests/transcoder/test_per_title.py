@@ -153,8 +153,8 @@ def test_modes() -> None:
 
 
 def test_a_bad_setting_is_a_config_error(tmp_path: Path) -> None:
-    assert Settings(data_dir=str(tmp_path), secret_key="k").ladder == "fixed"
-    assert Settings(data_dir=str(tmp_path), secret_key="k", ladder="per-title").ladder == "per-title"
+    assert Settings(data_dir=str(tmp_path), secret_key="k").ladder == "per-title"  # the default
+    assert Settings(data_dir=str(tmp_path), secret_key="k", ladder="fixed").ladder == "fixed"
     with pytest.raises(ConfigError, match="STREAMFLIX_LADDER: 'auto' is not a ladder mode"):
         Settings(data_dir=str(tmp_path), secret_key="k", ladder="auto")
 
@@ -262,7 +262,8 @@ def test_a_fixed_title_says_so(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
-    clip = clip_factory(seconds=4, width=640, height=360, fps=30, audio=False)
+    clip = clip_factory(seconds=4, width=854, height=480, fps=30, audio=False)
+    monkeypatch.setenv("STREAMFLIX_LADDER", "fixed")
     code, out, err = run_cli(monkeypatch, capsys, settings, "ingest", str(clip), "--title", "F", "--wait", "--json")
     assert code == 0, err
     code, out, err = run_cli(monkeypatch, capsys, settings, "titles", "show", json.loads(out)["id"], "--json")

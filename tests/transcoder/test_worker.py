@@ -17,6 +17,7 @@ import pytest
 from catalog import titles
 from media import keys
 from media.storage import Storage
+from packager.model import Presentation
 from server.settings import Settings
 from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     ingest_and_run,
@@ -29,10 +30,11 @@ from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     stored_keys,
     work_dirs,
 )
-from transcoder import chunks, poster, sources, tasks
+from transcoder import chunks, per_title, poster, sources, tasks
 from transcoder import worker as worker_mod
 from transcoder.errors import TranscodeError
 from transcoder.ingest import ingest
+from transcoder.pipeline import check_presentation
 from transcoder.remove import remove_title
 
 
@@ -267,3 +269,131 @@ async def test_a_wake_up_during_the_claims_starts_the_next_turn_at_once(
         assert time.monotonic() - started < 1
     finally:
         await worker._unlisten()
+
+
+async def test_a_per_title_title_plays_before_its_ladder_is_chosen(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    storage: Storage,
+    clip_factory: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The complexity probe is off the path to the first frame: the audio and the lowest
+    rung's first segment start at once and make the title playable, published with the rungs
+    every choice encodes alike; the rest of the ladder is planned and encoded once it is chosen."""
+    clip = clip_factory(seconds=4, width=1280, height=720, fps=30)  # v720, v480, v360
+    title = await ingest(
+        pool, storage, source=str(clip), title="PT first", max_source_bytes=10**9, work_dir=settings.work_dir
+    )
+    real_plan = per_title.plan
+    seen: dict[str, Any] = {}
+
+    async def plan_once_playable(*args: Any, **kw: Any) -> Any:
+        # Hold the choice until the title plays: the first segments must not wait for it.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            async with pool.acquire() as conn:
+                t = await titles.get_title(conn, title.id)
+            if t.status == "playable" and t.current_version:
+                seen["version"] = t.current_version
+                seen["model"] = Presentation.from_json(
+                    await storage.get_bytes(keys.model_key(title.id, t.current_version))
+                )
+                break
+            await asyncio.sleep(0.02)
+        return await real_plan(*args, **kw)
+
+    monkeypatch.setattr(per_title, "plan", plan_once_playable)
+    worker = make_worker(pool, storage, settings, title_id=title.id)
+    assert worker.ladder_mode == per_title.PER_TITLE  # the default
+    await asyncio.wait_for(worker.run(once=True), 120)
+
+    # playable before the choice, with the lowest rung alone
+    assert "model" in seen, "the title never played before its ladder was chosen"
+    playing: Presentation = seen["model"]
+    assert [r.id for r in playing.video] == ["v360"]
+    assert [r.id for r in playing.audio] == ["a0"]
+    assert per_title.is_pending(playing.extra)
+
+    async with pool.acquire() as conn:
+        t = await titles.get_title(conn, title.id)
+        job = await job_of(pool, title.id)
+        rows = await conn.fetch(
+            "SELECT stage, kind, renditions, first_number, segment_count FROM jobs.transcode_tasks"
+            " WHERE job_id = $1 ORDER BY id",
+            job.id,
+        )
+    assert t.status == "ready" and t.current_version == seen["version"]
+    ready = Presentation.from_json(await storage.get_bytes(keys.model_key(title.id, seen["version"])))
+    record = ready.extra[per_title.RECORD_KEY]
+    assert record["mode"] == per_title.PER_TITLE and not per_title.is_pending(ready.extra)
+    assert sorted(r.id for r in ready.video) == sorted(record["caps"])
+    assert {"v720", "v360"} <= set(record["caps"])  # a choice keeps the highest and lowest
+    check_presentation(ready)
+    # what a player starts with was made first, the rest (per the chosen rungs) after
+    first = [(r["kind"], list(r["renditions"]), r["first_number"], r["segment_count"]) for r in rows if r["stage"] == 1]
+    assert [f for f in first if f[0] == "video"] == [("video", ["v360"], 1, 1)]
+    audio = [f for f in first if f[0] == "audio"]
+    assert audio and all(f[1] == ["a0"] for f in audio) and min(f[2] for f in audio) == 1
+    later = [r for r in rows if r["stage"] == 2]
+    assert later and all(r["kind"] == "video" for r in later)
+    assert max(r["stage"] for r in rows[: len(first)]) == 1  # created before the rest
+    made = {rid for r in later for rid in r["renditions"]}
+    assert made | {"v360"} == {r.id for r in ready.video}
+
+
+async def test_a_later_attempt_keeps_the_ladder_an_earlier_one_chose(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    storage: Storage,
+    clip_factory: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A job stopped once its ladder was chosen and its tasks made is finished by another
+    worker with that very ladder, whatever that worker's setting, and without a new probe:
+    every task of the version encodes the same rungs."""
+    clip = clip_factory(seconds=16, width=1280, height=720, fps=30)
+    title = await ingest(
+        pool, storage, source=str(clip), title="PT again", max_source_bytes=10**9, work_dir=settings.work_dir
+    )
+    first = make_worker(pool, storage, settings, title_id=title.id)
+    runner = asyncio.create_task(first.run())
+
+    async def stages() -> set[int]:
+        async with pool.acquire() as conn:
+            job = await job_of(pool, title.id)
+            return await tasks.job_stages(conn, job.id, job.version or "")
+
+    deadline = time.monotonic() + 60
+    while tasks.STAGE_REST not in await stages():
+        assert time.monotonic() < deadline, "the ladder was never chosen"
+        assert not runner.done(), runner
+        await asyncio.sleep(0.02)
+    first.stop()
+    await asyncio.wait_for(runner, 60)
+    job = await job_of(pool, title.id)
+    assert job.status == "queued" and job.version
+    chosen = Presentation.from_json(await storage.get_bytes(keys.model_key(title.id, job.version)))
+    record = chosen.extra[per_title.RECORD_KEY]
+    assert not per_title.is_pending(chosen.extra) and record["caps"]
+
+    probes = 0
+    real_plan = per_title.plan
+
+    async def counting_plan(*args: Any, **kw: Any) -> Any:
+        nonlocal probes
+        probes += 1
+        return await real_plan(*args, **kw)
+
+    monkeypatch.setattr(per_title, "plan", counting_plan)
+    later = make_worker(pool, storage, settings, title_id=title.id, ladder_mode=per_title.FIXED)
+    await asyncio.wait_for(later.run(once=True), 120)
+    assert probes == 0
+    async with pool.acquire() as conn:
+        t = await titles.get_title(conn, title.id)
+    assert t.status == "ready" and t.current_version == job.version
+    ready = Presentation.from_json(await storage.get_bytes(keys.model_key(title.id, job.version)))
+    assert ready.extra[per_title.RECORD_KEY] == record
+    assert sorted(r.id for r in ready.video) == sorted(record["caps"])
+    assert await stages() == {tasks.STAGE_START, tasks.STAGE_REST}  # nothing made twice
+    check_presentation(ready)

@@ -98,12 +98,15 @@ async def own_pool(own_settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def encoding(pool: asyncpg.Pool, title_id: str, worker: subprocess.Popen[bytes]) -> list[int]:
-    """Wait until the worker's ffmpeg runs and has reported progress; its pids."""
+    """Wait until the worker's ffmpeg runs a task and the job has reported progress; its pids."""
 
     async def check() -> bool:
         assert worker.poll() is None, "worker exited early"
         job = await job_of(pool, title_id)
-        return job.status == "running" and job.progress > 0 and bool(ffmpeg_children(worker.pid))
+        if not (job.status == "running" and job.progress > 0 and ffmpeg_children(worker.pid)):
+            return False
+        async with pool.acquire() as conn:  # not only the ladder's probe between two tasks
+            return any(t.status == "running" for t in await tasks.job_tasks(conn, job.id))
 
     await wait_until(check, 60, "ffmpeg to run with progress > 0")
     return ffmpeg_children(worker.pid)

@@ -69,7 +69,10 @@ async def test_upload_failure_records_the_real_cause_and_defers(
         async def encoding() -> bool:
             assert not runner.done(), runner
             job = await job_of(pool, title.id)
-            return job.status == "running" and job.progress > 0  # the source is fetched
+            if not (job.status == "running" and job.progress > 0):  # the source is fetched
+                return False
+            async with pool.acquire() as conn:  # a chunk beyond the first segment is encoding
+                return any(t.status == "running" and t.last_number > 1 for t in await tasks.job_tasks(conn, job.id))
 
         await wait_until(encoding, 60, "the encode to start")
         s3_proxy.down()  # the upload after the encode finds storage gone
