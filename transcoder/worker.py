@@ -909,6 +909,7 @@ class Worker:
                 )
 
             choice: asyncio.Task[tuple[Ladder, Presentation]] | None = None
+            playable = asyncio.Event()  # set once a player can start (at once for a re-encode)
             if choosing:
                 # What a player starts with (the audio and the lowest rung, which every choice
                 # encodes as the table says) starts now and is published alone
@@ -918,6 +919,9 @@ class Worker:
                 await self._make_tasks(job, version, first_tasks, tasks.STAGE_START)
 
                 async def choose() -> tuple[Ladder, Presentation]:
+                    # Once the first segments are stored: until then they have every core (the
+                    # probe costs about as much CPU as they do, even at nice 10 it slowed them).
+                    await playable.wait()
                     return await self._choose_ladder(job, source, probe, ends, predicted, replan, plan_tasks)
 
                 choice = asyncio.create_task(choose())
@@ -932,13 +936,14 @@ class Worker:
             self._wake.set()  # our own task lanes start at once
             posters: list[asyncio.Task[None]] = []
 
-            def start_poster() -> None:
+            def on_playable() -> None:
+                playable.set()
                 # Once the title is playable: until then the first segments have every core.
                 posters.append(asyncio.create_task(self._poster(job, source, probe, attempt_dir, version)))
 
             try:
                 await self._watch(
-                    job, ladder, predicted, progressive=progressive, on_playable=start_poster, choice=choice
+                    job, ladder, predicted, progressive=progressive, on_playable=on_playable, choice=choice
                 )
                 if choice is not None:
                     ladder, predicted = choice.result()
@@ -1043,8 +1048,8 @@ class Worker:
         replan: Callable[[dict[str, int] | None], Ladder],
         plan_tasks: Callable[[Ladder], list[tasks.TaskSpec]],
     ) -> tuple[Ladder, Presentation]:
-        """A per-title title's ladder, chosen while its first segments are encoded: the
-        complexity probe at bulk priority (what a player waits for keeps the cores), then the
+        """A per-title title's ladder, chosen once its first segments are stored: the
+        complexity probe at bulk priority (what a viewer waits for keeps the cores), then the
         chosen ladder's predicted model (`predicted` is the fixed ladder's), and the tasks
         beyond the first segments. Returns the ladder and the model."""
         fixed = replan(None)
