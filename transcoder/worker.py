@@ -81,11 +81,11 @@ DEFAULT_AUDIO_PART_SEGMENTS = 30
 # How often a coordinator looks at its tasks: fast until the title is playable (a viewer may
 # be waiting for it), then at a relaxed pace (a task finishing in this worker wakes it anyway).
 WATCH_FAST_S = 0.02
+WATCH_S = 0.5
 # A task that needs a per-title title's chosen ladder (the first task's inits ahead) reads the
 # model again this often, for at most this long.
 LADDER_POLL_S = 0.25
 LADDER_WAIT_S = 120.0
-WATCH_S = 0.5
 LANE_VIDEO, LANE_URGENT, LANE_AUDIO, LANE_URGENT_AUDIO = "video", "urgent", "audio", "urgent-audio"
 # Bulk video chunks (everything after the first chunk, unless a viewer bumped it) run their
 # ffmpeg this much nicer, so on busy cores the audio task and the segments a viewer waits for
@@ -499,7 +499,6 @@ class Worker:
         (`taskrun.put_inits`), so a player that switches up or seeks far ahead in the first
         seconds does not wait for the bulk chunk that would write them. Best effort: a
         failure is logged, and those inits come with their rungs' first segments as before."""
-        started = time.monotonic()
         if work.provisional:
             # The other rungs' bitrates (and so their inits' levels) are being chosen: wait
             # for the chosen ladder (this task's lane is free meanwhile).
@@ -512,6 +511,7 @@ class Worker:
         others = [r.id for r in work.ladder.rungs if r.codec == codec and r.id not in task.renditions]
         if codec != H264 or not others:  # x264's init bytes are known not to depend on the span
             return
+        started = time.monotonic()
         try:
             # At bulk priority: a player starting on the first segment must not wait for them.
             put = await put_inits(
@@ -1154,7 +1154,8 @@ class Worker:
                     f"{failed.error or 'task failed'} ({'+'.join(failed.renditions)} segments "
                     f"{failed.first_number}-{failed.first_number + failed.segment_count - 1})"
                 )
-            self._set_progress(job, done * ENCODE_SHARE)
+            if chosen:  # before, the cells are only the first tasks': the share would fall back
+                self._set_progress(job, done * ENCODE_SHARE)
             if cells and cells_done >= cells and chosen:
                 return
             self._task_done.clear()
