@@ -295,7 +295,13 @@ def provisional(model: Presentation, ladder: Ladder) -> Presentation:
     the audio and subtitles. Any other rung may be dropped or lowered, and a playlist a player
     holds must never lose a rung nor advertise what it will not carry, so none is listed until
     the choice is made. The model's ladder record is `PENDING`."""
-    lowest = {r.id for r in ladder.h264_rungs[-1:]}
-    keep = lowest | {rid + AV1_SUFFIX for rid in lowest}
+    keep = invariant_renditions(ladder)
     renditions = tuple(r for r in model.renditions if r.kind != "video" or r.id in keep)
     return replace(model, renditions=renditions, extra={**model.extra, RECORD_KEY: dict(PENDING)})
+
+
+def invariant_renditions(ladder: Ladder) -> set[str]:
+    """The renditions of `ladder` (the fixed one) that every choice encodes alike: the lowest
+    H.264 rung (kept, at the table's bitrate), its AV1 copy and the audio."""
+    lowest = {r.id for r in ladder.h264_rungs[-1:]}
+    return lowest | {rid + AV1_SUFFIX for rid in lowest} | {a.id for a in ladder.audios}

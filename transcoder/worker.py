@@ -546,7 +546,7 @@ class Worker:
         cached = self._works.get(cache_key)
         if cached is None:
             cached = await self._task_plan(task)
-            if cached.provisional and not set(task.renditions) <= invariant_renditions(cached.ladder):
+            if cached.provisional and not set(task.renditions) <= per_title.invariant_renditions(cached.ladder):
                 # Only the first tasks run before the ladder is chosen; never on a guess.
                 cached = await self._chosen_work(task)
             if not cached.provisional:  # the ladder is final: the same for every later task
@@ -1411,12 +1411,6 @@ def audio_parts(
     if any(len(r.segments) < total for r in predicted.audio):
         return 0
     return chunks.audio_part_size(ladder, wanted)
-
-
-def invariant_renditions(ladder: Ladder) -> set[str]:
-    """The renditions every per-title choice encodes alike: the lowest H.264 rung (at the
-    table's bitrate) and the audio."""
-    return {r.id for r in ladder.h264_rungs[-1:]} | {a.id for a in ladder.audios}
 
 
 def timeline_length(model: Presentation) -> int:
