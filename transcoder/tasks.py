@@ -125,13 +125,16 @@ class TaskSpec:
 
 def starter_specs(specs: Iterable[TaskSpec]) -> tuple[list[TaskSpec], list[TaskSpec]]:
     """`specs` (from `plan_tasks`) split into what does not depend on the video ladder beyond
-    its lowest rung (every audio task and the lowest rung's first segment: a player starts
-    with them) and the rest."""
+    its lowest rung and the rest. The first: every audio task and the lowest rung's tasks of
+    the first chunk (its first segment alone, then the rest of the chunk), what a player
+    starts with and plays next."""
+    specs = list(specs)
+    first = next((s for s in specs if s.kind == "video" and s.priority == PRIORITY_FIRST and s.first == 1), None)
     start: list[TaskSpec] = []
     rest: list[TaskSpec] = []
     for s in specs:
-        first_segment = s.kind == "video" and s.priority == PRIORITY_FIRST and s.first == 1 and s.count == 1
-        (start if s.kind == "audio" or first_segment else rest).append(s)
+        lowest_only = first is not None and s.kind == "video" and s.renditions == first.renditions
+        (start if s.kind == "audio" or lowest_only else rest).append(s)
     return start, rest
 
 

@@ -863,7 +863,7 @@ class Worker:
                 ladder = replan(caps) if caps else ladder
                 staged = tasks.STAGE_ALL not in earlier
             elif self.ladder_mode == per_title.PER_TITLE and per_title.has_choice(ladder):
-                # Chosen beside the first segments (`_choose_ladder`).
+                # Chosen once the first segments are stored (`_choose_ladder`).
                 choosing = staged = True
             elif self.ladder_mode == per_title.PER_TITLE and ladder.h264_rungs:
                 _, ladder_record = await per_title.plan(source, ladder, ends.end_s)  # one rung: no probe

@@ -196,18 +196,19 @@ def test_starter_specs_are_the_audio_and_the_lowest_rungs_first_segment() -> Non
     start, rest = tasks.starter_specs(specs)
     assert {(s.kind, s.renditions, s.first, s.count) for s in start} == {
         ("video", ("v360",), 1, 1),
+        ("video", ("v360",), 2, 7),  # the rest of the lowest rung's first chunk
         *{("audio", (a,), first, 4) for a in ("a0", "a1") for first in range(1, 21, 4)},
     }
     assert all(s.kind == "video" for s in rest) and sorted(start + rest, key=specs.index) == specs
-    # nothing of the lowest rung's first segment is left for later
-    assert not any(s.first == 1 and "v360" in s.renditions and s.count == 1 for s in rest)
+    # what is left: the other rungs' first chunk, then every rung's later chunks
+    assert {(s.renditions, s.first) for s in rest} == {(("v720", "v480"), 1), (RUNGS, 9), (RUNGS, 17)}
 
 
 async def test_create_tasks_in_stages_is_idempotent_per_stage(conn: asyncpg.Connection) -> None:
     job = await running_job(conn)
     start, rest = tasks.starter_specs(plan_tasks(RUNGS, "a0", 20, 8))
     first = await tasks.create_tasks(conn, job, "v1", start, stage=tasks.STAGE_START)
-    assert len(first) == len(start) == 2
+    assert len(first) == len(start) == 3
     # an attempt making the first stage again gets those; the later stage is still to make
     assert await tasks.create_tasks(conn, job, "v1", start, stage=tasks.STAGE_START) == first
     later = await tasks.create_tasks(conn, job, "v1", rest, stage=tasks.STAGE_REST)
