@@ -77,14 +77,26 @@ async def test_gc_removes_a_version_that_holds_only_temp_files(tmp_path: Path) -
 
 UPLOADER = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, sys, time
     from pathlib import Path
+    import botocore.client
     from boto3.s3.transfer import TransferConfig
     from media.storage_s3 import S3Storage
 
     url, endpoint, key, path = sys.argv[1:5]
     # 5 MiB parts (S3's minimum), one at a time: a slow upload of many parts.
     config = TransferConfig(multipart_threshold=5 * 2**20, multipart_chunksize=5 * 2**20, max_concurrency=1)
+    # A slow link: each part waits 0.2 s before it goes, so the upload lasts seconds even
+    # when the local S3 server takes all 16 parts in one (it once finished before the test
+    # could see it under way).
+    call = botocore.client.BaseClient._make_api_call
+
+    def slowly(self, operation, params):
+        if operation == "UploadPart":
+            time.sleep(0.2)
+        return call(self, operation, params)
+
+    botocore.client.BaseClient._make_api_call = slowly
 
     async def main():
         st = S3Storage(url, endpoint_url=endpoint, transfer_config=config)
