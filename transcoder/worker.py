@@ -1062,9 +1062,9 @@ class Worker:
         chosen = dataclasses.replace(chosen, extra={**chosen.extra, **predicted.extra, LADDER: record})
         chosen = subtitles.carry_over(predicted, chosen)
         await write_model(self.storage, chosen)
-        start, rest = tasks.starter_specs(plan_tasks(ladder))
-        if start != tasks.starter_specs(plan_tasks(fixed))[0]:  # the lowest rung and audio never change
-            raise TranscodeError(f"job {job.id}: the chosen ladder changed the first tasks")
+        # Stage 1 (made on the fixed ladder) is the same on the chosen one: it holds only what
+        # every choice encodes alike (`per_title.invariant_renditions`).
+        _, rest = tasks.starter_specs(plan_tasks(ladder))
         await self._make_tasks(job, predicted.version, rest, tasks.STAGE_REST)
         self._wake.set()
         return ladder, chosen

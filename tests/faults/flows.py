@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urljoin
 
 import aiohttp
+import asyncpg
 import m3u8
 
 from media import keys as media_keys
@@ -260,17 +261,27 @@ def kill_in_phase(
         names = [name for r in m.renditions for name in r.object_names()]
         return all(prefix + name in objects for name in names)
 
-    def tasks_left() -> list[str]:
-        """The statuses of the title's tasks not done yet."""
+    def task_rows() -> list[asyncpg.Record]:
+        """The status and stage of each of the title's tasks."""
         from tests.faults.checks import sql  # checks imports this module
 
-        rows = sql(
+        return sql(
             stack.world.database_url,
-            "SELECT t.status FROM jobs.transcode_tasks t JOIN jobs.transcode_jobs j ON j.id = t.job_id"
-            " WHERE j.title_id = $1 AND t.status <> 'done'",
+            "SELECT t.status, t.stage FROM jobs.transcode_tasks t JOIN jobs.transcode_jobs j ON j.id = t.job_id"
+            " WHERE j.title_id = $1",
             title_id,
         )
-        return [r["status"] for r in rows]
+
+    def tasks_left(rows: list[asyncpg.Record] | None = None) -> list[str]:
+        """The statuses of the title's tasks not done yet."""
+        return [r["status"] for r in (task_rows() if rows is None else rows) if r["status"] != "done"]
+
+    def last_task_running() -> bool:
+        """Every task made (a per-title ladder's job makes its later stage once the ladder is
+        chosen) and all done but one, which runs."""
+        rows = task_rows()
+        made = any(r["stage"] in (tasks.STAGE_ALL, tasks.STAGE_REST) for r in rows)
+        return made and tasks_left(rows) == ["running"]
 
     if phase == "probe":
         # the worker was started with a slowed ffprobe (Stack.start_worker): its child is seen,
@@ -301,21 +312,8 @@ def kill_in_phase(
         # the last task claimed (running), not merely the last one left: a queued one would
         # never be claimed with Postgres frozen (a claimed one needs no database until its
         # result: its job's work is cached by the worker from its earlier tasks)
-        # A per-title ladder's job makes its tasks in two stages: "the last task" is only
-        # one once the ladder is chosen and the later stage made.
-        def all_made() -> bool:
-            from tests.faults.checks import sql
-
-            rows = sql(
-                stack.world.database_url,
-                "SELECT DISTINCT t.stage FROM jobs.transcode_tasks t JOIN jobs.transcode_jobs j"
-                " ON j.id = t.job_id WHERE j.title_id = $1",
-                title_id,
-            )
-            return any(r["stage"] in (tasks.STAGE_ALL, tasks.STAGE_REST) for r in rows)
-
         wait_for(
-            lambda: all_made() and tasks_left() == ["running"],
+            last_task_running,
             120,
             lambda: f"no last task seen running: {tasks_left()}\n{worker.tail()}",
             0.02,

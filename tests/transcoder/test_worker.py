@@ -30,6 +30,7 @@ from tests.transcoder.jobs_support import (  # noqa: F401 (fixtures)
     stored_keys,
     work_dirs,
 )
+from tests.transcoder.test_worker_process import wait_until
 from transcoder import chunks, per_title, poster, sources, tasks
 from transcoder import worker as worker_mod
 from transcoder.errors import TranscodeError
@@ -288,19 +289,18 @@ async def test_a_per_title_title_plays_before_its_ladder_is_chosen(
     real_plan = per_title.plan
     seen: dict[str, Any] = {}
 
+    async def title_plays() -> bool:
+        async with pool.acquire() as conn:
+            t = await titles.get_title(conn, title.id)
+        if t.status != "playable" or not t.current_version:
+            return False
+        seen["version"] = t.current_version
+        seen["model"] = Presentation.from_json(await storage.get_bytes(keys.model_key(title.id, t.current_version)))
+        return True
+
     async def plan_once_playable(*args: Any, **kw: Any) -> Any:
         # Hold the choice until the title plays: the first segments must not wait for it.
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            async with pool.acquire() as conn:
-                t = await titles.get_title(conn, title.id)
-            if t.status == "playable" and t.current_version:
-                seen["version"] = t.current_version
-                seen["model"] = Presentation.from_json(
-                    await storage.get_bytes(keys.model_key(title.id, t.current_version))
-                )
-                break
-            await asyncio.sleep(0.02)
+        await wait_until(title_plays, 60, "the title to play")
         return await real_plan(*args, **kw)
 
     monkeypatch.setattr(per_title, "plan", plan_once_playable)
@@ -364,11 +364,11 @@ async def test_a_later_attempt_keeps_the_ladder_an_earlier_one_chose(
             job = await job_of(pool, title.id)
             return await tasks.job_stages(conn, job.id, job.version or "")
 
-    deadline = time.monotonic() + 60
-    while tasks.STAGE_REST not in await stages():
-        assert time.monotonic() < deadline, "the ladder was never chosen"
+    async def rest_made() -> bool:
         assert not runner.done(), runner
-        await asyncio.sleep(0.02)
+        return tasks.STAGE_REST in await stages()
+
+    await wait_until(rest_made, 60, "the ladder to be chosen")
     first.stop()
     await asyncio.wait_for(runner, 60)
     job = await job_of(pool, title.id)
